@@ -1,0 +1,58 @@
+# ganfit: `make demo` builds everything and serves the web app; `make test` runs every tier.
+# Everything a fresh machine needs is installed by `make setup` (idempotent).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Build outputs live outside the clone so CI can cache them between runs.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/ganfit/target
+export GANFIT_DATA ?= $(abspath ../shared/data)
+export GANFIT_MODELS ?= $(abspath models)
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
+WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/ganfit.wasm
+GANFIT := $(CARGO_TARGET_DIR)/release/ganfit
+PORT ?= 8080
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: help setup native wasm web models demo serve test test-native test-wasm test-web clean
+
+help:
+	@echo "make demo   build everything, convert models, serve the web app on 127.0.0.1:$(PORT)"
+	@echo "make test   native tests (CPU + wgpu/lavapipe), wasm tests (headless Chromium, WebGPU), Playwright"
+
+setup:
+	WASM_BINDGEN_VERSION=$(WASM_BINDGEN_VERSION) scripts/setup.sh
+
+native: setup
+	cargo build --release --locked
+
+wasm: setup
+	cargo build --release --locked --lib --target wasm32-unknown-unknown
+	wasm-bindgen --target web --out-dir www/src/pkg --out-name ganfit $(WASM)
+
+models: native
+	scripts/models.sh "$(GANFIT)"
+
+web: wasm models
+	npm --prefix www run build
+
+demo: web
+	@echo "ganfit demo: http://127.0.0.1:$(PORT)/"
+	npm --prefix www run preview -- --host 127.0.0.1 --port $(PORT) --strictPort
+
+test: test-native test-wasm test-web
+
+test-native: models
+	cargo test --release --locked
+
+test-wasm: setup
+	CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	cargo test --release --locked --target wasm32-unknown-unknown --test web
+
+test-web: web
+	cd www && CHROMIUM=$(CHROMIUM) npx playwright test
+
+clean:
+	rm -rf www/dist www/src/pkg

@@ -1,0 +1,362 @@
+// Analytic silhouette antialiasing (after Laine et al. 2020, "Modular primitives for
+// high-performance differentiable rendering"), and its backward.
+//
+// For each pair of horizontally or vertically neighbouring pixels whose triangle ids differ, the
+// nearer triangle (or the only one, against background) is examined from its own pixel centre
+// towards the neighbour's. If the edge it leaves through is a silhouette edge (no triangle on the
+// other side, or the triangle across it folds behind: `wing` holds the vertex opposite each edge
+// in the adjacent triangle, -1 on open edges) and crosses the segment between the two centres at
+// fraction t, the pixel on the far side of the crossing takes |0.5 - t| of the other pixel's
+// colour. Because the crossing point moves with the vertices, the backward pass gives position
+// gradients at occlusion boundaries, which plain rasterization cannot.
+//
+// Each pixel gathers the pairs it belongs to (forward and colour backward), so those passes are
+// deterministic; position gradients are scattered once per pair, by its left/top pixel.
+// info: [B, V, T, H, W, C]
+
+const W_MIN: f32 = 1e-6;
+const CROSSING_SLACK: f32 = 0.0625;
+
+// Bindings 0-3 are shared by the three kernels; each section declares the rest from 4 on
+// (the colour gradient does not read the colours, and a pipeline binds only what it uses).
+@group(0) @binding(0) var<storage, read_write> rast: array<f32>;
+@group(0) @binding(1) var<storage, read_write> pos: array<f32>;
+@group(0) @binding(2) var<storage, read_write> tri: array<i32>;
+@group(0) @binding(3) var<storage, read_write> wing: array<i32>;
+
+struct Dims {
+    batch: u32,
+    vertices: u32,
+    triangles: u32,
+    height: u32,
+    width: u32,
+    channels: u32,
+}
+
+struct Pair {
+    valid: bool,
+    // Pixel indices (within the whole batch) of the modified pixel and of the one it blends in.
+    target_pixel: u32,
+    source_pixel: u32,
+    weight: f32,
+    // d weight / d t; zero when the crossing was clamped.
+    dweight: f32,
+    // The silhouette edge's vertices and d t / d(local position) of each.
+    va: u32,
+    vb: u32,
+    dt_da: vec2<f32>,
+    dt_db: vec2<f32>,
+    // Local frame: local = (sigma * (P - R)[along], (P - R)[across]); `down` swaps x and y.
+    sigma: f32,
+    down: bool,
+}
+
+fn inactive() -> Pair {
+    var p: Pair;
+    p.valid = false;
+    return p;
+}
+
+fn vertex(dims: Dims, b: u32, v: u32) -> vec4<f32> {
+    let o = (b * dims.vertices + v) * 4u;
+    return vec4<f32>(pos[o], pos[o + 1u], pos[o + 2u], pos[o + 3u]);
+}
+
+fn to_pixel(dims: Dims, p: vec4<f32>) -> vec2<f32> {
+    return vec2<f32>(
+        (p.x / p.w + 1.0) * 0.5 * f32(dims.width),
+        (1.0 - p.y / p.w) * 0.5 * f32(dims.height),
+    );
+}
+
+fn to_local(q: vec2<f32>, centre: vec2<f32>, sigma: f32, down: bool) -> vec2<f32> {
+    let d = q - centre;
+    if down {
+        return vec2<f32>(sigma * d.y, d.x);
+    }
+    return vec2<f32>(sigma * d.x, d.y);
+}
+
+fn cross2(a: vec2<f32>, b: vec2<f32>) -> f32 {
+    return a.x * b.y - a.y * b.x;
+}
+
+fn triangle_id(pixel: u32, dims: Dims) -> u32 {
+    let id = rast[pixel * 4u + 3u];
+    if id >= 1.0 && id <= f32(dims.triangles) {
+        return u32(id);
+    }
+    return 0u;
+}
+
+// The pair made of pixel (x, y) of image b and its right (down = false) or lower neighbour.
+fn analyse_pair(dims: Dims, b: u32, x: u32, y: u32, down: bool) -> Pair {
+    var nx = x + 1u;
+    var ny = y;
+    if down {
+        nx = x;
+        ny = y + 1u;
+    }
+    if nx >= dims.width || ny >= dims.height {
+        return inactive();
+    }
+    let p0 = (b * dims.height + y) * dims.width + x;
+    let p1 = (b * dims.height + ny) * dims.width + nx;
+    let id0 = triangle_id(p0, dims);
+    let id1 = triangle_id(p1, dims);
+    if id0 == id1 {
+        return inactive();
+    }
+    var use_first = id1 == 0u;
+    if id0 != 0u && id1 != 0u {
+        use_first = rast[p0 * 4u + 2u] <= rast[p1 * 4u + 2u];
+    }
+    var t = id1 - 1u;
+    var ref_pixel = p1;
+    var other_pixel = p0;
+    var centre = vec2<f32>(f32(nx) + 0.5, f32(ny) + 0.5);
+    var sigma = -1.0;
+    if use_first {
+        t = id0 - 1u;
+        ref_pixel = p0;
+        other_pixel = p1;
+        centre = vec2<f32>(f32(x) + 0.5, f32(y) + 0.5);
+        sigma = 1.0;
+    }
+    var idx = array<u32, 3>(u32(tri[t * 3u]), u32(tri[t * 3u + 1u]), u32(tri[t * 3u + 2u]));
+    var local: array<vec2<f32>, 3>;
+    for (var i = 0u; i < 3u; i++) {
+        let p = vertex(dims, b, idx[i]);
+        if !(p.w > W_MIN) {
+            return inactive();
+        }
+        local[i] = to_local(to_pixel(dims, p), centre, sigma, down);
+    }
+    // The edge the ray from the centre along +x leaves through: the crossing furthest along.
+    var best = -1;
+    var best_x = -3.0e38;
+    for (var m = 0; m < 3; m++) {
+        let a = local[(m + 1) % 3];
+        let c = local[(m + 2) % 3];
+        if (a.y < 0.0) == (c.y < 0.0) {
+            continue;
+        }
+        let xc = (a.x * c.y - c.x * a.y) / (c.y - a.y);
+        if xc > best_x {
+            best_x = xc;
+            best = m;
+        }
+    }
+    if best < 0 {
+        return inactive();
+    }
+    let m = u32(best);
+    let ia = (m + 1u) % 3u;
+    let ib = (m + 2u) % 3u;
+    let a = local[ia];
+    let c = local[ib];
+    // Edges running along the pair direction belong to the perpendicular pairs.
+    if abs(c.y - a.y) < abs(c.x - a.x) {
+        return inactive();
+    }
+    // Silhouette test: the triangle across the edge lies on the same side as this one.
+    let opposite = wing[t * 3u + m];
+    if opposite >= 0 {
+        let po = vertex(dims, b, u32(opposite));
+        if po.w > W_MIN {
+            let o = to_local(to_pixel(dims, po), centre, sigma, down);
+            let own = cross2(c - a, local[m] - a);
+            let other = cross2(c - a, o - a);
+            if !(own * other > 0.0) {
+                return inactive();
+            }
+        }
+    }
+    let xc = best_x;
+    if !(xc > -CROSSING_SLACK && xc < 1.0 + CROSSING_SLACK) {
+        return inactive();
+    }
+    let tc = clamp(xc, 0.0, 1.0);
+    // A zero weight (edge exactly between the centres) changes no colour but keeps its
+    // one-sided position gradient.
+    let weight = abs(0.5 - tc);
+    var pair: Pair;
+    pair.valid = true;
+    pair.weight = weight;
+    pair.va = idx[ia];
+    pair.vb = idx[ib];
+    pair.sigma = sigma;
+    pair.down = down;
+    if tc < 0.5 {
+        pair.target_pixel = ref_pixel;
+        pair.source_pixel = other_pixel;
+        pair.dweight = -1.0;
+    } else {
+        pair.target_pixel = other_pixel;
+        pair.source_pixel = ref_pixel;
+        pair.dweight = 1.0;
+    }
+    if xc < 0.0 || xc > 1.0 {
+        pair.dweight = 0.0;
+    }
+    let d = c.y - a.y;
+    pair.dt_da = vec2<f32>(c.y / d, (xc - c.x) / d);
+    pair.dt_db = vec2<f32>(-a.y / d, (a.x - xc) / d);
+    return pair;
+}
+
+// The (up to four) pairs pixel (x, y) belongs to: with its right, lower, left and upper neighbours.
+fn pair_of(dims: Dims, b: u32, x: u32, y: u32, k: u32) -> Pair {
+    if k == 0u {
+        return analyse_pair(dims, b, x, y, false);
+    }
+    if k == 1u {
+        return analyse_pair(dims, b, x, y, true);
+    }
+    if k == 2u {
+        if x == 0u {
+            return inactive();
+        }
+        return analyse_pair(dims, b, x - 1u, y, false);
+    }
+    if y == 0u {
+        return inactive();
+    }
+    return analyse_pair(dims, b, x, y - 1u, true);
+}
+
+//#kernel antialias_forward
+@group(0) @binding(4) var<storage, read_write> color: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> info: array<u32>;
+
+@compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let dims = Dims(info[0], info[1], info[2], info[3], info[4], info[5]);
+    let x = gid.x;
+    let y = gid.y;
+    let b = gid.z;
+    if x >= dims.width || y >= dims.height || b >= dims.batch {
+        return;
+    }
+    let pixel = (b * dims.height + y) * dims.width + x;
+    let o = pixel * dims.channels;
+    for (var ch = 0u; ch < dims.channels; ch++) {
+        out[o + ch] = color[o + ch];
+    }
+    for (var k = 0u; k < 4u; k++) {
+        let pair = pair_of(dims, b, x, y, k);
+        if pair.valid && pair.target_pixel == pixel {
+            let s = pair.source_pixel * dims.channels;
+            for (var ch = 0u; ch < dims.channels; ch++) {
+                out[o + ch] += pair.weight * (color[s + ch] - color[o + ch]);
+            }
+        }
+    }
+}
+
+//#kernel antialias_backward_color
+@group(0) @binding(4) var<storage, read_write> grad_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_color: array<f32>;
+@group(0) @binding(6) var<storage, read_write> info: array<u32>;
+
+@compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let dims = Dims(info[0], info[1], info[2], info[3], info[4], info[5]);
+    let x = gid.x;
+    let y = gid.y;
+    let b = gid.z;
+    if x >= dims.width || y >= dims.height || b >= dims.batch {
+        return;
+    }
+    let pixel = (b * dims.height + y) * dims.width + x;
+    let o = pixel * dims.channels;
+    for (var ch = 0u; ch < dims.channels; ch++) {
+        grad_color[o + ch] = grad_out[o + ch];
+    }
+    for (var k = 0u; k < 4u; k++) {
+        let pair = pair_of(dims, b, x, y, k);
+        if !pair.valid {
+            continue;
+        }
+        // out[target] += weight * (color[source] - color[target]).
+        let g = pair.target_pixel * dims.channels;
+        if pair.target_pixel == pixel {
+            for (var ch = 0u; ch < dims.channels; ch++) {
+                grad_color[o + ch] -= pair.weight * grad_out[g + ch];
+            }
+        } else if pair.source_pixel == pixel {
+            for (var ch = 0u; ch < dims.channels; ch++) {
+                grad_color[o + ch] += pair.weight * grad_out[g + ch];
+            }
+        }
+    }
+}
+
+//#kernel antialias_backward_position
+@group(0) @binding(4) var<storage, read_write> color: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_pos: array<atomic<u32>>;
+@group(0) @binding(7) var<storage, read_write> info: array<u32>;
+
+fn add_f32(index: u32, value: f32) {
+    if value == 0.0 {
+        return;
+    }
+    var old = atomicLoad(&grad_pos[index]);
+    loop {
+        let r = atomicCompareExchangeWeak(&grad_pos[index], old, bitcast<u32>(bitcast<f32>(old) + value));
+        if r.exchanged {
+            break;
+        }
+        old = r.old_value;
+    }
+}
+
+// Chains d loss / d(local position) of vertex v back to its clip-space position.
+fn add_vertex_grad(dims: Dims, b: u32, v: u32, g_local: vec2<f32>, sigma: f32, down: bool) {
+    var g_pixel = vec2<f32>(sigma * g_local.x, g_local.y);
+    if down {
+        g_pixel = vec2<f32>(g_local.y, sigma * g_local.x);
+    }
+    let p = vertex(dims, b, v);
+    let sx = 0.5 * f32(dims.width);
+    let sy = 0.5 * f32(dims.height);
+    let inv_w = 1.0 / p.w;
+    let gx = g_pixel.x * sx * inv_w;
+    let gy = -g_pixel.y * sy * inv_w;
+    let gw = (-g_pixel.x * sx * p.x + g_pixel.y * sy * p.y) * inv_w * inv_w;
+    let o = (b * dims.vertices + v) * 4u;
+    add_f32(o, gx);
+    add_f32(o + 1u, gy);
+    add_f32(o + 3u, gw);
+}
+
+@compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let dims = Dims(info[0], info[1], info[2], info[3], info[4], info[5]);
+    let x = gid.x;
+    let y = gid.y;
+    let b = gid.z;
+    if x >= dims.width || y >= dims.height || b >= dims.batch {
+        return;
+    }
+    for (var k = 0u; k < 2u; k++) {
+        let pair = pair_of(dims, b, x, y, k);
+        if !pair.valid || pair.dweight == 0.0 {
+            continue;
+        }
+        let tg = pair.target_pixel * dims.channels;
+        let sc = pair.source_pixel * dims.channels;
+        var g_t = 0.0;
+        for (var ch = 0u; ch < dims.channels; ch++) {
+            g_t += grad_out[tg + ch] * (color[sc + ch] - color[tg + ch]);
+        }
+        g_t *= pair.dweight;
+        if g_t == 0.0 {
+            continue;
+        }
+        add_vertex_grad(dims, b, pair.va, g_t * pair.dt_da, pair.sigma, pair.down);
+        add_vertex_grad(dims, b, pair.vb, g_t * pair.dt_db, pair.sigma, pair.down);
+    }
+}

@@ -1,0 +1,128 @@
+//! `ganfit bench ...`: timings printed as `name: value unit`.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use clap::Subcommand;
+use ganfit::render::{self, Boundary, Topology, camera, scenes};
+use ganfit::util::clock::now_ms;
+use ganfit::Result;
+
+use crate::Backend;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// The four render ops, forward and forward+backward, at 256² and 512², batch 1 and 4.
+    Raster {
+        /// Backends to time (default: every one available).
+        #[arg(long, value_enum)]
+        device: Vec<Backend>,
+        /// Timed repetitions per configuration.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+}
+
+pub fn run(what: Bench) -> Result<()> {
+    match what {
+        Bench::Raster { device, repeat } => raster(device, repeat),
+    }
+}
+
+struct Scene {
+    topology: Topology,
+    points: Tensor<3>,
+    uv: Tensor<3>,
+    map: Tensor<4>,
+}
+
+fn face_like_scene(device: &Device) -> Result<Scene> {
+    // ~20k triangles, as many as the fitted ICT face + head region.
+    let mesh = scenes::sphere(100, 101, 1.0);
+    let v = mesh.positions.len();
+    let topology = Topology::new(mesh.triangles.clone(), v, device)?;
+    let points = Tensor::<3>::from_data(TensorData::new(mesh.positions_flat(), [1, v, 3]), device);
+    let uv: Vec<f32> = mesh.colors.iter().flat_map(|c| [c[0], c[1]]).collect();
+    let uv = Tensor::<3>::from_data(TensorData::new(uv, [1, v, 2]), device);
+    let map = Tensor::<4>::ones([1, 256, 256, 3], device) * 0.5;
+    Ok(Scene { topology, points, uv, map })
+}
+
+fn clip(scene: &Scene, batch: usize, size: usize, device: &Device) -> Tensor<3> {
+    let angles = Tensor::<2>::from_data(TensorData::new([0.2f32, 0.3, 0.0].repeat(batch), [batch, 3]), device);
+    let translation = Tensor::<2>::from_data(TensorData::new([0.0f32, 0.0, -2.6].repeat(batch), [batch, 3]), device);
+    let focal = Tensor::<2>::from_data(TensorData::new(vec![1.2 * size as f32; batch], [batch, 1]), device);
+    let points = scene.points.clone().repeat_dim(0, batch);
+    camera::project(
+        camera::transform(points, camera::euler_rotation(angles), translation),
+        focal,
+        size,
+        size,
+        camera::DepthRange { near: 0.5, far: 10.0 },
+    )
+}
+
+/// Renders one image batch through the four ops; returns the image.
+fn render_once(scene: &Scene, clip: Tensor<3>, size: usize) -> Result<Tensor<4>> {
+    let rast = render::rasterize(clip.clone(), &scene.topology, size, size)?;
+    let uv = render::interpolate(scene.uv.clone(), rast.clone(), &scene.topology)?;
+    let color = render::texture(scene.map.clone(), uv, Boundary::Clamp)?;
+    Ok(render::antialias(color, rast, clip, &scene.topology)?)
+}
+
+fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?; // warm-up: shader compilation, allocations
+    device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
+    let start = now_ms();
+    for _ in 0..repeat {
+        f()?;
+    }
+    device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
+    Ok((now_ms() - start) / repeat as f64)
+}
+
+fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
+    let devices = if devices.is_empty() { vec![Backend::Cpu, Backend::Gpu] } else { devices };
+    let mut results = std::collections::BTreeMap::new();
+    for backend in devices {
+        let (device, name) = match backend.open() {
+            Ok(d) => d,
+            Err(e) => {
+                println!("# {backend:?}: skipped ({e})");
+                continue;
+            }
+        };
+        println!("# {name}");
+        let ad = device.clone().autodiff();
+        let scene = face_like_scene(&device)?;
+        let scene_ad = face_like_scene(&ad)?;
+        println!("triangles: {}", scene.topology.num_triangles());
+        for size in [256, 512] {
+            for batch in [1, 4] {
+                let c = clip(&scene, batch, size, &device);
+                let forward = time_ms(&device, repeat, || render_once(&scene, c.clone(), size).map(|_| ()))?;
+                let c_ad = clip(&scene_ad, batch, size, &ad);
+                let both = time_ms(&ad, repeat, || {
+                    let map = scene_ad.map.clone().require_grad();
+                    let pos = c_ad.clone().require_grad();
+                    let s = Scene { topology: scene_ad.topology.clone(), points: scene_ad.points.clone(), uv: scene_ad.uv.clone(), map: map.clone() };
+                    let image = render_once(&s, pos.clone(), size)?;
+                    let grads = image.sum().backward();
+                    let _ = (map.grad(&grads), pos.grad(&grads));
+                    Ok(())
+                })?;
+                let key = format!("{size}x{size} batch {batch}");
+                println!("raster {:?} {key} forward: {forward:.2} ms", backend);
+                println!("raster {:?} {key} forward+backward: {both:.2} ms", backend);
+                results.insert((format!("{backend:?}"), key), (forward, both));
+            }
+        }
+    }
+    for ((backend, key), (forward, both)) in &results {
+        if backend == "Gpu" {
+            if let Some((cf, cb)) = results.get(&("Cpu".to_string(), key.clone())) {
+                println!("raster speedup wgsl/cpu {key} forward: {:.2} x", cf / forward);
+                println!("raster speedup wgsl/cpu {key} forward+backward: {:.2} x", cb / both);
+            }
+        }
+    }
+    Ok(())
+}

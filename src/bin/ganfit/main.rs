@@ -1,0 +1,88 @@
+//! The `ganfit` command line: fitting, evaluation, benchmarks and model conversion.
+
+mod bench;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ganfit::device::{self, Device};
+use ganfit::{Error, Result};
+
+#[derive(Parser)]
+#[command(name = "ganfit", version, about = "3D face reconstruction from photos (GANFit-style), natively and on WebGPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe the available compute devices.
+    Devices,
+    /// Run the renderer self-test (reference comparison and pose recovery) on a device.
+    Selftest {
+        #[arg(long, value_enum, default_value_t = Backend::Gpu)]
+        device: Backend,
+    },
+    /// Benchmarks: print timings as `name: value unit` lines.
+    Bench {
+        #[command(subcommand)]
+        what: bench::Bench,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    /// burn's Flex CPU backend.
+    Cpu,
+    /// wgpu on the best native adapter.
+    Gpu,
+}
+
+impl Backend {
+    pub fn open(self) -> Result<(Device, String)> {
+        match self {
+            Backend::Cpu => Ok((device::cpu(), "cpu (flex)".into())),
+            Backend::Gpu => device::gpu().map(|(d, info)| (d, format!("wgpu: {info}"))),
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devices => {
+            println!("cpu: flex, {} threads", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            match device::gpu() {
+                Ok((_, info)) => println!("gpu: {info}"),
+                Err(e) => println!("gpu: unavailable ({e})"),
+            }
+            Ok(())
+        }
+        Command::Selftest { device } => {
+            let (dev, name) = device.open()?;
+            let dev = dev.autodiff();
+            let reference = device::block_on(ganfit::render::selftest::compare_with_reference(&dev, 64, 64))?;
+            let pose = device::block_on(ganfit::render::selftest::recover_pose(&dev, 48, 60))?;
+            println!("device: {name}");
+            println!("reference id mismatches: {}", reference.id_mismatches);
+            println!("reference max colour error: {:.2e}", reference.max_color_error);
+            println!("reference max gradient error: {:.2e}", reference.max_gradient_error);
+            println!("pose loss: {:.3e} -> {:.3e}", pose.losses[0], pose.losses.last().copied().unwrap_or(f32::NAN));
+            println!("pose parameter error: {:.4} -> {:.4}", pose.initial_error, pose.final_error);
+            println!("pose time: {:.0} ms", pose.milliseconds);
+            if reference.passed() && pose.converged() {
+                println!("selftest: passed");
+                Ok(())
+            } else {
+                Err(Error::Invalid("selftest failed".into()))
+            }
+        }
+        Command::Bench { what } => bench::run(what),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,69 @@
+//! The crate's one error type: each variant is something a user can act on.
+
+use crate::render::RenderError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The browser has no WebGPU (`navigator.gpu` missing) or gave no adapter/device.
+    #[error("WebGPU is not available: {0}")]
+    NoWebGpu(String),
+    /// No native GPU adapter could be opened.
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// A model or weight file is missing, corrupt, or of another version.
+    #[error("model file {path}: {reason}")]
+    ModelFile { path: String, reason: String },
+    /// Image bytes could not be decoded.
+    #[error("cannot decode the image: {0}")]
+    Image(String),
+    /// No face was found in the photo.
+    #[error("no face found in the photo")]
+    NoFace,
+    /// The caller cancelled the operation.
+    #[error("cancelled")]
+    Cancelled,
+    /// The optimisation produced NaN/inf or blew up; the last good result is kept.
+    #[error("the fit diverged: {0}")]
+    Diverged(String),
+    /// A renderer precondition failed (shapes, indices, resolution).
+    #[error("render: {0}")]
+    Render(#[from] RenderError),
+    /// Invalid argument or option.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// Reading a tensor back from the device failed.
+    #[error("device execution failed: {0}")]
+    Execution(String),
+    /// File system error with the path involved.
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().display().to_string(), source }
+    }
+
+    pub fn model(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::ModelFile { path: path.into(), reason: reason.into() }
+    }
+
+    /// A short stable name of the variant, for the JS side to switch on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NoWebGpu(_) => "NoWebGpu",
+            Error::NoAdapter(_) => "NoAdapter",
+            Error::ModelFile { .. } => "ModelFile",
+            Error::Image(_) => "Image",
+            Error::NoFace => "NoFace",
+            Error::Cancelled => "Cancelled",
+            Error::Diverged(_) => "Diverged",
+            Error::Render(_) => "Render",
+            Error::Invalid(_) => "Invalid",
+            Error::Execution(_) => "Execution",
+            Error::Io { .. } => "Io",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,14 @@
+//! ganfit: single-photo 3D face reconstruction in the manner of GANFit (Gecer et al. 2019),
+//! running on WebGPU in the browser and natively.
+//!
+//! The tree follows the pipeline: [`device`] (where tensors live), [`render`] (the
+//! differentiable rasterizer), and the web binding (`web`, wasm only).
+
+pub mod device;
+pub mod error;
+pub mod render;
+pub mod util;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use error::{Error, Result};

@@ -1,0 +1,125 @@
+//! `interpolate`: glue for `shaders/interpolate.wgsl` and its CPU reference.
+
+use burn::backend::wgpu::CubeTensor;
+use burn::tensor::Shape;
+
+use super::kernel::{self, Launch, WgslKernel};
+use super::rasterize::pixel_groups;
+
+const SHADER: &str = include_str!("../../shaders/interpolate.wgsl");
+const FORWARD: WgslKernel = WgslKernel { file: SHADER, name: "interpolate_forward", workgroup: (8, 8) };
+const BACKWARD: WgslKernel = WgslKernel { file: SHADER, name: "interpolate_backward", workgroup: (8, 8) };
+
+/// Sizes of one interpolation call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub batch: usize,
+    pub vertices: usize,
+    pub triangles: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    /// Whether attributes have one row per image (else one shared row).
+    pub attr_batched: bool,
+}
+
+impl Dims {
+    fn info(&self) -> [u32; 7] {
+        [
+            self.batch,
+            self.vertices,
+            self.triangles,
+            self.height,
+            self.width,
+            self.channels,
+            self.attr_batched as usize,
+        ]
+        .map(|v| v as u32)
+    }
+
+    fn raster(&self) -> super::rasterize::Dims {
+        super::rasterize::Dims {
+            batch: self.batch,
+            vertices: self.vertices,
+            triangles: self.triangles,
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    fn corners(&self, tris: &[[u32; 3]], b: usize, id: f32) -> Option<[usize; 3]> {
+        if !(id >= 1.0 && id <= self.triangles as f32) {
+            return None;
+        }
+        let ab = if self.attr_batched { b } else { 0 };
+        Some(tris[id as usize - 1].map(|i| (ab * self.vertices + i as usize) * self.channels))
+    }
+}
+
+/// CPU reference of the forward pass: `[B, H, W, C]`, flattened.
+pub fn forward_cpu(attr: &[f32], rast: &[f32], tris: &[[u32; 3]], d: Dims) -> Vec<f32> {
+    let c = d.channels;
+    let mut out = vec![0f32; d.batch * d.height * d.width * c];
+    for b in 0..d.batch {
+        for p in b * d.height * d.width..(b + 1) * d.height * d.width {
+            let Some([a0, a1, a2]) = d.corners(tris, b, rast[p * 4 + 3]) else { continue };
+            let (u, v) = (rast[p * 4], rast[p * 4 + 1]);
+            let w = 1.0 - u - v;
+            for ch in 0..c {
+                out[p * c + ch] = u * attr[a0 + ch] + v * attr[a1 + ch] + w * attr[a2 + ch];
+            }
+        }
+    }
+    out
+}
+
+/// CPU reference of the backward pass: (d attributes, d rast).
+pub fn backward_cpu(attr: &[f32], rast: &[f32], tris: &[[u32; 3]], grad_out: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
+    let c = d.channels;
+    let mut grad_attr = vec![0f32; attr.len()];
+    let mut grad_rast = vec![0f32; rast.len()];
+    for b in 0..d.batch {
+        for p in b * d.height * d.width..(b + 1) * d.height * d.width {
+            let Some([a0, a1, a2]) = d.corners(tris, b, rast[p * 4 + 3]) else { continue };
+            let (u, v) = (rast[p * 4], rast[p * 4 + 1]);
+            let w = 1.0 - u - v;
+            let (mut du, mut dv) = (0f32, 0f32);
+            for ch in 0..c {
+                let g = grad_out[p * c + ch];
+                du += g * (attr[a0 + ch] - attr[a2 + ch]);
+                dv += g * (attr[a1 + ch] - attr[a2 + ch]);
+                grad_attr[a0 + ch] += g * u;
+                grad_attr[a1 + ch] += g * v;
+                grad_attr[a2 + ch] += g * w;
+            }
+            grad_rast[p * 4] = du;
+            grad_rast[p * 4 + 1] = dv;
+        }
+    }
+    (grad_attr, grad_rast)
+}
+
+pub fn forward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, d: Dims) -> CubeTensor {
+    let out = kernel::empty(&attr, Shape::new([d.batch, d.height, d.width, d.channels]));
+    Launch::new(FORWARD, &attr)
+        .arg(&attr)
+        .arg(&rast)
+        .arg(&tri)
+        .arg(&out)
+        .run(&d.info(), pixel_groups(&d.raster()));
+    out
+}
+
+pub fn backward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, grad_out: CubeTensor, d: Dims) -> (CubeTensor, CubeTensor) {
+    let grad_attr = kernel::zeros(&attr, attr.meta.shape().clone());
+    let grad_rast = kernel::empty(&attr, Shape::new([d.batch, d.height, d.width, 4]));
+    Launch::new(BACKWARD, &attr)
+        .arg(&attr)
+        .arg(&rast)
+        .arg(&tri)
+        .arg(&grad_out)
+        .arg(&grad_attr)
+        .arg(&grad_rast)
+        .run(&d.info(), pixel_groups(&d.raster()));
+    (grad_attr, grad_rast)
+}

@@ -1,0 +1,4 @@
+//! Small shared helpers with no better home.
+
+pub mod clock;
+pub mod rng;
