@@ -49,7 +49,7 @@ test-native: models
 test-wasm: setup
 	CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	cargo test --release --locked --target wasm32-unknown-unknown --test web
+	cargo test --release --locked --target wasm32-unknown-unknown --no-default-features --test web -- --nocapture
 
 test-web: web
 	cd www && CHROMIUM=$(CHROMIUM) npx playwright test

@@ -84,7 +84,10 @@ pub async fn webgpu() -> Result<(Device, AdapterInfo)> {
         .init_with_setup_async()
         .await
         .map_err(|e| Error::NoWebGpu(e.to_string()))?;
-    let info = adapter_info(&setup);
+    let mut info = adapter_info(&setup);
+    if info.name.is_empty() {
+        info.name = crate::web::browser_adapter_name().await.unwrap_or_else(|| "unnamed adapter".into());
+    }
     GPU.with(|g| *g.borrow_mut() = Some((device.clone(), info.clone())));
     Ok((device, info))
 }

@@ -6,7 +6,9 @@
 
 pub mod device;
 pub mod error;
+pub mod fit;
 pub mod render;
+pub mod texture;
 pub mod util;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -24,6 +24,24 @@ pub fn has_navigator_gpu() -> bool {
     !(gpu.is_undefined() || gpu.is_null())
 }
 
+/// `vendor architecture description` of the browser's adapter: wgpu reports only the
+/// description, which browsers often leave empty for privacy.
+pub async fn browser_adapter_name() -> Option<String> {
+    let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).ok();
+    let navigator = get(&js_sys::global(), "navigator")?;
+    let gpu = get(&navigator, "gpu")?;
+    let request = get(&gpu, "requestAdapter")?.dyn_into::<js_sys::Function>().ok()?;
+    let promise = request.call0(&gpu).ok()?.dyn_into::<js_sys::Promise>().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let info = get(&adapter, "info")?;
+    let parts: Vec<String> = ["vendor", "architecture", "description"]
+        .iter()
+        .filter_map(|k| get(&info, k).and_then(|v| v.as_string()))
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
 pub(crate) fn to_js(error: Error) -> JsValue {
     let js = js_sys::Error::new(&error.to_string());
     js.set_name(error.kind());

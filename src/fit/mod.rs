@@ -1,0 +1,4 @@
+//! The fitting engine (GANFit's two-stage optimisation).
+
+pub mod adam;
+pub mod pose_init;

@@ -1,0 +1,12 @@
+//! Texture models in UV space: the progressive GAN generator (GANFit's texture prior), the
+//! corpus of unwrapped photo textures it is trained on, and its training.
+
+pub mod pggan;
+pub mod weights;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod corpus;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod images;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;

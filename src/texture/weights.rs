@@ -1,0 +1,128 @@
+//! Generator files and training checkpoints, in burn's burnpack format.
+//!
+//! A generator file is a burnpack record of [`Generator`] (f16 storage, widened to f32 on load)
+//! whose metadata entry `pggan_config` holds the JSON of its [`PgganConfig`]; tensor names
+//! follow the module tree (`input.weight` `[latent, 16·C0]`, `blocks.N.conv1.weight`
+//! `[C_out, C_in, 3, 3]`, `blocks.N.to_rgb.weight` `[3, C, 1, 1]`, biases `[C]`), weights
+//! stored unscaled (the equalised-LR constant √(2/fan_in) is applied at run time). Anyone with
+//! another UV generator of this architecture can write such a file and load it with
+//! `--texture-model`.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
+use burn::tensor::{DType, Device};
+
+use super::pggan::{Generator, PgganConfig};
+#[cfg(not(target_arch = "wasm32"))]
+use super::pggan::Discriminator;
+#[cfg(not(target_arch = "wasm32"))]
+use super::train::Progress;
+use crate::error::{Error, Result};
+
+const CONFIG_KEY: &str = "pggan_config";
+
+fn to_bytes<M: Module + ModuleSnapshot>(module: &M, half: bool, metadata: &[(&str, String)], name: &str) -> Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None);
+    for (k, v) in metadata {
+        store = store.metadata(*k, v.clone());
+    }
+    if half {
+        store = store.with_to_adapter(FloatCastAdapter::to(DType::F16));
+    }
+    module.save_into(&mut store).map_err(|e| Error::model(name, e.to_string()))?;
+    Ok(store.get_bytes().map_err(|e| Error::model(name, e.to_string()))?.to_vec())
+}
+
+fn from_bytes<M: Module + ModuleSnapshot>(mut module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
+    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)))
+        .with_from_adapter(FloatCastAdapter::to(DType::F32));
+    let result = module.load_from(&mut store).map_err(|e| Error::model(name, e.to_string()))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+        return Err(Error::model(
+            name,
+            format!("the file does not fit this generator: errors {:?}, missing {:?}, unused {:?}", result.errors, result.missing, result.unused),
+        ));
+    }
+    Ok(module)
+}
+
+/// The configuration stored in a generator file's metadata.
+pub fn generator_config(bytes: &[u8], name: &str) -> Result<PgganConfig> {
+    let reader = burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::model(name, format!("not a burnpack file: {e:?}")))?;
+    let json = reader
+        .metadata()
+        .get(CONFIG_KEY)
+        .ok_or_else(|| Error::model(name, format!("no `{CONFIG_KEY}` metadata: not a ganfit texture generator")))?;
+    serde_json::from_str(json).map_err(|e| Error::model(name, format!("bad {CONFIG_KEY}: {e}")))
+}
+
+/// Loads a generator file (native path or fetched bytes).
+pub fn load_generator(bytes: Vec<u8>, device: &Device, name: &str) -> Result<Generator> {
+    let config = generator_config(&bytes, name)?;
+    config.validate().map_err(|e| Error::model(name, e))?;
+    Ok(from_bytes(Generator::new(&config, device), bytes, name)?.no_grad())
+}
+
+pub fn generator_bytes(generator: &Generator) -> Result<Vec<u8>> {
+    let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
+    to_bytes(generator, true, &[(CONFIG_KEY, config)], "generator")
+}
+
+/// Writes atomically (temp file + rename), so an interrupted run never leaves a torn file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+pub fn save_generator(generator: &Generator, path: &Path) -> Result<()> {
+    write_atomic(path, &generator_bytes(generator)?)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub struct Checkpoint {
+    pub generator: Generator,
+    pub discriminator: Discriminator,
+    pub average: Generator,
+    pub progress: Progress,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_checkpoint(dir: &Path, generator: &Generator, discriminator: &Discriminator, average: &Generator, progress: &Progress) -> Result<()> {
+    let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
+    let meta = [(CONFIG_KEY, config)];
+    write_atomic(&dir.join("generator.bpk"), &to_bytes(generator, false, &meta, "generator")?)?;
+    write_atomic(&dir.join("discriminator.bpk"), &to_bytes(discriminator, false, &meta, "discriminator")?)?;
+    write_atomic(&dir.join("average.bpk"), &to_bytes(average, false, &meta, "average")?)?;
+    let json = serde_json::to_vec_pretty(progress).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomic(&dir.join("progress.json"), &json)
+}
+
+/// Loads a checkpoint written by [`save_checkpoint`]; the configuration must match.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_checkpoint(dir: &Path, config: &PgganConfig, train_device: &Device, device: &Device) -> Result<Checkpoint> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| Error::io(&path, e))
+    };
+    let progress_path = dir.join("progress.json");
+    let progress: Progress = serde_json::from_slice(&read("progress.json")?)
+        .map_err(|e| Error::model(progress_path.display().to_string(), e.to_string()))?;
+    if &progress.options.config != config {
+        return Err(Error::model(
+            progress_path.display().to_string(),
+            format!("checkpoint was trained with {:?}, not {:?}", progress.options.config, config),
+        ));
+    }
+    let name = |f: &str| dir.join(f).display().to_string();
+    Ok(Checkpoint {
+        generator: from_bytes(Generator::new(config, train_device), read("generator.bpk")?, &name("generator.bpk"))?,
+        discriminator: from_bytes(Discriminator::new(config, train_device), read("discriminator.bpk")?, &name("discriminator.bpk"))?,
+        average: from_bytes(Generator::new(config, device), read("average.bpk")?, &name("average.bpk"))?,
+        progress,
+    })
+}
