@@ -91,7 +91,8 @@ pub fn pose_from_landmarks(model: &[[f32; 3]], image: &[[f32; 2]], width: f32, h
     // Orthonormalise the two rows symmetrically, then complete the frame.
     let (u1, u2) = (scale(r1, 1.0 / n1), scale(r2, 1.0 / n2));
     let bisector = [u1[0] + u2[0], u1[1] + u2[1], u1[2] + u2[2]];
-    let perpendicular = cross(cross(u1, u2), bisector);
+    // u1 − u2 is perpendicular to u1 + u2 for unit vectors, and leans towards u1.
+    let perpendicular = [u1[0] - u2[0], u1[1] - u2[1], u1[2] - u2[2]];
     let (b, p) = (scale(bisector, 1.0 / norm(bisector)), scale(perpendicular, 1.0 / norm(perpendicular)));
     let h = std::f64::consts::FRAC_1_SQRT_2;
     let row1 = [h * (b[0] + p[0]), h * (b[1] + p[1]), h * (b[2] + p[2])];
