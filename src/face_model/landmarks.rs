@@ -3,19 +3,24 @@
 //!
 //! A 2D landmark detector marks the jaw (points 0–16) on the visible outline of the face. On the
 //! side turned away from the camera that outline is the cheek's silhouette, which moves across
-//! the cheek with the pose, so no fixed vertex can stand for it. As 3DDFA and eos do, each jaw
-//! landmark gets a list of candidate vertices and the pose picks one:
+//! the cheek with the pose, so no fixed vertex can stand for it. As 3DDFA does ("landmark
+//! marching"), each jaw landmark gets a line of candidate vertices and the pose picks one:
 //!
-//! - Candidates of jaw landmark k (k ≠ 8) are a line of vertices across the cheek: they start
-//!   at ICT's jawline vertex for k (the README's "jawline" lists, on the edge of the jaw) and
-//!   run forwards towards the nose in the plane through that vertex perpendicular to ICT's
-//!   extended jawline, about every 2.5 mm for up to 45 mm. The chin (k = 8) keeps its vertex.
-//! - The rule ([`pick_contour`]): walking a list from the jaw edge forwards, take the first
-//!   candidate that faces the camera (n · (eye − p) > 0). On the side turned away, the
-//!   candidates behind the silhouette face away, so the pick is the first visible point, the
-//!   silhouette; on the side facing the camera the jawline vertex itself is visible and stays,
-//!   the fixed point 3DDFA keeps on that side. When no candidate faces the camera the last
-//!   (innermost) one is taken.
+//! - Candidates of jaw landmark k (k ≠ 8) lie on the horizontal line (constant height in the
+//!   model) through its Multi-PIE vertex: from that vertex, which is on the outline of the
+//!   frontal face, forwards across the cheek towards the nose, about every 2.5 mm, stopping
+//!   at 40% of the vertex's distance from the midline (before the nose and the mouth, which
+//!   would otherwise outreach the cheek at large yaw). The chin (k = 8) keeps its vertex.
+//! - The rule ([`pick_contour`]): the candidate that is outermost in the image, measured
+//!   along the image direction of the head's sideways axis on the landmark's side. On the side
+//!   turned away that is the cheek's silhouette; on the side facing the camera it is the line's
+//!   first vertex, the frontal landmark itself, which stays fixed as 3DDFA keeps it.
+//!
+//! ICT's jawline lists (README) run along the edge of the jaw, which is the outline only from
+//! the front and on the facing side; they are kept in the model file (for eos-style matching
+//! of detected contour points to the nearest jawline vertex) but the lines above do not need
+//! them. The lines reach the silhouette up to about 50° of yaw; beyond that the pick stays at
+//! the line's inner end.
 
 use std::collections::VecDeque;
 
@@ -31,10 +36,23 @@ pub const NOSE_TIP: usize = 30;
 
 /// Spacing of contour candidates along their line, mm.
 const CONTOUR_STEP_MM: f64 = 2.5;
-/// How far across the cheek the candidates reach, mm.
-const CONTOUR_REACH_MM: f64 = 45.0;
-/// Half the thickness of the slab around each contour plane that candidates come from, mm.
+/// Lines end where a vertex's distance from the midline falls below this share of the
+/// landmark's own.
+const CONTOUR_INNER_FRACTION: f64 = 0.4;
+/// Half the height of the slab around each line that candidates come from, mm.
 const CONTOUR_SLAB_MM: f64 = 4.0;
+/// Length of the sideways axis whose projection gives a line's outward image direction, mm.
+const OUTWARD_PROBE_MM: f32 = 10.0;
+
+/// The side of jaw landmark `k` along the model's x axis: −1 for the subject's right (0–7),
+/// +1 for the left (9–16), 0 for the chin.
+pub fn side(k: usize) -> f32 {
+    match k.cmp(&CHIN) {
+        std::cmp::Ordering::Less => -1.0,
+        std::cmp::Ordering::Greater => 1.0,
+        std::cmp::Ordering::Equal => 0.0,
+    }
+}
 
 /// Landmark vertex indices (ICT vertex numbering) as stored in the model file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +66,8 @@ pub struct LandmarkData {
     /// The extended jawlines (17 each, supersets of the above), ear to chin and chin to ear.
     pub jawline_right_extended: Vec<u32>,
     pub jawline_left_extended: Vec<u32>,
-    /// Contour candidates of each jaw landmark, from the jaw edge inwards (see module docs).
+    /// Contour candidates of each jaw landmark, from its Multi-PIE vertex inwards (see the
+    /// module docs).
     pub contour: Vec<Vec<u32>>,
 }
 
@@ -77,15 +96,6 @@ impl LandmarkData {
             return Err(format!("contour landmark vertex {i} out of range ({num_vertices} vertices)"));
         }
         Ok(())
-    }
-
-    /// ICT's jawline vertex standing for jaw landmark `k` (the chin's own vertex for k = 8).
-    pub fn jawline_vertex(&self, k: usize) -> u32 {
-        match k {
-            CHIN => self.multipie68[CHIN],
-            k if k < CHIN => self.jawline_right[k],
-            k => self.jawline_left[k - CHIN - 1],
-        }
     }
 }
 
@@ -121,39 +131,38 @@ pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &Land
     let nose = positions[data.multipie68[NOSE_TIP] as usize];
     let mut contour = Vec::with_capacity(JAW);
     for k in 0..JAW {
-        let anchor_vertex = data.jawline_vertex(k);
-        if k == CHIN {
+        let anchor_vertex = data.multipie68[k];
+        let sign = side(k) as f64;
+        if sign == 0.0 {
             contour.push(vec![anchor_vertex]);
             continue;
         }
-        let extended = if k < CHIN { &data.jawline_right_extended } else { &data.jawline_left_extended };
-        let i = extended
-            .iter()
-            .position(|&v| v == anchor_vertex)
-            .ok_or_else(|| format!("jawline vertex {anchor_vertex} of landmark {k} is not on the extended jawline"))?;
-        let before = extended[i.saturating_sub(1)] as usize;
-        let after = extended[(i + 1).min(extended.len() - 1)] as usize;
         let anchor = positions[anchor_vertex as usize];
-        let tangent = unit(sub(positions[after], positions[before])).ok_or_else(|| format!("extended jawline degenerate at landmark {k}"))?;
+        if sign * anchor[0] <= 0.0 {
+            return Err(format!("jaw landmark {k} (vertex {anchor_vertex}) is on the wrong side of the midline"));
+        }
         let towards_nose = sub(nose, anchor);
-        let inwards = unit(sub(towards_nose, tangent.map(|c| c * dot(towards_nose, tangent))))
-            .ok_or_else(|| format!("jawline tangent at landmark {k} points at the nose"))?;
+        let forwards = unit([towards_nose[0], 0.0, towards_nose[2]]).ok_or_else(|| format!("jaw landmark {k} lies above or below the nose tip"))?;
+        let inner_limit = CONTOUR_INNER_FRACTION * anchor[0].abs();
         let in_slab = |v: usize| {
-            let d = sub(positions[v], anchor);
-            dot(d, tangent).abs() <= CONTOUR_SLAB_MM && (0.0..=CONTOUR_REACH_MM).contains(&dot(d, inwards))
+            let p = positions[v];
+            (p[1] - anchor[1]).abs() <= CONTOUR_SLAB_MM && dot(sub(p, anchor), forwards) >= 0.0 && sign * p[0] >= inner_limit
         };
         // Only slab vertices connected to the anchor through the slab: a fold of the surface
         // that enters the slab elsewhere (an eyelid, a lip) is another sheet.
-        let mut best: Vec<Option<(f64, u32)>> = vec![None; (CONTOUR_REACH_MM / CONTOUR_STEP_MM) as usize + 1];
+        let mut best: Vec<Option<(f64, u32)>> = Vec::new();
         let mut seen = vec![false; n];
         let mut queue = VecDeque::from([anchor_vertex as usize]);
         seen[anchor_vertex as usize] = true;
         while let Some(v) = queue.pop_front() {
             let d = sub(positions[v], anchor);
-            let bin = ((dot(d, inwards) / CONTOUR_STEP_MM).round() as usize).min(best.len() - 1);
-            let off_plane = dot(d, tangent).abs();
-            if v != anchor_vertex as usize && bin > 0 && best[bin].is_none_or(|(o, _)| off_plane < o) {
-                best[bin] = Some((off_plane, v as u32));
+            let bin = (dot(d, forwards) / CONTOUR_STEP_MM).round() as usize;
+            let off_line = d[1].abs();
+            if bin >= best.len() {
+                best.resize(bin + 1, None);
+            }
+            if v != anchor_vertex as usize && bin > 0 && best[bin].is_none_or(|(o, _)| off_line < o) {
+                best[bin] = Some((off_line, v as u32));
             }
             for &w in &neighbours[v] {
                 if !seen[w] && in_slab(w) {
@@ -163,7 +172,7 @@ pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &Land
             }
         }
         let line: Vec<u32> = std::iter::once(anchor_vertex).chain(best.iter().flatten().map(|&(_, v)| v)).collect();
-        if line.len() < 4 {
+        if line.len() < 3 {
             return Err(format!("jaw landmark {k}: only {} contour candidates found across the cheek", line.len()));
         }
         contour.push(line);
@@ -171,37 +180,47 @@ pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &Land
     Ok(contour)
 }
 
-/// The contour rule on plain data: for each jaw landmark, the candidate (an index into the
-/// positions) to use, given camera-space positions and normals of the vertices (camera at the
-/// origin, as [`crate::render::camera`] has it).
-pub fn pick_contour(contour: &[Vec<u32>], camera_points: &[[f32; 3]], camera_normals: &[[f32; 3]]) -> Vec<u32> {
+/// Image coordinates (up to the focal length) of a camera-space point: the camera sits at the
+/// origin looking down −z, as in [`crate::render::camera`].
+fn image(p: [f32; 3]) -> [f32; 2] {
+    [p[0] / -p[2], p[1] / -p[2]]
+}
+
+/// The contour rule on plain data: for each jaw landmark the candidate vertex to use, given
+/// camera-space positions of the shape vertices and the head's rotation (camera from model,
+/// `rotation[r][c]`, as [`crate::render::camera::euler_rotation`] makes it).
+pub fn pick_contour(contour: &[Vec<u32>], camera_points: &[[f32; 3]], rotation: &[[f32; 3]; 3]) -> Vec<u32> {
     contour
         .iter()
-        .map(|line| {
-            let faces_camera = |&&v: &&u32| {
-                let (p, n) = (camera_points[v as usize], camera_normals[v as usize]);
-                -(n[0] * p[0] + n[1] * p[1] + n[2] * p[2]) > 0.0
+        .enumerate()
+        .map(|(k, line)| {
+            let sideways = [0, 1, 2].map(|r| side(k) * rotation[r][0] * OUTWARD_PROBE_MM);
+            let anchor = camera_points[line[0] as usize];
+            let (a, b) = (image(anchor), image([anchor[0] + sideways[0], anchor[1] + sideways[1], anchor[2] + sideways[2]]));
+            let outward = [b[0] - a[0], b[1] - a[1]];
+            let score = |v: u32| {
+                let q = image(camera_points[v as usize]);
+                q[0] * outward[0] + q[1] * outward[1]
             };
-            *line.iter().find(faces_camera).unwrap_or_else(|| line.last().expect("contour lists are non-empty"))
+            // The first of equal scores, as argmax on a device takes it.
+            line.iter().copied().fold((line[0], f32::NEG_INFINITY), |(best, top), v| if score(v) > top { (v, score(v)) } else { (best, top) }).0
         })
         .collect()
 }
 
 /// The contour lists on a device, padded to one length with each list's last candidate (a
-/// repeat changes neither the first visible candidate nor the fallback).
+/// repeat never outscores the original).
 #[derive(Debug, Clone)]
 pub struct JawContour {
     lists: Vec<Vec<u32>>,
     width: usize,
     padded: Tensor<1, Int>,
-    /// Score of each candidate slot when it faces the camera: earlier slots score higher.
-    visible_score: Tensor<1>,
-    /// Score of each slot otherwise: only the last slot scores, as the fallback.
-    fallback_score: Tensor<1>,
+    /// Each line's side, times the probe length: `[17]`.
+    sides: Tensor<1>,
 }
 
 impl JawContour {
-    /// `lists` in shape-vertex numbering.
+    /// `lists` in shape-vertex numbering, one per jaw landmark.
     pub fn new(lists: Vec<Vec<u32>>, device: &Device) -> Self {
         let width = lists.iter().map(Vec::len).max().unwrap_or(1);
         let padded: Vec<i32> = lists
@@ -209,34 +228,39 @@ impl JawContour {
             .flat_map(|l| (0..width).map(move |j| *l.get(j).unwrap_or_else(|| l.last().expect("non-empty")) as i32))
             .collect();
         let m = lists.len();
-        let visible: Vec<f32> = (0..m).flat_map(|_| (0..width).map(|j| (2 * width - j) as f32)).collect();
-        let fallback: Vec<f32> = (0..m).flat_map(|_| (0..width).map(|j| if j + 1 == width { 1.0 } else { 0.0 })).collect();
+        let sides: Vec<f32> = (0..m).map(|k| side(k) * OUTWARD_PROBE_MM).collect();
         Self {
             padded: Tensor::from_data(TensorData::new(padded, [m * width]), device),
-            visible_score: Tensor::from_data(TensorData::new(visible, [m * width]), device),
-            fallback_score: Tensor::from_data(TensorData::new(fallback, [m * width]), device),
+            sides: Tensor::from_data(TensorData::new(sides, [m]), device),
             lists,
             width,
         }
     }
 
-    /// Candidate shape vertices of each jaw landmark, from the jaw edge inwards.
+    /// Candidate shape vertices of each jaw landmark, from its frontal vertex inwards.
     pub fn lists(&self) -> &[Vec<u32>] {
         &self.lists
     }
 
-    /// The picked contour points `[B, 17, 3]` (camera space) from camera-space points and
-    /// normals `[B, Vs, 3]`, by the rule of [`pick_contour`]. Differentiable with respect to
-    /// the points (the choice itself is piecewise constant).
-    pub fn pick(&self, camera_points: Tensor<3>, camera_normals: Tensor<3>) -> Tensor<3> {
+    /// The picked contour points `[B, 17, 3]` (camera space) from camera-space points
+    /// `[B, Vs, 3]` and rotations `[B, 3, 3]` (camera from model), by the rule of
+    /// [`pick_contour`]. Differentiable with respect to the points (the choice itself is
+    /// piecewise constant).
+    pub fn pick(&self, camera_points: Tensor<3>, rotation: Tensor<3>) -> Tensor<3> {
         let [b, _, _] = camera_points.dims();
         let (m, w) = (self.lists.len(), self.width);
-        let points = camera_points.select(1, self.padded.clone());
-        let normals = camera_normals.select(1, self.padded.clone());
-        let facing = (normals * points.clone()).sum_dim(2).neg().greater_elem(0.0).float().reshape([b, m * w]);
-        let score = facing.clone() * self.visible_score.clone().reshape([1, m * w]) + (facing.neg() + 1.0) * self.fallback_score.clone().reshape([1, m * w]);
-        let choice = score.reshape([b, m, w]).argmax(2).reshape([b, m, 1, 1]).expand([b, m, 1, 3]);
-        points.reshape([b, m, w, 3]).gather(2, choice).reshape([b, m, 3])
+        let image = |p: Tensor<4>| {
+            let [b, m, w, _] = p.dims();
+            let depth = p.clone().slice([0..b, 0..m, 0..w, 2..3]).neg();
+            p.slice([0..b, 0..m, 0..w, 0..2]) / depth
+        };
+        let points = camera_points.select(1, self.padded.clone()).reshape([b, m, w, 3]);
+        let anchors = points.clone().slice([0..b, 0..m, 0..1, 0..3]);
+        let sideways = rotation.slice([0..b, 0..3, 0..1]).reshape([b, 1, 1, 3]) * self.sides.clone().reshape([1, m, 1, 1]);
+        let outward = image(anchors.clone() + sideways) - image(anchors);
+        let score = (image(points.clone()) * outward).sum_dim(3).reshape([b, m, w]);
+        let choice = score.argmax(2).reshape([b, m, 1, 1]).expand([b, m, 1, 3]);
+        points.gather(2, choice).reshape([b, m, 3])
     }
 }
 
@@ -266,72 +290,105 @@ mod tests {
         (positions, triangles, cols)
     }
 
+    /// Rotation about y by `yaw` (nose towards +x for positive yaw), row-major.
+    fn yaw_rotation(yaw: f32) -> [[f32; 3]; 3] {
+        let (s, c) = yaw.sin_cos();
+        [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+    }
+
+    fn apply(r: &[[f32; 3]; 3], p: [f32; 3]) -> [f32; 3] {
+        [0, 1, 2].map(|i| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2])
+    }
+
     #[test]
-    fn contour_lines_run_from_the_jaw_edge_inwards_and_pick_the_silhouette() {
+    fn contour_lines_cross_the_cheek_and_the_pick_is_the_silhouette() {
         let (positions, triangles, cols) = half_cylinder();
-        // The right "jaw" is the cylinder's edge at x = -50 on row 2 (extended along y), the
-        // left one the edge at x = +50; the "nose" is straight ahead.
-        let right_edge = |r: u32| r * cols as u32;
-        let left_edge = |r: u32| r * cols as u32 + cols as u32 - 1;
-        let front = 2 * cols as u32 + cols as u32 / 2;
-        // The extended lists need distinct neighbours around each jawline vertex.
+        // Jaw landmarks at the cylinder's edges (x = ∓50) on row 2, the "nose" straight ahead.
+        let right_edge = 2 * cols as u32;
+        let left_edge = right_edge + cols as u32 - 1;
+        let front = right_edge + cols as u32 / 2;
+        let multipie68: Vec<u32> = (0..68).map(|k| if k < CHIN { right_edge } else if (CHIN + 1..JAW).contains(&k) { left_edge } else { front }).collect();
         let data = LandmarkData {
-            multipie68: vec![front; 68],
-            jawline_right: vec![right_edge(2); 8],
-            jawline_left: vec![left_edge(2); 8],
-            jawline_right_extended: [right_edge(1), right_edge(2), right_edge(3)].into_iter().cycle().take(17).collect(),
-            jawline_left_extended: [left_edge(1), left_edge(2), left_edge(3)].into_iter().cycle().take(17).collect(),
+            multipie68,
+            jawline_right: vec![right_edge; 8],
+            jawline_left: vec![left_edge; 8],
+            jawline_right_extended: vec![right_edge; 17],
+            jawline_left_extended: vec![left_edge; 17],
             contour: vec![],
         };
         let contour = build_contour(&positions, &triangles, &data).unwrap();
         assert_eq!(contour[CHIN], vec![front]);
         for k in [0, 16] {
             let line = &contour[k];
-            assert_eq!(line[0], data.jawline_vertex(k));
-            assert!(line.len() >= 12, "{} candidates", line.len());
-            // Every candidate on row 2 (the plane through the anchor), moving inwards.
+            assert_eq!(line[0], data.multipie68[k]);
+            assert!(line.len() >= 20, "{} candidates", line.len());
+            // On row 2 (the anchor's height), moving forwards, stopping at |x| = 0.4 · 50.
             assert!(line.iter().all(|&v| v as usize / cols == 2));
             let depth: Vec<f64> = line.iter().map(|&v| positions[v as usize][2]).collect();
             assert!(depth.windows(2).all(|w| w[1] > w[0]), "not ordered inwards: {depth:?}");
+            assert!(line.iter().all(|&v| positions[v as usize][0].abs() >= 20.0));
         }
-        // Camera on +z at distance 300, head turned by 30° to its left (about y): the right
-        // side faces the camera, the left side turns away.
-        let yaw = 30f64.to_radians();
-        let (s, c) = yaw.sin_cos();
-        let rotate = |p: [f64; 3]| [c * p[0] + s * p[2], p[1], -s * p[0] + c * p[2]];
-        let camera: Vec<[f32; 3]> = positions.iter().map(|&p| rotate(p)).map(|p| [p[0] as f32, p[1] as f32, (p[2] - 300.0) as f32]).collect();
-        let normals: Vec<[f32; 3]> = positions.iter().map(|&p| rotate([p[0] / 50.0, 0.0, p[2] / 50.0])).map(|n| n.map(|x| x as f32)).collect();
-        let picks = pick_contour(&contour, &camera, &normals);
-        assert_eq!(picks[0], contour[0][0], "the side facing the camera keeps its jawline vertex");
-        // The silhouette of a cylinder seen from a point at distance d: the tangent point,
-        // where n · (eye − p) = 0; its projected x is extreme among the candidates.
-        let projected_x = |v: u32| camera[v as usize][0] / -camera[v as usize][2];
-        let picked = picks[16];
-        let extreme = contour[16].iter().copied().max_by(|&a, &b| projected_x(a).total_cmp(&projected_x(b))).unwrap();
-        assert!(picked != contour[16][0], "the turned-away side slides off the jaw edge");
-        let gap = (projected_x(picked) - projected_x(extreme)).abs() * 300.0;
-        assert!(gap < 0.5, "pick {picked} is {gap} mm (at the head's distance) inside the silhouette point {extreme}");
+        let distance = 300.0;
+        for yaw in [0.0f32, 0.5, -0.5] {
+            let rotation = yaw_rotation(yaw);
+            let camera: Vec<[f32; 3]> = positions
+                .iter()
+                .map(|p| apply(&rotation, p.map(|c| c as f32)))
+                .map(|p| [p[0], p[1], p[2] - distance])
+                .collect();
+            let picks = pick_contour(&contour, &camera, &rotation);
+            for (k, &pick) in picks.iter().enumerate().filter(|(k, _)| *k != CHIN) {
+                // On the side turned towards the camera the silhouette lies behind the line's
+                // first vertex, which stays.
+                if side(k) * yaw < 0.0 {
+                    assert_eq!(pick, contour[k][0], "yaw {yaw}: facing jaw point {k} moved off its frontal vertex");
+                    continue;
+                }
+                // Elsewhere (frontal too: seen in perspective, the outline lies a little in front
+                // of the widest point) the pick is the silhouette of the cylinder: its normal is
+                // perpendicular to the ray to the eye, within the candidates' spacing.
+                let p = positions[pick as usize];
+                let normal = apply(&rotation, [p[0] as f32 / 50.0, 0.0, p[2] as f32 / 50.0]);
+                let q = camera[pick as usize];
+                let to_eye = [-q[0], -q[1], -q[2]];
+                let cosine = (normal[0] * to_eye[0] + normal[1] * to_eye[1] + normal[2] * to_eye[2]) / (to_eye.iter().map(|x| x * x).sum::<f32>()).sqrt();
+                assert!(cosine.abs() < 0.1, "yaw {yaw}: jaw point {k} picked vertex {pick} with n·v {cosine}");
+            }
+        }
     }
 
     #[test]
     fn device_pick_matches_the_plain_rule() {
         let device = crate::device::cpu();
-        let lists = vec![vec![0, 1, 2], vec![3], vec![4, 5]];
-        // Points in front of the camera (z < 0); a normal facing it has n_z > 0.
-        let p = [[0.0, 0.0, -10.0f32]; 6];
-        let facing = [0.0, 0.0, 1.0f32];
-        let away = [0.0, 0.0, -1.0f32];
-        let cases = [[away, facing, facing, away, away, away], [facing, away, away, facing, away, facing], [away; 6]];
+        let (positions, triangles, cols) = half_cylinder();
+        let right_edge = 2 * cols as u32;
+        let left_edge = right_edge + cols as u32 - 1;
+        let front = right_edge + cols as u32 / 2;
+        let multipie68: Vec<u32> = (0..68).map(|k| if k < CHIN { right_edge } else if (CHIN + 1..JAW).contains(&k) { left_edge } else { front }).collect();
+        let data = LandmarkData {
+            multipie68,
+            jawline_right: vec![right_edge; 8],
+            jawline_left: vec![left_edge; 8],
+            jawline_right_extended: vec![right_edge; 17],
+            jawline_left_extended: vec![left_edge; 17],
+            contour: vec![],
+        };
+        // Lines of different lengths exercise the padding.
+        let mut lists = build_contour(&positions, &triangles, &data).unwrap();
+        lists[3].truncate(5);
         let contour = JawContour::new(lists.clone(), &device);
-        for normals in cases {
-            let expected = pick_contour(&lists, &p, &normals);
-            // Mark each vertex by its index in x so that the picked point tells which it is.
-            let points: Vec<f32> = (0..6).flat_map(|v| [v as f32, 0.0, -10.0]).collect();
-            let pt = Tensor::<3>::from_data(TensorData::new(points, [1, 6, 3]), &device);
-            let nt = Tensor::<3>::from_data(TensorData::new(normals.concat(), [1, 6, 3]), &device);
-            let picked = crate::device::read_floats_blocking(contour.pick(pt, nt)).unwrap().0;
-            let got: Vec<u32> = picked.chunks(3).map(|q| q[0] as u32).collect();
-            assert_eq!(got, expected, "normals {normals:?}");
+        let n = positions.len();
+        for (yaw, pitch) in [(0.6f32, 0.0f32), (-0.4, 0.2), (0.1, -0.3)] {
+            let (sp, cp) = pitch.sin_cos();
+            let pitch_rotation = [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]];
+            let y = yaw_rotation(yaw);
+            let rotation: [[f32; 3]; 3] = [0, 1, 2].map(|r| [0, 1, 2].map(|c| (0..3).map(|i| pitch_rotation[r][i] * y[i][c]).sum()));
+            let camera: Vec<[f32; 3]> = positions.iter().map(|p| apply(&rotation, p.map(|c| c as f32))).map(|p| [p[0], p[1], p[2] - 250.0]).collect();
+            let expected: Vec<[f32; 3]> = pick_contour(&lists, &camera, &rotation).iter().map(|&v| camera[v as usize]).collect();
+            let pt = Tensor::<3>::from_data(TensorData::new(camera.as_flattened().to_vec(), [1, n, 3]), &device);
+            let rt = Tensor::<3>::from_data(TensorData::new(rotation.as_flattened().to_vec(), [1, 3, 3]), &device);
+            let picked = crate::device::read_floats_blocking(contour.pick(pt, rt)).unwrap().0;
+            assert_eq!(picked, expected.as_flattened(), "yaw {yaw}, pitch {pitch}");
         }
     }
 

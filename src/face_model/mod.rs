@@ -306,14 +306,17 @@ impl FaceModel {
         Ok(shape.select(1, self.landmark_index.clone()))
     }
 
-    /// The 68 landmarks `[B, 68, 3]` with the jaw (0–16) on the visible contour, from
-    /// camera-space points and normals `[B, Vs, 3]` (camera at the origin): see
-    /// [`landmarks`] for the rule.
-    pub fn contour_landmarks(&self, camera_points: Tensor<3>, camera_normals: Tensor<3>) -> Result<Tensor<3>> {
+    /// The 68 landmarks `[B, 68, 3]` in camera space with the jaw (0–16) on the visible
+    /// contour, from camera-space shape vertices `[B, Vs, 3]` (camera at the origin looking
+    /// down −z) and the head rotations `[B, 3, 3]` that put them there: see [`landmarks`] for
+    /// the rule.
+    pub fn contour_landmarks(&self, camera_points: Tensor<3>, rotation: Tensor<3>) -> Result<Tensor<3>> {
         self.check_shape("contour landmarks", &camera_points)?;
-        self.check_shape("contour landmarks (normals)", &camera_normals)?;
         let [b, _, _] = camera_points.dims();
-        let jaw = self.contour.pick(camera_points.clone(), camera_normals);
+        if rotation.dims() != [b, 3, 3] {
+            return Err(Error::Invalid(format!("contour landmarks: rotations {:?}, expected [{b}, 3, 3]", rotation.dims())));
+        }
+        let jaw = self.contour.pick(camera_points.clone(), rotation);
         let fixed = camera_points.select(1, self.landmark_index.clone()).slice([0..b, landmarks::JAW..68, 0..3]);
         Ok(Tensor::cat(vec![jaw, fixed], 1))
     }
