@@ -66,6 +66,15 @@ pub enum Precision {
     F32,
 }
 
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F16 => "f16",
+            Precision::F32 => "f32",
+        })
+    }
+}
+
 /// Largest vertex displacement (Euclidean, mm) that storage rounding introduces, per array:
 /// for a basis, at weight 1 of any one mode.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]

@@ -307,28 +307,20 @@ struct ReadmeFacts {
 fn readme_facts(readme: &str, config: &serde_json::Value, label: &str) -> Result<ReadmeFacts> {
     let bad = |reason: String| Error::model(label, reason);
     let rows = readme_geometry_rows(readme);
-    let mut regions = Vec::new();
-    for region in Region::ALL {
-        let (_, v, p) = rows
-            .iter()
-            .find(|(name, _, _)| Region::from_ict_name(name) == Some(region))
-            .ok_or_else(|| bad(format!("README.md: no row for the region {:?} in the geometry tables", region.ict_name())))?;
-        regions.push((region, v.clone(), p.clone()));
-    }
+    let row = |name: &str| {
+        rows.iter()
+            .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v, p)| (v.clone(), p.clone()))
+            .ok_or_else(|| bad(format!("README.md: no row for {name:?} in its geometry tables")))
+    };
+    let regions = Region::ALL.into_iter().map(|r| row(r.ict_name()).map(|(v, p)| (r, v, p))).collect::<Result<Vec<_>>>()?;
     // Regions follow each other without gaps, in ICT's order.
     for pair in regions.windows(2) {
         if pair[0].1.end != pair[1].1.start || pair[0].2.end != pair[1].2.start {
             return Err(bad(format!("README.md: regions {:?} and {:?} do not follow each other", pair[0].0, pair[1].0)));
         }
     }
-    let mut areas = Vec::new();
-    for area in FaceArea::ALL {
-        let (_, v, _) = rows
-            .iter()
-            .find(|(name, _, _)| FaceArea::from_ict_name(name) == Some(area))
-            .ok_or_else(|| bad(format!("README.md: no row for {:?} in the face area table", area.ict_name())))?;
-        areas.push((area, v.clone()));
-    }
+    let areas = FaceArea::ALL.into_iter().map(|a| row(a.ict_name()).map(|(v, _)| (a, v))).collect::<Result<Vec<_>>>()?;
     let config_landmarks: Option<Vec<u32>> = config
         .get("idx_to_landmark_verts")
         .and_then(|v| v.as_array())

@@ -300,22 +300,27 @@ mod tests {
         [0, 1, 2].map(|i| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2])
     }
 
-    #[test]
-    fn contour_lines_cross_the_cheek_and_the_pick_is_the_silhouette() {
-        let (positions, triangles, cols) = half_cylinder();
-        // Jaw landmarks at the cylinder's edges (x = ∓50) on row 2, the "nose" straight ahead.
+    /// Landmarks on the half cylinder: the jaw at its edges (x = ∓50) on row 2, the rest (the
+    /// "nose" among them) straight ahead.
+    fn cylinder_landmarks(cols: usize) -> LandmarkData {
         let right_edge = 2 * cols as u32;
         let left_edge = right_edge + cols as u32 - 1;
         let front = right_edge + cols as u32 / 2;
-        let multipie68: Vec<u32> = (0..68).map(|k| if k < CHIN { right_edge } else if (CHIN + 1..JAW).contains(&k) { left_edge } else { front }).collect();
-        let data = LandmarkData {
-            multipie68,
+        LandmarkData {
+            multipie68: (0..68).map(|k| if k < CHIN { right_edge } else if (CHIN + 1..JAW).contains(&k) { left_edge } else { front }).collect(),
             jawline_right: vec![right_edge; 8],
             jawline_left: vec![left_edge; 8],
             jawline_right_extended: vec![right_edge; 17],
             jawline_left_extended: vec![left_edge; 17],
             contour: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn contour_lines_cross_the_cheek_and_the_pick_is_the_silhouette() {
+        let (positions, triangles, cols) = half_cylinder();
+        let data = cylinder_landmarks(cols);
+        let front = data.multipie68[CHIN];
         let contour = build_contour(&positions, &triangles, &data).unwrap();
         assert_eq!(contour[CHIN], vec![front]);
         for k in [0, 16] {
@@ -361,20 +366,8 @@ mod tests {
     fn device_pick_matches_the_plain_rule() {
         let device = crate::device::cpu();
         let (positions, triangles, cols) = half_cylinder();
-        let right_edge = 2 * cols as u32;
-        let left_edge = right_edge + cols as u32 - 1;
-        let front = right_edge + cols as u32 / 2;
-        let multipie68: Vec<u32> = (0..68).map(|k| if k < CHIN { right_edge } else if (CHIN + 1..JAW).contains(&k) { left_edge } else { front }).collect();
-        let data = LandmarkData {
-            multipie68,
-            jawline_right: vec![right_edge; 8],
-            jawline_left: vec![left_edge; 8],
-            jawline_right_extended: vec![right_edge; 17],
-            jawline_left_extended: vec![left_edge; 17],
-            contour: vec![],
-        };
         // Lines of different lengths exercise the padding.
-        let mut lists = build_contour(&positions, &triangles, &data).unwrap();
+        let mut lists = build_contour(&positions, &triangles, &cylinder_landmarks(cols)).unwrap();
         lists[3].truncate(5);
         let contour = JawContour::new(lists.clone(), &device);
         let n = positions.len();

@@ -83,7 +83,7 @@ fn convert(source: Option<PathBuf>, out: Option<PathBuf>, f32: bool) -> Result<(
     let report = ict::convert_to_file(&ict::Source::from_path(&source), &out, precision)?;
     let e = &report.storage.max_error;
     println!("wrote: {} ({})", out.display(), megabytes(report.bytes));
-    println!("bases: {:?}", report.storage.bases);
+    println!("bases: {}", report.storage.bases);
     println!("max vertex error of storage: mean {:.2e} mm, identity {:.2e} mm, expression {:.2e} mm", e.mean_mm, e.identity_mm, e.expression_mm);
     println!("winding: {}", if report.flipped_winding { "reversed to face outwards" } else { "ICT's own (counter-clockwise from outside)" });
     println!("conversion time: {:.1} s (reading and parsing {:.1} s)", report.seconds, report.read_seconds);
@@ -115,8 +115,8 @@ fn info(path: &Path, check: bool) -> Result<()> {
         println!("face area {:<8} vertices {}-{} ({})", format!("{:?}", a.area).to_lowercase(), a.vertices.start, a.vertices.end - 1, a.vertices.len());
     }
     let e = &h.storage.max_error;
-    println!("identity basis: {} modes x {} vertices x 3, {:?}, max vertex error {:.2e} mm", h.identity_names.len(), h.num_vertices, h.storage.bases, e.identity_mm);
-    println!("expression basis: {} blendshapes x {} vertices x 3, {:?}, max vertex error {:.2e} mm", h.expression_names.len(), h.num_vertices, h.storage.bases, e.expression_mm);
+    println!("identity basis: {} modes x {} vertices x 3, {}, max vertex error {:.2e} mm", h.identity_names.len(), h.num_vertices, h.storage.bases, e.identity_mm);
+    println!("expression basis: {} blendshapes x {} vertices x 3, {}, max vertex error {:.2e} mm", h.expression_names.len(), h.num_vertices, h.storage.bases, e.expression_mm);
     println!("mean: f32, max vertex error {:.2e} mm", e.mean_mm);
     let lengths: Vec<usize> = h.landmarks.contour.iter().map(Vec::len).collect();
     println!(
