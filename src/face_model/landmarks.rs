@@ -19,8 +19,8 @@
 //! ICT's jawline lists (README) run along the edge of the jaw, which is the outline only from
 //! the front and on the facing side; they are kept in the model file (for eos-style matching
 //! of detected contour points to the nearest jawline vertex) but the lines above do not need
-//! them. The lines reach the silhouette up to about 50° of yaw; beyond that the pick stays at
-//! the line's inner end.
+//! them. On ICT's mean face the lines reach the silhouette up to about 45° of yaw; beyond that
+//! the pick stays near the line's inner end.
 
 use std::collections::VecDeque;
 

@@ -273,7 +273,8 @@ impl FaceModel {
     }
 
     /// Render vertices `[B, Vr, 3]` of shape vertices `[B, Vs, 3]` (seam copies share
-    /// their shape vertex's position and its gradient).
+    /// their shape vertex's position and its gradient). Works for any per-shape-vertex
+    /// triple, such as the normals of [`FaceModel::vertex_normals`].
     pub fn render_positions(&self, shape: Tensor<3>) -> Result<Tensor<3>> {
         self.check_shape("render positions", &shape)?;
         Ok(shape.select(1, self.render_index.clone()))
@@ -482,6 +483,16 @@ mod tests {
         assert_eq!(m.render_face_mask(FaceArea::Full), vec![1.0, 1.0, 1.0, 1.0, 0.0, 1.0]);
         let uv_mask = m.uv_face_mask(FaceArea::Full, 8, 4);
         assert!(uv_mask.iter().any(|&x| x > 0.99));
+    }
+
+    #[test]
+    fn mesh_read_back_from_the_device_is_the_shape() {
+        let m = tiny_model(RegionSelection::default());
+        let device = cpu();
+        let shape = m.vertices(Tensor::zeros([2, 1], &device), Tensor::zeros([2, 2], &device)).unwrap();
+        let mesh = crate::device::block_on(m.mesh_data_of(shape.clone(), 1)).unwrap();
+        assert_eq!(mesh, m.mesh_data(m.mean_positions().to_vec()).unwrap());
+        assert!(crate::device::block_on(m.mesh_data_of(shape, 2)).is_err());
     }
 
     #[test]
