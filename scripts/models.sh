@@ -4,5 +4,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ganfit=${1:?path to the ganfit binary}
-mkdir -p www/public/models
-echo "models: nothing to convert yet"
+data=${GANFIT_DATA:-../shared/data}
+models=${GANFIT_MODELS:-models}
+mkdir -p "$models" www/public/models
+
+# ICT-FaceKit: from the data folder's archive, else from a clone of the upstream repository
+# at the commit whose files models/ict-facekit.sha256 pins (the converter checks them all).
+ict_commit=da5f95a607f5e6b37755b38d3385d7f2853732e5
+face_model="$models/face_model.gfm"
+ict_source="$data/ict-facekit.tar.xz"
+if [ ! -f "$ict_source" ]; then
+    ict_source="${GANFIT_CACHE:-$HOME/.cache/ganfit}/ICT-FaceKit"
+    if [ "$(git -C "$ict_source" rev-parse HEAD 2>/dev/null)" != "$ict_commit" ]; then
+        echo "models: $data/ict-facekit.tar.xz not found; cloning ICT-FaceKit at ${ict_commit:0:10}"
+        rm -rf "$ict_source"
+        git clone --quiet https://github.com/ICT-VGL/ICT-FaceKit "$ict_source"
+        git -C "$ict_source" checkout --quiet "$ict_commit"
+    fi
+fi
+# Stale: missing, older than its source or the checksum list, or written by another
+# converter revision or format version (`model info --check` fails then).
+if [ ! -f "$face_model" ] || [ "$ict_source" -nt "$face_model" ] || [ models/ict-facekit.sha256 -nt "$face_model" ] \
+    || ! "$ganfit" model info --check "$face_model" >/dev/null 2>&1; then
+    "$ganfit" model convert --source "$ict_source" --out "$face_model"
+else
+    echo "models: $face_model is up to date"
+fi
+cp "$face_model" www/public/models/

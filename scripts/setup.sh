@@ -39,5 +39,7 @@ npm_ci() {
     fi
 }
 npm_ci www
+# The Khronos glTF validator that tests/face_model.rs runs on exported GLB files.
+npm_ci tests/gltf-validator
 [ -f models/package-lock.json ] && npm_ci models
 echo "setup: ok"

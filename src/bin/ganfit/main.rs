@@ -1,6 +1,7 @@
 //! The `ganfit` command line: fitting, evaluation, benchmarks and model conversion.
 
 mod bench;
+mod model;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ganfit::device::{self, Device};
@@ -26,6 +27,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: bench::Bench,
+    },
+    /// The face model: convert ICT-FaceKit, describe the model file, export the mean face.
+    Model {
+        #[command(subcommand)]
+        what: model::Model,
     },
 }
 
@@ -76,6 +82,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench { what } => bench::run(what),
+        Command::Model { what } => model::run(what),
     }
 }
 

@@ -1,0 +1,404 @@
+//! The 68 Multi-PIE landmarks on the ICT mesh, and the jaw contour that slides to the
+//! silhouette when the head turns.
+//!
+//! A 2D landmark detector marks the jaw (points 0–16) on the visible outline of the face. On the
+//! side turned away from the camera that outline is the cheek's silhouette, which moves across
+//! the cheek with the pose, so no fixed vertex can stand for it. As 3DDFA does ("landmark
+//! marching"), each jaw landmark gets a line of candidate vertices and the pose picks one:
+//!
+//! - Candidates of jaw landmark k (k ≠ 8) lie on the horizontal line (constant height in the
+//!   model) through its Multi-PIE vertex: from that vertex, which is on the outline of the
+//!   frontal face, forwards across the cheek towards the nose, about every 2.5 mm, stopping
+//!   at 40% of the vertex's distance from the midline (before the nose and the mouth, which
+//!   would otherwise outreach the cheek at large yaw). The chin (k = 8) keeps its vertex.
+//! - The rule ([`pick_contour`]): the candidate that is outermost in the image, measured
+//!   along the image direction of the head's sideways axis on the landmark's side. On the side
+//!   turned away that is the cheek's silhouette; on the side facing the camera it is the line's
+//!   first vertex, the frontal landmark itself, which stays fixed as 3DDFA keeps it.
+//!
+//! ICT's jawline lists (README) run along the edge of the jaw, which is the outline only from
+//! the front and on the facing side; they are kept in the model file (for eos-style matching
+//! of detected contour points to the nearest jawline vertex) but the lines above do not need
+//! them. On ICT's mean face the lines reach the silhouette up to about 45° of yaw; beyond that
+//! the pick stays near the line's inner end.
+
+use std::collections::VecDeque;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// Number of jaw landmarks (Multi-PIE 0–16).
+pub const JAW: usize = 17;
+/// Index of the chin among the 68.
+pub const CHIN: usize = 8;
+/// Nose tip among the 68: the direction the contour lines run towards.
+pub const NOSE_TIP: usize = 30;
+
+/// Spacing of contour candidates along their line, mm.
+const CONTOUR_STEP_MM: f64 = 2.5;
+/// Lines end where a vertex's distance from the midline falls below this share of the
+/// landmark's own.
+const CONTOUR_INNER_FRACTION: f64 = 0.4;
+/// Half the height of the slab around each line that candidates come from, mm.
+const CONTOUR_SLAB_MM: f64 = 4.0;
+/// Length of the sideways axis whose projection gives a line's outward image direction, mm.
+const OUTWARD_PROBE_MM: f32 = 10.0;
+
+/// The side of jaw landmark `k` along the model's x axis: −1 for the subject's right (0–7),
+/// +1 for the left (9–16), 0 for the chin.
+pub fn side(k: usize) -> f32 {
+    match k.cmp(&CHIN) {
+        std::cmp::Ordering::Less => -1.0,
+        std::cmp::Ordering::Greater => 1.0,
+        std::cmp::Ordering::Equal => 0.0,
+    }
+}
+
+/// Landmark vertex indices (ICT vertex numbering) as stored in the model file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandmarkData {
+    /// Multi-PIE 68 points, in order.
+    pub multipie68: Vec<u32>,
+    /// ICT's jawline vertices standing in for landmarks 0–7 ...
+    pub jawline_right: Vec<u32>,
+    /// ... and for landmarks 9–16.
+    pub jawline_left: Vec<u32>,
+    /// The extended jawlines (17 each, supersets of the above), ear to chin and chin to ear.
+    pub jawline_right_extended: Vec<u32>,
+    pub jawline_left_extended: Vec<u32>,
+    /// Contour candidates of each jaw landmark, from its Multi-PIE vertex inwards (see the
+    /// module docs).
+    pub contour: Vec<Vec<u32>>,
+}
+
+impl LandmarkData {
+    /// Counts and index ranges; the reason is a sentence naming what is wrong.
+    pub fn check(&self, num_vertices: u32) -> Result<(), String> {
+        let lists: [(&str, &Vec<u32>, usize); 5] = [
+            ("Multi-PIE landmark", &self.multipie68, 68),
+            ("right jawline", &self.jawline_right, 8),
+            ("left jawline", &self.jawline_left, 8),
+            ("right extended jawline", &self.jawline_right_extended, 17),
+            ("left extended jawline", &self.jawline_left_extended, 17),
+        ];
+        for (what, list, len) in lists {
+            if list.len() != len {
+                return Err(format!("{what} list has {} entries, expected {len}", list.len()));
+            }
+            if let Some(&i) = list.iter().find(|&&i| i >= num_vertices) {
+                return Err(format!("{what} vertex {i} out of range ({num_vertices} vertices)"));
+            }
+        }
+        if self.contour.len() != JAW || self.contour.iter().any(|c| c.is_empty()) {
+            return Err(format!("contour landmark lists: {} lists, expected {JAW} non-empty ones", self.contour.len()));
+        }
+        if let Some(&i) = self.contour.iter().flatten().find(|&&i| i >= num_vertices) {
+            return Err(format!("contour landmark vertex {i} out of range ({num_vertices} vertices)"));
+        }
+        Ok(())
+    }
+}
+
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn unit(a: [f64; 3]) -> Option<[f64; 3]> {
+    let n = dot(a, a).sqrt();
+    (n > 1e-9).then(|| [a[0] / n, a[1] / n, a[2] / n])
+}
+
+/// Builds the contour candidate lists (see the module docs) on the mean mesh: `positions` in
+/// mm by ICT vertex, `triangles` the mesh the lines may run on (the Face region's), and
+/// `data` with everything but `contour` filled in.
+pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &LandmarkData) -> Result<Vec<Vec<u32>>, String> {
+    let n = positions.len();
+    let mut neighbours = vec![Vec::new(); n];
+    for t in triangles {
+        for m in 0..3 {
+            let (a, b) = (t[m] as usize, t[(m + 1) % 3] as usize);
+            if a >= n || b >= n {
+                return Err(format!("triangle vertex {} out of range", a.max(b)));
+            }
+            neighbours[a].push(b);
+            neighbours[b].push(a);
+        }
+    }
+    let nose = positions[data.multipie68[NOSE_TIP] as usize];
+    let mut contour = Vec::with_capacity(JAW);
+    for k in 0..JAW {
+        let anchor_vertex = data.multipie68[k];
+        let sign = side(k) as f64;
+        if sign == 0.0 {
+            contour.push(vec![anchor_vertex]);
+            continue;
+        }
+        let anchor = positions[anchor_vertex as usize];
+        if sign * anchor[0] <= 0.0 {
+            return Err(format!("jaw landmark {k} (vertex {anchor_vertex}) is on the wrong side of the midline"));
+        }
+        let towards_nose = sub(nose, anchor);
+        let forwards = unit([towards_nose[0], 0.0, towards_nose[2]]).ok_or_else(|| format!("jaw landmark {k} lies above or below the nose tip"))?;
+        let inner_limit = CONTOUR_INNER_FRACTION * anchor[0].abs();
+        let in_slab = |v: usize| {
+            let p = positions[v];
+            (p[1] - anchor[1]).abs() <= CONTOUR_SLAB_MM && dot(sub(p, anchor), forwards) >= 0.0 && sign * p[0] >= inner_limit
+        };
+        // Only slab vertices connected to the anchor through the slab: a fold of the surface
+        // that enters the slab elsewhere (an eyelid, a lip) is another sheet.
+        let mut best: Vec<Option<(f64, u32)>> = Vec::new();
+        let mut seen = vec![false; n];
+        let mut queue = VecDeque::from([anchor_vertex as usize]);
+        seen[anchor_vertex as usize] = true;
+        while let Some(v) = queue.pop_front() {
+            let d = sub(positions[v], anchor);
+            let bin = (dot(d, forwards) / CONTOUR_STEP_MM).round() as usize;
+            let off_line = d[1].abs();
+            if bin >= best.len() {
+                best.resize(bin + 1, None);
+            }
+            if v != anchor_vertex as usize && bin > 0 && best[bin].is_none_or(|(o, _)| off_line < o) {
+                best[bin] = Some((off_line, v as u32));
+            }
+            for &w in &neighbours[v] {
+                if !seen[w] && in_slab(w) {
+                    seen[w] = true;
+                    queue.push_back(w);
+                }
+            }
+        }
+        let line: Vec<u32> = std::iter::once(anchor_vertex).chain(best.iter().flatten().map(|&(_, v)| v)).collect();
+        if line.len() < 3 {
+            return Err(format!("jaw landmark {k}: only {} contour candidates found across the cheek", line.len()));
+        }
+        contour.push(line);
+    }
+    Ok(contour)
+}
+
+/// Image coordinates (up to the focal length) of a camera-space point: the camera sits at the
+/// origin looking down −z, as in [`crate::render::camera`].
+fn image(p: [f32; 3]) -> [f32; 2] {
+    [p[0] / -p[2], p[1] / -p[2]]
+}
+
+/// The contour rule on plain data: for each jaw landmark the candidate vertex to use, given
+/// camera-space positions of the shape vertices and the head's rotation (camera from model,
+/// `rotation[r][c]`, as [`crate::render::camera::euler_rotation`] makes it).
+pub fn pick_contour(contour: &[Vec<u32>], camera_points: &[[f32; 3]], rotation: &[[f32; 3]; 3]) -> Vec<u32> {
+    contour
+        .iter()
+        .enumerate()
+        .map(|(k, line)| {
+            let sideways = [0, 1, 2].map(|r| side(k) * rotation[r][0] * OUTWARD_PROBE_MM);
+            let anchor = camera_points[line[0] as usize];
+            let (a, b) = (image(anchor), image([anchor[0] + sideways[0], anchor[1] + sideways[1], anchor[2] + sideways[2]]));
+            let outward = [b[0] - a[0], b[1] - a[1]];
+            let score = |v: u32| {
+                let q = image(camera_points[v as usize]);
+                q[0] * outward[0] + q[1] * outward[1]
+            };
+            // The first of equal scores, as argmax on a device takes it.
+            line.iter().copied().fold((line[0], f32::NEG_INFINITY), |(best, top), v| if score(v) > top { (v, score(v)) } else { (best, top) }).0
+        })
+        .collect()
+}
+
+/// The contour lists on a device, padded to one length with each list's last candidate (a
+/// repeat never outscores the original).
+#[derive(Debug, Clone)]
+pub struct JawContour {
+    lists: Vec<Vec<u32>>,
+    width: usize,
+    padded: Tensor<1, Int>,
+    /// Each line's side, times the probe length: `[17]`.
+    sides: Tensor<1>,
+}
+
+impl JawContour {
+    /// `lists` in shape-vertex numbering, one per jaw landmark.
+    pub fn new(lists: Vec<Vec<u32>>, device: &Device) -> Self {
+        let width = lists.iter().map(Vec::len).max().unwrap_or(1);
+        let padded: Vec<i32> = lists
+            .iter()
+            .flat_map(|l| (0..width).map(move |j| *l.get(j).unwrap_or_else(|| l.last().expect("non-empty")) as i32))
+            .collect();
+        let m = lists.len();
+        let sides: Vec<f32> = (0..m).map(|k| side(k) * OUTWARD_PROBE_MM).collect();
+        Self {
+            padded: Tensor::from_data(TensorData::new(padded, [m * width]), device),
+            sides: Tensor::from_data(TensorData::new(sides, [m]), device),
+            lists,
+            width,
+        }
+    }
+
+    /// Candidate shape vertices of each jaw landmark, from its frontal vertex inwards.
+    pub fn lists(&self) -> &[Vec<u32>] {
+        &self.lists
+    }
+
+    /// The picked contour points `[B, 17, 3]` (camera space) from camera-space points
+    /// `[B, Vs, 3]` and rotations `[B, 3, 3]` (camera from model), by the rule of
+    /// [`pick_contour`]. Differentiable with respect to the points (the choice itself is
+    /// piecewise constant).
+    pub fn pick(&self, camera_points: Tensor<3>, rotation: Tensor<3>) -> Tensor<3> {
+        let [b, _, _] = camera_points.dims();
+        let (m, w) = (self.lists.len(), self.width);
+        let image = |p: Tensor<4>| {
+            let [b, m, w, _] = p.dims();
+            let depth = p.clone().slice([0..b, 0..m, 0..w, 2..3]).neg();
+            p.slice([0..b, 0..m, 0..w, 0..2]) / depth
+        };
+        let points = camera_points.select(1, self.padded.clone()).reshape([b, m, w, 3]);
+        let anchors = points.clone().slice([0..b, 0..m, 0..1, 0..3]);
+        let sideways = rotation.slice([0..b, 0..3, 0..1]).reshape([b, 1, 1, 3]) * self.sides.clone().reshape([1, m, 1, 1]);
+        let outward = image(anchors.clone() + sideways) - image(anchors);
+        let score = (image(points.clone()) * outward).sum_dim(3).reshape([b, m, w]);
+        let choice = score.argmax(2).reshape([b, m, 1, 1]).expand([b, m, 1, 3]);
+        points.gather(2, choice).reshape([b, m, 3])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A half cylinder of radius 50 around the y axis, facing +z, as a grid: columns run
+    /// around the axis (angle from -90° at x = -50 to +90°), rows along y.
+    fn half_cylinder() -> (Vec<[f64; 3]>, Vec<[u32; 3]>, usize) {
+        let (cols, rows) = (73, 5);
+        let mut positions = Vec::new();
+        for r in 0..rows {
+            for c in 0..cols {
+                let a = -std::f64::consts::FRAC_PI_2 + std::f64::consts::PI * c as f64 / (cols - 1) as f64;
+                positions.push([50.0 * a.sin(), 2.0 * r as f64, 50.0 * a.cos()]);
+            }
+        }
+        let at = |r: usize, c: usize| (r * cols + c) as u32;
+        let mut triangles = Vec::new();
+        for r in 0..rows - 1 {
+            for c in 0..cols - 1 {
+                triangles.push([at(r, c), at(r, c + 1), at(r + 1, c + 1)]);
+                triangles.push([at(r, c), at(r + 1, c + 1), at(r + 1, c)]);
+            }
+        }
+        (positions, triangles, cols)
+    }
+
+    /// Rotation about y by `yaw` (nose towards +x for positive yaw), row-major.
+    fn yaw_rotation(yaw: f32) -> [[f32; 3]; 3] {
+        let (s, c) = yaw.sin_cos();
+        [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+    }
+
+    fn apply(r: &[[f32; 3]; 3], p: [f32; 3]) -> [f32; 3] {
+        [0, 1, 2].map(|i| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2])
+    }
+
+    /// Landmarks on the half cylinder: the jaw at its edges (x = ∓50) on row 2, the rest (the
+    /// "nose" among them) straight ahead.
+    fn cylinder_landmarks(cols: usize) -> LandmarkData {
+        let right_edge = 2 * cols as u32;
+        let left_edge = right_edge + cols as u32 - 1;
+        let front = right_edge + cols as u32 / 2;
+        LandmarkData {
+            multipie68: (0..68).map(|k| if k < CHIN { right_edge } else if (CHIN + 1..JAW).contains(&k) { left_edge } else { front }).collect(),
+            jawline_right: vec![right_edge; 8],
+            jawline_left: vec![left_edge; 8],
+            jawline_right_extended: vec![right_edge; 17],
+            jawline_left_extended: vec![left_edge; 17],
+            contour: vec![],
+        }
+    }
+
+    #[test]
+    fn contour_lines_cross_the_cheek_and_the_pick_is_the_silhouette() {
+        let (positions, triangles, cols) = half_cylinder();
+        let data = cylinder_landmarks(cols);
+        let front = data.multipie68[CHIN];
+        let contour = build_contour(&positions, &triangles, &data).unwrap();
+        assert_eq!(contour[CHIN], vec![front]);
+        for k in [0, 16] {
+            let line = &contour[k];
+            assert_eq!(line[0], data.multipie68[k]);
+            assert!(line.len() >= 20, "{} candidates", line.len());
+            // On row 2 (the anchor's height), moving forwards, stopping at |x| = 0.4 · 50.
+            assert!(line.iter().all(|&v| v as usize / cols == 2));
+            let depth: Vec<f64> = line.iter().map(|&v| positions[v as usize][2]).collect();
+            assert!(depth.windows(2).all(|w| w[1] > w[0]), "not ordered inwards: {depth:?}");
+            assert!(line.iter().all(|&v| positions[v as usize][0].abs() >= 20.0));
+        }
+        let distance = 300.0;
+        for yaw in [0.0f32, 0.5, -0.5] {
+            let rotation = yaw_rotation(yaw);
+            let camera: Vec<[f32; 3]> = positions
+                .iter()
+                .map(|p| apply(&rotation, p.map(|c| c as f32)))
+                .map(|p| [p[0], p[1], p[2] - distance])
+                .collect();
+            let picks = pick_contour(&contour, &camera, &rotation);
+            for (k, &pick) in picks.iter().enumerate().filter(|(k, _)| *k != CHIN) {
+                // On the side turned towards the camera the silhouette lies behind the line's
+                // first vertex, which stays.
+                if side(k) * yaw < 0.0 {
+                    assert_eq!(pick, contour[k][0], "yaw {yaw}: facing jaw point {k} moved off its frontal vertex");
+                    continue;
+                }
+                // Elsewhere (frontal too: seen in perspective, the outline lies a little in front
+                // of the widest point) the pick is the silhouette of the cylinder: its normal is
+                // perpendicular to the ray to the eye, within the candidates' spacing.
+                let p = positions[pick as usize];
+                let normal = apply(&rotation, [p[0] as f32 / 50.0, 0.0, p[2] as f32 / 50.0]);
+                let q = camera[pick as usize];
+                let to_eye = [-q[0], -q[1], -q[2]];
+                let cosine = (normal[0] * to_eye[0] + normal[1] * to_eye[1] + normal[2] * to_eye[2]) / (to_eye.iter().map(|x| x * x).sum::<f32>()).sqrt();
+                assert!(cosine.abs() < 0.1, "yaw {yaw}: jaw point {k} picked vertex {pick} with n·v {cosine}");
+            }
+        }
+    }
+
+    #[test]
+    fn device_pick_matches_the_plain_rule() {
+        let device = crate::device::cpu();
+        let (positions, triangles, cols) = half_cylinder();
+        // Lines of different lengths exercise the padding.
+        let mut lists = build_contour(&positions, &triangles, &cylinder_landmarks(cols)).unwrap();
+        lists[3].truncate(5);
+        let contour = JawContour::new(lists.clone(), &device);
+        let n = positions.len();
+        for (yaw, pitch) in [(0.6f32, 0.0f32), (-0.4, 0.2), (0.1, -0.3)] {
+            let (sp, cp) = pitch.sin_cos();
+            let pitch_rotation = [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]];
+            let y = yaw_rotation(yaw);
+            let rotation: [[f32; 3]; 3] = [0, 1, 2].map(|r| [0, 1, 2].map(|c| (0..3).map(|i| pitch_rotation[r][i] * y[i][c]).sum()));
+            let camera: Vec<[f32; 3]> = positions.iter().map(|p| apply(&rotation, p.map(|c| c as f32))).map(|p| [p[0], p[1], p[2] - 250.0]).collect();
+            let expected: Vec<[f32; 3]> = pick_contour(&lists, &camera, &rotation).iter().map(|&v| camera[v as usize]).collect();
+            let pt = Tensor::<3>::from_data(TensorData::new(camera.as_flattened().to_vec(), [1, n, 3]), &device);
+            let rt = Tensor::<3>::from_data(TensorData::new(rotation.as_flattened().to_vec(), [1, 3, 3]), &device);
+            let picked = crate::device::read_floats_blocking(contour.pick(pt, rt)).unwrap().0;
+            assert_eq!(picked, expected.as_flattened(), "yaw {yaw}, pitch {pitch}");
+        }
+    }
+
+    #[test]
+    fn check_names_what_is_wrong() {
+        let mut d = LandmarkData {
+            multipie68: vec![0; 68],
+            jawline_right: vec![0; 8],
+            jawline_left: vec![0; 8],
+            jawline_right_extended: vec![0; 17],
+            jawline_left_extended: vec![0; 17],
+            contour: vec![vec![0]; 17],
+        };
+        assert!(d.check(1).is_ok());
+        d.multipie68.pop();
+        assert!(d.check(1).unwrap_err().contains("67 entries"));
+        d.multipie68.push(5);
+        assert!(d.check(1).unwrap_err().contains("vertex 5 out of range"));
+    }
+}

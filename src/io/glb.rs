@@ -1,0 +1,180 @@
+//! Binary glTF 2.0 (`.glb`) of a [`MeshData`], with its texture embedded as PNG: one mesh, one
+//! node, one material (base colour texture), positions in metres.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use gltf::json;
+use json::validation::Checked::Valid;
+use json::validation::USize64;
+
+use super::mesh::{MeshData, png_bytes};
+use crate::error::{Error, Result};
+
+/// Appends `bytes` to the binary chunk, 4-byte aligned, and adds a view of them.
+fn push_view(root: &mut json::Root, bin: &mut Vec<u8>, bytes: &[u8], target: Option<json::buffer::Target>) -> json::Index<json::buffer::View> {
+    bin.resize(bin.len().next_multiple_of(4), 0);
+    let offset = bin.len();
+    bin.extend_from_slice(bytes);
+    root.push(json::buffer::View {
+        buffer: json::Index::new(0),
+        byte_length: USize64::from(bytes.len()),
+        byte_offset: Some(USize64::from(offset)),
+        byte_stride: None,
+        extensions: None,
+        extras: Default::default(),
+        name: None,
+        target: target.map(Valid),
+    })
+}
+
+fn push_accessor(
+    root: &mut json::Root,
+    view: json::Index<json::buffer::View>,
+    count: usize,
+    component: json::accessor::ComponentType,
+    type_: json::accessor::Type,
+    bounds: Option<(Vec<f32>, Vec<f32>)>,
+) -> json::Index<json::Accessor> {
+    let (min, max) = bounds.map_or((None, None), |(lo, hi)| (Some(json::Value::from(lo)), Some(json::Value::from(hi))));
+    root.push(json::Accessor {
+        buffer_view: Some(view),
+        byte_offset: None,
+        count: USize64::from(count),
+        component_type: Valid(json::accessor::GenericComponentType(component)),
+        extensions: None,
+        extras: Default::default(),
+        type_: Valid(type_),
+        min,
+        max,
+        name: None,
+        normalized: false,
+        sparse: None,
+    })
+}
+
+fn bounds<const N: usize>(values: &[[f32; N]]) -> (Vec<f32>, Vec<f32>) {
+    let mut lo = vec![f32::INFINITY; N];
+    let mut hi = vec![f32::NEG_INFINITY; N];
+    for v in values {
+        for c in 0..N {
+            lo[c] = lo[c].min(v[c]);
+            hi[c] = hi[c].max(v[c]);
+        }
+    }
+    (lo, hi)
+}
+
+/// The GLB bytes of `mesh`, textured with `texture` when given.
+pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> Result<Vec<u8>> {
+    use json::accessor::{ComponentType, Type};
+    use json::buffer::Target;
+    mesh.check()?;
+    let positions = mesh.render_positions_m();
+    let normals = mesh.render_normals();
+    let mut root = json::Root {
+        asset: json::Asset { generator: Some(format!("ganfit {}", env!("CARGO_PKG_VERSION"))), ..Default::default() },
+        ..Default::default()
+    };
+    let mut bin = Vec::new();
+    let float_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+
+    let view = push_view(&mut root, &mut bin, &float_bytes(positions.as_flattened()), Some(Target::ArrayBuffer));
+    let position_accessor = push_accessor(&mut root, view, positions.len(), ComponentType::F32, Type::Vec3, Some(bounds(&positions)));
+    let view = push_view(&mut root, &mut bin, &float_bytes(normals.as_flattened()), Some(Target::ArrayBuffer));
+    let normal_accessor = push_accessor(&mut root, view, normals.len(), ComponentType::F32, Type::Vec3, None);
+    let view = push_view(&mut root, &mut bin, &float_bytes(mesh.uvs.as_flattened()), Some(Target::ArrayBuffer));
+    let uv_accessor = push_accessor(&mut root, view, mesh.uvs.len(), ComponentType::F32, Type::Vec2, None);
+    let indices: Vec<u8> = mesh.triangles.as_flattened().iter().flat_map(|i| i.to_le_bytes()).collect();
+    let view = push_view(&mut root, &mut bin, &indices, Some(Target::ElementArrayBuffer));
+    let index_accessor = push_accessor(&mut root, view, mesh.triangles.len() * 3, ComponentType::U32, Type::Scalar, None);
+
+    let base_color_texture = match texture {
+        None => None,
+        Some(image) => {
+            let png = png_bytes(image)?;
+            let view = push_view(&mut root, &mut bin, &png, None);
+            let source = root.push(json::Image {
+                buffer_view: Some(view),
+                mime_type: Some(json::image::MimeType("image/png".into())),
+                name: Some(format!("{name} texture")),
+                uri: None,
+                extensions: None,
+                extras: Default::default(),
+            });
+            // Clamped: the face model's uv layout has islands up to the texture's border.
+            let sampler = root.push(json::texture::Sampler {
+                mag_filter: Some(Valid(json::texture::MagFilter::Linear)),
+                min_filter: Some(Valid(json::texture::MinFilter::LinearMipmapLinear)),
+                wrap_s: Valid(json::texture::WrappingMode::ClampToEdge),
+                wrap_t: Valid(json::texture::WrappingMode::ClampToEdge),
+                ..Default::default()
+            });
+            let index = root.push(json::Texture { name: None, sampler: Some(sampler), source, extensions: None, extras: Default::default() });
+            Some(json::texture::Info { index, tex_coord: 0, extensions: None, extras: Default::default() })
+        }
+    };
+    let material = root.push(json::Material {
+        name: Some(name.to_string()),
+        pbr_metallic_roughness: json::material::PbrMetallicRoughness {
+            base_color_texture,
+            metallic_factor: json::material::StrengthFactor(0.0),
+            roughness_factor: json::material::StrengthFactor(0.8),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let primitive = json::mesh::Primitive {
+        attributes: BTreeMap::from([
+            (Valid(json::mesh::Semantic::Positions), position_accessor),
+            (Valid(json::mesh::Semantic::Normals), normal_accessor),
+            (Valid(json::mesh::Semantic::TexCoords(0)), uv_accessor),
+        ]),
+        extensions: None,
+        extras: Default::default(),
+        indices: Some(index_accessor),
+        material: Some(material),
+        mode: Valid(json::mesh::Mode::Triangles),
+        targets: None,
+    };
+    let mesh_index = root.push(json::Mesh { extensions: None, extras: Default::default(), name: Some(name.to_string()), primitives: vec![primitive], weights: None });
+    let node = root.push(json::Node { mesh: Some(mesh_index), name: Some(name.to_string()), ..Default::default() });
+    let scene = root.push(json::Scene { extensions: None, extras: Default::default(), name: None, nodes: vec![node] });
+    root.scene = Some(scene);
+    bin.resize(bin.len().next_multiple_of(4), 0);
+    root.push(json::Buffer { byte_length: USize64::from(bin.len()), extensions: None, extras: Default::default(), name: None, uri: None });
+
+    let json_text = json::serialize::to_vec(&root).map_err(|e| Error::Invalid(format!("glTF JSON: {e}")))?;
+    let glb = gltf::binary::Glb {
+        header: gltf::binary::Header { magic: *b"glTF", version: 2, length: 0 },
+        json: Cow::Owned(json_text),
+        bin: Some(Cow::Owned(bin)),
+    };
+    glb.to_vec().map_err(|e| Error::Invalid(format!("GLB container: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::mesh::tests::split_square;
+
+    #[test]
+    fn glb_reads_back_with_the_gltf_crate() {
+        let mesh = split_square();
+        let texture = image::RgbImage::from_fn(4, 2, |x, y| image::Rgb([60 * x as u8, 100 * y as u8, 9]));
+        let bytes = write(&mesh, Some(&texture), "square").unwrap();
+        let (doc, buffers, images) = gltf::import_slice(&bytes).unwrap();
+        let prim = doc.meshes().next().unwrap().primitives().next().unwrap();
+        let reader = prim.reader(|b| Some(&buffers[b.index()]));
+        let positions: Vec<[f32; 3]> = reader.read_positions().unwrap().collect();
+        assert_eq!(positions.len(), 6);
+        assert!((positions[2][0] - 0.01).abs() < 1e-7, "metres");
+        let uvs: Vec<[f32; 2]> = reader.read_tex_coords(0).unwrap().into_f32().collect();
+        assert_eq!(uvs, mesh.uvs);
+        let indices: Vec<u32> = reader.read_indices().unwrap().into_u32().collect();
+        assert_eq!(indices, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(images.len(), 1);
+        assert_eq!((images[0].width, images[0].height), (4, 2));
+        assert_eq!(&images[0].pixels[..3], &[0, 0, 9]);
+    }
+}
