@@ -1,11 +1,15 @@
 //! ganfit: single-photo 3D face reconstruction in the manner of GANFit (Gecer et al. 2019),
 //! running on WebGPU in the browser and natively.
 //!
-//! The tree follows the pipeline: [`device`] (where tensors live), [`render`] (the
-//! differentiable rasterizer), and the web binding (`web`, wasm only).
+//! The tree follows the pipeline: [`device`] (where tensors live), [`io`] (photos in),
+//! [`nets`] (the pretrained face networks and alignment), [`render`] (the differentiable
+//! rasterizer), [`eval`] (metrics), and the web binding (`web`, wasm only).
 
 pub mod device;
 pub mod error;
+pub mod eval;
+pub mod io;
+pub mod nets;
 pub mod render;
 pub mod util;
 #[cfg(target_arch = "wasm32")]

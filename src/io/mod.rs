@@ -1,0 +1,3 @@
+//! Getting data in: photos from bytes.
+
+pub mod image;
