@@ -1,6 +1,8 @@
 //! The `ganfit` command line: fitting, evaluation, benchmarks and model conversion.
 
 mod bench;
+mod eval;
+mod nets;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ganfit::device::{self, Device};
@@ -26,6 +28,16 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: bench::Bench,
+    },
+    /// The pretrained face networks: conversion from the npm packages, running them on photos.
+    Nets {
+        #[command(subcommand)]
+        what: nets::Nets,
+    },
+    /// Accuracy of the face networks on a data folder: `name: value unit` lines.
+    Eval {
+        #[command(subcommand)]
+        what: eval::Eval,
     },
 }
 
@@ -76,6 +88,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench { what } => bench::run(what),
+        Command::Nets { what } => nets::run(what),
+        Command::Eval { what } => eval::run(what),
     }
 }
 
