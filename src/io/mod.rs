@@ -1,7 +1,9 @@
-//! Files in and out: the OBJ reader the model converter uses, and mesh export (OBJ + MTL +
-//! PNG, binary glTF). Exporters take plain data and return bytes, so they run on wasm too.
+//! Files in and out: photos from bytes, the OBJ reader the model converter uses, mesh export
+//! (OBJ + MTL + PNG, binary glTF), and the model files a fit loads. Exporters take plain data
+//! and return bytes, so they run on wasm too.
 
 pub mod glb;
+pub mod image;
 pub mod mesh;
 pub mod obj;
 

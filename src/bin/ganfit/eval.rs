@@ -1,0 +1,235 @@
+//! `ganfit eval ...`: accuracy of the face networks on a data folder, one `name: value unit`
+//! line per metric. Unreadable images are skipped with a reason on stderr, never fatal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
+use ganfit::eval::verification::{self, VerificationReport};
+use ganfit::nets::FaceNets;
+use ganfit::util::clock::now_ms;
+use ganfit::{Error, Result, device};
+
+use crate::Backend;
+use crate::nets::models_dir;
+
+#[derive(Subcommand)]
+pub enum Eval {
+    /// 68-point NME on an AFLW2000-3D-style folder (`annotations.json`, `images/`).
+    Landmarks {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        /// Where the annotation puts the centre of the top-left pixel (AFLW2000-3D and
+        /// OpenCV-style tools: 0; 300-W `.pts`: 1; this crate: 0.5).
+        #[arg(long, default_value_t = 0.0)]
+        annotation_pixel_centre: f32,
+        /// Evaluate only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Verification with both identity networks on a folder with `pairs.tsv` and `images/`.
+    Identity {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        /// Evaluate only the first N pairs.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+pub fn run(what: Eval) -> Result<()> {
+    match what {
+        Eval::Landmarks { data, models, device, annotation_pixel_centre, limit } => landmarks(&data, &models_dir(models), device, annotation_pixel_centre, limit),
+        Eval::Identity { data, models, device, limit } => identity(&data, &models_dir(models), device, limit),
+    }
+}
+
+fn load(models: &Path, backend: Backend) -> Result<FaceNets> {
+    let (device, name) = backend.open()?;
+    println!("# device: {name}");
+    FaceNets::load(models, &device)
+}
+
+struct Annotation {
+    image: String,
+    points: Vec<[f32; 2]>,
+    yaw: f64,
+}
+
+fn annotations(data: &Path) -> Result<Vec<Annotation>> {
+    let path = data.join("annotations.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let image = entry.get("image").and_then(|v| v.as_str());
+        let points: Option<Vec<[f32; 2]>> = entry.get("landmarks68_2d_reannotated").and_then(|v| v.as_array()).map(|list| {
+            list.iter()
+                .filter_map(|p| Some([p.get(0)?.as_f64()? as f32, p.get(1)?.as_f64()? as f32]))
+                .collect()
+        });
+        let yaw = entry.get("yaw").and_then(|v| v.as_f64());
+        match (image, points, yaw) {
+            (Some(image), Some(points), Some(yaw)) if points.len() == 68 => out.push(Annotation { image: image.to_string(), points, yaw }),
+            _ => eprintln!("skip annotation {i}: needs image, 68 landmarks68_2d_reannotated and yaw"),
+        }
+    }
+    Ok(out)
+}
+
+fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, limit: Option<usize>) -> Result<()> {
+    let nets = load(models, backend)?;
+    let mut list = annotations(data)?;
+    list.truncate(limit.unwrap_or(usize::MAX));
+    let mut acc = NmeAccumulator::default();
+    let (mut offset, mut offset_count) = ([0f64; 2], 0usize);
+    let mut multiple = 0usize;
+    let start = now_ms();
+    // Annotation to this crate's convention (pixel centres at +0.5).
+    let shift = 0.5 - pixel_centre;
+    for a in &list {
+        let truth: Vec<[f32; 2]> = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
+        let image = match ganfit::io::image::read(data.join("images").join(&a.image)) {
+            Ok(image) => image,
+            Err(e) => {
+                eprintln!("skip {}: {e}", a.image);
+                acc.add_skipped();
+                continue;
+            }
+        };
+        let result = device::block_on(async {
+            let detections = nets.detect(&image).await?;
+            let face = *detections.largest()?;
+            Ok::<_, Error>((nets.landmarks68(&image, &face).await?, detections.faces.len()))
+        });
+        match result {
+            Ok((points, found)) => {
+                multiple += (found > 1) as usize;
+                acc.add(&points, &truth, a.yaw);
+                for (p, t) in points.iter().zip(&truth) {
+                    offset[0] += (p[0] - t[0]) as f64;
+                    offset[1] += (p[1] - t[1]) as f64;
+                    offset_count += 1;
+                }
+            }
+            Err(Error::NoFace) => acc.add_failure(a.yaw),
+            Err(e) => {
+                eprintln!("skip {}: {e}", a.image);
+                acc.add_skipped();
+            }
+        }
+    }
+    let r = acc.report();
+    println!("images: {} images", list.len());
+    println!("evaluated: {} images", r.evaluated);
+    println!("detection failures: {} images", r.failures);
+    println!("skipped: {} images", r.skipped);
+    println!("several faces detected (largest used): {multiple} images");
+    println!("nme mean: {:.3} %", 100.0 * r.mean);
+    println!("nme balanced (mean of yaw bins): {:.3} %", 100.0 * r.balanced);
+    for ((label, mean, count, failures), _) in r.bins.iter().zip(YAW_BINS) {
+        println!("nme yaw {label}: {:.3} %", 100.0 * mean);
+        println!("evaluated yaw {label}: {count} images");
+        println!("detection failures yaw {label}: {failures} images");
+    }
+    let n = offset_count.max(1) as f64;
+    println!("mean signed error x: {:.3} px", offset[0] / n);
+    println!("mean signed error y: {:.3} px", offset[1] / n);
+    println!("time per image: {:.0} ms", (now_ms() - start) / list.len().max(1) as f64);
+    Ok(())
+}
+
+fn pairs(data: &Path) -> Result<Vec<(String, String, bool)>> {
+    let path = data.join("pairs.tsv");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+        match fields.as_slice() {
+            [a, b, same] if *same == "1" || *same == "0" => out.push((a.to_string(), b.to_string(), *same == "1")),
+            _ if i == 0 => {} // header
+            _ => eprintln!("skip pairs.tsv line {}: expected image_a, image_b, 0/1", i + 1),
+        }
+    }
+    Ok(out)
+}
+
+/// Both embeddings of one photo's largest face.
+struct Embeddings {
+    mobilefacenet: Vec<f32>,
+    resnet: Vec<f32>,
+}
+
+fn embed(nets: &FaceNets, path: &Path) -> Result<Embeddings> {
+    let image = ganfit::io::image::read(path)?;
+    device::block_on(async {
+        let analysis = nets.analyse(&image).await?;
+        let mobile = nets.mobilefacenet.forward(nets.mobilefacenet_input(&image, &analysis))?;
+        let resnet = nets.resnet.forward(nets.resnet_input(&image, &analysis)?)?;
+        Ok(Embeddings {
+            mobilefacenet: device::read_floats(mobile.embedding).await?.0,
+            resnet: device::read_floats(resnet.embedding).await?.0,
+        })
+    })
+}
+
+fn print_report(name: &str, r: &VerificationReport) {
+    println!("{name} accuracy: {:.2} %", 100.0 * r.accuracy);
+    println!("{name} best threshold: {:.4} cosine", r.threshold);
+    println!("{name} roc auc: {:.4}", r.auc);
+    println!("{name} tar at far {:.0}%: {:.2} %", 100.0 * r.far, 100.0 * r.tar);
+}
+
+fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) -> Result<()> {
+    let nets = load(models, backend)?;
+    let mut list = pairs(data)?;
+    list.truncate(limit.unwrap_or(usize::MAX));
+    let start = now_ms();
+    let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
+    let mut no_face = 0usize;
+    for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
+        if cache.contains_key(name) {
+            continue;
+        }
+        let result = embed(&nets, &data.join("images").join(name));
+        let entry = match result {
+            Ok(e) => Some(e),
+            Err(Error::NoFace) => {
+                no_face += 1;
+                eprintln!("no face: {name}");
+                None
+            }
+            Err(e) => {
+                eprintln!("skip {name}: {e}");
+                None
+            }
+        };
+        cache.insert(name.clone(), entry);
+    }
+    let images = cache.len();
+    let (mut mobile, mut resnet) = (Vec::new(), Vec::new());
+    for (a, b, same) in &list {
+        if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
+            mobile.push((verification::cosine(&ea.mobilefacenet, &eb.mobilefacenet), *same));
+            resnet.push((verification::cosine(&ea.resnet, &eb.resnet), *same));
+        }
+    }
+    println!("images: {images} images");
+    println!("images without a detected face: {no_face} images");
+    println!("images skipped (unreadable or other error): {} images", cache.values().filter(|e| e.is_none()).count() - no_face);
+    println!("pairs: {} pairs", list.len());
+    println!("pairs evaluated (both faces found): {} pairs", mobile.len());
+    print_report("mobilefacenet", &verification::verify(&mobile, 0.01)?);
+    print_report("resnet", &verification::verify(&resnet, 0.01)?);
+    println!("time per image: {:.0} ms", (now_ms() - start) / images.max(1) as f64);
+    Ok(())
+}

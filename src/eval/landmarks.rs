@@ -1,0 +1,140 @@
+//! 68-point landmark error as in AFLW2000-3D benchmarks (3DDFA, 3DDFA_V2): per image the mean
+//! point-to-point distance divided by the ground truth's bounding-box size `sqrt(w * h)`,
+//! averaged overall and within |yaw| bins [0, 30], (30, 60], > 60 degrees. The benchmarks'
+//! headline "mean" is the average of the three bin means (balanced over pose).
+
+use serde::{Deserialize, Serialize};
+
+/// NME of one image: mean point distance / sqrt(w * h) of the ground truth's bounding box.
+/// `None` when the ground truth is degenerate or the point counts differ.
+pub fn nme(predicted: &[[f32; 2]], truth: &[[f32; 2]]) -> Option<f64> {
+    if predicted.len() != truth.len() || truth.is_empty() {
+        return None;
+    }
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for p in truth {
+        for k in 0..2 {
+            lo[k] = lo[k].min(p[k] as f64);
+            hi[k] = hi[k].max(p[k] as f64);
+        }
+    }
+    let size = ((hi[0] - lo[0]) * (hi[1] - lo[1])).sqrt();
+    if !(size > 0.0 && size.is_finite()) {
+        return None;
+    }
+    let total: f64 = predicted
+        .iter()
+        .zip(truth)
+        .map(|(p, t)| ((p[0] as f64 - t[0] as f64).powi(2) + (p[1] as f64 - t[1] as f64).powi(2)).sqrt())
+        .sum();
+    Some(total / truth.len() as f64 / size)
+}
+
+/// Upper bounds (inclusive) of the yaw bins; the last bin takes everything above 60°.
+pub const YAW_BINS: [(&str, f64); 3] = [("0-30", 30.0), ("30-60", 60.0), ("60-90", f64::INFINITY)];
+
+fn bin_of(yaw_degrees: f64) -> usize {
+    let yaw = yaw_degrees.abs();
+    YAW_BINS.iter().position(|&(_, hi)| yaw <= hi).unwrap_or(YAW_BINS.len() - 1)
+}
+
+/// Accumulates per-image results.
+#[derive(Debug, Clone, Default)]
+pub struct NmeAccumulator {
+    errors: Vec<(f64, f64)>,
+    failures: [usize; 3],
+    skipped: usize,
+}
+
+/// Summary of an evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NmeReport {
+    /// Mean NME over evaluated images.
+    pub mean: f64,
+    /// Mean of the three bin means (the benchmarks' headline number).
+    pub balanced: f64,
+    /// Per bin: (label, mean NME, images evaluated, detection failures).
+    pub bins: Vec<(String, f64, usize, usize)>,
+    pub evaluated: usize,
+    /// Images without a detection (excluded from the NME).
+    pub failures: usize,
+    /// Images that could not be read or had unusable ground truth.
+    pub skipped: usize,
+}
+
+impl NmeAccumulator {
+    /// Records a prediction; a degenerate ground truth counts as skipped.
+    pub fn add(&mut self, predicted: &[[f32; 2]], truth: &[[f32; 2]], yaw_degrees: f64) {
+        match nme(predicted, truth) {
+            Some(e) => self.errors.push((e, yaw_degrees)),
+            None => self.skipped += 1,
+        }
+    }
+
+    /// Records an image where no face was detected.
+    pub fn add_failure(&mut self, yaw_degrees: f64) {
+        self.failures[bin_of(yaw_degrees)] += 1;
+    }
+
+    /// Records an image that could not be evaluated at all (unreadable, bad annotation).
+    pub fn add_skipped(&mut self) {
+        self.skipped += 1;
+    }
+
+    pub fn report(&self) -> NmeReport {
+        let mean_of = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let all: Vec<f64> = self.errors.iter().map(|e| e.0).collect();
+        let bins: Vec<(String, f64, usize, usize)> = YAW_BINS
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| {
+                let v: Vec<f64> = self.errors.iter().filter(|e| bin_of(e.1) == i).map(|e| e.0).collect();
+                (label.to_string(), mean_of(&v), v.len(), self.failures[i])
+            })
+            .collect();
+        let bin_means: Vec<f64> = bins.iter().map(|b| b.1).filter(|m| m.is_finite()).collect();
+        NmeReport {
+            mean: mean_of(&all),
+            balanced: mean_of(&bin_means),
+            bins,
+            evaluated: all.len(),
+            failures: self.failures.iter().sum(),
+            skipped: self.skipped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nme_divides_by_the_box_size() {
+        // A 30×120 box (size 60); every point 3 px off: NME 0.05.
+        let truth = [[0.0, 0.0], [30.0, 120.0], [10.0, 50.0]];
+        let predicted = truth.map(|[x, y]| [x + 3.0, y]);
+        assert!((nme(&predicted, &truth).unwrap() - 0.05).abs() < 1e-12);
+        assert_eq!(nme(&predicted, &truth[..2]), None);
+        assert_eq!(nme(&[[0.0, 0.0]; 3], &[[1.0, 1.0]; 3]), None);
+    }
+
+    #[test]
+    fn bins_and_balanced_mean() {
+        let truth = [[0.0, 0.0], [10.0, 10.0]];
+        let off = |d: f32| truth.map(|[x, y]| [x + d, y]);
+        let mut acc = NmeAccumulator::default();
+        acc.add(&off(1.0), &truth, -10.0); // 0.1
+        acc.add(&off(3.0), &truth, 20.0); // 0.3
+        acc.add(&off(4.0), &truth, 45.0); // 0.4
+        acc.add(&off(8.0), &truth, -95.0); // 0.8, beyond 90 still in the last bin
+        acc.add_failure(70.0);
+        let r = acc.report();
+        assert_eq!(r.evaluated, 4);
+        assert_eq!(r.failures, 1);
+        assert!((r.mean - 0.4).abs() < 1e-9);
+        assert!((r.bins[0].1 - 0.2).abs() < 1e-9 && r.bins[0].2 == 2);
+        assert!((r.bins[1].1 - 0.4).abs() < 1e-9);
+        assert!((r.bins[2].1 - 0.8).abs() < 1e-9 && r.bins[2].3 == 1);
+        assert!((r.balanced - (0.2 + 0.4 + 0.8) / 3.0).abs() < 1e-9);
+    }
+}

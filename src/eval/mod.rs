@@ -1,0 +1,5 @@
+//! Evaluation metrics shared by the tests and `ganfit eval`: landmark NME with yaw bins
+//! ([`landmarks`]) and face verification ROC statistics ([`verification`]).
+
+pub mod landmarks;
+pub mod verification;

@@ -1,0 +1,139 @@
+//! Photo bytes to RGB8: JPEG, PNG, WebP, BMP and PNM, EXIF orientation applied, grayscale
+//! expanded, 16-bit reduced, transparency composited over white (how a page shows it).
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+
+use crate::error::{Error, Result};
+
+/// Largest side accepted: beyond it a photo cannot be shown or processed sensibly.
+pub const MAX_SIDE: u32 = 16384;
+/// Largest decoded size (the decoder's own buffer, before conversion to RGB8).
+pub const MAX_DECODED_BYTES: u64 = 768 * 1024 * 1024;
+
+/// Decodes a photo; [`Error::Image`] says why when it cannot.
+pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        return Err(Error::Image("the file is empty".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Image(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(Error::Image("unrecognised format (expected JPEG, PNG, WebP, BMP or PNM)".into()));
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| Error::Image(e.to_string()))?;
+    // A broken EXIF block must not cost the photo: treat it as upright.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| Error::Image(e.to_string()))?;
+    image.apply_orientation(orientation);
+    if image.width() == 0 || image.height() == 0 {
+        return Err(Error::Image("the image has no pixels".into()));
+    }
+    Ok(to_rgb(image))
+}
+
+fn to_rgb(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let over_white = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
+        image::Rgb([over_white(r), over_white(g), over_white(b)])
+    })
+}
+
+/// Reads and decodes a photo file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read(path: impl AsRef<std::path::Path>) -> Result<RgbImage> {
+    let bytes = std::fs::read(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
+    decode(&bytes).map_err(|e| match e {
+        Error::Image(reason) => Error::Image(format!("{}: {reason}", path.as_ref().display())),
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, codecs};
+
+    fn test_image() -> RgbImage {
+        // 3×2, every pixel distinct, so rotations are recognisable.
+        RgbImage::from_fn(3, 2, |x, y| image::Rgb([(x * 80) as u8, (y * 200) as u8, 7]))
+    }
+
+    fn png(image: &DynamicImage) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+        bytes
+    }
+
+    /// A JPEG with an APP1 EXIF segment holding only the orientation tag.
+    fn jpeg_with_orientation(image: &RgbImage, orientation: u16) -> Vec<u8> {
+        let mut jpeg = Vec::new();
+        codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100)
+            .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+        tiff.extend([0, 1]); // one IFD entry
+        tiff.extend([0x01, 0x12, 0, 3, 0, 0, 0, 1]); // Orientation, SHORT, count 1
+        tiff.extend(orientation.to_be_bytes());
+        tiff.extend([0, 0, 0, 0, 0, 0]); // value padding, next IFD = 0
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend([0xff, 0xe1]);
+        out.extend(((app1.len() + 2) as u16).to_be_bytes());
+        out.extend(app1);
+        out.extend(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let image = test_image();
+        let upright = decode(&jpeg_with_orientation(&image, 1)).unwrap();
+        assert_eq!(upright.dimensions(), (3, 2));
+        // 6: the camera was rotated; the upright photo is the stored one turned 90° clockwise.
+        let rotated = decode(&jpeg_with_orientation(&image, 6)).unwrap();
+        assert_eq!(rotated.dimensions(), (2, 3));
+        // Stored top-left (0, 0) ends at the top-right after a clockwise quarter turn.
+        let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 12);
+        assert!(close(rotated.get_pixel(1, 0).0, upright.get_pixel(0, 0).0), "{:?} vs {:?}", rotated.get_pixel(1, 0), upright.get_pixel(0, 0));
+        assert!(close(rotated.get_pixel(0, 2).0, upright.get_pixel(2, 1).0));
+    }
+
+    #[test]
+    fn grayscale_alpha_and_16_bit_become_rgb8() {
+        let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(4, 4, image::Luma([90])));
+        assert_eq!(decode(&png(&gray)).unwrap().get_pixel(1, 1).0, [90, 90, 90]);
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 0])));
+        assert_eq!(decode(&png(&rgba)).unwrap().get_pixel(0, 0).0, [255, 255, 255], "transparent shows the white page");
+        let half = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 128])));
+        assert_eq!(decode(&png(&half)).unwrap().get_pixel(0, 0).0, [127, 127, 127]);
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(4, 4, image::Rgb([65535u16, 0, 32896])));
+        assert_eq!(decode(&png(&deep)).unwrap().get_pixel(3, 3).0, [255, 0, 128]);
+    }
+
+    #[test]
+    fn garbage_is_a_clear_image_error() {
+        for bytes in [&b""[..], b"not an image at all", &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]] {
+            match decode(bytes) {
+                Err(Error::Image(reason)) => assert!(!reason.is_empty()),
+                other => panic!("expected Error::Image, got {other:?}"),
+            }
+        }
+        let mut truncated = png(&DynamicImage::ImageRgb8(test_image()));
+        truncated.truncate(truncated.len() / 2);
+        assert!(matches!(decode(&truncated), Err(Error::Image(_))));
+    }
+}

@@ -1,0 +1,236 @@
+//! The pretrained face networks, ported from TensorFlow.js to burn, and the alignment that
+//! connects them: detect the face ([`detector`]) → 68 landmarks ([`landmarks68`]) → aligned crops
+//! ([`align`]) → identity embeddings ([`mobilefacenet`], the fitter's; [`resnet`], face-api's, kept
+//! independent for evaluation).
+//!
+//! | network | file | source | input (NHWC, RGB in [0, 1]) | output |
+//! |---|---|---|---|---|
+//! | [`SsdMobilenetV1`] | `face_detector.bpk` | face-api `ssd_mobilenetv1_model` | 512², padded photo | boxes, scores |
+//! | [`FaceLandmark68Net`] | `face_landmarks68.bpk` | face-api `face_landmark_68_model` | 112², padded box | 68 points |
+//! | [`FaceRecognitionNet`] | `face_resnet.bpk` | face-api `face_recognition_model` | 150² face-api chip | 128-d |
+//! | [`MobileFaceNet`] | `mobilefacenet.bpk` | human-models `mobilefacenet` | 112² ArcFace crop | 192-d |
+//!
+//! Weights are burnpack records (`burn-store`), loaded from bytes on every platform; the
+//! converter ([`Network::convert`], `ganfit nets convert`) writes them from the npm packages.
+//! Functions that read results back are `async` (WebGPU cannot block).
+
+pub mod align;
+pub mod detector;
+pub mod landmarks68;
+pub mod layers;
+pub mod mobilefacenet;
+pub mod resnet;
+pub mod tfjs;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+pub use align::{Affine, PixelRect, Rect, SquareCrop};
+pub use detector::{Detection, Detections, DetectorOptions, SsdMobilenetV1};
+pub use landmarks68::{FaceLandmark68Net, Points68};
+pub use mobilefacenet::MobileFaceNet;
+pub use resnet::FaceRecognitionNet;
+
+use crate::error::{Error, Result};
+use layers::Source;
+use tfjs::TfjsWeights;
+
+/// What an identity network returns.
+#[derive(Debug, Clone)]
+pub struct IdentityOutput {
+    /// `[B, D]`, unit length.
+    pub embedding: Tensor<2>,
+    /// Intermediate feature maps `[B, C, H, W]` for a content loss (which ones: see each
+    /// network's `forward`).
+    pub activations: Vec<Tensor<4>>,
+}
+
+/// The epsilon of MobileFaceNet's graph (`embeddings/Maximum/y`), used for both networks.
+pub const L2_EPSILON: f32 = 1e-10;
+
+/// `x / sqrt(max(|x|², eps))` along dimension 1, as the MobileFaceNet graph normalises.
+pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).clamp_min(L2_EPSILON).sqrt();
+    x / norm
+}
+
+/// The four networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    Detector,
+    Landmarks68,
+    ResNet,
+    MobileFaceNet,
+}
+
+impl Network {
+    pub const ALL: [Network; 4] = [Network::Detector, Network::Landmarks68, Network::ResNet, Network::MobileFaceNet];
+
+    /// The record's file name in `models/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Network::Detector => "face_detector.bpk",
+            Network::Landmarks68 => "face_landmarks68.bpk",
+            Network::ResNet => "face_resnet.bpk",
+            Network::MobileFaceNet => "mobilefacenet.bpk",
+        }
+    }
+
+    /// The original manifest: which npm package (`face-api` or `human-models`) and its path
+    /// inside the package.
+    pub fn source_manifest(self) -> (&'static str, &'static str) {
+        match self {
+            Network::Detector => ("face-api", "model/ssd_mobilenetv1_model-weights_manifest.json"),
+            Network::Landmarks68 => ("face-api", "model/face_landmark_68_model-weights_manifest.json"),
+            Network::ResNet => ("face-api", "model/face_recognition_model-weights_manifest.json"),
+            Network::MobileFaceNet => ("human-models", "models/mobilefacenet.json"),
+        }
+    }
+
+    /// Converts the original tfjs weights (manifest and shards) into a burnpack record,
+    /// optionally stored as f16. Returns the record and the float weights the architecture did
+    /// not use (expected empty).
+    pub fn convert(self, manifest: &[u8], shards: &[&[u8]], half: bool, device: &Device) -> Result<(Vec<u8>, Vec<String>)> {
+        let mut weights = TfjsWeights::parse(manifest, shards, self.source_manifest().1)?;
+        let mut source = Source::Tfjs(&mut weights);
+        let name = self.file_name();
+        let record = match self {
+            Network::Detector => layers::save_record(&SsdMobilenetV1::build(&mut source, device)?, half, name)?,
+            Network::Landmarks68 => layers::save_record(&FaceLandmark68Net::build(&mut source, device)?, half, name)?,
+            Network::ResNet => layers::save_record(&FaceRecognitionNet::build(&mut source, device)?, half, name)?,
+            Network::MobileFaceNet => layers::save_record(&MobileFaceNet::build(&mut source, device)?, half, name)?,
+        };
+        Ok((record, weights.unused()))
+    }
+}
+
+impl SsdMobilenetV1 {
+    pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
+        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::Detector.file_name())
+    }
+}
+
+impl FaceLandmark68Net {
+    pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
+        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::Landmarks68.file_name())
+    }
+}
+
+impl FaceRecognitionNet {
+    pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
+        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::ResNet.file_name())
+    }
+}
+
+impl MobileFaceNet {
+    pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
+        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::MobileFaceNet.file_name())
+    }
+}
+
+/// The record bytes of the four networks (read from `models/` or fetched by the page).
+pub struct ModelBytes {
+    pub detector: Vec<u8>,
+    pub landmarks68: Vec<u8>,
+    pub resnet: Vec<u8>,
+    pub mobilefacenet: Vec<u8>,
+}
+
+/// The four networks on one device.
+#[derive(Debug)]
+pub struct FaceNets {
+    pub detector: SsdMobilenetV1,
+    pub landmarks: FaceLandmark68Net,
+    pub resnet: FaceRecognitionNet,
+    pub mobilefacenet: MobileFaceNet,
+    pub device: Device,
+}
+
+/// The largest face of a photo, its landmarks and its crop for each identity network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaceAnalysis {
+    pub face: Detection,
+    /// How many faces were detected (the largest is used).
+    pub faces_found: usize,
+    /// 68 points in image pixels (pixel centres at +0.5); a `Vec` for serialisation.
+    pub landmarks: Vec<[f32; 2]>,
+    /// MobileFaceNet's crop (112², crop to image).
+    pub arcface: Affine,
+    /// The ResNet's face-api chip, `None` when it falls outside the image.
+    pub chip: Option<SquareCrop>,
+}
+
+impl FaceAnalysis {
+    pub fn points(&self) -> Result<Points68> {
+        self.landmarks.as_slice().try_into().map_err(|_| Error::Invalid(format!("{} landmarks, expected 68", self.landmarks.len())))
+    }
+}
+
+impl FaceNets {
+    pub fn from_bytes(bytes: ModelBytes, device: &Device) -> Result<Self> {
+        Ok(Self {
+            detector: SsdMobilenetV1::from_bytes(bytes.detector, device)?,
+            landmarks: FaceLandmark68Net::from_bytes(bytes.landmarks68, device)?,
+            resnet: FaceRecognitionNet::from_bytes(bytes.resnet, device)?,
+            mobilefacenet: MobileFaceNet::from_bytes(bytes.mobilefacenet, device)?,
+            device: device.clone(),
+        })
+    }
+
+    /// Loads the records from a folder (`models/` by default).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self> {
+        let read = |n: Network| {
+            let path = dir.join(n.file_name());
+            std::fs::read(&path).map_err(|e| Error::model(path.display().to_string(), format!("{e} (run `make models`)")))
+        };
+        Self::from_bytes(
+            ModelBytes {
+                detector: read(Network::Detector)?,
+                landmarks68: read(Network::Landmarks68)?,
+                resnet: read(Network::ResNet)?,
+                mobilefacenet: read(Network::MobileFaceNet)?,
+            },
+            device,
+        )
+    }
+
+    /// All faces, largest first.
+    pub async fn detect(&self, image: &RgbImage) -> Result<Detections> {
+        self.detector.detect(image, &self.device, &DetectorOptions::default()).await
+    }
+
+    /// The 68 points of a detected face, in image pixels.
+    pub async fn landmarks68(&self, image: &RgbImage, face: &Detection) -> Result<Points68> {
+        self.landmarks.landmarks68(image, face, &self.device).await
+    }
+
+    /// Detect → largest face → landmarks → crops. [`Error::NoFace`] when nothing is found.
+    pub async fn analyse(&self, image: &RgbImage) -> Result<FaceAnalysis> {
+        let detections = self.detect(image).await?;
+        let face = *detections.largest()?;
+        let points = self.landmarks68(image, &face).await?;
+        Ok(FaceAnalysis {
+            face,
+            faces_found: detections.faces.len(),
+            landmarks: points.to_vec(),
+            arcface: align::arcface_transform(&points)?,
+            chip: align::faceapi_chip(&points, image.width(), image.height(), resnet::INPUT_SIZE),
+        })
+    }
+
+    /// MobileFaceNet's input for a photo: the ArcFace crop `[1, 112, 112, 3]`.
+    pub fn mobilefacenet_input(&self, image: &RgbImage, analysis: &FaceAnalysis) -> Tensor<4> {
+        let crop = align::warp_image(image, &analysis.arcface, mobilefacenet::INPUT_SIZE);
+        let n = mobilefacenet::INPUT_SIZE;
+        Tensor::from_data(TensorData::new(crop, [1, n, n, 3]), &self.device)
+    }
+
+    /// The ResNet's input for a photo: face-api's chip `[1, 150, 150, 3]`.
+    pub fn resnet_input(&self, image: &RgbImage, analysis: &FaceAnalysis) -> Result<Tensor<4>> {
+        let chip = analysis.chip.ok_or(Error::NoFace)?;
+        let n = resnet::INPUT_SIZE;
+        Ok(Tensor::from_data(TensorData::new(chip.sample(image), [1, n, n, 3]), &self.device))
+    }
+}

@@ -1,0 +1,236 @@
+//! The face pipeline end to end on the CPU backend: gradients of the identity networks with
+//! respect to the photo, bad and awkward inputs, record checks, f16 storage, and agreement with
+//! the 300-W annotations of the sample photos. Needs `make models` (and `make setup` for the
+//! f16 conversion).
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use ganfit::device::{block_on, cpu, read_floats_blocking};
+use ganfit::eval::landmarks::nme;
+use ganfit::eval::verification::cosine;
+use ganfit::nets::{FaceNets, FaceRecognitionNet, MobileFaceNet, Network, align, landmarks68, mobilefacenet, resnet, tfjs};
+use ganfit::util::rng::SplitMix64;
+use ganfit::Error;
+use image::RgbImage;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("GANFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
+}
+
+fn nets(device: &Device) -> FaceNets {
+    FaceNets::load(&models_dir(), device).expect("converted models (make models)")
+}
+
+fn sample(name: &str) -> RgbImage {
+    ganfit::io::image::read(data_dir().join("samples").join(name)).unwrap()
+}
+
+fn read(t: Tensor<2>) -> Vec<f32> {
+    read_floats_blocking(t).unwrap().0
+}
+
+/// `loss(image) = <embedding(warp(image)), w>`; checks its gradient in the image against
+/// central differences along a random direction and at the three most sensitive pixels.
+fn check_gradient(image: &RgbImage, transform: align::Affine, size: usize, dim: usize, forward: &dyn Fn(Tensor<4>) -> Tensor<2>, device: &Device) {
+    let [h, w] = [image.height() as usize, image.width() as usize];
+    let pixels: Vec<f32> = image.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let mut rng = SplitMix64::new(5);
+    let weights: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
+    let weights = Tensor::<2>::from_data(TensorData::new(weights, [1, dim]), device);
+    let loss = |values: &[f32], grad: bool| {
+        let mut x = Tensor::<4>::from_data(TensorData::new(values.to_vec(), [1, h, w, 3]), device);
+        if grad {
+            x = x.require_grad();
+        }
+        let crop = align::warp(x.clone(), &[transform], size).unwrap();
+        ((forward(crop) * weights.clone()).sum(), x)
+    };
+    let (value, x) = loss(&pixels, true);
+    let gradient = read_floats_blocking(x.grad(&value.backward()).expect("a gradient for the image")).unwrap().0;
+    let at = |values: &[f32]| read_floats_blocking(loss(values, false).0.detach()).unwrap().0[0] as f64;
+
+    let direction: Vec<f32> = (0..pixels.len()).map(|_| if rng.uniform() < 0.5 { -1.0 } else { 1.0 }).collect();
+    let eps = 0.01f32;
+    let shifted = |sign: f32| pixels.iter().zip(&direction).map(|(p, d)| p + sign * eps * d).collect::<Vec<_>>();
+    let numeric = (at(&shifted(1.0)) - at(&shifted(-1.0))) / (2.0 * eps as f64);
+    let analytic: f64 = gradient.iter().zip(&direction).map(|(g, d)| (*g * *d) as f64).sum();
+    assert!((numeric - analytic).abs() < 0.03 * analytic.abs().max(1e-3), "directional derivative: numeric {numeric}, analytic {analytic}");
+
+    let mut order: Vec<usize> = (0..gradient.len()).collect();
+    order.sort_by(|&a, &b| gradient[b].abs().total_cmp(&gradient[a].abs()));
+    assert!(gradient[order[0]].abs() > 0.0, "the gradient is zero");
+    let eps = 0.05f32;
+    for &i in &order[..3] {
+        let mut plus = pixels.clone();
+        let mut minus = pixels.clone();
+        plus[i] += eps;
+        minus[i] -= eps;
+        let numeric = (at(&plus) - at(&minus)) / (2.0 * eps as f64);
+        let analytic = gradient[i] as f64;
+        assert!((numeric - analytic).abs() < 0.05 * analytic.abs(), "pixel {i}: numeric {numeric}, analytic {analytic}");
+    }
+}
+
+#[test]
+fn identity_embeddings_are_differentiable_in_the_image() {
+    let device = cpu().autodiff();
+    let image = sample("astronaut.png");
+    let analysis = block_on(nets(&cpu()).analyse(&image)).unwrap();
+    let mobile = MobileFaceNet::from_bytes(std::fs::read(models_dir().join(Network::MobileFaceNet.file_name())).unwrap(), &device).unwrap();
+    check_gradient(&image, analysis.arcface, mobilefacenet::INPUT_SIZE, mobilefacenet::EMBEDDING_SIZE, &|x| mobile.forward(x).unwrap().embedding, &device);
+    let resnet_net = FaceRecognitionNet::from_bytes(std::fs::read(models_dir().join(Network::ResNet.file_name())).unwrap(), &device).unwrap();
+    let chip = analysis.chip.unwrap().transform();
+    check_gradient(&image, chip, resnet::INPUT_SIZE, resnet::EMBEDDING_SIZE, &|x| resnet_net.forward(x).unwrap().embedding, &device);
+}
+
+#[test]
+fn warped_photo_crops_match_the_host_crops() {
+    // The fitter cuts crops from rendered images with `warp`; the photo side uses the host
+    // versions. Both must agree, and the warped face-api chip must give face-api's descriptor.
+    let device = cpu();
+    let nets = nets(&device);
+    let image = sample("astronaut.png");
+    let analysis = block_on(nets.analyse(&image)).unwrap();
+    let photo = align::image_tensor(&image, &device);
+    let warped = read_floats_blocking(align::warp(photo.clone(), &[analysis.arcface], 112).unwrap()).unwrap().0;
+    let host = align::warp_image(&image, &analysis.arcface, 112);
+    let diff = warped.iter().zip(&host).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(diff < 1e-4, "warp vs warp_image: {diff}");
+
+    let chip = analysis.chip.unwrap();
+    let exact = read(nets.resnet.forward(nets.resnet_input(&image, &analysis).unwrap()).unwrap().embedding);
+    let via_warp = read(nets.resnet.forward(align::warp(photo, &[chip.transform()], 150).unwrap()).unwrap().embedding);
+    assert!(cosine(&exact, &via_warp) > 0.995, "chip by warp vs face-api's resize: cosine {}", cosine(&exact, &via_warp));
+}
+
+#[test]
+fn no_face_is_a_typed_error() {
+    let nets = nets(&cpu());
+    let mut rng = SplitMix64::new(3);
+    let grey = RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
+    let noise = RgbImage::from_fn(300, 200, |_, _| image::Rgb([rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8]));
+    for image in [grey, noise, RgbImage::from_pixel(1, 1, image::Rgb([0, 0, 0]))] {
+        assert!(matches!(block_on(nets.analyse(&image)), Err(Error::NoFace)), "{}x{}", image.width(), image.height());
+    }
+}
+
+#[test]
+fn several_faces_use_the_largest() {
+    let nets = nets(&cpu());
+    let image = sample("t1.jpg");
+    let detections = block_on(nets.detect(&image)).unwrap();
+    assert!(detections.faces.len() >= 3, "the group photo shows several faces, found {}", detections.faces.len());
+    assert!(detections.faces.windows(2).all(|w| w[0].rect.area() >= w[1].rect.area()), "sorted by area");
+    let analysis = block_on(nets.analyse(&image)).unwrap();
+    assert_eq!(analysis.faces_found, detections.faces.len());
+    assert_eq!(analysis.face, detections.faces[0]);
+}
+
+#[test]
+fn huge_and_tiny_faces_are_handled() {
+    let nets = nets(&cpu());
+    let small = sample("astronaut.png");
+    let reference = block_on(nets.analyse(&small)).unwrap();
+
+    // 8000×8000 with the astronaut enlarged 8×: detection sees an area-averaged 512² input.
+    let (scale, offset) = (8u32, (1500u32, 2500u32));
+    let big = image::imageops::resize(&small, 512 * scale, 512 * scale, image::imageops::FilterType::Triangle);
+    let mut huge = RgbImage::from_pixel(8000, 8000, image::Rgb([90, 90, 90]));
+    image::imageops::replace(&mut huge, &big, offset.0 as i64, offset.1 as i64);
+    drop(big);
+    let analysis = block_on(nets.analyse(&huge)).unwrap();
+    let back: Vec<[f32; 2]> = analysis.landmarks.iter().map(|p| [(p[0] - offset.0 as f32) / scale as f32, (p[1] - offset.1 as f32) / scale as f32]).collect();
+    let error = nme(&back, &reference.landmarks).unwrap();
+    assert!(error < 0.03, "landmarks of the 8× photo differ from the original's by NME {error}");
+    drop(huge);
+
+    // A face about 16 px wide: either found or a clean NoFace, never a panic or another error.
+    let tiny = image::imageops::resize(&small, 96, 96, image::imageops::FilterType::Triangle);
+    let mut canvas = RgbImage::from_pixel(640, 480, image::Rgb([200, 200, 200]));
+    image::imageops::replace(&mut canvas, &tiny, 300, 200);
+    match block_on(nets.analyse(&canvas)) {
+        Ok(a) => assert!(a.landmarks.iter().all(|p| p[0].is_finite() && p[1].is_finite())),
+        Err(Error::NoFace) => {}
+        Err(e) => panic!("tiny face: {e}"),
+    }
+}
+
+#[test]
+fn landmarks_agree_with_300w_annotations() {
+    let nets = nets(&cpu());
+    let mut worst = 0f64;
+    for name in ["einstein", "takeo", "breakingbad", "image_0010"] {
+        let image = sample(&format!("{name}.{}", if name == "takeo" { "ppm" } else if name == "image_0010" { "png" } else { "jpg" }));
+        let pts = std::fs::read_to_string(data_dir().join("samples").join(format!("{name}.pts"))).unwrap();
+        // 300-W: the top-left pixel centre is (1, 1); here it is (0.5, 0.5).
+        let truth: Vec<[f32; 2]> = pts
+            .lines()
+            .filter_map(|l| {
+                let v: Vec<f32> = l.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+                (v.len() == 2).then(|| [v[0] - 0.5, v[1] - 0.5])
+            })
+            .collect();
+        assert_eq!(truth.len(), 68, "{name}.pts");
+        // The annotated face: the detection whose landmarks fit best (group photos hold others).
+        let detections = block_on(nets.detect(&image)).unwrap();
+        let best = detections
+            .faces
+            .iter()
+            .map(|f| nme(&block_on(nets.landmarks68(&image, f)).unwrap(), &truth).unwrap())
+            .fold(f64::INFINITY, f64::min);
+        eprintln!("{name}: NME {:.2} %", 100.0 * best);
+        worst = worst.max(best);
+    }
+    assert!(worst < 0.05, "worst NME {worst}");
+}
+
+#[test]
+fn records_are_checked_when_loaded() {
+    let device = cpu();
+    let landmarks = std::fs::read(models_dir().join(Network::Landmarks68.file_name())).unwrap();
+    assert!(matches!(MobileFaceNet::from_bytes(landmarks, &device), Err(Error::ModelFile { .. })));
+    assert!(matches!(MobileFaceNet::from_bytes(b"definitely not a burnpack".to_vec(), &device), Err(Error::ModelFile { .. })));
+}
+
+#[test]
+fn f16_records_stay_close_to_f32() {
+    let device = cpu();
+    let face_api = repo().join("tests/parity/node_modules/@vladmandic/face-api");
+    let human_models = repo().join("tests/parity/vendor/human-models");
+    let convert = |network: Network| {
+        let (package, path) = network.source_manifest();
+        let manifest_path = if package == "face-api" { face_api.join(path) } else { human_models.join(path) };
+        let manifest = std::fs::read(&manifest_path).expect("npm packages (make setup)");
+        let shards: Vec<Vec<u8>> = tfjs::shard_paths(&manifest, "test").unwrap().iter().map(|p| std::fs::read(manifest_path.parent().unwrap().join(p)).unwrap()).collect();
+        let refs: Vec<&[u8]> = shards.iter().map(|s| s.as_slice()).collect();
+        let (record, unused) = network.convert(&manifest, &refs, true, &device).unwrap();
+        assert!(unused.is_empty(), "{unused:?}");
+        record
+    };
+    let full = std::fs::read(models_dir().join(Network::MobileFaceNet.file_name())).unwrap();
+    let half = convert(Network::MobileFaceNet);
+    assert!(half.len() < full.len() * 6 / 10, "f16 record {} bytes vs f32 {}", half.len(), full.len());
+    let image = sample("astronaut.png");
+    let nets = nets(&device);
+    let analysis = block_on(nets.analyse(&image)).unwrap();
+    let crop = nets.mobilefacenet_input(&image, &analysis);
+    let a = read(nets.mobilefacenet.forward(crop.clone()).unwrap().embedding);
+    let b = read(MobileFaceNet::from_bytes(half, &device).unwrap().forward(crop).unwrap().embedding);
+    assert!(cosine(&a, &b) > 0.999, "MobileFaceNet f16 vs f32: cosine {}", cosine(&a, &b));
+
+    let half = ganfit::nets::FaceLandmark68Net::from_bytes(convert(Network::Landmarks68), &device).unwrap();
+    let face = analysis.face;
+    let from_half = block_on(half.landmarks68(&image, &face, &device)).unwrap();
+    let crop = landmarks68::input_crop(&face, image.width(), image.height()).unwrap();
+    let moved = from_half.iter().zip(&analysis.landmarks).map(|(p, q)| ((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64)).fold(0.0, f64::max);
+    assert!(moved < 0.05 * crop.side as f64 / 100.0 + 0.1, "f16 landmarks moved {moved} px");
+}

@@ -1,0 +1,273 @@
+//! Parity of the burn ports with the original networks: face-api 1.7.15 and human-models'
+//! MobileFaceNet run by `tests/parity/reference.mjs` on tfjs's pure-JS CPU backend.
+//!
+//! Both sides see identical pixels: Rust decodes the sample photos and writes raw RGB for the
+//! Node script (JPEG decoders differ by ±1). References are generated at test time into the
+//! git-ignored `tests/parity/out/` (reused while the inputs are byte-identical) and never
+//! committed. Needs `make setup` (npm packages) and `make models` (converted records).
+//!
+//! Tolerances: detection boxes within 0.25 px and scores within 2e-3; landmarks within 0.5 px
+//! (the Rust landmarks against face-api's network outputs mapped through the same crop
+//! geometry); descriptors and embeddings cosine > 0.999.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use ganfit::device::{block_on, cpu, gpu, read_floats_blocking};
+use ganfit::eval::verification::cosine;
+use ganfit::nets::{FaceNets, Points68, Rect, SquareCrop, align, landmarks68, mobilefacenet, resnet};
+use image::RgbImage;
+use serde::Deserialize;
+
+const CPU_IMAGES: [&str; 5] = ["astronaut.png", "takeo.ppm", "einstein.jpg", "image_0010.png", "breakingbad.jpg"];
+const GPU_IMAGES: [&str; 2] = ["astronaut.png", "takeo.ppm"];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("GANFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
+}
+
+#[derive(Debug, Deserialize)]
+struct RefRect {
+    x: f64,
+    y: f64,
+    width: f64,
+    height: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefFace {
+    score: f64,
+    #[serde(rename = "box")]
+    rect: RefRect,
+    landmark_crop: RefRect,
+    landmark_raw: Vec<f32>,
+    landmarks: Vec<[f32; 2]>,
+    chip: RefRect,
+    descriptor: Vec<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefImage {
+    name: String,
+    faces: Vec<RefFace>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefEmbedding {
+    name: String,
+    embedding: Vec<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Reference {
+    versions: serde_json::Value,
+    images: Vec<RefImage>,
+    mobilefacenet: Vec<RefEmbedding>,
+}
+
+/// A photo, its CPU analysis and the MobileFaceNet crops of its faces sent to Node.
+struct Sample {
+    name: String,
+    image: RgbImage,
+}
+
+struct Shared {
+    samples: Vec<Sample>,
+    /// ArcFace crops (NHWC 112² in [0, 1]) of each detected face, from the Rust CPU landmarks.
+    crops: Vec<(String, Vec<f32>)>,
+    reference: Reference,
+}
+
+fn fnv1a(hash: &mut u64, bytes: &[u8]) {
+    for &b in bytes {
+        *hash ^= b as u64;
+        *hash = hash.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+/// Runs the Node script on the inputs unless a reference for byte-identical inputs exists.
+fn run_reference(dir: &Path, request: &serde_json::Value, files: &[(String, Vec<u8>)]) -> Reference {
+    std::fs::create_dir_all(dir).unwrap();
+    let request_bytes = serde_json::to_vec_pretty(request).unwrap();
+    let script = std::fs::read(repo().join("tests/parity/reference.mjs")).unwrap();
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a(&mut hash, &request_bytes);
+    fnv1a(&mut hash, &script);
+    for (name, bytes) in files {
+        fnv1a(&mut hash, name.as_bytes());
+        fnv1a(&mut hash, bytes);
+    }
+    let stamp = format!("{hash:016x}");
+    let (out, stamp_file) = (dir.join("reference.json"), dir.join("reference.stamp"));
+    let fresh = std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp) && out.exists();
+    if !fresh {
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        std::fs::write(dir.join("request.json"), &request_bytes).unwrap();
+        let node_modules = repo().join("tests/parity/node_modules");
+        assert!(node_modules.exists(), "{} is missing: run `make setup`", node_modules.display());
+        let status = Command::new("node")
+            .arg(repo().join("tests/parity/reference.mjs"))
+            .arg(dir)
+            .current_dir(repo().join("tests/parity"))
+            .status()
+            .expect("node must be installed (make setup)");
+        assert!(status.success(), "the reference script failed: {status}");
+        std::fs::write(&stamp_file, &stamp).unwrap();
+    }
+    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+}
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let nets = FaceNets::load(&models_dir(), &cpu()).expect("converted models (make models)");
+        let mut samples = Vec::new();
+        let mut crops = Vec::new();
+        let mut files = Vec::new();
+        let mut images = Vec::new();
+        for name in CPU_IMAGES {
+            let image = ganfit::io::image::read(data_dir().join("samples").join(name)).unwrap();
+            let detections = block_on(nets.detect(&image)).unwrap();
+            for (i, face) in detections.faces.iter().enumerate() {
+                let points = block_on(nets.landmarks68(&image, face)).unwrap();
+                let crop = align::warp_image(&image, &align::arcface_transform(&points).unwrap(), mobilefacenet::INPUT_SIZE);
+                let file = format!("{name}.{i}.f32");
+                files.push((file.clone(), crop.iter().flat_map(|v| v.to_le_bytes()).collect()));
+                crops.push((format!("{name}#{i}"), crop));
+            }
+            let rgb = format!("{name}.rgb");
+            images.push(serde_json::json!({"name": name, "width": image.width(), "height": image.height(), "rgb": rgb}));
+            files.push((rgb, image.as_raw().clone()));
+            samples.push(Sample { name: name.to_string(), image });
+        }
+        let request = serde_json::json!({
+            "face_api_models": repo().join("tests/parity/node_modules/@vladmandic/face-api/model"),
+            "mobilefacenet_model": repo().join("tests/parity/vendor/human-models/models/mobilefacenet.json"),
+            "images": images,
+            "mobilefacenet_crops": crops.iter().zip(files.iter().filter(|f| f.0.ends_with(".f32"))).map(|((name, _), (file, _))| serde_json::json!({"name": name, "f32": file})).collect::<Vec<_>>(),
+        });
+        let reference = run_reference(&repo().join("tests/parity/out"), &request, &files);
+        eprintln!("reference versions: {}", reference.versions);
+        Shared { samples, crops, reference }
+    })
+}
+
+fn rect(r: &RefRect) -> Rect {
+    Rect { x: r.x, y: r.y, width: r.width, height: r.height }
+}
+
+fn iou(a: &Rect, b: &Rect) -> f64 {
+    let w = (a.x + a.width).min(b.x + b.width) - a.x.max(b.x);
+    let h = (a.y + a.height).min(b.y + b.height) - a.y.max(b.y);
+    let inter = w.max(0.0) * h.max(0.0);
+    inter / (a.area() + b.area() - inter)
+}
+
+#[derive(Debug, Default)]
+struct Worst {
+    faces: usize,
+    box_px: f64,
+    score: f64,
+    landmark_px: f64,
+    resnet_cosine: f64,
+    mobilefacenet_cosine: f64,
+}
+
+fn embedding(t: Tensor<2>) -> Vec<f32> {
+    read_floats_blocking(t).unwrap().0
+}
+
+/// Compares the ports on `device` with the reference for the given photos.
+fn compare(device: &Device, names: &[&str]) -> Worst {
+    let shared = shared();
+    let nets = FaceNets::load(&models_dir(), device).unwrap();
+    let mut worst = Worst { resnet_cosine: 1.0, mobilefacenet_cosine: 1.0, ..Default::default() };
+    for sample in shared.samples.iter().filter(|s| names.contains(&s.name.as_str())) {
+        let image = &sample.image;
+        let reference = shared.reference.images.iter().find(|i| i.name == sample.name).unwrap();
+        let detections = block_on(nets.detect(image)).unwrap();
+        // Faces within 0.01 of the threshold may legitimately fall on either side.
+        let clear = |s: f64| (s - 0.5).abs() > 0.01;
+        let ours = detections.faces.iter().filter(|f| clear(f.score as f64)).count();
+        let theirs = reference.faces.iter().filter(|f| clear(f.score)).count();
+        assert_eq!(ours, theirs, "{}: face count differs", sample.name);
+        for face in &reference.faces {
+            let expected = rect(&face.rect);
+            let Some(found) = detections.faces.iter().max_by(|a, b| iou(&a.rect, &expected).total_cmp(&iou(&b.rect, &expected))) else {
+                panic!("{}: no detection", sample.name)
+            };
+            if !clear(face.score) && iou(&found.rect, &expected) < 0.5 {
+                continue;
+            }
+            let r = found.rect;
+            let box_error = [r.x - expected.x, r.y - expected.y, r.width - expected.width, r.height - expected.height].iter().fold(0f64, |m, d| m.max(d.abs()));
+            worst.box_px = worst.box_px.max(box_error);
+            worst.score = worst.score.max((found.score as f64 - face.score).abs());
+
+            // Landmarks: ours against face-api's network outputs through the same crop.
+            let crop = landmarks68::input_crop(found, image.width(), image.height()).unwrap();
+            let c = &face.landmark_crop;
+            assert_eq!((crop.rect.x, crop.rect.y, crop.rect.width, crop.rect.height), (c.x as u32, c.y as u32, c.width as u32, c.height as u32), "{}: landmark crop", sample.name);
+            let points = block_on(nets.landmarks68(image, found)).unwrap();
+            let expected_points = landmarks68::points_in_image(&face.landmark_raw, &crop).unwrap();
+            for (p, q) in points.iter().zip(&expected_points) {
+                worst.landmark_px = worst.landmark_px.max(((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64));
+            }
+
+            // ResNet: face-api's own chip (from its landmarks) must be ours, then the descriptor.
+            let theirs: Points68 = std::array::from_fn(|i| [face.landmarks[i][0] + 0.5, face.landmarks[i][1] + 0.5]);
+            let chip: SquareCrop = align::faceapi_chip(&theirs, image.width(), image.height(), resnet::INPUT_SIZE).unwrap();
+            let h = &face.chip;
+            assert_eq!((chip.rect.x, chip.rect.y, chip.rect.width, chip.rect.height), (h.x as u32, h.y as u32, h.width as u32, h.height as u32), "{}: chip", sample.name);
+            let n = resnet::INPUT_SIZE;
+            let input = Tensor::<4>::from_data(TensorData::new(chip.sample(image), [1, n, n, 3]), device);
+            let descriptor = embedding(nets.resnet.forward(input).unwrap().embedding);
+            worst.resnet_cosine = worst.resnet_cosine.min(cosine(&descriptor, &face.descriptor));
+            worst.faces += 1;
+        }
+        // MobileFaceNet on the crops sent to Node.
+        for (name, crop) in shared.crops.iter().filter(|c| c.0.starts_with(&format!("{}#", sample.name))) {
+            let expected = &shared.reference.mobilefacenet.iter().find(|e| &e.name == name).unwrap().embedding;
+            let n = mobilefacenet::INPUT_SIZE;
+            let input = Tensor::<4>::from_data(TensorData::new(crop.clone(), [1, n, n, 3]), device);
+            let ours = embedding(nets.mobilefacenet.forward(input).unwrap().embedding);
+            worst.mobilefacenet_cosine = worst.mobilefacenet_cosine.min(cosine(&ours, expected));
+        }
+    }
+    worst
+}
+
+fn check(worst: &Worst, device: &str) {
+    eprintln!("parity {device}: {worst:?}");
+    assert!(worst.faces > 0, "no faces compared");
+    assert!(worst.box_px < 0.25, "{device}: box error {} px", worst.box_px);
+    assert!(worst.score < 2e-3, "{device}: score error {}", worst.score);
+    assert!(worst.landmark_px < 0.5, "{device}: landmark error {} px", worst.landmark_px);
+    assert!(worst.resnet_cosine > 0.999, "{device}: ResNet descriptor cosine {}", worst.resnet_cosine);
+    assert!(worst.mobilefacenet_cosine > 0.999, "{device}: MobileFaceNet cosine {}", worst.mobilefacenet_cosine);
+}
+
+#[test]
+fn ports_match_the_originals_on_cpu() {
+    check(&compare(&cpu(), &CPU_IMAGES), "cpu");
+}
+
+#[test]
+fn ports_match_the_originals_on_wgpu() {
+    // A missing adapter must fail this tier, never skip it.
+    let (device, info) = gpu().expect("the wgpu test tier needs an adapter (lavapipe in CI)");
+    eprintln!("wgpu adapter: {info}");
+    check(&compare(&device, &GPU_IMAGES), "wgpu");
+}

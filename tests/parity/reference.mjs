@@ -1,0 +1,119 @@
+// Reference outputs of the original networks for the Rust parity tests (tests/nets_parity.rs).
+//
+//   node reference.mjs <request folder>
+//
+// The folder holds `request.json` (written by the Rust test) and the raw inputs it names:
+//   images: RGB8 pixels decoded by Rust, so both sides see identical pixels;
+//   mobilefacenet_crops: float32 NHWC 112×112×3 in [0, 1] (the Rust ArcFace crops).
+// Runs face-api 1.7.15 (SSD MobileNetV1 → 68 landmarks → ResNet descriptor, its own pipeline)
+// and human-models' MobileFaceNet on tfjs's pure-JS CPU backend and writes `reference.json`.
+// Nothing here is stored in the repository: the outputs are regenerated on every run.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const tf = require('@tensorflow/tfjs');
+const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
+
+const dir = process.argv[2];
+if (!dir) {
+  console.error('usage: node reference.mjs <request folder>');
+  process.exit(2);
+}
+const request = JSON.parse(fs.readFileSync(path.join(dir, 'request.json'), 'utf8'));
+
+function loadWeightMap(modelDir, name) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, `${name}-weights_manifest.json`), 'utf8'));
+  const buffers = manifest.flatMap((group) => group.paths.map((p) => fs.readFileSync(path.join(modelDir, p))));
+  const data = Buffer.concat(buffers);
+  const specs = manifest.flatMap((group) => group.weights);
+  return tf.io.decodeWeights(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength), specs);
+}
+
+async function loadGraph(file) {
+  const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const buffers = json.weightsManifest.flatMap((group) => group.paths.map((p) => fs.readFileSync(path.join(path.dirname(file), p))));
+  const data = Buffer.concat(buffers);
+  const handler = tf.io.fromMemory({
+    modelTopology: json.modelTopology,
+    format: json.format,
+    generatedBy: json.generatedBy,
+    convertedBy: json.convertedBy,
+    userDefinedMetadata: json.userDefinedMetadata,
+    weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
+    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
+  });
+  return tf.loadGraphModel(handler);
+}
+
+const rect = (b) => ({ x: b.x, y: b.y, width: b.width, height: b.height });
+
+async function main() {
+  await tf.setBackend('cpu');
+  await tf.ready();
+  const models = request.face_api_models;
+  faceapi.nets.ssdMobilenetv1.loadFromWeightMap(loadWeightMap(models, 'ssd_mobilenetv1_model'));
+  faceapi.nets.faceLandmark68Net.loadFromWeightMap(loadWeightMap(models, 'face_landmark_68_model'));
+  faceapi.nets.faceRecognitionNet.loadFromWeightMap(loadWeightMap(models, 'face_recognition_model'));
+  const options = new faceapi.SsdMobilenetv1Options({ minConfidence: 0.5, maxResults: 100 });
+
+  const images = [];
+  for (const entry of request.images) {
+    const bytes = fs.readFileSync(path.join(dir, entry.rgb));
+    const input = tf.tensor3d(Int32Array.from(bytes), [entry.height, entry.width, 3], 'int32');
+    const results = await faceapi.detectAllFaces(input, options).withFaceLandmarks().withFaceDescriptors();
+    // The landmark network's own outputs (fractions of its padded 112² input), per face, from
+    // the same crops face-api's landmark task cuts.
+    const crops = await faceapi.extractFaceTensors(input, results.map((r) => r.detection));
+    const faces = [];
+    for (let i = 0; i < results.length; i += 1) {
+      const r = results[i];
+      const netInput = await faceapi.toNetInput(crops[i]);
+      const raw = faceapi.nets.faceLandmark68Net.runNet(netInput);
+      const chip = r.landmarks.align(null, { useDlibAlignment: true }).clipAtImageBorders(entry.width, entry.height);
+      faces.push({
+        score: r.detection.score,
+        box: rect(r.detection.box),
+        landmark_crop: rect(r.detection.box.clipAtImageBorders(entry.width, entry.height)),
+        landmark_raw: Array.from(raw.dataSync()),
+        landmarks: r.landmarks.positions.map((p) => [p.x, p.y]),
+        chip: rect(chip),
+        descriptor: Array.from(r.descriptor),
+      });
+      raw.dispose();
+    }
+    crops.forEach((c) => c.dispose());
+    input.dispose();
+    images.push({ name: entry.name, faces });
+  }
+
+  const mobilefacenet = [];
+  if (request.mobilefacenet_crops.length > 0) {
+    const model = await loadGraph(request.mobilefacenet_model);
+    for (const crop of request.mobilefacenet_crops) {
+      const bytes = fs.readFileSync(path.join(dir, crop.f32));
+      const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      const input = tf.tensor4d(values, [1, 112, 112, 3]);
+      const output = model.execute(input);
+      mobilefacenet.push({ name: crop.name, embedding: Array.from(output.dataSync()) });
+      output.dispose();
+      input.dispose();
+    }
+  }
+
+  const reference = {
+    backend: tf.getBackend(),
+    versions: { tfjs: tf.version.tfjs, face_api: faceapi.version },
+    images,
+    mobilefacenet,
+  };
+  fs.writeFileSync(path.join(dir, 'reference.json'), JSON.stringify(reference));
+  console.log(`reference: ${images.length} images, ${images.reduce((n, i) => n + i.faces.length, 0)} faces, ${mobilefacenet.length} MobileFaceNet crops (tfjs ${tf.version.tfjs}, ${tf.getBackend()})`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
