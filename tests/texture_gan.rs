@@ -11,7 +11,7 @@ use ganfit::texture::train::{RunFiles, TrainOptions, train};
 use ganfit::texture::{corpus::Corpus, corpus::Split, weights};
 
 fn tiny() -> PgganConfig {
-    PgganConfig { latent: 32, resolution: 16, base_channels: 16, full_channel_levels: 1, min_channels: 4 }
+    PgganConfig { latent: 32, resolution: 16, aspect: 2, base_channels: 16, full_channel_levels: 1, min_channels: 4 }
 }
 
 #[test]
@@ -25,29 +25,29 @@ fn shapes_follow_the_growth_schedule() {
         for alpha in [0.5, 1.0] {
             let stage = Stage { level, alpha };
             let images = g.forward(z.clone(), stage);
-            assert_eq!(images.dims(), [3, 3, 4 << level, 4 << level]);
+            assert_eq!(images.dims(), [3, 3, 4 << level, 8 << level]);
             assert_eq!(d.forward(images, stage).dims(), [3, 1]);
         }
     }
     assert_eq!(config.levels(), 3);
 }
 
-/// Smooth random colour fields, 16², written as a corpus.
+/// Smooth random colour fields, 32×16 (a 2:1 atlas), written as a corpus.
 fn synthetic_corpus(dir: &Path, count: usize) {
     let mut rng = ganfit::util::rng::SplitMix64::new(9);
     let mut entries = Vec::new();
     for i in 0..count {
         let (a, b, c) = (rng.uniform(), rng.uniform(), rng.uniform());
-        let img = image::RgbImage::from_fn(16, 16, |x, y| {
-            let (x, y) = (x as f32 / 15.0, y as f32 / 15.0);
+        let img = image::RgbImage::from_fn(32, 16, |x, y| {
+            let (x, y) = (x as f32 / 31.0, y as f32 / 15.0);
             image::Rgb([(255.0 * (a * x + (1.0 - a) * y)) as u8, (255.0 * b) as u8, (255.0 * c * x * y) as u8])
         });
         let id = format!("s{i:03}");
         img.save(dir.join(format!("{id}.png"))).unwrap();
-        image::GrayImage::from_pixel(16, 16, image::Luma([255])).save(dir.join(format!("{id}_mask.png"))).unwrap();
+        image::GrayImage::from_pixel(32, 16, image::Luma([255])).save(dir.join(format!("{id}_mask.png"))).unwrap();
         entries.push(Entry { id, source: "synthetic".into(), coverage: 1.0, landmark_error: 0.0, yaw: 0.0 });
     }
-    let index = Index { resolution: 16, entries, rejected: vec![] };
+    let index = Index { resolution: 16, aspect: 2, entries, rejected: vec![] };
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
 

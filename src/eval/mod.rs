@@ -2,4 +2,5 @@
 //! ([`landmarks`]) and face verification ROC statistics ([`verification`]).
 
 pub mod landmarks;
+pub mod swd;
 pub mod verification;

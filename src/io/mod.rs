@@ -5,6 +5,7 @@
 pub mod glb;
 pub mod image;
 pub mod mesh;
+pub mod models;
 pub mod obj;
 
 pub use mesh::{MeshData, png_bytes};

@@ -28,7 +28,10 @@ pub struct Entry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Index {
+    /// Texture height; the width is `aspect` times more.
     pub resolution: usize,
+    #[serde(default = "one")]
+    pub aspect: usize,
     pub entries: Vec<Entry>,
     /// Photos that were skipped, with the reason.
     #[serde(default)]
@@ -40,6 +43,10 @@ pub enum Split {
     Train,
     Test,
     All,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Whether an id belongs to the held-out tenth (FNV-1a hash, stable across platforms).
@@ -56,6 +63,7 @@ pub fn is_held_out(id: &str) -> bool {
 pub struct Corpus {
     dir: PathBuf,
     resolution: usize,
+    aspect: usize,
     pub entries: Vec<Entry>,
     textures: Vec<Vec<u8>>,
     masks: Vec<Vec<u8>>,
@@ -71,8 +79,8 @@ impl Corpus {
     /// Loads the entries of `split`; fails if the corpus is empty or a file is unreadable.
     pub fn open(dir: &Path, split: Split) -> Result<Self> {
         let index = read_index(dir)?;
-        let r = index.resolution;
-        let mut corpus = Corpus { dir: dir.to_path_buf(), resolution: r, entries: Vec::new(), textures: Vec::new(), masks: Vec::new() };
+        let (h, w) = (index.resolution, index.resolution * index.aspect);
+        let mut corpus = Corpus { dir: dir.to_path_buf(), resolution: h, aspect: index.aspect, entries: Vec::new(), textures: Vec::new(), masks: Vec::new() };
         for entry in index.entries {
             let keep = match split {
                 Split::All => true,
@@ -82,8 +90,8 @@ impl Corpus {
             if !keep {
                 continue;
             }
-            let texture = load(&dir.join(format!("{}.png", entry.id)), r, false)?;
-            let mask = load(&dir.join(format!("{}_mask.png", entry.id)), r, true)?;
+            let texture = load(&dir.join(format!("{}.png", entry.id)), w, h, false)?;
+            let mask = load(&dir.join(format!("{}_mask.png", entry.id)), w, h, true)?;
             corpus.textures.push(texture);
             corpus.masks.push(mask);
             corpus.entries.push(entry);
@@ -102,8 +110,18 @@ impl Corpus {
         self.entries.is_empty()
     }
 
+    /// Texture height.
     pub fn resolution(&self) -> usize {
         self.resolution
+    }
+
+    /// Width ÷ height.
+    pub fn aspect(&self) -> usize {
+        self.aspect
+    }
+
+    pub fn width(&self) -> usize {
+        self.resolution * self.aspect
     }
 
     pub fn dir(&self) -> &Path {
@@ -128,23 +146,23 @@ impl Corpus {
 
     /// Entries `indices` as NCHW in [-1, 1].
     pub fn stack(&self, indices: &[usize], device: &Device) -> Tensor<4> {
-        let r = self.resolution;
-        let mut values = Vec::with_capacity(indices.len() * 3 * r * r);
+        let (h, w) = (self.resolution, self.width());
+        let mut values = Vec::with_capacity(indices.len() * 3 * h * w);
         for &i in indices {
             let t = &self.textures[i];
             for ch in 0..3 {
-                values.extend((0..r * r).map(|p| t[p * 3 + ch] as f32 / 127.5 - 1.0));
+                values.extend((0..h * w).map(|p| t[p * 3 + ch] as f32 / 127.5 - 1.0));
             }
         }
-        Tensor::from_data(TensorData::new(values, [indices.len(), 3, r, r]), device)
+        Tensor::from_data(TensorData::new(values, [indices.len(), 3, h, w]), device)
     }
 }
 
-fn load(path: &Path, resolution: usize, gray: bool) -> Result<Vec<u8>> {
+fn load(path: &Path, width: usize, height: usize, gray: bool) -> Result<Vec<u8>> {
     let img = image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
-    if img.width() as usize != resolution || img.height() as usize != resolution {
+    if img.width() as usize != width || img.height() as usize != height {
         return Err(Error::Image(format!(
-            "{}: {}x{} where the corpus index says {resolution}²",
+            "{}: {}x{} where the corpus index says {width}x{height}",
             path.display(),
             img.width(),
             img.height()

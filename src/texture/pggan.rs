@@ -21,8 +21,12 @@ const LRELU: f64 = 0.2;
 pub struct PgganConfig {
     /// Latent size (512 as in GANFit and PGGAN).
     pub latent: usize,
-    /// Final output side; a power of two ≥ 8.
+    /// Final output height; a power of two ≥ 8.
     pub resolution: usize,
+    /// Width ÷ height of the outputs: the face model's UV atlas (2 for ICT's face and
+    /// back-of-head tiles side by side).
+    #[serde(default = "one")]
+    pub aspect: usize,
     /// Channels of the 4×4 block; halved per level above `full_channel_levels`.
     pub base_channels: usize,
     /// Number of levels (from 4×4) that keep `base_channels`.
@@ -31,9 +35,13 @@ pub struct PgganConfig {
     pub min_channels: usize,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Default for PgganConfig {
     fn default() -> Self {
-        Self { latent: 512, resolution: 256, base_channels: 256, full_channel_levels: 4, min_channels: 32 }
+        Self { latent: 512, resolution: 256, aspect: 2, base_channels: 256, full_channel_levels: 4, min_channels: 32 }
     }
 }
 
@@ -56,7 +64,7 @@ impl PgganConfig {
         if !self.resolution.is_power_of_two() || self.resolution < 8 {
             return Err(format!("resolution {} must be a power of two ≥ 8", self.resolution));
         }
-        if self.latent == 0 || self.base_channels == 0 || self.min_channels == 0 {
+        if self.latent == 0 || self.base_channels == 0 || self.min_channels == 0 || self.aspect == 0 {
             return Err("latent and channel counts must be positive".into());
         }
         Ok(())
@@ -76,6 +84,7 @@ impl Stage {
         Self { level: config.levels() - 1, alpha: 1.0 }
     }
 
+    /// Output height at this stage (the width is `aspect` times more).
     pub fn resolution(&self) -> usize {
         4 << self.level
     }
@@ -172,7 +181,7 @@ pub struct Generator {
 impl Generator {
     pub fn new(config: &PgganConfig, device: &Device) -> Self {
         let c0 = config.channels(0);
-        let input = EqLinear::new(config.latent, c0 * 16, std::f32::consts::SQRT_2 / 4.0, device);
+        let input = EqLinear::new(config.latent, c0 * 16 * config.aspect, std::f32::consts::SQRT_2 / 4.0, device);
         let blocks = (0..config.levels())
             .map(|level| {
                 let c_in = if level == 0 { c0 } else { config.channels(level - 1) };
@@ -192,12 +201,12 @@ impl Generator {
         &self.config
     }
 
-    /// Images `[B, 3, R, R]` (R = stage resolution) from latents `[B, latent]`.
+    /// Images `[B, 3, R, aspect·R]` (R = stage resolution) from latents `[B, latent]`.
     pub fn forward(&self, latent: Tensor<2>, stage: Stage) -> Tensor<4> {
         let [b, _] = latent.dims();
         let c0 = self.config.channels(0);
         let z = latent.clone() / (latent.powi_scalar(2).mean_dim(1) + 1e-8).sqrt();
-        let mut x = pixel_norm(act(self.input.forward(z).reshape([b, c0, 4, 4])));
+        let mut x = pixel_norm(act(self.input.forward(z).reshape([b, c0, 4, 4 * self.config.aspect])));
         let mut previous_rgb = None;
         for (level, block) in self.blocks.iter().enumerate().take(stage.level + 1) {
             if level > 0 {
@@ -260,13 +269,13 @@ impl Discriminator {
         let c0 = config.channels(0);
         Self {
             blocks,
-            dense: EqLinear::new(c0 * 16, c0, std::f32::consts::SQRT_2, device),
+            dense: EqLinear::new(c0 * 16 * config.aspect, c0, std::f32::consts::SQRT_2, device),
             output: EqLinear::new(c0, 1, 1.0, device),
             config: config.clone(),
         }
     }
 
-    /// Scores `[B, 1]` of images `[B, 3, R, R]` at `stage`.
+    /// Scores `[B, 1]` of images `[B, 3, R, aspect·R]` at `stage`.
     pub fn forward(&self, images: Tensor<4>, stage: Stage) -> Tensor<2> {
         let top = stage.level;
         let mut x = act(self.blocks[top].from_rgb.forward(images.clone()));

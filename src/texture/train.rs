@@ -176,10 +176,12 @@ pub fn train(
     mut log: impl FnMut(&str),
 ) -> Result<Progress> {
     options.config.validate().map_err(Error::Invalid)?;
-    if corpus.resolution() != options.config.resolution {
+    if corpus.resolution() != options.config.resolution || corpus.aspect() != options.config.aspect {
         return Err(Error::Invalid(format!(
-            "corpus textures are {}², the generator makes {}²",
+            "corpus textures are {}x{}, the generator makes {}x{}",
+            corpus.width(),
             corpus.resolution(),
+            options.config.resolution * options.config.aspect,
             options.config.resolution
         )));
     }

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 
 const CONFIG_KEY: &str = "pggan_config";
 
-fn to_bytes<M: Module + ModuleSnapshot>(module: &M, half: bool, metadata: &[(&str, String)], name: &str) -> Result<Vec<u8>> {
+pub(crate) fn to_bytes<M: Module + ModuleSnapshot>(module: &M, half: bool, metadata: &[(&str, String)], name: &str) -> Result<Vec<u8>> {
     let mut store = BurnpackStore::from_bytes(None);
     for (k, v) in metadata {
         store = store.metadata(*k, v.clone());
@@ -35,7 +35,7 @@ fn to_bytes<M: Module + ModuleSnapshot>(module: &M, half: bool, metadata: &[(&st
     Ok(store.get_bytes().map_err(|e| Error::model(name, e.to_string()))?.to_vec())
 }
 
-fn from_bytes<M: Module + ModuleSnapshot>(mut module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
+pub(crate) fn from_bytes<M: Module + ModuleSnapshot>(mut module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
     let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)))
         .with_from_adapter(FloatCastAdapter::to(DType::F32));
     let result = module.load_from(&mut store).map_err(|e| Error::model(name, e.to_string()))?;
@@ -48,15 +48,17 @@ fn from_bytes<M: Module + ModuleSnapshot>(mut module: M, bytes: Vec<u8>, name: &
     Ok(module)
 }
 
-/// The configuration stored in a generator file's metadata.
-pub fn generator_config(bytes: &[u8], name: &str) -> Result<PgganConfig> {
+/// A metadata entry of a burnpack file.
+pub(crate) fn metadata(bytes: &[u8], key: &str, what: &str, name: &str) -> Result<String> {
     let reader = burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| Error::model(name, format!("not a burnpack file: {e:?}")))?;
-    let json = reader
-        .metadata()
-        .get(CONFIG_KEY)
-        .ok_or_else(|| Error::model(name, format!("no `{CONFIG_KEY}` metadata: not a ganfit texture generator")))?;
-    serde_json::from_str(json).map_err(|e| Error::model(name, format!("bad {CONFIG_KEY}: {e}")))
+    reader.metadata().get(key).cloned().ok_or_else(|| Error::model(name, format!("no `{key}` metadata: not a {what}")))
+}
+
+/// The configuration stored in a generator file's metadata.
+pub fn generator_config(bytes: &[u8], name: &str) -> Result<PgganConfig> {
+    let json = metadata(bytes, CONFIG_KEY, "ganfit texture generator", name)?;
+    serde_json::from_str(&json).map_err(|e| Error::model(name, format!("bad {CONFIG_KEY}: {e}")))
 }
 
 /// Loads a generator file (native path or fetched bytes).

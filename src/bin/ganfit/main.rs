@@ -1,9 +1,11 @@
 //! The `ganfit` command line: fitting, evaluation, benchmarks and model conversion.
 
 mod bench;
+mod fit;
 mod model;
 mod eval;
 mod nets;
+mod texture;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ganfit::device::{self, Device};
@@ -25,6 +27,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Gpu)]
         device: Backend,
     },
+    /// Fit photos: writes face.obj/.mtl, texture.png, face.glb, params.json, overlay.png and
+    /// losses.tsv into --out.
+    Fit(fit::FitArgs),
     /// Benchmarks: print timings as `name: value unit` lines.
     Bench {
         #[command(subcommand)]
@@ -34,10 +39,16 @@ enum Command {
     Model {
         #[command(subcommand)]
         what: model::Model,
+    },
     /// The pretrained face networks: conversion from the npm packages, running them on photos.
     Nets {
         #[command(subcommand)]
         what: nets::Nets,
+    },
+    /// UV textures: build the corpus, fit PCA, train and evaluate the GAN.
+    Texture {
+        #[command(subcommand)]
+        what: texture::Texture,
     },
     /// Accuracy of the face networks on a data folder: `name: value unit` lines.
     Eval {
@@ -93,6 +104,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench { what } => bench::run(what),
+        Command::Fit(args) => fit::run(args),
+        Command::Texture { what } => texture::run(what),
         Command::Model { what } => model::run(what),
         Command::Nets { what } => nets::run(what),
         Command::Eval { what } => eval::run(what),

@@ -1,0 +1,158 @@
+//! `ganfit fit PHOTO... --out DIR`: the whole pipeline on photos, with every output file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ganfit::device::block_on;
+use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models};
+use ganfit::io::models::{TextureChoice, default_dir};
+use ganfit::{Error, Result};
+
+use crate::Backend;
+
+#[derive(Args)]
+pub struct FitArgs {
+    /// Photos (JPEG, PNG, WebP, BMP, PPM).
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// Output folder (created).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The photos show one person: share identity and texture.
+    #[arg(long)]
+    pub same_person: bool,
+    /// Stage 2 iterations.
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Stage 1 (landmark) iterations.
+    #[arg(long)]
+    pub landmark_iterations: Option<usize>,
+    /// Working resolution, pixels.
+    #[arg(long)]
+    pub resolution: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Texture::Gan)]
+    pub texture: Texture,
+    /// Keep the model's texture only (no photo blending).
+    #[arg(long)]
+    pub no_blend: bool,
+    #[arg(long, value_enum, default_value_t = Backend::Gpu)]
+    pub device: Backend,
+    /// Model folder (default: $GANFIT_MODELS or ./models).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Options as JSON (see `FitOptions`); flags override it.
+    #[arg(long)]
+    pub options: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Texture {
+    Gan,
+    Pca,
+}
+
+impl From<Texture> for TextureChoice {
+    fn from(t: Texture) -> Self {
+        match t {
+            Texture::Gan => TextureChoice::Gan,
+            Texture::Pca => TextureChoice::Pca,
+        }
+    }
+}
+
+pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
+    let mut options = match &args.options {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
+        }
+        None => FitOptions::default(),
+    };
+    options.same_person |= args.same_person;
+    if let Some(n) = args.iterations {
+        options.iterations = n;
+    }
+    if let Some(n) = args.landmark_iterations {
+        options.landmark_iterations = n;
+    }
+    if let Some(r) = args.resolution {
+        options.resolution = r;
+    }
+    options.blend_photo_texture &= !args.no_blend;
+    Ok(options)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// Writes every output of `result` into `out`.
+pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbImage], out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mesh = models.face.mesh_data(result.shape.clone())?;
+    let texture = result.texture.as_ref();
+    let obj = ganfit::io::obj::write(&mesh, "face", texture.map(|_| "texture.png"))?;
+    write(&out.join("face.obj"), obj.obj.as_bytes())?;
+    write(&out.join("face.mtl"), obj.mtl.as_bytes())?;
+    if let Some(t) = texture {
+        write(&out.join("texture.png"), &ganfit::io::png_bytes(t)?)?;
+    }
+    write(&out.join("face.glb"), &ganfit::io::glb::write(&mesh, texture, "face")?)?;
+    let json = serde_json::to_vec_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
+    write(&out.join("params.json"), &json)?;
+    for (i, (photo_fit, photo)) in result.photos.iter().zip(photos).enumerate() {
+        if let Some((render, alpha)) = &photo_fit.render {
+            let overlay = fit::overlay::compose(photo, &photo_fit.photo.crop, render, alpha, 0.85);
+            let name = if photos.len() == 1 { "overlay.png".to_string() } else { format!("overlay_{i}.png") };
+            overlay.save(out.join(&name)).map_err(|e| Error::Image(format!("{name}: {e}")))?;
+        }
+    }
+    let mut log = String::from("stage\titeration\ttotal\tlandmarks\tpixel\tidentity\trandom_identity\tcontent\tpriors\n");
+    for e in &result.log {
+        let l = &e.losses;
+        log.push_str(&format!(
+            "{:?}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            e.stage, e.iteration, l.total, l.landmarks, l.pixel, l.identity, l.random_identity, l.content, l.priors
+        ));
+    }
+    write(&out.join("losses.tsv"), log.as_bytes())
+}
+
+pub fn run(args: FitArgs) -> Result<()> {
+    let options = options_from(&args)?;
+    let photos = args.photos.iter().map(|p| ganfit::io::image::read(p)).collect::<Result<Vec<_>>>()?;
+    let (device, name) = args.device.open()?;
+    let device = device.autodiff();
+    let dir = args.models.clone().unwrap_or_else(default_dir);
+    let models = Models::load(&dir, &device, args.texture.into())?;
+    eprintln!("fitting {} photo(s) on {name} with the {} texture model", photos.len(), models.texture.name());
+    let mut stderr = std::io::stderr();
+    let result = block_on(fit::fit(&models, &photos, &options, &mut |p| {
+        if let Some(l) = &p.losses {
+            let _ = writeln!(
+                stderr,
+                "{:?} {:4}/{:<4} loss {:.4} (landmarks {:.4} pixel {:.4} identity {:.4} random {:.4} content {:.4})  {:.1} s",
+                p.stage,
+                p.iteration,
+                p.iterations,
+                l.total,
+                l.landmarks,
+                l.pixel,
+                l.identity,
+                l.random_identity,
+                l.content,
+                p.elapsed_ms / 1000.0
+            );
+        } else if p.stage == FitStage::Preparing {
+            let _ = writeln!(stderr, "preparing photo {}/{}", p.iteration + 1, p.iterations);
+        }
+        Control::Continue
+    }))?;
+    for w in &result.warnings {
+        eprintln!("warning: {w}");
+    }
+    write_outputs(&models, &result, &photos, &args.out)?;
+    println!("fit: {:.1} s, outputs in {}", result.milliseconds / 1000.0, args.out.display());
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! `ganfit texture ...`: build the UV corpus, fit the PCA model, train the GAN, evaluate them.
+
+use std::path::PathBuf;
+
+use burn::tensor::{Tensor, TensorData};
+use clap::Subcommand;
+use ganfit::eval::swd::{FloatImage, multiscale_swd};
+use ganfit::face_model::{FaceModel, RegionSelection};
+use ganfit::io::models::{TEXTURE_GAN, TEXTURE_PCA, default_dir};
+use ganfit::nets::FaceNets;
+use ganfit::texture::build::{BuildOptions, build, contact_sheet};
+use ganfit::texture::corpus::{Corpus, Split};
+use ganfit::texture::model::{PcaTexture, TextureModel};
+use ganfit::texture::pggan::PgganConfig;
+use ganfit::texture::train::{RunFiles, TrainOptions, latents, train};
+use ganfit::texture::{pca, weights};
+use ganfit::{Error, Result};
+
+use crate::Backend;
+
+#[derive(Subcommand)]
+pub enum Texture {
+    /// Unwrap photos into UV textures with confidence masks (the GAN's corpus).
+    Unwrap {
+        #[arg(long)]
+        photos: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// At most this many photos (in sorted order).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Take every n-th photo of the sorted list.
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+        /// UV map height (the width follows the model's 2:1 atlas).
+        #[arg(long, default_value_t = 256)]
+        resolution: usize,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
+    /// A contact sheet of corpus textures and masks.
+    Sheet {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        count: usize,
+    },
+    /// Fit the masked-PCA texture model (the linear baseline).
+    Pca {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 80)]
+        components: usize,
+        #[arg(long, default_value_t = 800)]
+        max_textures: usize,
+    },
+    /// Train the progressive GAN (resumable).
+    Train {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Gpu)]
+        device: Backend,
+        /// Batch sizes per level, comma separated (4×4 first; the last repeats).
+        #[arg(long)]
+        batch: Option<String>,
+        /// Channels of the coarsest blocks.
+        #[arg(long)]
+        channels: Option<usize>,
+    },
+    /// SWD and reconstruction error of the GAN and PCA models on the held-out corpus split.
+    Eval {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        gan: Option<PathBuf>,
+        #[arg(long)]
+        pca: Option<PathBuf>,
+        /// Held-out textures to reconstruct (latent optimisation is slow).
+        #[arg(long, default_value_t = 24)]
+        reconstruct: usize,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        /// Where to write the sample and nearest-neighbour grids.
+        #[arg(long)]
+        grids: Option<PathBuf>,
+    },
+}
+
+pub fn run(what: Texture) -> Result<()> {
+    match what {
+        Texture::Unwrap { photos, out, limit, every, resolution, device, models } => {
+            let (device, name) = device.open()?;
+            let device = device.autodiff();
+            let dir = models.unwrap_or_else(default_dir);
+            let face = FaceModel::load(dir.join(ganfit::io::models::FACE_MODEL), &device, RegionSelection::default())?;
+            let nets = FaceNets::load(&dir, &device)?;
+            eprintln!("unwrapping {} on {name}", photos.display());
+            let options = BuildOptions { resolution, ..BuildOptions::default() };
+            let index = build(&face, &nets, &photos, &out, &options, every, limit, |l| eprintln!("{l}"))?;
+            let total = index.entries.len() + index.rejected.len();
+            println!("corpus photos: {total}");
+            println!("corpus kept: {}", index.entries.len());
+            println!("corpus rejection rate: {:.1} %", 100.0 * index.rejected.len() as f64 / total.max(1) as f64);
+            let mut reasons = std::collections::BTreeMap::new();
+            for (_, r) in &index.rejected {
+                *reasons.entry(r.split(|c: char| c.is_ascii_digit()).next().unwrap_or(r).trim().to_string()).or_insert(0) += 1;
+            }
+            for (r, n) in reasons {
+                println!("corpus rejected ({r}): {n}");
+            }
+            Ok(())
+        }
+        Texture::Sheet { corpus, out, count } => {
+            contact_sheet(&corpus, count)?.save(&out).map_err(|e| Error::Image(format!("{}: {e}", out.display())))?;
+            println!("contact sheet: {}", out.display());
+            Ok(())
+        }
+        Texture::Pca { corpus, out, components, max_textures } => {
+            let corpus = Corpus::open(&corpus, Split::Train)?;
+            let device = ganfit::device::cpu();
+            let start = ganfit::util::clock::now_ms();
+            let model = pca::fit(&corpus, pca::PcaOptions { components, max_textures, ..Default::default() }, &device, |l| eprintln!("{l}"))?;
+            let out = out.unwrap_or_else(|| default_dir().join(TEXTURE_PCA));
+            weights::write_atomic(&out, &model.to_bytes()?)?;
+            println!("pca components: {}", model.components());
+            println!("pca time: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0);
+            println!("pca file: {}", out.display());
+            Ok(())
+        }
+        Texture::Train { corpus, out, minutes, resume, device, batch, channels } => {
+            let corpus = Corpus::open(&corpus, Split::Train)?;
+            let (device, name) = device.open()?;
+            let mut config = PgganConfig { resolution: corpus.resolution(), aspect: corpus.aspect(), ..PgganConfig::default() };
+            if let Some(c) = channels {
+                config.base_channels = c;
+            }
+            let mut options = TrainOptions { config, minutes, ..TrainOptions::default() };
+            if let Some(b) = batch {
+                options.batch = b.split(',').map(|s| s.trim().parse().map_err(|_| Error::Invalid(format!("bad batch list {b}")))).collect::<Result<_>>()?;
+            }
+            let out = out.unwrap_or_else(|| default_dir().join(TEXTURE_GAN));
+            eprintln!("training on {name}: {} textures ({}x{})", corpus.len(), corpus.width(), corpus.resolution());
+            let progress = train(&corpus, &device, options, &RunFiles::new(&out), resume.as_deref(), |l| eprintln!("{l}"))?;
+            println!("gan steps: {}", progress.steps);
+            println!("gan images shown: {}", progress.images_shown);
+            println!("gan training time: {:.1} min", progress.minutes_done);
+            println!("gan file: {}", out.display());
+            Ok(())
+        }
+        Texture::Eval { corpus, gan, pca, reconstruct, device, grids } => evaluate(&corpus, gan, pca, reconstruct, device, grids),
+    }
+}
+
+fn to_float_images(tensor: Tensor<4>) -> Result<Vec<FloatImage>> {
+    // NHWC in [0, 1] → square crops of the face tile (the left square of the atlas), which is
+    // what SWD compares (its pyramid is square).
+    let [n, h, w, _] = tensor.dims();
+    let (values, _) = ganfit::device::read_floats_blocking(tensor)?;
+    Ok((0..n)
+        .map(|i| {
+            let mut data = Vec::with_capacity(h * h * 3);
+            for y in 0..h {
+                let row = (i * h + y) * w * 3;
+                data.extend_from_slice(&values[row..row + h * 3]);
+            }
+            FloatImage { size: h, data }
+        })
+        .collect())
+}
+
+fn corpus_images(corpus: &Corpus, indices: &[usize]) -> Vec<FloatImage> {
+    let (h, w) = (corpus.resolution(), corpus.width());
+    indices
+        .iter()
+        .map(|&i| {
+            let t = corpus.texture(i);
+            let mut data = Vec::with_capacity(h * h * 3);
+            for y in 0..h {
+                data.extend_from_slice(&t[y * w * 3..y * w * 3 + h * 3]);
+            }
+            FloatImage { size: h, data }
+        })
+        .collect()
+}
+
+fn evaluate(corpus_dir: &std::path::Path, gan: Option<PathBuf>, pca_path: Option<PathBuf>, reconstruct: usize, backend: Backend, grids: Option<PathBuf>) -> Result<()> {
+    let test = Corpus::open(corpus_dir, Split::Test)?;
+    let (device, _) = backend.open()?;
+    let (h, w) = (test.resolution(), test.width());
+    println!("held-out textures: {}", test.len());
+    let all: Vec<usize> = (0..test.len()).collect();
+    let real = corpus_images(&test, &all);
+    let gan = gan.unwrap_or_else(|| default_dir().join(TEXTURE_GAN));
+    let pca_path = pca_path.unwrap_or_else(|| default_dir().join(TEXTURE_PCA));
+    let mut models = Vec::new();
+    if gan.exists() {
+        let bytes = std::fs::read(&gan).map_err(|e| Error::io(&gan, e))?;
+        models.push(TextureModel::Gan(weights::load_generator(bytes, &device, &gan.display().to_string())?));
+    }
+    if pca_path.exists() {
+        let bytes = std::fs::read(&pca_path).map_err(|e| Error::io(&pca_path, e))?;
+        models.push(TextureModel::Pca(PcaTexture::from_bytes(bytes, &device, &pca_path.display().to_string())?));
+    }
+    if models.is_empty() {
+        return Err(Error::model(gan.display().to_string(), "neither a GAN nor a PCA texture model found"));
+    }
+    let count = real.len().max(64);
+    for model in &models {
+        let name = model.name();
+        if model.size() != (h, w) {
+            return Err(Error::Invalid(format!("the {name} model makes {:?} textures, the corpus holds {:?}", model.size(), (h, w))));
+        }
+        // Samples: GAN latents ~ N(0, I); PCA coefficients ~ N(0, I) (unit variance by construction).
+        let params = latents(count, model.parameters(), 17, &device);
+        let samples = model.uv_map(params)?;
+        let fake = to_float_images(samples.clone())?;
+        let (levels, mean) = multiscale_swd(&real, &fake, 16, 3);
+        for (size, d) in levels {
+            println!("swd {name} {size}px: {d:.2} x1e-3");
+        }
+        println!("swd {name} mean: {mean:.2} x1e-3");
+        let l1 = reconstruction_l1(model, &test, reconstruct, &device)?;
+        println!("reconstruction {name} l1 visible texels: {l1:.4}");
+        if let Some(dir) = &grids {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let samples_nchw = samples.clone().slice([0..16, 0..h, 0..w, 0..3]).permute([0, 3, 1, 2]) * 2.0 - 1.0;
+            ganfit::texture::images::save_grid(samples_nchw, 4, &dir.join(format!("samples_{name}.png")))?;
+            nearest_neighbour_grid(&fake[..8.min(fake.len())], &real, &test, &dir.join(format!("neighbours_{name}.png")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fits each of the first `count` held-out textures through the model on its visible texels
+/// (mask > 0.3): latent optimisation for the GAN, masked least squares (via the same gradient
+/// descent) for PCA. Returns the mean L1 over visible texels.
+fn reconstruction_l1(model: &TextureModel, test: &Corpus, count: usize, device: &burn::tensor::Device) -> Result<f32> {
+    let ad = device.clone().autodiff();
+    let (h, w) = (test.resolution(), test.width());
+    let count = count.min(test.len());
+    let mut total = 0.0;
+    let mut batches = 0;
+    for start in (0..count).step_by(8) {
+        let idx: Vec<usize> = (start..(start + 8).min(count)).collect();
+        let b = idx.len();
+        let target: Vec<f32> = idx.iter().flat_map(|&i| test.texture(i)).collect();
+        let mask: Vec<f32> = idx.iter().flat_map(|&i| test.mask(i).into_iter().map(|m| if m > 0.3 { 1.0 } else { 0.0 })).collect();
+        let target = Tensor::<4>::from_data(TensorData::new(target, [b, h, w, 3]), &ad);
+        let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, h, w, 1]), &ad);
+        let mut slot = ganfit::fit::adam::Slot::new(Tensor::zeros([b, model.parameters()], &ad), 0.05);
+        let mut adam = ganfit::fit::adam::Adam::default();
+        let mut last = 0.0;
+        for _ in 0..150 {
+            let leaf = slot.leaf();
+            let map = model.uv_map(leaf.clone())?;
+            let l1 = ((map - target.clone()).abs() * mask.clone()).sum() / (mask.clone().sum() * 3.0 + 1.0);
+            let grads = l1.clone().backward();
+            last = ganfit::device::read_floats_blocking(l1.detach())?.0[0];
+            adam.begin_step();
+            if let Some(g) = leaf.grad(&grads) {
+                adam.update(&mut slot, g, |v| v);
+            }
+        }
+        total += last;
+        batches += 1;
+    }
+    Ok(total / batches.max(1) as f32)
+}
+
+/// Each generated sample beside its nearest corpus texture (L2 on 32×32 thumbnails).
+fn nearest_neighbour_grid(fake: &[FloatImage], real: &[FloatImage], _test: &Corpus, path: &std::path::Path) -> Result<()> {
+    let thumb = |img: &FloatImage| -> Vec<f32> {
+        let s = img.size;
+        let f = s / 32;
+        (0..32 * 32 * 3).map(|k| {
+            let (p, c) = (k / 3, k % 3);
+            let (x, y) = ((p % 32) * f, (p / 32) * f);
+            img.data[(y * s + x) * 3 + c]
+        }).collect()
+    };
+    let real_thumbs: Vec<Vec<f32>> = real.iter().map(thumb).collect();
+    let to_rgb = |img: &FloatImage| image::RgbImage::from_fn(img.size as u32, img.size as u32, |x, y| {
+        let o = (y as usize * img.size + x as usize) * 3;
+        image::Rgb([0, 1, 2].map(|c| (img.data[o + c].clamp(0.0, 1.0) * 255.0) as u8))
+    });
+    let mut tiles = Vec::new();
+    for f in fake {
+        let t = thumb(f);
+        let best = real_thumbs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, r.iter().zip(&t).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        tiles.push(to_rgb(f));
+        tiles.push(to_rgb(&real[best]));
+    }
+    ganfit::texture::images::grid(&tiles, 4).save(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))
+}

@@ -1,0 +1,81 @@
+//! The model files a fit needs, by name: the same names in `models/` natively and under the web
+//! app's `modelsUrl`.
+
+use burn::tensor::Device;
+
+use crate::error::{Error, Result};
+use crate::face_model::{FaceModel, RegionSelection};
+use crate::fit::Models;
+use crate::nets::{FaceNets, ModelBytes, Network};
+use crate::texture::model::{PcaTexture, TextureModel};
+
+pub const FACE_MODEL: &str = crate::face_model::DEFAULT_FILE_NAME;
+pub const TEXTURE_GAN: &str = "texture_gan.bpk";
+pub const TEXTURE_PCA: &str = "texture_pca.bpk";
+
+/// Which texture model a fit uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextureChoice {
+    Gan,
+    Pca,
+}
+
+impl TextureChoice {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            TextureChoice::Gan => TEXTURE_GAN,
+            TextureChoice::Pca => TEXTURE_PCA,
+        }
+    }
+}
+
+/// Every model file's bytes.
+pub struct ModelFiles {
+    pub face_model: Vec<u8>,
+    pub nets: ModelBytes,
+    pub texture: Vec<u8>,
+    pub texture_choice: TextureChoice,
+}
+
+impl Models {
+    pub fn from_files(files: ModelFiles, device: &Device) -> Result<Self> {
+        let face = FaceModel::from_bytes(&files.face_model, FACE_MODEL, device, RegionSelection::default())?;
+        let nets = FaceNets::from_bytes(files.nets, device)?;
+        let name = files.texture_choice.file_name();
+        let texture = match files.texture_choice {
+            TextureChoice::Gan => TextureModel::Gan(crate::texture::weights::load_generator(files.texture, device, name)?),
+            TextureChoice::Pca => TextureModel::Pca(PcaTexture::from_bytes(files.texture, device, name)?),
+        };
+        Ok(Self { face, nets, texture })
+    }
+
+    /// Reads the files from a folder (`models/` by default).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(dir: &std::path::Path, device: &Device, texture: TextureChoice) -> Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| Error::model(path.display().to_string(), format!("{e} (run `make models`)")))
+        };
+        Self::from_files(
+            ModelFiles {
+                face_model: read(FACE_MODEL)?,
+                nets: ModelBytes {
+                    detector: read(Network::Detector.file_name())?,
+                    landmarks68: read(Network::Landmarks68.file_name())?,
+                    resnet: read(Network::ResNet.file_name())?,
+                    mobilefacenet: read(Network::MobileFaceNet.file_name())?,
+                },
+                texture: read(texture.file_name())?,
+                texture_choice: texture,
+            },
+            device,
+        )
+    }
+}
+
+/// The models folder: `$GANFIT_MODELS`, else `models/` in the current directory.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn default_dir() -> std::path::PathBuf {
+    std::env::var_os("GANFIT_MODELS").map(Into::into).unwrap_or_else(|| "models".into())
+}
