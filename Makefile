@@ -25,7 +25,7 @@ setup:
 	WASM_BINDGEN_VERSION=$(WASM_BINDGEN_VERSION) scripts/setup.sh
 
 native: setup
-	cargo build --release --locked
+	cargo build --release --locked --features cli
 
 wasm: setup
 	cargo build --release --locked --lib --target wasm32-unknown-unknown
@@ -44,12 +44,12 @@ demo: web
 test: test-native test-wasm test-web
 
 test-native: models
-	cargo test --release --locked
+	cargo test --release --locked --features cli
 
 test-wasm: setup
 	CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	cargo test --release --locked --target wasm32-unknown-unknown --no-default-features --test web -- --nocapture
+	cargo test --release --locked --target wasm32-unknown-unknown --test web -- --nocapture
 
 test-web: web
 	cd www && CHROMIUM=$(CHROMIUM) npx playwright test

@@ -2,15 +2,22 @@
 //! module, so errors cross into JavaScript as `Error` objects whose `name` is the
 //! [`crate::Error`] variant (`NoWebGpu`, `NoFace`, ...).
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use wasm_bindgen::prelude::*;
 
 use crate::device;
 use crate::error::Error;
+use crate::fit::{self, Control, FitOptions, FitResult, FitStage, LossValues, Models, Progress};
+use crate::io::export;
+use crate::io::models::{ModelFiles, TextureChoice};
+use crate::nets::ModelBytes;
 use crate::render::selftest;
 
 #[wasm_bindgen(start)]
 pub fn start() {
-    console_error_panic_hook::set_once();
+    record_panics();
 }
 
 /// Whether `navigator.gpu` exists in this page or worker.
@@ -75,4 +82,245 @@ pub async fn self_test(size: usize, iterations: usize) -> Result<JsValue, JsValu
         pose: selftest::PoseReport,
     }
     to_value(&Report { adapter: info, passed: reference.passed() && pose.converged(), reference, pose })
+}
+
+/// The last panic's message, kept where the worker's JavaScript can read it after the trap:
+/// a panic (for example a failed GPU allocation inside a dependency) kills the module, and the
+/// page needs to say why.
+fn record_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let _ = js_sys::Reflect::set(&js_sys::global(), &JsValue::from_str("ganfitLastPanic"), &JsValue::from_str(&info.to_string()));
+        console_error_panic_hook::hook(info);
+    }));
+}
+
+/// The fitting engine with its models on the browser's WebGPU device: what the web worker
+/// drives. One fit runs at a time.
+#[wasm_bindgen]
+pub struct WasmFitter {
+    models: Rc<Models>,
+    adapter: device::AdapterInfo,
+    busy: Rc<Cell<bool>>,
+}
+
+/// Clears the busy flag when a fit ends, however it ends.
+struct BusyGuard(Rc<Cell<bool>>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+#[wasm_bindgen]
+impl WasmFitter {
+    /// Opens WebGPU (autodiff, as the fit needs gradients) and loads the models from their
+    /// files' bytes. `texture_choice` names the texture model the bytes hold: `"gan"` or `"pca"`.
+    pub async fn create(
+        face_model: Vec<u8>,
+        detector: Vec<u8>,
+        landmarks68: Vec<u8>,
+        mobilefacenet: Vec<u8>,
+        texture: Vec<u8>,
+        texture_choice: String,
+    ) -> Result<WasmFitter, JsValue> {
+        let texture_choice: TextureChoice = serde_wasm_bindgen::from_value(JsValue::from_str(&texture_choice))
+            .map_err(|_| to_js(Error::Invalid(format!("texture model {texture_choice:?}: expected \"gan\" or \"pca\""))))?;
+        let (gpu, adapter) = device::webgpu().await.map_err(to_js)?;
+        let files = ModelFiles {
+            face_model,
+            nets: ModelBytes { detector, landmarks68, resnet: None, mobilefacenet },
+            texture,
+            texture_choice,
+        };
+        let models = Models::from_files(files, &gpu.autodiff()).map_err(to_js)?;
+        Ok(WasmFitter { models: Rc::new(models), adapter, busy: Rc::new(Cell::new(false)) })
+    }
+
+    /// The WebGPU adapter: `{ name, backend, device_type, driver }`.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> Result<JsValue, JsValue> {
+        to_value(&self.adapter)
+    }
+
+    /// Which texture model the fits use (`"gan"` or `"pca"`).
+    #[wasm_bindgen(getter, js_name = textureModel)]
+    pub fn texture_model(&self) -> String {
+        self.models.texture.name().to_string()
+    }
+
+    /// Fits `images` (encoded photo bytes: JPEG, PNG, WebP, BMP, PNM) with `options` (the
+    /// engine's `FitOptions` in snake_case; missing fields take their defaults). `on_progress`
+    /// is called with each progress report (`{ stage, iteration, iterations, losses,
+    /// elapsed_ms, preview?: { photo, width, height, rgba } }`); returning `false` cancels the
+    /// fit, which then rejects with an `Error` named `Cancelled`. Resolves to the result (see
+    /// `result_to_js`).
+    pub fn fit(&self, images: js_sys::Array, options: JsValue, on_progress: js_sys::Function) -> js_sys::Promise {
+        let models = self.models.clone();
+        let busy = self.busy.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if busy.replace(true) {
+                return Err(to_js(Error::Invalid("a fit is already running on this fitter".into())));
+            }
+            let _guard = BusyGuard(busy);
+            let options: FitOptions = if options.is_undefined() || options.is_null() {
+                FitOptions::default()
+            } else {
+                serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::Invalid(format!("fit options: {e}"))))?
+            };
+            let photos = images
+                .iter()
+                .enumerate()
+                .map(|(i, bytes)| {
+                    let bytes = bytes
+                        .dyn_into::<js_sys::Uint8Array>()
+                        .map_err(|_| Error::Invalid(format!("photo {i}: expected a Uint8Array of the encoded image")))?;
+                    crate::io::image::decode(&bytes.to_vec()).map_err(|e| match e {
+                        Error::Image(reason) => Error::Image(format!("photo {}: {reason}", i + 1)),
+                        other => other,
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()
+                .map_err(to_js)?;
+            // A throwing callback stops the fit and its exception is what the caller gets.
+            let mut thrown: Option<JsValue> = None;
+            let mut observer = |progress: &Progress| -> Control {
+                let answer = progress_to_js(progress).and_then(|value| on_progress.call1(&JsValue::NULL, &value));
+                match answer {
+                    Ok(answer) if answer == JsValue::FALSE => Control::Cancel,
+                    Ok(_) => Control::Continue,
+                    Err(e) => {
+                        thrown = Some(e);
+                        Control::Cancel
+                    }
+                }
+            };
+            let outcome = fit::fit(&models, &photos, &options, &mut observer).await;
+            if let Some(e) = thrown {
+                return Err(e);
+            }
+            let result = outcome.map_err(to_js)?;
+            result_to_js(&models, &result)
+        })
+    }
+}
+
+fn set(object: &js_sys::Object, key: &str, value: &JsValue) -> Result<(), JsValue> {
+    js_sys::Reflect::set(object, &JsValue::from_str(key), value).map(|_| ())
+}
+
+/// JSON-like values as plain JS objects (numbers, not BigInts; objects, not Maps).
+fn to_plain<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| to_js(Error::Invalid(e.to_string())))
+}
+
+/// RGB8 pixels as RGBA8 (opaque, or with `alpha`), the layout `ImageData` takes.
+fn rgba(rgb: &[u8], alpha: Option<&[u8]>) -> js_sys::Uint8ClampedArray {
+    let pixels = rgb.len() / 3;
+    let mut out = Vec::with_capacity(pixels * 4);
+    for i in 0..pixels {
+        out.extend_from_slice(&rgb[3 * i..3 * i + 3]);
+        out.push(alpha.map_or(255, |a| a[i]));
+    }
+    js_sys::Uint8ClampedArray::from(out.as_slice())
+}
+
+fn image_to_js(width: usize, height: usize, rgba: js_sys::Uint8ClampedArray) -> Result<JsValue, JsValue> {
+    let object = js_sys::Object::new();
+    set(&object, "width", &JsValue::from(width as u32))?;
+    set(&object, "height", &JsValue::from(height as u32))?;
+    set(&object, "rgba", &rgba)?;
+    Ok(object.into())
+}
+
+/// A progress report as a plain object; the preview (the current render over the photo's
+/// working crop) as RGBA bytes.
+fn progress_to_js(progress: &Progress) -> Result<JsValue, JsValue> {
+    #[derive(serde::Serialize)]
+    struct Plain<'a> {
+        stage: FitStage,
+        iteration: usize,
+        iterations: usize,
+        losses: &'a Option<LossValues>,
+        elapsed_ms: f64,
+    }
+    let value = to_plain(&Plain {
+        stage: progress.stage,
+        iteration: progress.iteration,
+        iterations: progress.iterations,
+        losses: &progress.losses,
+        elapsed_ms: progress.elapsed_ms,
+    })?;
+    if let Some(preview) = &progress.preview {
+        let image = image_to_js(preview.width, preview.height, rgba(&preview.rgb, None))?;
+        set(image.unchecked_ref(), "photo", &JsValue::from(preview.photo as u32))?;
+        set(value.unchecked_ref(), "preview", &image)?;
+    }
+    Ok(value)
+}
+
+/// The result as one object:
+///
+/// - `photos`: per photo `{ photo (size, face box, landmarks, working crop as an affine map
+///   crop pixel → photo pixel, warnings), params, render: { width, height, rgba } }`, the
+///   render's alpha being its coverage, so it can be drawn over the photo;
+/// - `mesh`: `{ positions, normals (Float32Array, xyz per render vertex, metres), uvs
+///   (Float32Array, glTF convention), indices (Uint32Array), vertexCount }`;
+/// - `texture`: `{ width, height, png }` or `null`;
+/// - `glb` (Uint8Array), `obj`, `mtl`, `textureFile` (the name the MTL uses), `paramsJson`,
+///   `lossesTsv`: the same files the CLI writes;
+/// - `textureModel`, `options`, `log`, `warnings`, `milliseconds`.
+fn result_to_js(models: &Models, result: &FitResult) -> Result<JsValue, JsValue> {
+    let files = export::exports(&models.face, result).map_err(to_js)?;
+    let object = js_sys::Object::new();
+    let photos = js_sys::Array::new();
+    for photo_fit in &result.photos {
+        let entry = js_sys::Object::new();
+        set(&entry, "photo", &to_plain(&photo_fit.photo)?)?;
+        set(&entry, "params", &to_plain(&photo_fit.params)?)?;
+        let render = match &photo_fit.render {
+            Some((image, alpha)) => image_to_js(image.width() as usize, image.height() as usize, rgba(image.as_raw(), Some(alpha)))?,
+            None => JsValue::NULL,
+        };
+        set(&entry, "render", &render)?;
+        photos.push(&entry);
+    }
+    set(&object, "photos", &photos)?;
+
+    let mesh = &files.mesh;
+    let flat3 = |v: &[[f32; 3]]| js_sys::Float32Array::from(v.as_flattened());
+    let mesh_js = js_sys::Object::new();
+    set(&mesh_js, "positions", &flat3(&mesh.render_positions_m()))?;
+    set(&mesh_js, "normals", &flat3(&mesh.render_normals()))?;
+    set(&mesh_js, "uvs", &js_sys::Float32Array::from(mesh.uvs.as_flattened()))?;
+    set(&mesh_js, "indices", &js_sys::Uint32Array::from(mesh.triangles.as_flattened()))?;
+    set(&mesh_js, "vertexCount", &JsValue::from(mesh.uvs.len() as u32))?;
+    set(&object, "mesh", &mesh_js)?;
+
+    let texture = match (&result.texture, &files.texture_png) {
+        (Some(image), Some(png)) => {
+            let t = js_sys::Object::new();
+            set(&t, "width", &JsValue::from(image.width()))?;
+            set(&t, "height", &JsValue::from(image.height()))?;
+            set(&t, "png", &js_sys::Uint8Array::from(png.as_slice()))?;
+            t.into()
+        }
+        _ => JsValue::NULL,
+    };
+    set(&object, "texture", &texture)?;
+    set(&object, "glb", &js_sys::Uint8Array::from(files.glb.as_slice()))?;
+    set(&object, "obj", &JsValue::from_str(&files.obj.obj))?;
+    set(&object, "mtl", &JsValue::from_str(&files.obj.mtl))?;
+    set(&object, "textureFile", &JsValue::from_str(export::TEXTURE_FILE))?;
+    set(&object, "meshName", &JsValue::from_str(export::MESH_NAME))?;
+    set(&object, "paramsJson", &JsValue::from_str(&files.params_json))?;
+    set(&object, "lossesTsv", &JsValue::from_str(&files.losses_tsv))?;
+    set(&object, "textureModel", &JsValue::from_str(&result.texture_model))?;
+    set(&object, "options", &to_plain(&result.options)?)?;
+    set(&object, "log", &to_plain(&result.log)?)?;
+    set(&object, "warnings", &to_plain(&result.warnings)?)?;
+    set(&object, "milliseconds", &JsValue::from(result.milliseconds))?;
+    Ok(object.into())
 }

@@ -233,7 +233,7 @@ fn compare(device: &Device, names: &[&str]) -> Worst {
             assert_eq!((chip.rect.x, chip.rect.y, chip.rect.width, chip.rect.height), (h.x as u32, h.y as u32, h.width as u32, h.height as u32), "{}: chip", sample.name);
             let n = resnet::INPUT_SIZE;
             let input = Tensor::<4>::from_data(TensorData::new(chip.sample(image), [1, n, n, 3]), device);
-            let descriptor = embedding(nets.resnet.forward(input).unwrap().embedding);
+            let descriptor = embedding(nets.resnet().unwrap().forward(input).unwrap().embedding);
             worst.resnet_cosine = worst.resnet_cosine.min(cosine(&descriptor, &face.descriptor));
             worst.faces += 1;
         }

@@ -2,5 +2,7 @@
 //! ([`landmarks`]) and face verification ROC statistics ([`verification`]).
 
 pub mod landmarks;
+pub mod shape;
 pub mod swd;
+pub mod synthetic;
 pub mod verification;

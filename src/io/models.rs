@@ -63,7 +63,7 @@ impl Models {
                 nets: ModelBytes {
                     detector: read(Network::Detector.file_name())?,
                     landmarks68: read(Network::Landmarks68.file_name())?,
-                    resnet: read(Network::ResNet.file_name())?,
+                    resnet: Some(read(Network::ResNet.file_name())?),
                     mobilefacenet: read(Network::MobileFaceNet.file_name())?,
                 },
                 texture: read(texture.file_name())?,

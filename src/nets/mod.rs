@@ -129,20 +129,21 @@ impl MobileFaceNet {
     }
 }
 
-/// The record bytes of the four networks (read from `models/` or fetched by the page).
+/// The record bytes of the networks (read from `models/` or fetched by the page). The ResNet is
+/// optional: only evaluation uses it, so the browser does not download it.
 pub struct ModelBytes {
     pub detector: Vec<u8>,
     pub landmarks68: Vec<u8>,
-    pub resnet: Vec<u8>,
+    pub resnet: Option<Vec<u8>>,
     pub mobilefacenet: Vec<u8>,
 }
 
-/// The four networks on one device.
+/// The networks on one device (the ResNet only when its record was given).
 #[derive(Debug)]
 pub struct FaceNets {
     pub detector: SsdMobilenetV1,
     pub landmarks: FaceLandmark68Net,
-    pub resnet: FaceRecognitionNet,
+    resnet: Option<FaceRecognitionNet>,
     pub mobilefacenet: MobileFaceNet,
     pub device: Device,
 }
@@ -172,7 +173,7 @@ impl FaceNets {
         Ok(Self {
             detector: SsdMobilenetV1::from_bytes(bytes.detector, device)?,
             landmarks: FaceLandmark68Net::from_bytes(bytes.landmarks68, device)?,
-            resnet: FaceRecognitionNet::from_bytes(bytes.resnet, device)?,
+            resnet: bytes.resnet.map(|b| FaceRecognitionNet::from_bytes(b, device)).transpose()?,
             mobilefacenet: MobileFaceNet::from_bytes(bytes.mobilefacenet, device)?,
             device: device.clone(),
         })
@@ -189,11 +190,16 @@ impl FaceNets {
             ModelBytes {
                 detector: read(Network::Detector)?,
                 landmarks68: read(Network::Landmarks68)?,
-                resnet: read(Network::ResNet)?,
+                resnet: Some(read(Network::ResNet)?),
                 mobilefacenet: read(Network::MobileFaceNet)?,
             },
             device,
         )
+    }
+
+    /// face-api's ResNet (evaluation only); [`Error::ModelFile`] when it was not loaded.
+    pub fn resnet(&self) -> Result<&FaceRecognitionNet> {
+        self.resnet.as_ref().ok_or_else(|| Error::model(Network::ResNet.file_name(), "not loaded (the fitter does not need it)"))
     }
 
     /// All faces, largest first.

@@ -90,8 +90,13 @@ impl Corpus {
             if !keep {
                 continue;
             }
-            let texture = load(&dir.join(format!("{}.png", entry.id)), w, h, false)?;
-            let mask = load(&dir.join(format!("{}_mask.png", entry.id)), w, h, true)?;
+            // PNG as the unwrapper writes it, or JPEG in a compressed copy for transfer.
+            let png = dir.join(format!("{}.png", entry.id));
+            let texture_path = if png.exists() { png } else { dir.join(format!("{}.jpg", entry.id)) };
+            let texture = load(&texture_path, w, h, false)?;
+            // Masks matter to evaluation and PCA; a training-only copy may leave them out.
+            let mask_path = dir.join(format!("{}_mask.png", entry.id));
+            let mask = if mask_path.exists() { load(&mask_path, w, h, true)? } else { vec![0; w * h] };
             corpus.textures.push(texture);
             corpus.masks.push(mask);
             corpus.entries.push(entry);

@@ -165,7 +165,7 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
         })?;
         println!("nets {backend:?} landmarks68 112x112 forward: {landmarks:.2} ms");
         let resnet = time_ms(&device, repeat, || {
-            sync(nets.resnet.forward(input(resnet::INPUT_SIZE, &device))?.embedding);
+            sync(nets.resnet()?.forward(input(resnet::INPUT_SIZE, &device))?.embedding);
             Ok(())
         })?;
         println!("nets {backend:?} resnet 150x150 forward: {resnet:.2} ms");
@@ -185,7 +185,7 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
                 Ok(())
             })
         };
-        let resnet = backward(resnet::INPUT_SIZE, &|x| Ok(nets.resnet.forward(x)?.embedding))?;
+        let resnet = backward(resnet::INPUT_SIZE, &|x| Ok(nets.resnet()?.forward(x)?.embedding))?;
         println!("nets {backend:?} resnet 150x150 forward+backward: {resnet:.2} ms");
         let mobile = backward(mobilefacenet::INPUT_SIZE, &|x| Ok(nets.mobilefacenet.forward(x)?.embedding))?;
         println!("nets {backend:?} mobilefacenet 112x112 forward+backward: {mobile:.2} ms");

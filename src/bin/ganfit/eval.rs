@@ -40,9 +40,36 @@ pub enum Eval {
         models: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         device: Backend,
-        /// Evaluate only the first N pairs.
+        /// Evaluate only N pairs: the first N/2 same and N/2 different ones.
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// Shape error of fits to synthetic faces rendered from random model parameters (known
+    /// ground truth), against the mean face as the baseline.
+    Synthetic {
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Render size of each synthetic photo (pixels).
+        #[arg(long, default_value_t = 384)]
+        size: usize,
+        /// Three views of each synthetic person, fitted with shared identity.
+        #[arg(long)]
+        same_person: bool,
+        /// Landmark-stage iterations (default: the fitter's).
+        #[arg(long)]
+        landmark_iterations: Option<usize>,
+        /// Full-stage iterations (default: the fitter's).
+        #[arg(long)]
+        full_iterations: Option<usize>,
+        /// Keep the synthetic photos in this folder.
+        #[arg(long)]
+        save: Option<PathBuf>,
     },
 }
 
@@ -50,6 +77,19 @@ pub fn run(what: Eval) -> Result<()> {
     match what {
         Eval::Landmarks { data, models, device, annotation_pixel_centre, limit } => landmarks(&data, &models_dir(models), device, annotation_pixel_centre, limit),
         Eval::Identity { data, models, device, limit } => identity(&data, &models_dir(models), device, limit),
+        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, full_iterations, save } => {
+            let (device, name) = device.open()?;
+            println!("# device: {name}");
+            let models = crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), None)?;
+            let mut options = ganfit::fit::FitOptions::default();
+            if let Some(n) = landmark_iterations {
+                options.landmark_iterations = n;
+            }
+            if let Some(n) = full_iterations {
+                options.iterations = n;
+            }
+            crate::eval_fit::synthetic(&models, count, seed, &options, same_person, size, save.as_deref())
+        }
     }
 }
 
@@ -174,7 +214,7 @@ fn embed(nets: &FaceNets, path: &Path) -> Result<Embeddings> {
     device::block_on(async {
         let analysis = nets.analyse(&image).await?;
         let mobile = nets.mobilefacenet.forward(nets.mobilefacenet_input(&image, &analysis))?;
-        let resnet = nets.resnet.forward(nets.resnet_input(&image, &analysis)?)?;
+        let resnet = nets.resnet()?.forward(nets.resnet_input(&image, &analysis)?)?;
         Ok(Embeddings {
             mobilefacenet: device::read_floats(mobile.embedding).await?.0,
             resnet: device::read_floats(resnet.embedding).await?.0,
@@ -192,7 +232,11 @@ fn print_report(name: &str, r: &VerificationReport) {
 fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) -> Result<()> {
     let nets = load(models, backend)?;
     let mut list = pairs(data)?;
-    list.truncate(limit.unwrap_or(usize::MAX));
+    if let Some(n) = limit {
+        // Half same, half different, in file order.
+        let (same, different): (Vec<_>, Vec<_>) = list.into_iter().partition(|p| p.2);
+        list = same.into_iter().take(n.div_ceil(2)).chain(different.into_iter().take(n / 2)).collect();
+    }
     let start = now_ms();
     let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
     let mut no_face = 0usize;

@@ -89,18 +89,16 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes every output of `result` into `out`.
 pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbImage], out: &Path) -> Result<()> {
+    use ganfit::io::export::{self, MESH_NAME, TEXTURE_FILE};
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mesh = models.face.mesh_data(result.shape.clone())?;
-    let texture = result.texture.as_ref();
-    let obj = ganfit::io::obj::write(&mesh, "face", texture.map(|_| "texture.png"))?;
-    write(&out.join("face.obj"), obj.obj.as_bytes())?;
-    write(&out.join("face.mtl"), obj.mtl.as_bytes())?;
-    if let Some(t) = texture {
-        write(&out.join("texture.png"), &ganfit::io::png_bytes(t)?)?;
+    let files = export::exports(&models.face, result)?;
+    write(&out.join(format!("{MESH_NAME}.obj")), files.obj.obj.as_bytes())?;
+    write(&out.join(format!("{MESH_NAME}.mtl")), files.obj.mtl.as_bytes())?;
+    if let Some(png) = &files.texture_png {
+        write(&out.join(TEXTURE_FILE), png)?;
     }
-    write(&out.join("face.glb"), &ganfit::io::glb::write(&mesh, texture, "face")?)?;
-    let json = serde_json::to_vec_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
-    write(&out.join("params.json"), &json)?;
+    write(&out.join(format!("{MESH_NAME}.glb")), &files.glb)?;
+    write(&out.join("params.json"), files.params_json.as_bytes())?;
     for (i, (photo_fit, photo)) in result.photos.iter().zip(photos).enumerate() {
         if let Some((render, alpha)) = &photo_fit.render {
             let overlay = fit::overlay::compose(photo, &photo_fit.photo.crop, render, alpha, 0.85);
@@ -108,15 +106,7 @@ pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbIm
             overlay.save(out.join(&name)).map_err(|e| Error::Image(format!("{name}: {e}")))?;
         }
     }
-    let mut log = String::from("stage\titeration\ttotal\tlandmarks\tpixel\tidentity\trandom_identity\tcontent\tpriors\n");
-    for e in &result.log {
-        let l = &e.losses;
-        log.push_str(&format!(
-            "{:?}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            e.stage, e.iteration, l.total, l.landmarks, l.pixel, l.identity, l.random_identity, l.content, l.priors
-        ));
-    }
-    write(&out.join("losses.tsv"), log.as_bytes())
+    write(&out.join("losses.tsv"), files.losses_tsv.as_bytes())
 }
 
 pub fn run(args: FitArgs) -> Result<()> {

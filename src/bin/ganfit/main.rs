@@ -4,6 +4,7 @@ mod bench;
 mod fit;
 mod model;
 mod eval;
+mod eval_fit;
 mod nets;
 mod texture;
 

@@ -40,6 +40,21 @@ pub enum Texture {
         #[arg(long)]
         models: Option<PathBuf>,
     },
+    /// A compact copy of the training split (JPEG textures, no masks) for moving to a GPU
+    /// machine.
+    Pack {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 85)]
+        quality: u8,
+        /// Downsample to this texture height (a power of two below the corpus's).
+        #[arg(long)]
+        resolution: Option<usize>,
+        #[arg(long)]
+        max: Option<usize>,
+    },
     /// A contact sheet of corpus textures and masks.
     Sheet {
         #[arg(long)]
@@ -120,6 +135,39 @@ pub fn run(what: Texture) -> Result<()> {
             for (r, n) in reasons {
                 println!("corpus rejected ({r}): {n}");
             }
+            Ok(())
+        }
+        Texture::Pack { corpus, out, quality, max, resolution } => {
+            let mut index = ganfit::texture::corpus::read_index(&corpus)?;
+            index.entries.retain(|e| !ganfit::texture::corpus::is_held_out(&e.id));
+            if let Some(n) = max {
+                index.entries.truncate(n);
+            }
+            index.rejected.clear();
+            let source_resolution = index.resolution;
+            if let Some(r) = resolution {
+                if !r.is_power_of_two() || r < 8 || r > index.resolution {
+                    return Err(Error::Invalid(format!("--resolution {r}: a power of two from 8 to the corpus's {}", index.resolution)));
+                }
+                index.resolution = r;
+            }
+            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            for e in &index.entries {
+                let src = corpus.join(format!("{}.png", e.id));
+                let mut img = image::open(&src).map_err(|err| Error::Image(format!("{}: {err}", src.display())))?.to_rgb8();
+                if index.resolution != source_resolution {
+                    let r = index.resolution as u32;
+                    img = image::imageops::resize(&img, r * index.aspect as u32, r, image::imageops::FilterType::Triangle);
+                }
+                let dst = out.join(format!("{}.jpg", e.id));
+                let file = std::fs::File::create(&dst).map_err(|err| Error::io(&dst, err))?;
+                image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), quality)
+                    .encode_image(&img)
+                    .map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
+            }
+            let json = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
+            std::fs::write(out.join("index.json"), json).map_err(|e| Error::io(&out, e))?;
+            println!("packed textures: {}", index.entries.len());
             Ok(())
         }
         Texture::Sheet { corpus, out, count } => {

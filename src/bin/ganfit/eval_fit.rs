@@ -1,0 +1,102 @@
+//! Evaluations of whole fits: synthetic faces with known shape, and (with `--fitted`) the
+//! landmark and identity evaluations run on the fitted model instead of the networks alone.
+
+use std::path::Path;
+
+use ganfit::device::{Device, block_on};
+use ganfit::eval::shape::aligned_error;
+use ganfit::eval::synthetic::{SyntheticFace, random_person, render_face};
+use ganfit::face_model::FaceArea;
+use ganfit::fit::{self, Control, FitOptions, FitResult, Models};
+use ganfit::io::models::TextureChoice;
+use ganfit::util::rng::SplitMix64;
+use ganfit::{Error, Result};
+
+/// Loads the models for fitting on `device` (autodiff) with the texture model that exists,
+/// GAN first.
+pub fn load_models(dir: &Path, device: &Device, texture: Option<TextureChoice>) -> Result<Models> {
+    let choice = match texture {
+        Some(t) => t,
+        None if dir.join(TextureChoice::Gan.file_name()).exists() => TextureChoice::Gan,
+        None => TextureChoice::Pca,
+    };
+    Models::load(dir, device, choice)
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+fn shape_of(models: &Models, identity: &[f32], expression: &[f32]) -> Result<Vec<[f32; 3]>> {
+    let device = models.face.device().clone();
+    let t2 = |v: &[f32]| burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(v.to_vec(), [1, v.len()]), &device);
+    let shape = models.face.vertices(t2(identity), t2(expression))?;
+    let (values, _) = ganfit::device::read_floats_blocking(shape)?;
+    Ok(values.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+}
+
+fn quiet(_: &fit::Progress) -> Control {
+    Control::Continue
+}
+
+/// `ganfit eval synthetic`: faces rendered from random parameters, fitted from the image alone.
+pub fn synthetic(models: &Models, count: usize, seed: u64, options: &FitOptions, same_person: bool, size: usize, save: Option<&Path>) -> Result<()> {
+    let mut rng = SplitMix64::new(seed);
+    let mask = models.face.shape_face_mask(FaceArea::Narrow);
+    let ne = models.face.num_expression();
+    let (mut fitted_errors, mut mean_errors, mut neutral_errors, mut mean_neutral_errors) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut failures = 0;
+    let start = ganfit::util::clock::now_ms();
+    let mean_shape = models.face.mean_positions().to_vec();
+    for case in 0..count {
+        let person = random_person(models, &mut rng);
+        let views = if same_person { 3 } else { 1 };
+        let faces: Vec<SyntheticFace> = (0..views).map(|_| block_on(render_face(models, &person, &mut rng, size))).collect::<Result<_>>()?;
+        if let Some(dir) = save {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            for (v, f) in faces.iter().enumerate() {
+                f.image.save(dir.join(format!("synthetic_{case:03}_{v}.png"))).map_err(|e| Error::Image(e.to_string()))?;
+            }
+        }
+        let photos: Vec<_> = faces.iter().map(|f| f.image.clone()).collect();
+        let options = FitOptions { same_person, blend_photo_texture: false, ..options.clone() };
+        let result: FitResult = match block_on(fit::fit(models, &photos, &options, &mut quiet)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("case {case}: not fitted ({e})");
+                failures += 1;
+                continue;
+            }
+        };
+        let truth_neutral = shape_of(models, &person.identity, &vec![0.0; ne])?;
+        let fitted_neutral = shape_of(models, &result.photos[0].params.identity, &vec![0.0; ne])?;
+        let e_neutral = aligned_error(&fitted_neutral, &truth_neutral, &mask).unwrap_or(f64::NAN);
+        let e_mean_neutral = aligned_error(&mean_shape, &truth_neutral, &mask).unwrap_or(f64::NAN);
+        neutral_errors.push(e_neutral);
+        mean_neutral_errors.push(e_mean_neutral);
+        if !same_person {
+            let truth = shape_of(models, &person.identity, &faces[0].expression)?;
+            let fitted = shape_of(models, &result.photos[0].params.identity, &result.photos[0].params.expression)?;
+            fitted_errors.push(aligned_error(&fitted, &truth, &mask).unwrap_or(f64::NAN));
+            mean_errors.push(aligned_error(&mean_shape, &truth, &mask).unwrap_or(f64::NAN));
+        }
+        eprintln!("case {case}: yaw {:.0}°, identity shape error {e_neutral:.2} mm (mean face {e_mean_neutral:.2} mm)", faces[0].yaw_degrees);
+    }
+    let label = if same_person { "same-person (3 views)" } else { "single image" };
+    println!("synthetic cases: {count} ({label}), not fitted: {failures}");
+    if !fitted_errors.is_empty() {
+        let (m, s) = mean_std(&fitted_errors);
+        let (bm, bs) = mean_std(&mean_errors);
+        println!("synthetic shape error fitted: {m:.2} ± {s:.2} mm");
+        println!("synthetic shape error mean face: {bm:.2} ± {bs:.2} mm");
+    }
+    let (m, s) = mean_std(&neutral_errors);
+    let (bm, bs) = mean_std(&mean_neutral_errors);
+    println!("synthetic identity shape error fitted: {m:.2} ± {s:.2} mm");
+    println!("synthetic identity shape error mean face: {bm:.2} ± {bs:.2} mm");
+    println!("synthetic time per case: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / count.max(1) as f64);
+    Ok(())
+}

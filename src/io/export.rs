@@ -1,0 +1,52 @@
+//! The files a fit produces, as bytes: one definition for the CLI (which writes them into a
+//! folder) and the web binding (which hands them to the page for download).
+
+use crate::error::{Error, Result};
+use crate::face_model::FaceModel;
+use crate::fit::FitResult;
+use crate::io::obj::ObjFiles;
+use crate::io::{MeshData, glb, obj, png_bytes};
+
+/// Base name of the mesh files (`face.obj`, `face.mtl`, `face.glb`).
+pub const MESH_NAME: &str = "face";
+/// The texture's file name, as the MTL file refers to it.
+pub const TEXTURE_FILE: &str = "texture.png";
+
+/// Every export of one fit.
+pub struct FitExports {
+    /// The reconstruction (seam-split for texture coordinates), millimetres.
+    pub mesh: MeshData,
+    /// Binary glTF with the texture embedded.
+    pub glb: Vec<u8>,
+    /// OBJ and the MTL naming [`TEXTURE_FILE`].
+    pub obj: ObjFiles,
+    /// The UV texture as PNG.
+    pub texture_png: Option<Vec<u8>>,
+    /// The serialised [`FitResult`] (`params.json`).
+    pub params_json: String,
+    /// The loss log as tab-separated values (`losses.tsv`).
+    pub losses_tsv: String,
+}
+
+/// Builds every export of `result`, fitted with `face`.
+pub fn exports(face: &FaceModel, result: &FitResult) -> Result<FitExports> {
+    let mesh = face.mesh_data(result.shape.clone())?;
+    let texture = result.texture.as_ref();
+    let obj = obj::write(&mesh, MESH_NAME, texture.map(|_| TEXTURE_FILE))?;
+    let glb = glb::write(&mesh, texture, MESH_NAME)?;
+    let texture_png = texture.map(png_bytes).transpose()?;
+    let params_json = serde_json::to_string_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(FitExports { mesh, glb, obj, texture_png, params_json, losses_tsv: losses_tsv(result) })
+}
+
+fn losses_tsv(result: &FitResult) -> String {
+    let mut log = String::from("stage\titeration\ttotal\tlandmarks\tpixel\tidentity\trandom_identity\tcontent\tpriors\n");
+    for e in &result.log {
+        let l = &e.losses;
+        log.push_str(&format!(
+            "{:?}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            e.stage, e.iteration, l.total, l.landmarks, l.pixel, l.identity, l.random_identity, l.content, l.priors
+        ));
+    }
+    log
+}
