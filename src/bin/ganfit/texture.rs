@@ -40,8 +40,7 @@ pub enum Texture {
         #[arg(long)]
         models: Option<PathBuf>,
     },
-    /// A compact copy of the training split (JPEG textures, no masks) for moving to a GPU
-    /// machine.
+    /// A compact copy of the corpus (JPEG textures; the training split only, unless --full)
     Pack {
         #[arg(long)]
         corpus: PathBuf,
@@ -52,6 +51,10 @@ pub enum Texture {
         /// Downsample to this texture height (a power of two below the corpus's).
         #[arg(long)]
         resolution: Option<usize>,
+        /// Keep everything: the held-out split and the masks (a smaller corpus for PCA and
+        /// evaluation rather than a training-only copy).
+        #[arg(long)]
+        full: bool,
         #[arg(long)]
         max: Option<usize>,
     },
@@ -137,9 +140,11 @@ pub fn run(what: Texture) -> Result<()> {
             }
             Ok(())
         }
-        Texture::Pack { corpus, out, quality, max, resolution } => {
+        Texture::Pack { corpus, out, quality, max, resolution, full } => {
             let mut index = ganfit::texture::corpus::read_index(&corpus)?;
-            index.entries.retain(|e| !ganfit::texture::corpus::is_held_out(&e.id));
+            if !full {
+                index.entries.retain(|e| !ganfit::texture::corpus::is_held_out(&e.id));
+            }
             if let Some(n) = max {
                 index.entries.truncate(n);
             }
@@ -158,6 +163,16 @@ pub fn run(what: Texture) -> Result<()> {
                 if index.resolution != source_resolution {
                     let r = index.resolution as u32;
                     img = image::imageops::resize(&img, r * index.aspect as u32, r, image::imageops::FilterType::Triangle);
+                }
+                if full {
+                    let src = corpus.join(format!("{}_mask.png", e.id));
+                    let mut mask = image::open(&src).map_err(|err| Error::Image(format!("{}: {err}", src.display())))?.to_luma8();
+                    if index.resolution != source_resolution {
+                        let r = index.resolution as u32;
+                        mask = image::imageops::resize(&mask, r * index.aspect as u32, r, image::imageops::FilterType::Triangle);
+                    }
+                    let dst = out.join(format!("{}_mask.png", e.id));
+                    mask.save(&dst).map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
                 }
                 let dst = out.join(format!("{}.jpg", e.id));
                 let file = std::fs::File::create(&dst).map_err(|err| Error::io(&dst, err))?;
