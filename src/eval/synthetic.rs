@@ -29,7 +29,7 @@ pub struct SyntheticPerson {
 
 pub fn random_person(models: &Models, rng: &mut SplitMix64) -> SyntheticPerson {
     let identity = (0..models.face.num_identity()).map(|_| 0.8 * rng.normal()).collect();
-    let texture = (0..models.texture.parameters()).map(|_| rng.normal()).collect();
+    let texture = (0..models.texture.parameters()).map(|_| 0.6 * rng.normal()).collect();
     SyntheticPerson { identity, texture }
 }
 
@@ -43,7 +43,7 @@ pub async fn render_face(models: &Models, person: &SyntheticPerson, rng: &mut Sp
     let angles = vec![rng.range(-0.25, 0.25), yaw, rng.range(-0.17, 0.17)];
     let focal = 1.8 * size as f32;
     // The face (about 150 mm wide) spans half the image.
-    let distance = focal * 150.0 / (0.5 * size as f32);
+    let distance = focal * 230.0 / (0.5 * size as f32);
     let translation = vec![rng.range(-10.0, 10.0), rng.range(-5.0, 15.0), -distance];
     let tint = [rng.range(0.9, 1.1), 1.0, rng.range(0.9, 1.1)];
     let ambient = rng.range(0.35, 0.65);

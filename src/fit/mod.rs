@@ -178,6 +178,9 @@ pub struct LogEntry {
 pub struct PhotoFit {
     pub photo: PhotoSummary,
     pub params: PhotoParams,
+    /// The fitted model's 68 landmarks (jaw on the visible contour) projected into the photo,
+    /// pixels (centre of the top-left pixel at 0.5).
+    pub fitted_landmarks: Vec<[f32; 2]>,
     /// Final render over the working crop, RGB8 `resolution²`, and its coverage (0-255).
     #[serde(skip)]
     pub render: Option<(RgbImage, Vec<u8>)>,
@@ -582,6 +585,7 @@ impl Session {
         let rendered = scene::render(&models.face, shape.clone(), &camera, &light, uv_map.clone(), photo_images, r)?;
         let (image_values, _) = read_floats(rendered.image.detach()).await?;
         let (coverage_values, _) = read_floats(rendered.coverage.detach()).await?;
+        let (landmark_values, _) = read_floats(scene::project_landmarks(&models.face, shape.clone(), &camera, r)?.detach()).await?;
         let vs = models.face.num_shape_vertices();
         // The reconstruction: one photo's expression, or the neutral face of a shared identity.
         let mesh_shape = if n == 1 {
@@ -607,9 +611,18 @@ impl Session {
             .map(|i| {
                 let rgb: Vec<u8> = image_values[i * frame * 3..(i + 1) * frame * 3].iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
                 let alpha: Vec<u8> = coverage_values[i * frame..(i + 1) * frame].iter().map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8).collect();
+                let crop = self.targets[i].crop;
+                let fitted_landmarks = landmark_values[i * 136..(i + 1) * 136]
+                    .chunks_exact(2)
+                    .map(|c| {
+                        let [x, y] = crop.apply([c[0] as f64, c[1] as f64]);
+                        [x as f32, y as f32]
+                    })
+                    .collect();
                 PhotoFit {
                     photo: self.targets[i].summary(&photos[i]),
                     params: values[i].clone(),
+                    fitted_landmarks,
                     render: Some((RgbImage::from_raw(r as u32, r as u32, rgb).expect("sized"), alpha)),
                 }
             })

@@ -29,12 +29,35 @@ pub enum Bench {
         #[arg(long)]
         models: Option<std::path::PathBuf>,
     },
+    /// One fitting iteration's parts (texture model, shape + render, identity network, each
+    /// forward+backward) and a whole fit of a synthetic face, per stage, at 224² and 256².
+    Fit {
+        #[arg(long, value_enum)]
+        device: Vec<Backend>,
+        /// Working resolutions (default 224 and 256).
+        #[arg(long)]
+        resolution: Vec<usize>,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        #[arg(long, default_value_t = 300)]
+        landmark_iterations: usize,
+        #[arg(long, default_value_t = 150)]
+        iterations: usize,
+        #[arg(long)]
+        models: Option<std::path::PathBuf>,
+        /// The photo to fit (default: $GANFIT_DATA/samples/astronaut.png).
+        #[arg(long)]
+        photo: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn run(what: Bench) -> Result<()> {
     match what {
         Bench::Raster { device, repeat } => raster(device, repeat),
         Bench::Nets { device, repeat, models } => nets(device, repeat, &crate::nets::models_dir(models)),
+        Bench::Fit { device, resolution, repeat, landmark_iterations, iterations, models, photo } => {
+            crate::bench_fit::run(device, resolution, repeat, landmark_iterations, iterations, &crate::nets::models_dir(models), photo)
+        }
     }
 }
 

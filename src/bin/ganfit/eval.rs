@@ -31,6 +31,8 @@ pub enum Eval {
         /// Evaluate only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        fitted: FittedArgs,
     },
     /// Verification with both identity networks on a folder with `pairs.tsv` and `images/`.
     Identity {
@@ -43,6 +45,8 @@ pub enum Eval {
         /// Evaluate only N pairs: the first N/2 same and N/2 different ones.
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        fitted: FittedArgs,
     },
     /// Shape error of fits to synthetic faces rendered from random model parameters (known
     /// ground truth), against the mean face as the baseline.
@@ -66,18 +70,55 @@ pub enum Eval {
         landmark_iterations: Option<usize>,
         /// Full-stage iterations (default: the fitter's).
         #[arg(long)]
-        full_iterations: Option<usize>,
+        iterations: Option<usize>,
         /// Keep the synthetic photos in this folder.
         #[arg(long)]
         save: Option<PathBuf>,
     },
 }
 
+/// Evaluate whole fits instead of the networks alone.
+#[derive(clap::Args)]
+pub struct FittedArgs {
+    /// Fit each photo and evaluate the fitted model (slow: one whole fit per image).
+    #[arg(long)]
+    fitted: bool,
+    /// Landmark-stage iterations of each fit (default: the fitter's).
+    #[arg(long)]
+    landmark_iterations: Option<usize>,
+    /// Full-stage iterations of each fit (default: the fitter's).
+    #[arg(long)]
+    iterations: Option<usize>,
+}
+
+impl FittedArgs {
+    fn options(&self) -> ganfit::fit::FitOptions {
+        let mut options = ganfit::fit::FitOptions::default();
+        if let Some(n) = self.landmark_iterations {
+            options.landmark_iterations = n;
+        }
+        if let Some(n) = self.iterations {
+            options.iterations = n;
+        }
+        options
+    }
+}
+
+fn fit_models(models: Option<PathBuf>, backend: Backend) -> Result<ganfit::fit::Models> {
+    let (device, name) = backend.open()?;
+    println!("# device: {name}");
+    crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), None)
+}
+
 pub fn run(what: Eval) -> Result<()> {
     match what {
-        Eval::Landmarks { data, models, device, annotation_pixel_centre, limit } => landmarks(&data, &models_dir(models), device, annotation_pixel_centre, limit),
-        Eval::Identity { data, models, device, limit } => identity(&data, &models_dir(models), device, limit),
-        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, full_iterations, save } => {
+        Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, fitted } if fitted.fitted => {
+            crate::eval_fit::landmarks(&fit_models(models, device)?, &data, annotation_pixel_centre, limit, &fitted.options())
+        }
+        Eval::Identity { data, models, device, limit, fitted } if fitted.fitted => crate::eval_fit::identity(&fit_models(models, device)?, &data, limit, &fitted.options()),
+        Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, .. } => landmarks(&data, &models_dir(models), device, annotation_pixel_centre, limit),
+        Eval::Identity { data, models, device, limit, .. } => identity(&data, &models_dir(models), device, limit),
+        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, iterations, save } => {
             let (device, name) = device.open()?;
             println!("# device: {name}");
             let models = crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), None)?;
@@ -85,7 +126,7 @@ pub fn run(what: Eval) -> Result<()> {
             if let Some(n) = landmark_iterations {
                 options.landmark_iterations = n;
             }
-            if let Some(n) = full_iterations {
+            if let Some(n) = iterations {
                 options.iterations = n;
             }
             crate::eval_fit::synthetic(&models, count, seed, &options, same_person, size, save.as_deref())
@@ -99,13 +140,13 @@ fn load(models: &Path, backend: Backend) -> Result<FaceNets> {
     FaceNets::load(models, &device)
 }
 
-struct Annotation {
-    image: String,
-    points: Vec<[f32; 2]>,
-    yaw: f64,
+pub(crate) struct Annotation {
+    pub image: String,
+    pub points: Vec<[f32; 2]>,
+    pub yaw: f64,
 }
 
-fn annotations(data: &Path) -> Result<Vec<Annotation>> {
+pub(crate) fn annotations(data: &Path) -> Result<Vec<Annotation>> {
     let path = data.join("annotations.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let entries: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
@@ -203,6 +244,16 @@ fn pairs(data: &Path) -> Result<Vec<(String, String, bool)>> {
     Ok(out)
 }
 
+/// The pairs, or with `limit` N the first N/2 same and N/2 different ones in file order.
+pub(crate) fn pairs_limited(data: &Path, limit: Option<usize>) -> Result<Vec<(String, String, bool)>> {
+    let mut list = pairs(data)?;
+    if let Some(n) = limit {
+        let (same, different): (Vec<_>, Vec<_>) = list.into_iter().partition(|p| p.2);
+        list = same.into_iter().take(n.div_ceil(2)).chain(different.into_iter().take(n / 2)).collect();
+    }
+    Ok(list)
+}
+
 /// Both embeddings of one photo's largest face.
 struct Embeddings {
     mobilefacenet: Vec<f32>,
@@ -231,12 +282,7 @@ fn print_report(name: &str, r: &VerificationReport) {
 
 fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) -> Result<()> {
     let nets = load(models, backend)?;
-    let mut list = pairs(data)?;
-    if let Some(n) = limit {
-        // Half same, half different, in file order.
-        let (same, different): (Vec<_>, Vec<_>) = list.into_iter().partition(|p| p.2);
-        list = same.into_iter().take(n.div_ceil(2)).chain(different.into_iter().take(n / 2)).collect();
-    }
+    let list = pairs_limited(data, limit)?;
     let start = now_ms();
     let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
     let mut no_face = 0usize;

@@ -100,3 +100,127 @@ pub fn synthetic(models: &Models, count: usize, seed: u64, options: &FitOptions,
     println!("synthetic time per case: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / count.max(1) as f64);
     Ok(())
 }
+
+/// `ganfit eval landmarks --fitted`: NME of the fitted model's projected landmarks, next to the
+/// detector's own landmarks on the same images, by yaw bin.
+pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<usize>, options: &FitOptions) -> Result<()> {
+    use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
+    let mut list = crate::eval::annotations(data)?;
+    list.truncate(limit.unwrap_or(usize::MAX));
+    let (mut fitted, mut detector) = (NmeAccumulator::default(), NmeAccumulator::default());
+    let shift = 0.5 - pixel_centre;
+    let start = ganfit::util::clock::now_ms();
+    let options = FitOptions { blend_photo_texture: false, ..options.clone() };
+    for a in &list {
+        let truth: Vec<[f32; 2]> = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
+        let image = match ganfit::io::image::read(data.join("images").join(&a.image)) {
+            Ok(image) => image,
+            Err(e) => {
+                eprintln!("skip {}: {e}", a.image);
+                fitted.add_skipped();
+                detector.add_skipped();
+                continue;
+            }
+        };
+        match block_on(fit::fit(models, std::slice::from_ref(&image), &options, &mut quiet)) {
+            Ok(result) => {
+                let photo = &result.photos[0];
+                fitted.add(&photo.fitted_landmarks, &truth, a.yaw);
+                detector.add(&photo.photo.landmarks, &truth, a.yaw);
+                let n = |p: &[[f32; 2]]| ganfit::eval::landmarks::nme(p, &truth).unwrap_or(f64::NAN) * 100.0;
+                eprintln!("{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} %", a.image, a.yaw, n(&photo.fitted_landmarks), n(&photo.photo.landmarks));
+            }
+            Err(Error::NoFace) => {
+                fitted.add_failure(a.yaw);
+                detector.add_failure(a.yaw);
+            }
+            Err(e) => {
+                eprintln!("skip {}: {e}", a.image);
+                fitted.add_skipped();
+                detector.add_skipped();
+            }
+        }
+    }
+    println!("images: {} images", list.len());
+    for (name, acc) in [("fitted", &fitted), ("detector", &detector)] {
+        let r = acc.report();
+        if name == "fitted" {
+            println!("evaluated: {} images", r.evaluated);
+            println!("detection failures: {} images", r.failures);
+            println!("skipped: {} images", r.skipped);
+        }
+        println!("{name} nme mean: {:.3} %", 100.0 * r.mean);
+        println!("{name} nme balanced (mean of yaw bins): {:.3} %", 100.0 * r.balanced);
+        for ((label, mean, count, _), _) in r.bins.iter().zip(YAW_BINS) {
+            println!("{name} nme yaw {label}: {:.3} % ({count} images)", 100.0 * mean);
+        }
+    }
+    println!("time per image: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / list.len().max(1) as f64);
+    Ok(())
+}
+
+/// `ganfit eval identity --fitted`: how recognisable fitted renders are to the identity network
+/// the fit did not optimise against (face-api's ResNet). Each render is composited over its
+/// photo and cut with the photo's own alignment.
+pub fn identity(models: &Models, data: &Path, limit: Option<usize>, options: &FitOptions) -> Result<()> {
+    use ganfit::eval::verification::{cosine, verify};
+    use std::collections::BTreeMap;
+    let list = crate::eval::pairs_limited(data, limit)?;
+    let options = FitOptions { blend_photo_texture: false, ..options.clone() };
+    let resnet = models.nets.resnet()?;
+    let start = ganfit::util::clock::now_ms();
+    // Per image: (photo embedding, render embedding).
+    let mut cache: BTreeMap<String, Option<(Vec<f32>, Vec<f32>)>> = BTreeMap::new();
+    for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
+        if cache.contains_key(name) {
+            continue;
+        }
+        let embed = || -> Result<(Vec<f32>, Vec<f32>)> {
+            let image = ganfit::io::image::read(data.join("images").join(name))?;
+            let result = block_on(fit::fit(models, std::slice::from_ref(&image), &options, &mut quiet))?;
+            let photo_fit = &result.photos[0];
+            let (render, alpha) = photo_fit.render.as_ref().ok_or_else(|| Error::Invalid("no render".into()))?;
+            let composite = fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0);
+            block_on(async {
+                let analysis = models.nets.analyse(&image).await?;
+                let photo = ganfit::device::read_floats(resnet.forward(models.nets.resnet_input(&image, &analysis)?)?.embedding).await?.0;
+                let render = ganfit::device::read_floats(resnet.forward(models.nets.resnet_input(&composite, &analysis)?)?.embedding).await?.0;
+                Ok((photo, render))
+            })
+        };
+        let entry = match embed() {
+            Ok(e) => {
+                eprintln!("{name}: photo–render cosine {:.3}", cosine(&e.0, &e.1));
+                Some(e)
+            }
+            Err(e) => {
+                eprintln!("skip {name}: {e}");
+                None
+            }
+        };
+        cache.insert(name.clone(), entry);
+    }
+    let fitted: Vec<f64> = cache.values().flatten().map(|(p, r)| cosine(p, r)).collect();
+    let (mut photo_pairs, mut render_pairs) = (Vec::new(), Vec::new());
+    for (a, b, same) in &list {
+        if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
+            photo_pairs.push((cosine(&ea.0, &eb.0), *same));
+            // One side of the pair replaced by its render.
+            render_pairs.push((cosine(&ea.1, &eb.0), *same));
+        }
+    }
+    let (m, s) = mean_std(&fitted);
+    println!("images fitted: {} of {}", fitted.len(), cache.len());
+    println!("resnet photo-render cosine: {m:.3} ± {s:.3}");
+    println!("pairs evaluated: {} pairs", photo_pairs.len());
+    if !photo_pairs.is_empty() {
+        let photos = verify(&photo_pairs, 0.01)?;
+        let renders = verify(&render_pairs, 0.01)?;
+        println!("resnet accuracy photo-photo: {:.2} %", 100.0 * photos.accuracy);
+        println!("resnet accuracy render-photo: {:.2} %", 100.0 * renders.accuracy);
+        println!("resnet roc auc photo-photo: {:.4}", photos.auc);
+        println!("resnet roc auc render-photo: {:.4}", renders.auc);
+    }
+    println!("time per image: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / cache.len().max(1) as f64);
+    Ok(())
+}

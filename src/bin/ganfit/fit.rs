@@ -31,8 +31,9 @@ pub struct FitArgs {
     /// Working resolution, pixels.
     #[arg(long)]
     pub resolution: Option<usize>,
-    #[arg(long, value_enum, default_value_t = Texture::Gan)]
-    pub texture: Texture,
+    /// Texture model (default: the GAN when its file exists, else PCA).
+    #[arg(long, value_enum)]
+    pub texture: Option<Texture>,
     /// Keep the model's texture only (no photo blending).
     #[arg(long)]
     pub no_blend: bool,
@@ -115,7 +116,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     let (device, name) = args.device.open()?;
     let device = device.autodiff();
     let dir = args.models.clone().unwrap_or_else(default_dir);
-    let models = Models::load(&dir, &device, args.texture.into())?;
+    let models = crate::eval_fit::load_models(&dir, &device, args.texture.map(Into::into))?;
     eprintln!("fitting {} photo(s) on {name} with the {} texture model", photos.len(), models.texture.name());
     let mut stderr = std::io::stderr();
     let result = block_on(fit::fit(&models, &photos, &options, &mut |p| {

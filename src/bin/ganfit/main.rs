@@ -1,6 +1,7 @@
 //! The `ganfit` command line: fitting, evaluation, benchmarks and model conversion.
 
 mod bench;
+mod bench_fit;
 mod fit;
 mod model;
 mod eval;

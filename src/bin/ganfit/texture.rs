@@ -96,6 +96,10 @@ pub enum Texture {
         /// Channels of the coarsest blocks.
         #[arg(long)]
         channels: Option<usize>,
+        /// Decay of the generator's weight average per step (lower for short runs, so the
+        /// average forgets the previous growth level).
+        #[arg(long)]
+        ema_beta: Option<f32>,
     },
     /// SWD and reconstruction error of the GAN and PCA models on the held-out corpus split.
     Eval {
@@ -202,7 +206,7 @@ pub fn run(what: Texture) -> Result<()> {
             println!("pca file: {}", out.display());
             Ok(())
         }
-        Texture::Train { corpus, out, minutes, resume, device, batch, channels } => {
+        Texture::Train { corpus, out, minutes, resume, device, batch, channels, ema_beta } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
             let (device, name) = device.open()?;
             let mut config = PgganConfig { resolution: corpus.resolution(), aspect: corpus.aspect(), ..PgganConfig::default() };
@@ -210,6 +214,12 @@ pub fn run(what: Texture) -> Result<()> {
                 config.base_channels = c;
             }
             let mut options = TrainOptions { config, minutes, ..TrainOptions::default() };
+            if let Some(beta) = ema_beta {
+                if !(0.0..1.0).contains(&beta) {
+                    return Err(Error::Invalid(format!("--ema-beta {beta}: expected 0 ≤ β < 1")));
+                }
+                options.ema_beta = beta;
+            }
             if let Some(b) = batch {
                 options.batch = b.split(',').map(|s| s.trim().parse().map_err(|_| Error::Invalid(format!("bad batch list {b}")))).collect::<Result<_>>()?;
             }

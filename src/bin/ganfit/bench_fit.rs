@@ -1,0 +1,136 @@
+//! `ganfit bench fit`: what one fitting iteration costs and where the time goes.
+
+use burn::tensor::{Tensor, TensorData};
+use ganfit::device::{Device, block_on};
+use ganfit::fit::{self, Control, FitOptions, FitStage, Models, Progress, scene};
+use ganfit::nets::mobilefacenet;
+use ganfit::render::shading::{PhongLight, normalize};
+use ganfit::util::clock::now_ms;
+use ganfit::util::rng::SplitMix64;
+use ganfit::{Error, Result};
+
+use crate::Backend;
+
+fn sync(device: &Device) -> Result<()> {
+    device.sync().map_err(|e| Error::Execution(format!("{e:?}")))
+}
+
+/// Mean milliseconds of `f` over `repeat` runs after one warm-up, synchronised with the device.
+fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    sync(device)?;
+    let start = now_ms();
+    for _ in 0..repeat {
+        f()?;
+    }
+    sync(device)?;
+    Ok((now_ms() - start) / repeat.max(1) as f64)
+}
+
+/// Forward + backward of each part of the stage-2 graph, alone, at `resolution`.
+fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
+    let device = models.face.device().clone();
+    let t2 = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [1, c]), &device);
+    let (ni, ne, nt) = (models.face.num_identity(), models.face.num_expression(), models.texture.parameters());
+    let mut rng = SplitMix64::new(3);
+    let latent: Vec<f32> = (0..nt).map(|_| rng.normal()).collect();
+
+    let generator = time_ms(&device, repeat, || {
+        let z = t2(latent.clone(), nt).require_grad();
+        let map = models.texture.uv_map(z.clone())?;
+        let grads = map.sum().backward();
+        let _ = z.grad(&grads);
+        Ok(())
+    })?;
+    println!("fit {resolution}² texture model forward+backward: {generator:.1} ms");
+
+    let uv_map = models.texture.uv_map(t2(latent.clone(), nt))?.detach();
+    let focal = 1.8 * resolution as f32;
+    let render = time_ms(&device, repeat, || {
+        let identity = t2(vec![0.0; ni], ni).require_grad();
+        let shape = models.face.vertices(identity.clone(), t2(vec![0.0; ne], ne))?;
+        let camera = scene::Camera {
+            angles: t2(vec![0.0, 0.3, 0.0], 3),
+            translation: t2(vec![0.0, 5.0, -focal * 300.0 / resolution as f32], 3),
+            focal: t2(vec![focal], 1),
+        };
+        let light = PhongLight {
+            ambient: t2(vec![0.5; 3], 3),
+            diffuse: t2(vec![0.4; 3], 3),
+            direction: normalize(t2(vec![0.3, 0.2, 1.0], 3), 1),
+            specular: t2(vec![0.03], 1),
+            shininess: 20.0,
+        };
+        let background = scene::grey(1, resolution, &device);
+        let rendered = scene::render(&models.face, shape, &camera, &light, uv_map.clone(), background, resolution)?;
+        let grads = rendered.image.sum().backward();
+        let _ = identity.grad(&grads);
+        Ok(())
+    })?;
+    println!("fit {resolution}² shape + render forward+backward: {render:.1} ms");
+
+    let n = mobilefacenet::INPUT_SIZE;
+    let identity_net = time_ms(&device, repeat, || {
+        let x = Tensor::<4>::ones([1, n, n, 3], &device).require_grad();
+        let out = models.nets.mobilefacenet.forward(x.clone())?;
+        let grads = out.embedding.sum().backward();
+        let _ = x.grad(&grads);
+        Ok(())
+    })?;
+    println!("fit identity network (MobileFaceNet {n}²) forward+backward: {identity_net:.1} ms");
+    Ok(())
+}
+
+/// Times a whole fit of `photo`, stage by stage, from the progress reports.
+fn whole_fit(models: &Models, photo: &image::RgbImage, resolution: usize, landmark_iterations: usize, iterations: usize) -> Result<()> {
+    let options = FitOptions { resolution, landmark_iterations, iterations, report_every: 5, preview_every: 0, ..FitOptions::default() };
+    // (stage, iteration, elapsed) of each report.
+    let mut reports: Vec<(FitStage, usize, f64)> = Vec::new();
+    let mut observer = |p: &Progress| {
+        reports.push((p.stage, p.iteration, p.elapsed_ms));
+        Control::Continue
+    };
+    let start = now_ms();
+    let result = block_on(fit::fit(models, std::slice::from_ref(photo), &options, &mut observer))?;
+    let wall = now_ms() - start;
+    for stage in [FitStage::Landmarks, FitStage::Full] {
+        let of_stage: Vec<_> = reports.iter().filter(|r| r.0 == stage && r.1 > 0).collect();
+        if let (Some(first), Some(last)) = (of_stage.first(), of_stage.last()) {
+            if last.1 > first.1 {
+                let per = (last.2 - first.2) / (last.1 - first.1) as f64;
+                println!("fit {resolution}² {stage:?} stage: {per:.1} ms/iteration");
+            }
+        }
+    }
+    println!("fit {resolution}² whole fit ({landmark_iterations} + {iterations} iterations): {:.1} s", wall / 1000.0);
+    println!("fit {resolution}² engine-reported time: {:.1} s", result.milliseconds / 1000.0);
+    Ok(())
+}
+
+pub fn run(devices: Vec<Backend>, resolutions: Vec<usize>, repeat: usize, landmark_iterations: usize, iterations: usize, models: &std::path::Path, photo: Option<std::path::PathBuf>) -> Result<()> {
+    let photo_path = match photo {
+        Some(p) => p,
+        None => std::path::PathBuf::from(std::env::var("GANFIT_DATA").unwrap_or_else(|_| "../shared/data".into())).join("samples/astronaut.png"),
+    };
+    let photo = ganfit::io::image::read(&photo_path)?;
+    println!("# photo: {}", photo_path.display());
+    let devices = if devices.is_empty() { vec![Backend::Cpu, Backend::Gpu] } else { devices };
+    let resolutions = if resolutions.is_empty() { vec![224, 256] } else { resolutions };
+    for backend in devices {
+        let (device, name) = match backend.open() {
+            Ok(d) => d,
+            Err(e) => {
+                println!("# {backend:?}: not available ({e})");
+                continue;
+            }
+        };
+        println!("# device: {name}");
+        let models = crate::eval_fit::load_models(models, &device.autodiff(), None)?;
+        println!("# texture model: {}", models.texture.name());
+        for &r in &resolutions {
+            components(&models, r, repeat)?;
+            whole_fit(&models, &photo, r, landmark_iterations, iterations)?;
+        }
+    }
+    Ok(())
+}
