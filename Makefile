@@ -7,10 +7,13 @@ SHELL := /bin/bash
 
 # Build outputs live outside the clone so CI can cache them between runs.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/ganfit/target
+# The wasm build gets its own target dir so it can run beside the native one (`make -j2 native
+# wasm`): on two cores that fills the long single-crate stretches of either build.
+WASM_TARGET_DIR ?= $(CARGO_TARGET_DIR)-wasm
 export GANFIT_DATA ?= $(abspath ../shared/data)
 export GANFIT_MODELS ?= $(abspath models)
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
-WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/ganfit.wasm
+WASM := $(WASM_TARGET_DIR)/wasm32-unknown-unknown/release/ganfit.wasm
 GANFIT := $(CARGO_TARGET_DIR)/release/ganfit
 PORT ?= 8080
 CHROMIUM ?= /usr/bin/chromium
@@ -28,7 +31,7 @@ native: setup
 	cargo build --release --locked --features cli
 
 wasm: setup
-	cargo build --release --locked --lib --target wasm32-unknown-unknown
+	CARGO_TARGET_DIR=$(WASM_TARGET_DIR) cargo build --release --locked --lib --target wasm32-unknown-unknown
 	wasm-bindgen --target web --out-dir www/src/pkg --out-name ganfit $(WASM)
 
 models: native
@@ -48,7 +51,7 @@ test-native: models
 
 test-wasm: setup
 	CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
-	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CARGO_TARGET_DIR=$(WASM_TARGET_DIR) \
 	cargo test --release --locked --target wasm32-unknown-unknown --test web -- --nocapture
 
 test-web: web

@@ -1,0 +1,138 @@
+//! The fitting engine end to end on the CPU backend: a photo fit whose losses fall and whose
+//! model lands on the face, shared identity across photos, cancellation, and typed errors for
+//! bad photos. Needs `make models` (the face model, the networks and a texture model).
+
+use std::path::PathBuf;
+
+use ganfit::device::{block_on, cpu};
+use ganfit::eval::landmarks::nme;
+use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models, Progress};
+use ganfit::io::models::TextureChoice;
+use ganfit::Error;
+use image::RgbImage;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("GANFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
+}
+
+fn models() -> Models {
+    let dir = models_dir();
+    let texture = if dir.join(TextureChoice::Gan.file_name()).exists() { TextureChoice::Gan } else { TextureChoice::Pca };
+    Models::load(&dir, &cpu().autodiff(), texture).expect("the models (make models)")
+}
+
+fn sample(name: &str) -> RgbImage {
+    ganfit::io::image::read(data_dir().join("samples").join(name)).unwrap()
+}
+
+/// Small enough for a test, long enough for the losses to move.
+fn quick() -> FitOptions {
+    FitOptions { resolution: 128, landmark_iterations: 60, iterations: 12, report_every: 1, ..FitOptions::default() }
+}
+
+fn fit_quietly(models: &Models, photos: &[RgbImage], options: &FitOptions) -> Result<FitResult, Error> {
+    block_on(fit::fit(models, photos, options, &mut |_: &Progress| Control::Continue))
+}
+
+fn first_and_last(result: &FitResult, stage: FitStage, term: fn(&fit::LossValues) -> f32) -> (f32, f32) {
+    let values: Vec<f32> = result.log.iter().filter(|e| e.stage == stage).map(|e| term(&e.losses)).collect();
+    assert!(values.len() >= 2, "{stage:?}: too few log entries");
+    (values[0], *values.last().unwrap())
+}
+
+#[test]
+fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
+    let models = models();
+    let photo = sample("astronaut.png");
+    let result = fit_quietly(&models, std::slice::from_ref(&photo), &quick()).unwrap();
+
+    let (start, end) = first_and_last(&result, FitStage::Landmarks, |l| l.landmarks);
+    assert!(end < 0.5 * start, "landmark loss {start} → {end}");
+    let (start, end) = first_and_last(&result, FitStage::Full, |l| l.total);
+    assert!(end < start, "stage-2 loss {start} → {end}");
+    assert!(result.log.iter().all(|e| e.losses.total.is_finite()));
+
+    // The fitted model's landmarks agree with the detector's to within a few percent of the
+    // face size (the model cannot follow every landmark exactly).
+    let p = &result.photos[0];
+    let error = nme(&p.fitted_landmarks, &p.photo.landmarks).unwrap();
+    assert!(error < 0.08, "fitted vs detected landmarks: NME {error}");
+
+    // A plausible head: ICT's head is about 15 cm wide; identity weights stay near the prior.
+    let xs: Vec<f32> = result.shape.iter().map(|v| v[0]).collect();
+    let width = xs.iter().cloned().fold(f32::MIN, f32::max) - xs.iter().cloned().fold(f32::MAX, f32::min);
+    assert!((100.0..250.0).contains(&width), "head width {width} mm");
+    assert!(result.shape.iter().flatten().all(|v| v.is_finite()));
+    let rms = (p.params.identity.iter().map(|w| w * w).sum::<f32>() / p.params.identity.len() as f32).sqrt();
+    assert!(rms < 2.0, "identity weights rms {rms}");
+
+    // The render covers the face, and the exports carry the whole mesh.
+    let (render, alpha) = p.render.as_ref().unwrap();
+    assert_eq!(render.width() as usize, quick().resolution);
+    let covered = alpha.iter().filter(|&&a| a > 128).count() as f64 / alpha.len() as f64;
+    assert!((0.1..0.95).contains(&covered), "render coverage {covered}");
+    let files = ganfit::io::export::exports(&models.face, &result).unwrap();
+    let count = |prefix: &str| files.obj.obj.lines().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("v "), result.shape.len());
+    assert_eq!(count("vt "), files.mesh.uvs.len());
+    assert_eq!(&files.glb[..4], b"glTF");
+    let texture = result.texture.as_ref().unwrap();
+    assert_eq!(texture.width(), 2 * texture.height(), "ICT's 2:1 atlas");
+}
+
+#[test]
+fn photos_of_one_person_share_identity_and_texture() {
+    let models = models();
+    let photos = [sample("astronaut.png"), image::imageops::flip_horizontal(&sample("astronaut.png"))];
+    let options = FitOptions { same_person: true, landmark_iterations: 20, iterations: 3, ..quick() };
+    let result = fit_quietly(&models, &photos, &options).unwrap();
+    assert_eq!(result.photos.len(), 2);
+    let (a, b) = (&result.photos[0].params, &result.photos[1].params);
+    assert_eq!(a.identity, b.identity);
+    assert_eq!(a.texture, b.texture);
+    // Poses stay per photo: the mirrored face sits elsewhere in its frame.
+    assert_ne!(a.translation_mm, b.translation_mm);
+}
+
+#[test]
+fn cancelling_stops_the_fit_with_a_typed_error() {
+    let models = models();
+    let mut seen = 0;
+    let outcome = block_on(fit::fit(&models, &[sample("astronaut.png")], &quick(), &mut |p: &Progress| {
+        seen += 1;
+        if p.stage == FitStage::Landmarks && p.iteration >= 5 { Control::Cancel } else { Control::Continue }
+    }));
+    assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
+    assert!(seen < 20, "kept reporting after the cancel: {seen}");
+}
+
+#[test]
+fn bad_photos_give_typed_errors() {
+    let models = models();
+    let grey = RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
+    assert!(matches!(fit_quietly(&models, &[grey], &quick()), Err(Error::NoFace)));
+    let tiny = RgbImage::from_pixel(4, 4, image::Rgb([200, 150, 120]));
+    let outcome = fit_quietly(&models, &[tiny], &quick());
+    assert!(matches!(outcome, Err(Error::NoFace | Error::Image(_) | Error::Invalid(_))), "{outcome:?}");
+    assert!(matches!(fit_quietly(&models, &[], &quick()), Err(Error::Invalid(_))));
+    let broken = FitOptions { resolution: 0, ..quick() };
+    assert!(matches!(fit_quietly(&models, &[sample("astronaut.png")], &broken), Err(Error::Invalid(_))));
+    assert!(matches!(ganfit::io::image::decode(b"not an image"), Err(Error::Image(_))));
+}
+
+#[test]
+fn a_grayscale_photo_is_fitted() {
+    let models = models();
+    let grey = image::DynamicImage::ImageLuma8(image::DynamicImage::ImageRgb8(sample("astronaut.png")).to_luma8()).to_rgb8();
+    let options = FitOptions { landmark_iterations: 10, iterations: 2, ..quick() };
+    let result = fit_quietly(&models, &[grey], &options).unwrap();
+    assert!(result.log.iter().all(|e| e.losses.total.is_finite()));
+}
