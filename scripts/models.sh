@@ -45,7 +45,14 @@ for f in "${face_nets[@]}"; do
 done
 if ((stale)); then
     echo "models: converting the face networks"
-    "$ganfit" nets convert --out "$models"
+    # MobileFaceNet's centre (see src/nets/mobilefacenet.rs): the mean raw output over UTKFace
+    # photos (not the celeba-wild evaluation set).
+    if [ -d "$data/utkface" ]; then
+        "$ganfit" nets convert --out "$models" --centre-faces "$data/utkface"
+    else
+        echo "models: $data/utkface not found: MobileFaceNet is left uncentred (the identity loss will carry no signal)" >&2
+        "$ganfit" nets convert --out "$models"
+    fi
 else
     echo "models: face networks up to date"
 fi

@@ -66,6 +66,8 @@ struct RefImage {
 struct RefEmbedding {
     name: String,
     embedding: Vec<f32>,
+    /// Before the graph's L2 normalisation.
+    raw: Vec<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,7 +184,12 @@ struct Worst {
     score: f64,
     landmark_px: f64,
     resnet_cosine: f64,
+    /// The graph's own (uncentred, constant-dominated) embeddings: near 1 for any face.
     mobilefacenet_cosine: f64,
+    /// The raw outputs centred on the record's centre (what the fitter uses), the telling one.
+    mobilefacenet_centred_cosine: f64,
+    /// Largest |ours − theirs| / |theirs| of the raw outputs.
+    mobilefacenet_raw_error: f64,
 }
 
 fn embedding(t: Tensor<2>) -> Vec<f32> {
@@ -193,7 +200,8 @@ fn embedding(t: Tensor<2>) -> Vec<f32> {
 fn compare(device: &Device, names: &[&str]) -> Worst {
     let shared = shared();
     let nets = FaceNets::load(&models_dir(), device).unwrap();
-    let mut worst = Worst { resnet_cosine: 1.0, mobilefacenet_cosine: 1.0, ..Default::default() };
+    let mut worst = Worst { resnet_cosine: 1.0, mobilefacenet_cosine: 1.0, mobilefacenet_centred_cosine: 1.0, ..Default::default() };
+    let centre = embedding(nets.mobilefacenet.centre().unsqueeze_dim(0));
     for sample in shared.samples.iter().filter(|s| names.contains(&s.name.as_str())) {
         let image = &sample.image;
         let reference = shared.reference.images.iter().find(|i| i.name == sample.name).unwrap();
@@ -239,11 +247,16 @@ fn compare(device: &Device, names: &[&str]) -> Worst {
         }
         // MobileFaceNet on the crops sent to Node.
         for (name, crop) in shared.crops.iter().filter(|c| c.0.starts_with(&format!("{}#", sample.name))) {
-            let expected = &shared.reference.mobilefacenet.iter().find(|e| &e.name == name).unwrap().embedding;
+            let expected = shared.reference.mobilefacenet.iter().find(|e| &e.name == name).unwrap();
             let n = mobilefacenet::INPUT_SIZE;
             let input = Tensor::<4>::from_data(TensorData::new(crop.clone(), [1, n, n, 3]), device);
-            let ours = embedding(nets.mobilefacenet.forward(input).unwrap().embedding);
-            worst.mobilefacenet_cosine = worst.mobilefacenet_cosine.min(cosine(&ours, expected));
+            let raw = embedding(nets.mobilefacenet.raw(input).unwrap().0);
+            worst.mobilefacenet_cosine = worst.mobilefacenet_cosine.min(cosine(&raw, &expected.embedding));
+            let centred = |v: &[f32]| v.iter().zip(&centre).map(|(a, c)| a - c).collect::<Vec<f32>>();
+            worst.mobilefacenet_centred_cosine = worst.mobilefacenet_centred_cosine.min(cosine(&centred(&raw), &centred(&expected.raw)));
+            let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            let difference: Vec<f32> = raw.iter().zip(&expected.raw).map(|(a, b)| a - b).collect();
+            worst.mobilefacenet_raw_error = worst.mobilefacenet_raw_error.max(norm(&difference) / norm(&expected.raw));
         }
     }
     worst
@@ -257,6 +270,8 @@ fn check(worst: &Worst, device: &str) {
     assert!(worst.landmark_px < 0.5, "{device}: landmark error {} px", worst.landmark_px);
     assert!(worst.resnet_cosine > 0.999, "{device}: ResNet descriptor cosine {}", worst.resnet_cosine);
     assert!(worst.mobilefacenet_cosine > 0.999, "{device}: MobileFaceNet cosine {}", worst.mobilefacenet_cosine);
+    assert!(worst.mobilefacenet_centred_cosine > 0.999, "{device}: MobileFaceNet centred cosine {}", worst.mobilefacenet_centred_cosine);
+    assert!(worst.mobilefacenet_raw_error < 1e-3, "{device}: MobileFaceNet raw output error {}", worst.mobilefacenet_raw_error);
 }
 
 #[test]

@@ -2,16 +2,27 @@
 //! model of BecauseofAI's MobileFace, trained with a margin loss), 112×112 RGB in [0, 1] (what
 //! Human feeds it) to a 192-d L2-normalised embedding.
 //!
+//! **Centring.** The graph's raw output (before its L2 normalisation) is dominated by one
+//! constant vector: over 40 CelebA faces its mean has norm ≈ 452 while a face's distance
+//! from it averages ≈ 8, so normalised embeddings of any two faces — or of a face and a uniform grey image —
+//! have cosine ≈ 0.9997, and `1 − cos` carries no identity signal. tfjs running the original
+//! graph (the parity reference) gives the same numbers, so this is the model, not the port; the
+//! training code's [-1, 1] input range and the depthwise PReLUs that the tfjs converter fused
+//! away (see below) leave it dominated too (≈ 1547 vs ≈ 65). So this port
+//! subtracts the mean raw output over a set of real faces (`centre`, computed when the record
+//! is converted: `ganfit nets convert --centre-faces`) before normalising; a record converted
+//! without faces has a zero centre and gives the graph's own embeddings.
+//!
 //! The graph is a MobileNetV2-style stack of inverted residual blocks with PReLU activations
 //! that the tfjs converter decomposed into `relu(x) + mul * (x - |x|)`. In the depthwise
 //! convolutions it also fused a ReLU into the convolution node that the decomposition then
 //! reads, so there the PReLU reduces to a ReLU; this port computes what the graph computes
 //! (the parity test compares with tfjs), and the converter checks each node's fused ops.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::PRelu;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Device, Tensor, activation::relu};
+use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 
 use super::IdentityOutput;
 use super::layers::{self, Bias, ConvSpec, Source};
@@ -85,6 +96,9 @@ pub struct MobileFaceNet {
     global_depthwise: Conv2d,
     linear: Conv2d,
     embedding: Conv2d,
+    /// The mean raw output over a set of faces, subtracted before normalising (zero straight
+    /// from the tfjs weights; see the module documentation).
+    centre: Param<Tensor<1>>,
 }
 
 /// Stages: (graph name, blocks, [in, hidden, out], stride of the first block, whether the
@@ -138,14 +152,23 @@ impl MobileFaceNet {
                 return Err(Error::model(&weights.origin, format!("the graph normalises with epsilon {epsilon:?}, this port with {}", super::L2_EPSILON)));
             }
         }
-        Ok(Self { stem, stem_act, stem_depthwise, stem_project, stages, expand, expand_act, global_depthwise, linear, embedding })
+        let centre = Param::from_tensor(Tensor::zeros([EMBEDDING_SIZE], device));
+        Ok(Self { stem, stem_act, stem_depthwise, stem_project, stages, expand, expand_act, global_depthwise, linear, embedding, centre })
     }
 
-    /// NHWC `[B, 112, 112, 3]` RGB in [0, 1] (an ArcFace-aligned crop) to the L2-normalised
-    /// 192-d embedding and, as activations, the output of the stem and of stages `Conv2d_2`,
-    /// `Conv2d_4`, `Conv2d_6` (NCHW): 64×56², 64×28², 128×14², 128×7². Differentiable in the
-    /// input.
+    /// NHWC `[B, 112, 112, 3]` RGB in [0, 1] (an ArcFace-aligned crop) to the centred,
+    /// L2-normalised 192-d embedding and, as activations, the output of the stem and of stages
+    /// `Conv2d_2`, `Conv2d_4`, `Conv2d_6` (NCHW): 64×56², 64×28², 128×14², 128×7².
+    /// Differentiable in the input.
     pub fn forward(&self, input: Tensor<4>) -> Result<IdentityOutput> {
+        let (raw, activations) = self.raw(input)?;
+        let centre = self.centre.val().unsqueeze_dim::<2>(0);
+        Ok(IdentityOutput { embedding: super::l2_normalise(raw - centre), activations })
+    }
+
+    /// The graph's output before its L2 normalisation, `[B, 192]`, uncentred
+    /// (`MobileFaceNet/Logits/SpatialSqueeze`), and the activations of [`Self::forward`].
+    pub fn raw(&self, input: Tensor<4>) -> Result<(Tensor<2>, Vec<Tensor<4>>)> {
         layers::check_input("MobileFaceNet", &input, INPUT_SIZE)?;
         let x = layers::nhwc_to_nchw(input);
         let x = self.stem_act.forward(self.stem.forward(x));
@@ -162,6 +185,21 @@ impl MobileFaceNet {
         let x = self.expand_act.forward(self.expand.forward(x));
         let x = self.embedding.forward(self.linear.forward(self.global_depthwise.forward(x)));
         let [b, c, _, _] = x.dims();
-        Ok(IdentityOutput { embedding: super::l2_normalise(x.reshape([b, c])), activations })
+        Ok((x.reshape([b, c]), activations))
+    }
+
+    /// The centre subtracted before normalising, read back.
+    pub fn centre(&self) -> Tensor<1> {
+        self.centre.val()
+    }
+
+    /// The same network with another centre (192 values: the mean of [`Self::raw`] over faces).
+    pub fn with_centre(mut self, centre: &[f32]) -> Result<Self> {
+        if centre.len() != EMBEDDING_SIZE || centre.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!("a MobileFaceNet centre needs {EMBEDDING_SIZE} finite values, got {}", centre.len())));
+        }
+        let device = self.centre.val().device();
+        self.centre = Param::from_tensor(Tensor::from_data(TensorData::new(centre.to_vec(), [EMBEDDING_SIZE]), &device));
+        Ok(self)
     }
 }

@@ -96,9 +96,12 @@ async function main() {
       const bytes = fs.readFileSync(path.join(dir, crop.f32));
       const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
       const input = tf.tensor4d(values, [1, 112, 112, 3]);
-      const output = model.execute(input);
-      mobilefacenet.push({ name: crop.name, embedding: Array.from(output.dataSync()) });
+      // The normalised embedding and the vector it normalises (the network's raw output, which
+      // is dominated by a constant: the Rust side centres it, see src/nets/mobilefacenet.rs).
+      const [output, raw] = model.execute(input, ['embeddings', 'MobileFaceNet/Logits/SpatialSqueeze']);
+      mobilefacenet.push({ name: crop.name, embedding: Array.from(output.dataSync()), raw: Array.from(raw.dataSync()) });
       output.dispose();
+      raw.dispose();
       input.dispose();
     }
   }
