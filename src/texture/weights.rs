@@ -5,8 +5,8 @@
 //! follow the module tree (`input.weight` `[latent, 16·C0]`, `blocks.N.conv1.weight`
 //! `[C_out, C_in, 3, 3]`, `blocks.N.to_rgb.weight` `[3, C, 1, 1]`, biases `[C]`), weights
 //! stored unscaled (the equalised-LR constant √(2/fan_in) is applied at run time). Anyone with
-//! another UV generator of this architecture can write such a file and load it with
-//! `--texture-model`.
+//! another UV generator of this architecture can write such a file and use it by putting it in
+//! the models folder as `texture_gan.bpk` (the CLI's `--models`, the page's `models/`).
 
 use std::path::Path;
 
