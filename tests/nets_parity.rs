@@ -22,7 +22,8 @@ use image::RgbImage;
 use serde::Deserialize;
 
 const CPU_IMAGES: [&str; 5] = ["astronaut.png", "takeo.ppm", "einstein.jpg", "image_0010.png", "breakingbad.jpg"];
-const GPU_IMAGES: [&str; 2] = ["astronaut.png", "takeo.ppm"];
+// One photo on wgpu: the same kernels as on the CPU list, at a cost lavapipe can bear in CI.
+const GPU_IMAGES: [&str; 1] = ["astronaut.png"];
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
