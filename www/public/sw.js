@@ -2,7 +2,9 @@
 // cached at install, so the app opens offline after the first visit. Pages are fetched from
 // the network first (a new deployment shows up), everything else from the cache first. Model
 // files are left to the engine's worker, which caches and hash-checks them itself.
-const CACHE = 'ganfit-app-v1';
+// ignoreVary: the preview and static servers send `Vary: Origin`, and module scripts are
+// requested with an Origin header that the install-time requests lack.
+const CACHE = 'ganfit-app-v2';
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -41,7 +43,7 @@ self.addEventListener('fetch', (event) => {
           return response;
         } catch {
           const cache = await caches.open(CACHE);
-          return (await cache.match(request, { ignoreSearch: true })) ?? (await cache.match('./')) ?? Response.error();
+          return (await cache.match(request, { ignoreSearch: true, ignoreVary: true })) ?? (await cache.match('./', { ignoreVary: true })) ?? Response.error();
         }
       })(),
     );
@@ -50,7 +52,7 @@ self.addEventListener('fetch', (event) => {
   event.respondWith(
     (async () => {
       const cache = await caches.open(CACHE);
-      const cached = await cache.match(request, { ignoreSearch: true });
+      const cached = await cache.match(request, { ignoreSearch: true, ignoreVary: true });
       if (cached) return cached;
       const response = await fetch(request);
       if (response.ok) await cache.put(request, response.clone());
