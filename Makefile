@@ -18,11 +18,12 @@ GANFIT := $(CARGO_TARGET_DIR)/release/ganfit
 PORT ?= 8080
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup native wasm web models demo serve test test-native test-wasm test-web clean
+.PHONY: help setup native wasm web models package demo serve test test-native test-wasm test-web test-package clean
 
 help:
 	@echo "make demo   build everything, convert models, serve the web app on 127.0.0.1:$(PORT)"
 	@echo "make test   native tests (CPU + wgpu/lavapipe), wasm tests (headless Chromium, WebGPU), Playwright"
+	@echo "make package  the npm package in www/npm (npm pack ./www/npm makes the tarball)"
 
 setup:
 	WASM_BINDGEN_VERSION=$(WASM_BINDGEN_VERSION) scripts/setup.sh
@@ -40,11 +41,14 @@ models: native
 web: wasm models
 	npm --prefix www run build
 
+package: wasm models
+	scripts/package.sh
+
 demo: web
 	@echo "ganfit demo: http://127.0.0.1:$(PORT)/"
 	npm --prefix www run preview -- --host 127.0.0.1 --port $(PORT) --strictPort
 
-test: test-native test-wasm test-web
+test: test-native test-wasm test-web test-package
 
 test-native: models
 	cargo test --release --locked --features cli
@@ -57,5 +61,10 @@ test-wasm: setup
 test-web: web
 	cd www && CHROMIUM=$(CHROMIUM) npx playwright test
 
+# The packed tarball installed into a scratch Vite app that fits a photo with it.
+test-package: package
+	www/package-test/build-scratch.sh
+	cd www && CHROMIUM=$(CHROMIUM) npx playwright test -c playwright.package.config.ts
+
 clean:
-	rm -rf www/dist www/src/pkg
+	rm -rf www/dist www/src/pkg www/npm www/scratch www/ganfit-*.tgz

@@ -56,6 +56,44 @@ if ((stale)); then
 else
     echo "models: face networks up to date"
 fi
-for f in "${face_nets[@]}"; do
+# The browser never runs the ResNet (the identity loss uses MobileFaceNet).
+for f in face_detector.bpk face_landmarks68.bpk mobilefacenet.bpk; do
     cp -p "$models/$f" www/public/models/
 done
+rm -f www/public/models/face_resnet.bpk
+
+# Texture models, when trained or built: the GAN's generator and the masked PCA model.
+textures=()
+for f in texture_gan.bpk texture_pca.bpk; do
+    if [ -f "$models/$f" ]; then
+        cp -p "$models/$f" www/public/models/
+        textures+=("$f")
+    else
+        rm -f "www/public/models/$f"
+    fi
+done
+((${#textures[@]})) || { echo "models: no texture model (texture_gan.bpk or texture_pca.bpk) in $models" >&2; exit 1; }
+
+# manifest.json: what the web app and the npm package fetch, with sizes and SHA-256 (checked
+# before use and kept with the Cache API copies).
+entry() { # role file
+    local path="www/public/models/$2"
+    [ -f "$path" ] || return 0
+    printf '    "%s": { "name": "%s", "size": %s, "sha256": "%s" }' "$1" "$2" "$(stat -c %s "$path")" "$(sha256sum "$path" | cut -d' ' -f1)"
+}
+preferred=pca
+[ -f www/public/models/texture_gan.bpk ] && preferred=gan
+{
+    echo '{'
+    echo "  \"texture\": \"$preferred\","
+    echo '  "files": {'
+    entries=()
+    for pair in face_model:face_model.gfm detector:face_detector.bpk landmarks68:face_landmarks68.bpk \
+        mobilefacenet:mobilefacenet.bpk texture_gan:texture_gan.bpk texture_pca:texture_pca.bpk; do
+        line=$(entry "${pair%%:*}" "${pair#*:}")
+        [ -n "$line" ] && entries+=("$line")
+    done
+    (IFS=$'\n'; printf '%s' "${entries[0]}"; for e in "${entries[@]:1}"; do printf ',\n%s' "$e"; done)
+    printf '\n  }\n}\n'
+} > www/public/models/manifest.json
+echo "models: www/public/models/manifest.json (texture: $preferred)"

@@ -1,56 +1,372 @@
-import init, { gpuInfo, selfTest } from './pkg/ganfit.js';
+// The web app: photos in (file picker, drag and drop, paste, camera), a fit in the engine's
+// web worker with progress and cancel, and the result in a 3D viewer with downloads.
+import { Fitter, FaceFit, type FitProgress, type LoadProgress } from './lib/index.js';
+import { FaceViewer } from './viewer.js';
 
-const $ = (id: string) => document.getElementById(id) as HTMLElement;
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
-function showError(message: string) {
+interface Photo {
+  blob: Blob;
+  name: string;
+  url: string;
+}
+
+const photos: Photo[] = [];
+let fitter: Fitter | null = null;
+let running: AbortController | null = null;
+let viewer: FaceViewer | null = null;
+let lastFit: FaceFit | null = null;
+const downloads: string[] = [];
+
+/** What the tests (and a curious console) can read. */
+const exposed = window as unknown as { ganfit: { fitter?: Fitter; lastFit?: FaceFit; stats?: Record<string, number> } };
+exposed.ganfit = {};
+
+function showError(message: string | null) {
   const box = $('error');
-  box.textContent = message;
-  box.hidden = false;
+  box.textContent = message ?? '';
+  box.hidden = !message;
 }
 
-interface SelfTestReport {
-  adapter: { name: string; backend: string; device_type: string; driver: string };
-  passed: boolean;
-  reference: { id_mismatches: number; max_color_error: number; max_gradient_error: number; milliseconds: number };
-  pose: { iterations: number; losses: number[]; initial_error: number; final_error: number; milliseconds: number };
+function updateFitButton() {
+  ($('fit') as HTMLButtonElement).disabled = !fitter || photos.length === 0 || running !== null;
 }
 
-async function main() {
+// ---------------------------------------------------------------- photos in
+
+function addPhoto(blob: Blob, name: string) {
+  if (!blob.type.startsWith('image/') && blob.type !== '') {
+    showError(`${name} is not an image.`);
+    return;
+  }
+  const photo = { blob, name, url: URL.createObjectURL(blob) };
+  photos.push(photo);
+  renderPhotoList();
+  showError(null);
+}
+
+function renderPhotoList() {
+  const list = $('photo-list');
+  list.replaceChildren(
+    ...photos.map((photo, index) => {
+      const item = document.createElement('li');
+      const img = document.createElement('img');
+      img.src = photo.url;
+      img.alt = `Photo ${index + 1}: ${photo.name}`;
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = 'Remove';
+      remove.setAttribute('aria-label', `Remove photo ${index + 1} (${photo.name})`);
+      remove.addEventListener('click', () => {
+        URL.revokeObjectURL(photo.url);
+        photos.splice(index, 1);
+        renderPhotoList();
+      });
+      item.append(img, remove);
+      return item;
+    }),
+  );
+  updateFitButton();
+}
+
+function wirePhotoInputs() {
+  const input = $<HTMLInputElement>('file-input');
+  input.addEventListener('change', () => {
+    for (const file of input.files ?? []) addPhoto(file, file.name);
+    input.value = '';
+  });
+  const zone = $('dropzone');
+  zone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    zone.classList.add('dragging');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('dragging'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('dragging');
+    for (const file of e.dataTransfer?.files ?? []) addPhoto(file, file.name);
+  });
+  // Enter or Space on the focused drop zone opens the file picker.
+  zone.addEventListener('keydown', (e) => {
+    if ((e.key === 'Enter' || e.key === ' ') && e.target === zone) {
+      e.preventDefault();
+      input.click();
+    }
+  });
+  document.addEventListener('paste', (e) => {
+    for (const item of e.clipboardData?.items ?? []) {
+      const file = item.kind === 'file' ? item.getAsFile() : null;
+      if (file && file.type.startsWith('image/')) addPhoto(file, file.name || 'pasted image');
+    }
+  });
+  wireCamera();
+}
+
+function wireCamera() {
+  const video = $<HTMLVideoElement>('camera-video');
+  let stream: MediaStream | null = null;
+  const close = () => {
+    stream?.getTracks().forEach((t) => t.stop());
+    stream = null;
+    $('camera').hidden = true;
+    $('camera-open').focus();
+  };
+  $('camera-open').addEventListener('click', async () => {
+    if (!navigator.mediaDevices?.getUserMedia) {
+      showError('This browser cannot use a camera here (camera access needs HTTPS or localhost).');
+      return;
+    }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'user', width: { ideal: 1280 } }, audio: false });
+    } catch (e) {
+      showError(`The camera could not be opened: ${(e as Error).message}`);
+      return;
+    }
+    video.srcObject = stream;
+    $('camera').hidden = false;
+    await video.play();
+    $('camera-shutter').focus();
+  });
+  $('camera-shutter').addEventListener('click', () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext('2d')!.drawImage(video, 0, 0);
+    canvas.toBlob((blob) => blob && addPhoto(blob, `camera-${photos.length + 1}.jpg`), 'image/jpeg', 0.92);
+  });
+  $('camera-close').addEventListener('click', close);
+}
+
+// ---------------------------------------------------------------- settings
+
+const presets: Record<string, [number, number, number]> = {
+  default: [300, 150, 224],
+  quick: [100, 30, 160],
+};
+
+function wireSettings() {
+  const quality = $<HTMLSelectElement>('quality');
+  const fields = ['landmark-iterations', 'iterations', 'resolution'].map((id) => $<HTMLInputElement>(id));
+  const apply = () => {
+    const preset = presets[quality.value];
+    if (preset) fields.forEach((f, i) => (f.value = String(preset[i])));
+  };
+  quality.addEventListener('change', apply);
+  fields.forEach((f) => f.addEventListener('input', () => (quality.value = 'custom')));
+  apply();
+}
+
+function settings() {
+  const number = (id: string) => Number($<HTMLInputElement>(id).value);
+  return {
+    samePerson: $<HTMLInputElement>('same-person').checked,
+    landmarkIterations: number('landmark-iterations'),
+    iterations: number('iterations'),
+    resolution: number('resolution'),
+  };
+}
+
+// ---------------------------------------------------------------- fitting
+
+const stageNames: Record<FitProgress['stage'], string> = {
+  Preparing: 'Finding the face',
+  Landmarks: 'Stage 1 of 2: fitting shape to landmarks',
+  Full: 'Stage 2 of 2: fitting shape, texture and light',
+};
+
+const errorMessages: Record<string, string> = {
+  NoFace: 'No face was found in the photo. Try a photo where the face is large, frontal, sharp and well lit.',
+  OutOfMemory: 'The GPU or the browser ran out of memory. Try a lower resolution or fewer photos, or close other tabs; the page still works.',
+  Image: 'The photo could not be read',
+  Crashed: 'The fitting engine stopped unexpectedly; it will restart for the next fit',
+};
+
+async function runFit() {
+  if (!fitter || photos.length === 0 || running) return;
+  const controller = new AbortController();
+  running = controller;
+  updateFitButton();
+  showError(null);
+  $('cancel').hidden = false;
+  $('fitting').hidden = false;
+  const bar = $<HTMLProgressElement>('fit-progress');
+  const stage = $('fit-stage');
+  const preview = $<HTMLCanvasElement>('preview');
+  bar.value = 0;
+  stage.textContent = stageNames.Preparing;
+  const options = settings();
+  const started = performance.now();
+  let firstStepMs = NaN;
+  const stepsTotal = options.landmarkIterations + options.iterations;
+  try {
+    const fit = await fitter.fit(
+      photos.map((p) => p.blob),
+      {
+        ...options,
+        // A report every iteration: cancel acts at the next one, and the bar keeps moving.
+        reportEvery: 1,
+        previewEvery: Math.max(1, Math.min(25, Math.floor(options.iterations / 4))),
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.stage !== 'Preparing' && Number.isNaN(firstStepMs)) firstStepMs = performance.now() - started;
+          const done = p.stage === 'Preparing' ? 0 : p.stage === 'Landmarks' ? p.iteration : options.landmarkIterations + p.iteration;
+          bar.value = stepsTotal ? done / stepsTotal : 0;
+          stage.textContent =
+            p.stage === 'Preparing'
+              ? `${stageNames.Preparing} (photo ${p.iteration + 1} of ${p.iterations})`
+              : `${stageNames[p.stage]}: iteration ${p.iteration} of ${p.iterations}` + (p.losses ? `, loss ${p.losses.total.toFixed(4)}` : '');
+          if (p.preview) {
+            preview.width = p.preview.width;
+            preview.height = p.preview.height;
+            preview.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(p.preview.rgba), p.preview.width, p.preview.height), 0, 0);
+          }
+        },
+      },
+    );
+    const totalMs = performance.now() - started;
+    bar.value = 1;
+    stage.textContent = 'Done.';
+    const stats = { firstStepMs, totalMs, engineMs: fit.milliseconds, vertices: fit.mesh.vertexCount, triangles: fit.mesh.indices.length / 3 };
+    exposed.ganfit.stats = stats;
+    await showResult(fit, stats);
+  } catch (e) {
+    const error = e as Error;
+    if (error.name === 'AbortError') {
+      stage.textContent = 'Cancelled.';
+      $('engine-status').textContent = 'Fit cancelled. Ready for the next one.';
+    } else {
+      const known = errorMessages[error.name];
+      showError(known ? (known.endsWith('.') ? known : `${known}: ${error.message}`) : `The fit failed (${error.name}): ${error.message}`);
+      stage.textContent = 'Failed.';
+    }
+  } finally {
+    running = null;
+    $('cancel').hidden = true;
+    updateFitButton();
+  }
+}
+
+async function showResult(fit: FaceFit, stats: Record<string, number>) {
+  lastFit = fit;
+  exposed.ganfit.lastFit = fit;
+  $('result').hidden = false;
+  viewer ??= new FaceViewer($('viewer'));
+  await viewer.show(fit);
+  viewer.setWireframe($<HTMLInputElement>('wireframe').checked);
+  viewer.setTextured($<HTMLInputElement>('textured').checked);
+  await drawOverlay();
+  downloads.splice(0).forEach((url) => URL.revokeObjectURL(url));
+  const link = (id: string, blob: Blob) => {
+    const url = URL.createObjectURL(blob);
+    downloads.push(url);
+    $<HTMLAnchorElement>(id).href = url;
+  };
+  link('download-glb', fit.toGLB());
+  link('download-obj', await fit.toOBJZip());
+  link('download-params', new Blob([fit.paramsJson], { type: 'application/json' }));
+  if (fit.texture) link('uv-texture', fit.texture.png);
+  ($('uv-texture') as HTMLImageElement).src = fit.texture ? downloads[downloads.length - 1] : '';
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  $('fit-stats').textContent =
+    `${stats.vertices} vertices, ${stats.triangles} triangles, texture model ${fit.textureModel}. ` +
+    `First iteration after ${seconds(stats.firstStepMs)}, whole fit ${seconds(stats.totalMs)}.` +
+    (fit.warnings.length ? ` Warnings: ${fit.warnings.join('; ')}` : '');
+  const covered = viewer.coveredPixels();
+  $('viewer').dataset.coveredPixels = String(covered);
+  $('viewer').dataset.vertices = String(stats.vertices);
+  $('result').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+/** The first photo with the final render over its working crop. */
+async function drawOverlay() {
+  if (!lastFit) return;
+  const canvas = $<HTMLCanvasElement>('overlay');
+  const first = lastFit.photos[0];
+  const bitmap = await createImageBitmap(photos[0]?.blob ?? new Blob());
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const context = canvas.getContext('2d')!;
+  context.drawImage(bitmap, 0, 0);
+  if (!first?.render) return;
+  const render = new OffscreenCanvas(first.render.width, first.render.height);
+  render.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(first.render.rgba), first.render.width, first.render.height), 0, 0);
+  const crop = first.photo.crop;
+  context.save();
+  context.globalAlpha = Number($<HTMLInputElement>('overlay-opacity').value);
+  // The crop maps crop pixels to photo pixels: x' = a x + b y + tx, y' = c x + d y + ty.
+  context.setTransform(crop.a, crop.c, crop.b, crop.d, crop.tx, crop.ty);
+  context.drawImage(render, 0, 0);
+  context.restore();
+}
+
+function wireResult() {
+  $('wireframe').addEventListener('change', (e) => viewer?.setWireframe((e.target as HTMLInputElement).checked));
+  $('textured').addEventListener('change', (e) => viewer?.setTextured((e.target as HTMLInputElement).checked));
+  $('reset-view').addEventListener('click', () => viewer?.resetView());
+  $('overlay-opacity').addEventListener('input', () => void drawOverlay());
+  $('fit').addEventListener('click', () => void runFit());
+  $('cancel').addEventListener('click', () => running?.abort());
+}
+
+// ---------------------------------------------------------------- start
+
+function describeLoad(p: LoadProgress): string {
+  const mb = (n: number) => (n / 1e6).toFixed(1);
+  switch (p.stage) {
+    case 'manifest':
+      return 'Fetching the model list…';
+    case 'download':
+      return `Downloading models: ${mb(p.loaded)} of ${mb(p.total)} MB (${p.file})`;
+    case 'cache':
+      return `Reading models from this browser's cache: ${mb(p.loaded)} of ${mb(p.total)} MB`;
+    case 'verify':
+      return `Checking ${p.file}…`;
+    case 'init':
+      return 'Putting the models on the GPU…';
+  }
+}
+
+async function start() {
+  wirePhotoInputs();
+  wireSettings();
+  wireResult();
+  if (import.meta.env.PROD && 'serviceWorker' in navigator) {
+    navigator.serviceWorker.register('./sw.js').catch((e) => console.warn('service worker not registered:', e));
+  }
+  const status = $('engine-status');
+  const bar = $<HTMLProgressElement>('load-progress');
   if (!('gpu' in navigator) || !navigator.gpu) {
-    $('adapter').textContent = 'none';
-    $('selftest-status').textContent = 'not run';
-    showError('WebGPU is not available in this browser. ganfit needs WebGPU (Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows); it does not fall back to the CPU.');
+    status.textContent = 'Not available.';
+    bar.hidden = true;
+    showError('WebGPU is not available in this browser. ganfit needs WebGPU (Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows); it does not fall back to the CPU. You can still look around, but fitting is off.');
     return;
   }
-  await init();
   try {
-    const info = await gpuInfo();
-    $('adapter').textContent = `${info.name} (${info.backend}, ${info.device_type})`;
+    fitter = await Fitter.create({
+      modelsUrl: new URL('models/', location.href),
+      onLoadProgress: (p) => {
+        status.textContent = describeLoad(p);
+        bar.value = p.total ? p.loaded / p.total : 0;
+      },
+    });
   } catch (e) {
-    const err = e as Error;
-    $('adapter').textContent = 'none';
-    $('selftest-status').textContent = 'not run';
-    showError(err.name === 'NoWebGpu' ? `WebGPU is not available: ${err.message}` : `GPU error: ${err.message}`);
+    const error = e as Error;
+    status.textContent = 'Not started.';
+    bar.hidden = true;
+    showError(
+      error.name === 'NoWebGpu' || error.name === 'NoAdapter'
+        ? `WebGPU is not available: ${error.message}`
+        : error.name === 'ModelDownload' || error.name === 'ModelIntegrity'
+          ? `The models could not be loaded (${error.name}): ${error.message}`
+          : `The engine could not start (${error.name}): ${error.message}`,
+    );
     return;
   }
-  $('selftest-status').textContent = 'running…';
-  try {
-    const report = (await selfTest(48, 40)) as SelfTestReport;
-    const status = $('selftest-status');
-    status.textContent = report.passed ? 'passed' : 'failed';
-    status.className = report.passed ? 'passed' : 'failed';
-    const losses = report.pose.losses;
-    $('selftest-details').textContent =
-      `(reference: ${report.reference.id_mismatches} id mismatches, colour error ${report.reference.max_color_error.toExponential(1)}, ` +
-      `${report.reference.milliseconds.toFixed(0)} ms; pose recovery: loss ${losses[0].toExponential(2)} → ${losses[losses.length - 1].toExponential(2)}, ` +
-      `parameter error ${report.pose.initial_error.toFixed(3)} → ${report.pose.final_error.toFixed(3)} in ${report.pose.iterations} steps, ` +
-      `${report.pose.milliseconds.toFixed(0)} ms)`;
-    (window as unknown as { ganfitSelfTest: SelfTestReport }).ganfitSelfTest = report;
-  } catch (e) {
-    $('selftest-status').textContent = 'failed';
-    $('selftest-status').className = 'failed';
-    showError(`Self-test error: ${(e as Error).message}`);
-  }
+  exposed.ganfit.fitter = fitter;
+  bar.hidden = true;
+  status.textContent = `Ready on ${fitter.adapter.name || 'a WebGPU adapter'} (${fitter.adapter.device_type}); texture model: ${fitter.textureModel}.`;
+  status.dataset.ready = 'true';
+  updateFitButton();
 }
 
-main().catch((e) => showError(String(e)));
+void start();

@@ -1,0 +1,289 @@
+// The package's API: `Fitter.create` starts the engine in a web worker and loads the models;
+// `fitter.fit` fits photos there and resolves to a `FaceFit`.
+import { zipSync, strToU8 } from 'fflate';
+import type { AdapterInfo, FitProgress, FromWorker, LoadProgress, RawFitResult, ToWorker, WorkerError } from './protocol.js';
+
+export type { AdapterInfo, FitProgress, LoadProgress, LossValues, RgbaImage, PhotoSummary } from './protocol.js';
+
+export interface CreateOptions {
+  /** Folder (URL) holding the model files and their `manifest.json`. Default: `models/`
+   * relative to the page. */
+  modelsUrl?: string | URL;
+  /** Texture model: `gan` or `pca`. Default: what the manifest prefers (GAN when present). */
+  textureModel?: 'gan' | 'pca';
+  /** Cache API cache for the model files; `null` turns caching off. Default `ganfit-models`. */
+  cacheName?: string | null;
+  onLoadProgress?: (progress: LoadProgress) => void;
+}
+
+/** Anything `fit` takes as a photo: encoded bytes (JPEG, PNG, WebP, BMP, PNM), a `Blob`/`File`,
+ * or something drawable (canvas, `ImageBitmap`, `<img>`, video frame), encoded as PNG here. */
+export type PhotoInput = Blob | ArrayBuffer | Uint8Array | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | HTMLImageElement | HTMLVideoElement;
+
+export interface FitOptions {
+  /** The photos show one person: identity and texture are shared. Default false (each photo
+   * is fitted on its own and the result is the first photo's). */
+  samePerson?: boolean;
+  /** Stage-2 (all losses) iterations. Default 150. */
+  iterations?: number;
+  /** Stage-1 (landmarks) iterations. Default 300. */
+  landmarkIterations?: number;
+  /** Side of the working crop and of every render, pixels. Default 224. */
+  resolution?: number;
+  /** A progress report every this many iterations. Default 5. Each report waits on the GPU,
+   * and cancelling takes effect at the next report. */
+  reportEvery?: number;
+  /** A preview render every this many stage-2 iterations (0: never). Default 25. */
+  previewEvery?: number;
+  /** Blend the photo's visible colours into the UV texture. Default true. */
+  blendPhotoTexture?: boolean;
+  seed?: number;
+  /** Any other engine option, snake_case (see `FitOptions` in the crate). */
+  engine?: Record<string, unknown>;
+  onProgress?: (progress: FitProgress) => void;
+  /** Aborting rejects the fit with an `AbortError` at its next progress report. */
+  signal?: AbortSignal;
+}
+
+/** An `Error` whose `name` says what went wrong: `NoWebGpu`, `NoAdapter`, `NoFace`, `Image`,
+ * `ModelDownload`, `ModelIntegrity`, `OutOfMemory`, `Crashed`, `AbortError`, ... */
+export class FitterError extends Error {
+  constructor(error: WorkerError) {
+    super(error.message);
+    this.name = error.name;
+  }
+}
+
+/** The result of one fit. */
+export class FaceFit {
+  /** Per photo: what was found, the fitted parameters, and the final render (alpha = coverage). */
+  readonly photos: RawFitResult['photos'];
+  /** The mesh in metres: positions, normals, glTF-convention UVs, triangle indices. */
+  readonly mesh: RawFitResult['mesh'];
+  /** The UV albedo texture as PNG, or null. */
+  readonly texture: { width: number; height: number; png: Blob } | null;
+  /** Every fitted parameter (the `params.json` the CLI writes). */
+  readonly params: unknown;
+  readonly paramsJson: string;
+  readonly lossesTsv: string;
+  readonly textureModel: string;
+  readonly warnings: string[];
+  /** Fit time inside the engine. */
+  readonly milliseconds: number;
+  readonly raw: RawFitResult;
+
+  constructor(raw: RawFitResult) {
+    this.raw = raw;
+    this.photos = raw.photos;
+    this.mesh = raw.mesh;
+    this.texture = raw.texture
+      ? { width: raw.texture.width, height: raw.texture.height, png: new Blob([raw.texture.png as Uint8Array<ArrayBuffer>], { type: 'image/png' }) }
+      : null;
+    this.paramsJson = raw.paramsJson;
+    this.params = JSON.parse(raw.paramsJson);
+    this.lossesTsv = raw.lossesTsv;
+    this.textureModel = raw.textureModel;
+    this.warnings = raw.warnings;
+    this.milliseconds = raw.milliseconds;
+  }
+
+  /** The texture decoded, ready for a canvas or a WebGL texture. */
+  async textureBitmap(): Promise<ImageBitmap | null> {
+    return this.texture ? createImageBitmap(this.texture.png) : null;
+  }
+
+  /** Binary glTF 2.0 with the texture embedded. */
+  toGLB(): Blob {
+    return new Blob([this.raw.glb as Uint8Array<ArrayBuffer>], { type: 'model/gltf-binary' });
+  }
+
+  /** Wavefront OBJ, its MTL, and the texture PNG the MTL names (`textureFile`). */
+  toOBJ(): { obj: string; mtl: string; texture: Blob | null; textureFile: string; meshName: string } {
+    return { obj: this.raw.obj, mtl: this.raw.mtl, texture: this.texture?.png ?? null, textureFile: this.raw.textureFile, meshName: this.raw.meshName };
+  }
+
+  /** OBJ + MTL + PNG in one zip. */
+  async toOBJZip(): Promise<Blob> {
+    const { obj, mtl, meshName, textureFile } = this.toOBJ();
+    const files: Record<string, Uint8Array> = { [`${meshName}.obj`]: strToU8(obj), [`${meshName}.mtl`]: strToU8(mtl) };
+    if (this.raw.texture) files[textureFile] = this.raw.texture.png;
+    return new Blob([zipSync(files, { level: 6 }) as Uint8Array<ArrayBuffer>], { type: 'application/zip' });
+  }
+}
+
+async function encodePhoto(input: PhotoInput): Promise<Uint8Array> {
+  if (input instanceof Uint8Array) return input.slice();
+  if (input instanceof ArrayBuffer) return new Uint8Array(input.slice(0));
+  if (input instanceof Blob) return new Uint8Array(await input.arrayBuffer());
+  // Drawable: through a canvas into PNG (lossless; the engine decodes PNG).
+  const width = 'videoWidth' in input ? input.videoWidth : 'naturalWidth' in input ? input.naturalWidth : input.width;
+  const height = 'videoHeight' in input ? input.videoHeight : 'naturalHeight' in input ? input.naturalHeight : input.height;
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext('2d');
+  if (!context) throw new FitterError({ name: 'Image', message: 'no 2D canvas to encode the photo' });
+  context.drawImage(input as CanvasImageSource, 0, 0);
+  const blob = await canvas.convertToBlob({ type: 'image/png' });
+  return new Uint8Array(await blob.arrayBuffer());
+}
+
+function engineOptions(options: FitOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(options.engine ?? {}) };
+  const map: Array<[keyof FitOptions, string]> = [
+    ['samePerson', 'same_person'],
+    ['iterations', 'iterations'],
+    ['landmarkIterations', 'landmark_iterations'],
+    ['resolution', 'resolution'],
+    ['reportEvery', 'report_every'],
+    ['previewEvery', 'preview_every'],
+    ['blendPhotoTexture', 'blend_photo_texture'],
+    ['seed', 'seed'],
+  ];
+  for (const [from, to] of map) if (options[from] !== undefined) out[to] = options[from];
+  return out;
+}
+
+interface PendingFit {
+  resolve: (fit: FaceFit) => void;
+  reject: (error: Error) => void;
+  onProgress?: (progress: FitProgress) => void;
+}
+
+function abortError(signal: AbortSignal): Error {
+  if (signal.reason instanceof Error) return signal.reason;
+  return new DOMException('the fit was aborted', 'AbortError');
+}
+
+/** The engine in a web worker, with its models loaded. */
+export class Fitter {
+  /** The WebGPU adapter the engine runs on. */
+  adapter!: AdapterInfo;
+  /** The texture model in use (`gan` or `pca`). */
+  textureModel!: string;
+  /** Milliseconds the last start spent fetching models and putting them on the GPU. */
+  timings!: { downloadMs: number; initMs: number };
+  private worker!: Worker;
+  private nextId = 1;
+  private pending = new Map<number, PendingFit>();
+  private broken: FitterError | null = null;
+  private readonly options: CreateOptions;
+
+  private constructor(options: CreateOptions) {
+    this.options = options;
+  }
+
+  /** Starts the worker and loads the models. Rejects with a `FitterError` (`NoWebGpu`,
+   * `NoAdapter`, `ModelDownload`, `ModelIntegrity`, ...). */
+  static async create(options: CreateOptions = {}): Promise<Fitter> {
+    if (typeof navigator === 'undefined' || !('gpu' in navigator) || !navigator.gpu) {
+      throw new FitterError({ name: 'NoWebGpu', message: 'WebGPU is not available in this browser (navigator.gpu is missing)' });
+    }
+    const fitter = new Fitter(options);
+    await fitter.start();
+    return fitter;
+  }
+
+  private start(): Promise<void> {
+    const modelsUrl = new URL(this.options.modelsUrl ?? 'models/', globalThis.location?.href).href;
+    this.worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'ganfit' });
+    this.broken = null;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      this.worker.onmessage = (event: MessageEvent<FromWorker>) => {
+        const message = event.data;
+        switch (message.type) {
+          case 'load-progress':
+            this.options.onLoadProgress?.(message.progress);
+            break;
+          case 'ready':
+            ready = true;
+            this.adapter = message.adapter;
+            this.textureModel = message.textureModel;
+            this.timings = message.timings;
+            resolve();
+            break;
+          case 'create-error':
+            this.worker.terminate();
+            reject(new FitterError(message.error));
+            break;
+          case 'progress':
+            this.pending.get(message.id)?.onProgress?.(message.progress);
+            break;
+          case 'result': {
+            const fit = this.pending.get(message.id);
+            this.pending.delete(message.id);
+            fit?.resolve(new FaceFit(message.result));
+            break;
+          }
+          case 'fit-error': {
+            const fit = this.pending.get(message.id);
+            this.pending.delete(message.id);
+            const error = new FitterError(message.error);
+            // A trapped module is replaced by a fresh worker at the next fit.
+            if (message.fatal) this.broken = error;
+            fit?.reject(message.error.name === 'Cancelled' ? new DOMException('the fit was aborted', 'AbortError') : error);
+            break;
+          }
+        }
+      };
+      this.worker.onerror = (event) => {
+        event.preventDefault();
+        const error = new FitterError({ name: 'Crashed', message: event.message || 'the fitting worker failed' });
+        this.broken = error;
+        if (!ready) reject(error);
+        for (const fit of this.pending.values()) fit.reject(error);
+        this.pending.clear();
+      };
+      this.worker.postMessage({
+        type: 'create',
+        modelsUrl,
+        textureModel: this.options.textureModel,
+        cacheName: this.options.cacheName === undefined ? 'ganfit-models' : this.options.cacheName,
+      } satisfies ToWorker);
+    });
+  }
+
+  /** Fits one or several photos. Resolves to a `FaceFit`; rejects with a `FitterError`
+   * (`NoFace` when a photo has no detectable face, `OutOfMemory`, ...) or an `AbortError`. */
+  async fit(images: PhotoInput | PhotoInput[], options: FitOptions = {}): Promise<FaceFit> {
+    const { signal } = options;
+    if (signal?.aborted) throw abortError(signal);
+    if (this.broken) {
+      this.worker.terminate();
+      await this.start();
+    }
+    const list = Array.isArray(images) ? images : [images];
+    if (list.length === 0) throw new FitterError({ name: 'Invalid', message: 'no photos to fit' });
+    const encoded = await Promise.all(list.map(encodePhoto));
+    if (signal?.aborted) throw abortError(signal);
+    const id = this.nextId++;
+    return new Promise<FaceFit>((resolve, reject) => {
+      const onAbort = () => this.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      this.pending.set(id, {
+        resolve: (fit) => {
+          done();
+          resolve(fit);
+        },
+        reject: (error) => {
+          done();
+          reject(error.name === 'AbortError' && signal?.aborted ? abortError(signal) : error);
+        },
+        onProgress: options.onProgress,
+      });
+      this.worker.postMessage(
+        { type: 'fit', id, images: encoded, options: engineOptions(options) } satisfies ToWorker,
+        encoded.map((b) => b.buffer as ArrayBuffer),
+      );
+    });
+  }
+
+  /** Stops the worker and frees its GPU memory; pending fits reject. */
+  dispose(): void {
+    this.worker.terminate();
+    const error = new FitterError({ name: 'Disposed', message: 'the fitter was disposed' });
+    for (const fit of this.pending.values()) fit.reject(error);
+    this.pending.clear();
+    this.broken = error;
+  }
+}

@@ -1,0 +1,103 @@
+// Messages between the page's `Fitter` and its web worker (the engine runs only in the worker,
+// so a fit never blocks the page).
+
+/** Progress while the models load: one report per chunk read or file checked. */
+export interface LoadProgress {
+  /** `manifest`, `download` (bytes arriving), `verify` (hash check), `cache` (read from the
+   * Cache API), `init` (models going onto the GPU). */
+  stage: 'manifest' | 'download' | 'cache' | 'verify' | 'init';
+  /** The file the report is about, if any. */
+  file?: string;
+  /** Bytes of every model file read so far, and in all. */
+  loaded: number;
+  total: number;
+}
+
+/** Loss terms of one report (each weighted; `total` is their sum). */
+export interface LossValues {
+  total: number;
+  landmarks: number;
+  pixel: number;
+  identity: number;
+  random_identity: number;
+  content: number;
+  priors: number;
+}
+
+/** RGBA8 pixels, the layout `ImageData` takes. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray;
+}
+
+/** One progress report of a fit. */
+export interface FitProgress {
+  /** `Preparing` (detection, landmarks), `Landmarks` (stage 1), `Full` (stage 2). */
+  stage: 'Preparing' | 'Landmarks' | 'Full';
+  iteration: number;
+  iterations: number;
+  losses: LossValues | null;
+  elapsed_ms: number;
+  /** The current render over the working crop of photo `photo` (only every `previewEvery`
+   * stage-2 iterations). */
+  preview?: RgbaImage & { photo: number };
+}
+
+/** The engine's result object (see `result_to_js` in `src/web.rs`). */
+export interface RawFitResult {
+  photos: Array<{ photo: PhotoSummary; params: Record<string, unknown>; render: RgbaImage | null }>;
+  mesh: { positions: Float32Array; normals: Float32Array; uvs: Float32Array; indices: Uint32Array; vertexCount: number };
+  texture: { width: number; height: number; png: Uint8Array } | null;
+  glb: Uint8Array;
+  obj: string;
+  mtl: string;
+  textureFile: string;
+  meshName: string;
+  paramsJson: string;
+  lossesTsv: string;
+  textureModel: string;
+  options: Record<string, unknown>;
+  log: unknown[];
+  warnings: string[];
+  milliseconds: number;
+}
+
+/** What the engine found in a photo. */
+export interface PhotoSummary {
+  width: number;
+  height: number;
+  faces_found: number;
+  /** The detected face: x, y, width, height in photo pixels. */
+  face_box: [number, number, number, number];
+  /** The 68 landmarks in photo pixels. */
+  landmarks: Array<[number, number]>;
+  /** The working crop, crop pixel → photo pixel: x' = a x + b y + tx, y' = c x + d y + ty. */
+  crop: { a: number; b: number; c: number; d: number; tx: number; ty: number };
+  warnings: string[];
+}
+
+export interface AdapterInfo {
+  name: string;
+  backend: string;
+  device_type: string;
+  driver: string;
+}
+
+export type ToWorker =
+  | { type: 'create'; modelsUrl: string; textureModel?: 'gan' | 'pca'; cacheName: string | null }
+  | { type: 'fit'; id: number; images: Uint8Array[]; options: Record<string, unknown> }
+  | { type: 'cancel'; id: number };
+
+export interface WorkerError {
+  name: string;
+  message: string;
+}
+
+export type FromWorker =
+  | { type: 'load-progress'; progress: LoadProgress }
+  | { type: 'ready'; adapter: AdapterInfo; textureModel: string; timings: { downloadMs: number; initMs: number } }
+  | { type: 'create-error'; error: WorkerError }
+  | { type: 'progress'; id: number; progress: FitProgress }
+  | { type: 'result'; id: number; result: RawFitResult }
+  | { type: 'fit-error'; id: number; error: WorkerError; fatal: boolean };

@@ -1,0 +1,161 @@
+// The web app end to end on SwiftShader's WebGPU adapter: the real engine in its worker, real
+// photos, real files out. Screenshots of every step land in test-results/app-*.png.
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseGlb } from './glb';
+
+const data = process.env.GANFIT_DATA ?? resolve(import.meta.dirname, '../../../shared/data');
+/** A photo the detector finds exactly one face in. */
+const facePhoto = resolve(data, 'samples', process.env.GANFIT_TEST_PHOTO ?? 'breakingbad.jpg');
+/** The test settings: small, so a fit on the CPU-emulated GPU takes minutes, not hours. */
+export const testSettings = { landmarkIterations: 10, iterations: 2, resolution: 112 };
+
+// One page for the fitting steps, in order, as a visitor would use it: SwiftShader compiles
+// every GPU pipeline on first use (minutes on a CPU), so later steps reuse the warm engine.
+test.describe.configure({ mode: 'serial' });
+let page: Page;
+let context: BrowserContext;
+
+test.beforeAll(async ({ browser }) => {
+  if (!existsSync(facePhoto)) throw new Error(`sample photo ${facePhoto} is missing (set GANFIT_DATA)`);
+  context = await browser.newContext({ acceptDownloads: true });
+  page = await context.newPage();
+});
+
+test.afterAll(async () => {
+  await context?.close();
+});
+
+async function clearPhotos(page: Page) {
+  while ((await page.locator('#photo-list button').count()) > 0) await page.locator('#photo-list button').first().click();
+}
+
+async function openApp(page: Page) {
+  const logs: string[] = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  const started = Date.now();
+  await page.goto('/');
+  await expect(page.locator('#engine-status'), logs.join('\n')).toHaveAttribute('data-ready', 'true', { timeout: 240_000 });
+  const ready = Date.now() - started;
+  console.log(`engine ready after ${ready} ms: ${await page.locator('#engine-status').textContent()}`);
+  return { logs, readyMs: ready };
+}
+
+async function setSettings(page: Page, s: { landmarkIterations: number; iterations: number; resolution: number }) {
+  await page.locator('#landmark-iterations').fill(String(s.landmarkIterations));
+  await page.locator('#iterations').fill(String(s.iterations));
+  await page.locator('#resolution').fill(String(s.resolution));
+  await expect(page.locator('#quality')).toHaveValue('custom');
+}
+
+test('a photo without a face gets a clear message', async () => {
+  const { logs } = await openApp(page);
+  await page.screenshot({ path: 'test-results/app-1-ready.png', fullPage: true });
+  // A generated gradient: no face, and no data photo involved.
+  const png = await page.evaluate(async () => {
+    const canvas = new OffscreenCanvas(320, 240);
+    const context = canvas.getContext('2d')!;
+    const gradient = context.createLinearGradient(0, 0, 320, 240);
+    gradient.addColorStop(0, '#3a6');
+    gradient.addColorStop(1, '#fc8');
+    context.fillStyle = gradient;
+    context.fillRect(0, 0, 320, 240);
+    const blob = await canvas.convertToBlob({ type: 'image/png' });
+    return Array.from(new Uint8Array(await blob.arrayBuffer()));
+  });
+  await page.locator('#file-input').setInputFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: Buffer.from(png) });
+  await setSettings(page, testSettings);
+  await page.locator('#fit').click();
+  await expect(page.locator('#error'), logs.join('\n')).toContainText('No face was found', { timeout: 300_000 });
+  await expect(page.locator('#fit')).toBeEnabled();
+  await page.screenshot({ path: 'test-results/app-8-no-face.png', fullPage: true });
+});
+
+test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re-parses', async () => {
+  const logs: string[] = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  await clearPhotos(page);
+  await page.locator('#file-input').setInputFiles(facePhoto);
+  await expect(page.locator('#photo-list img')).toHaveCount(1);
+  await setSettings(page, testSettings);
+  await page.screenshot({ path: 'test-results/app-2-photo.png', fullPage: true });
+  await page.locator('#fit').click();
+  await expect(page.locator('#fit-stage')).toContainText(/iteration/, { timeout: 300_000 });
+  await page.screenshot({ path: 'test-results/app-3-fitting.png', fullPage: true });
+  await expect(page.locator('#result'), logs.join('\n')).toBeVisible({ timeout: 540_000 });
+  await expect(page.locator('#error')).toBeHidden();
+  const viewer = page.locator('#viewer');
+  await expect(viewer).toHaveAttribute('data-covered-pixels', /\d+/);
+  const covered = Number(await viewer.getAttribute('data-covered-pixels'));
+  const vertices = Number(await viewer.getAttribute('data-vertices'));
+  const stats = await page.evaluate(() => (window as unknown as { ganfit: { stats: Record<string, number> } }).ganfit.stats);
+  console.log(`test-settings fit (${JSON.stringify(testSettings)}): ${JSON.stringify(stats)}; viewer covers ${covered} px`);
+  expect(vertices).toBeGreaterThan(1000);
+  // The face must fill a real part of the viewer, not a few stray pixels.
+  const size = await viewer.boundingBox();
+  expect(covered).toBeGreaterThan(0.05 * size!.width * size!.height);
+  await page.locator('#wireframe').check();
+  await page.screenshot({ path: 'test-results/app-4-result-wireframe.png', fullPage: true });
+  await page.locator('#wireframe').uncheck();
+  await viewer.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: 'test-results/app-5-result.png', fullPage: true });
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download-glb').click()]);
+  const path = await download.path();
+  const glb = parseGlb(new Uint8Array(readFileSync(path)));
+  console.log(`GLB: ${readFileSync(path).length} bytes, ${glb.vertexCount} vertices, ${glb.triangleCount} triangles, ${glb.json.images?.length ?? 0} images`);
+  expect(glb.vertexCount).toBe(vertices);
+  expect(glb.triangleCount).toBe(stats.triangles);
+  expect(glb.json.images?.length ?? 0, 'the GLB embeds the texture').toBeGreaterThan(0);
+
+  const [zip] = await Promise.all([page.waitForEvent('download'), page.locator('#download-obj').click()]);
+  const zipBytes = readFileSync(await zip.path());
+  expect(zipBytes.subarray(0, 2).toString()).toBe('PK');
+  const [params] = await Promise.all([page.waitForEvent('download'), page.locator('#download-params').click()]);
+  const paramsText = readFileSync(await params.path(), 'utf8');
+  expect(Object.keys(JSON.parse(paramsText)).length).toBeGreaterThan(0);
+});
+
+test('cancel stops a fit mid-way and the page stays usable', async () => {
+  await clearPhotos(page);
+  await page.locator('#file-input').setInputFiles(facePhoto);
+  await setSettings(page, { landmarkIterations: 2000, iterations: 50, resolution: 112 });
+  await page.locator('#fit').click();
+  await expect(page.locator('#fit-stage')).toContainText(/Stage 1 of 2.*iteration/, { timeout: 300_000 });
+  await page.screenshot({ path: 'test-results/app-6-before-cancel.png', fullPage: true });
+  const clicked = Date.now();
+  await page.locator('#cancel').click();
+  await expect(page.locator('#fit-stage')).toHaveText('Cancelled.', { timeout: 60_000 });
+  console.log(`cancel took effect after ${Date.now() - clicked} ms`);
+  await expect(page.locator('#cancel')).toBeHidden();
+  await expect(page.locator('#error')).toBeHidden();
+  await expect(page.locator('#fit')).toBeEnabled();
+  await page.screenshot({ path: 'test-results/app-7-cancelled.png', fullPage: true });
+});
+
+test('after the first visit the app and its models load offline', async () => {
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+  });
+  await expect.poll(() => page.evaluate(() => navigator.serviceWorker.controller !== null), { timeout: 30_000 }).toBe(true);
+  await context.setOffline(true);
+  const { readyMs } = await openApp(page);
+  console.log(`offline reload: engine ready after ${readyMs} ms (models from the Cache API)`);
+  await expect(page.locator('#error')).toBeHidden();
+  await page.screenshot({ path: 'test-results/app-9-offline.png', fullPage: true });
+});
+
+test('without WebGPU the app says so and stays usable', async ({ browser }) => {
+  const page = await browser.newPage();
+  await page.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+  });
+  await page.goto('/');
+  await expect(page.locator('#error')).toContainText('WebGPU is not available');
+  await page.locator('#file-input').setInputFiles(facePhoto);
+  await expect(page.locator('#photo-list img')).toHaveCount(1);
+  await expect(page.locator('#fit')).toBeDisabled();
+  await page.screenshot({ path: 'test-results/app-10-no-webgpu.png', fullPage: true });
+});
