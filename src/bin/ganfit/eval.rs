@@ -74,6 +74,9 @@ pub enum Eval {
         /// Keep the synthetic photos in this folder.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Fit options as JSON (`FitOptions`, snake_case; missing fields take their defaults).
+        #[arg(long)]
+        options: Option<PathBuf>,
     },
 }
 
@@ -89,18 +92,31 @@ pub struct FittedArgs {
     /// Full-stage iterations of each fit (default: the fitter's).
     #[arg(long)]
     iterations: Option<usize>,
+    /// Fit options as JSON (`FitOptions`, snake_case; missing fields take their defaults).
+    #[arg(long)]
+    options: Option<PathBuf>,
+}
+
+pub(crate) fn read_options(path: Option<&Path>) -> Result<ganfit::fit::FitOptions> {
+    match path {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+        }
+        None => Ok(ganfit::fit::FitOptions::default()),
+    }
 }
 
 impl FittedArgs {
-    fn options(&self) -> ganfit::fit::FitOptions {
-        let mut options = ganfit::fit::FitOptions::default();
+    fn options(&self) -> Result<ganfit::fit::FitOptions> {
+        let mut options = read_options(self.options.as_deref())?;
         if let Some(n) = self.landmark_iterations {
             options.landmark_iterations = n;
         }
         if let Some(n) = self.iterations {
             options.iterations = n;
         }
-        options
+        Ok(options)
     }
 }
 
@@ -113,16 +129,16 @@ fn fit_models(models: Option<PathBuf>, backend: Backend) -> Result<ganfit::fit::
 pub fn run(what: Eval) -> Result<()> {
     match what {
         Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, fitted } if fitted.fitted => {
-            crate::eval_fit::landmarks(&fit_models(models, device)?, &data, annotation_pixel_centre, limit, &fitted.options())
+            crate::eval_fit::landmarks(&fit_models(models, device)?, &data, annotation_pixel_centre, limit, &fitted.options()?)
         }
-        Eval::Identity { data, models, device, limit, fitted } if fitted.fitted => crate::eval_fit::identity(&fit_models(models, device)?, &data, limit, &fitted.options()),
+        Eval::Identity { data, models, device, limit, fitted } if fitted.fitted => crate::eval_fit::identity(&fit_models(models, device)?, &data, limit, &fitted.options()?),
         Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, .. } => landmarks(&data, &models_dir(models), device, annotation_pixel_centre, limit),
         Eval::Identity { data, models, device, limit, .. } => identity(&data, &models_dir(models), device, limit),
-        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, iterations, save } => {
+        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, iterations, save, options } => {
             let (device, name) = device.open()?;
             println!("# device: {name}");
             let models = crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), None)?;
-            let mut options = ganfit::fit::FitOptions::default();
+            let mut options = read_options(options.as_deref())?;
             if let Some(n) = landmark_iterations {
                 options.landmark_iterations = n;
             }
