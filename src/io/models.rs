@@ -3,7 +3,7 @@
 
 use burn::tensor::Device;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::face_model::{FaceModel, RegionSelection};
 use crate::fit::Models;
 use crate::nets::{FaceNets, ModelBytes, Network};
@@ -55,7 +55,7 @@ impl Models {
     pub fn load(dir: &std::path::Path, device: &Device, texture: TextureChoice) -> Result<Self> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| Error::model(path.display().to_string(), format!("{e} (run `make models`)")))
+            std::fs::read(&path).map_err(|e| crate::error::Error::model(path.display().to_string(), format!("{e} (run `make models`)")))
         };
         Self::from_files(
             ModelFiles {
