@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use crate::error::Result;
 use crate::face_model::{FaceModel, RegionSelection};
 use crate::fit::Models;
-use crate::nets::{FaceNets, ModelBytes, Network};
+use crate::nets::{FaceNets, ModelBytes};
 use crate::texture::model::{PcaTexture, TextureModel};
 
 pub const FACE_MODEL: &str = crate::face_model::DEFAULT_FILE_NAME;
@@ -61,10 +61,10 @@ impl Models {
             ModelFiles {
                 face_model: read(FACE_MODEL)?,
                 nets: ModelBytes {
-                    detector: read(Network::Detector.file_name())?,
-                    landmarks68: read(Network::Landmarks68.file_name())?,
-                    resnet: Some(read(Network::ResNet.file_name())?),
-                    mobilefacenet: read(Network::MobileFaceNet.file_name())?,
+                    detector: read(crate::nets::Network::Detector.file_name())?,
+                    landmarks68: read(crate::nets::Network::Landmarks68.file_name())?,
+                    resnet: Some(read(crate::nets::Network::ResNet.file_name())?),
+                    mobilefacenet: read(crate::nets::Network::MobileFaceNet.file_name())?,
                 },
                 texture: read(texture.file_name())?,
                 texture_choice: texture,
