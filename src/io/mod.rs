@@ -2,6 +2,7 @@
 //! (OBJ + MTL + PNG, binary glTF), and the model files a fit loads. Exporters take plain data
 //! and return bytes, so they run on wasm too.
 
+pub mod burnpack;
 pub mod export;
 pub mod glb;
 pub mod image;

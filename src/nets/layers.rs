@@ -14,10 +14,11 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PRelu, PaddingConfig2d};
-use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::store::ModuleSnapshot;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::tfjs::TfjsWeights;
+use crate::io::burnpack;
 use crate::error::{Error, Result};
 
 /// Where a network's parameters come from while it is built.
@@ -242,29 +243,13 @@ pub fn check_input(what: &str, x: &Tensor<4>, size: usize) -> Result<()> {
     Ok(())
 }
 
-/// Fills a freshly built (zero) network with the parameters of a burnpack record. Any float
-/// storage (f32 or the converter's optional f16) is widened to f32; every parameter must be
-/// present with the right shape. Parameters are frozen: the networks are fixed losses.
-pub fn load_record<M: Module + ModuleSnapshot>(mut module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
-    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)))
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
-    let result = module.load_from(&mut store).map_err(|e| Error::model(name, e.to_string()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(Error::model(
-            name,
-            format!("record does not fit the network: errors {:?}, missing {:?}, unused {:?}", result.errors, result.missing, result.unused),
-        ));
-    }
-    Ok(module.no_grad())
+/// Fills a freshly built (zero) network with the parameters of a burnpack record (any float
+/// storage widened to f32). Parameters are frozen: the networks are fixed losses.
+pub fn load_record<M: Module + ModuleSnapshot>(module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
+    Ok(burnpack::read(module, bytes, name, "record does not fit the network")?.no_grad())
 }
 
 /// Serialises a network into burnpack bytes, optionally storing floats as f16.
 pub fn save_record<M: Module + ModuleSnapshot>(module: &M, half: bool, name: &str) -> Result<Vec<u8>> {
-    let mut store = BurnpackStore::from_bytes(None).metadata("network", name);
-    if half {
-        store = store.with_to_adapter(FloatCastAdapter::to(DType::F16));
-    }
-    module.save_into(&mut store).map_err(|e| Error::model(name, e.to_string()))?;
-    let bytes = store.get_bytes().map_err(|e| Error::model(name, e.to_string()))?;
-    Ok(bytes.to_vec())
+    burnpack::write(module, half, &[("network", name.to_string())], name)
 }

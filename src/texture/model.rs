@@ -39,16 +39,16 @@ impl PcaTexture {
 
     /// Loads a PCA texture file (burnpack; metadata `pca_texture` = {resolution, components}).
     pub fn from_bytes(bytes: Vec<u8>, device: &Device, name: &str) -> Result<Self> {
-        let json = super::weights::metadata(&bytes, PCA_KEY, "ganfit PCA texture model", name)?;
+        let json = crate::io::burnpack::metadata(&bytes, PCA_KEY, "ganfit PCA texture model", name)?;
         let shape: PcaShape = serde_json::from_str(&json).map_err(|e| Error::model(name, format!("bad {PCA_KEY}: {e}")))?;
         let n = shape.resolution * shape.resolution * shape.aspect * 3;
         let empty = Self::new(Tensor::zeros([1, n], device), Tensor::zeros([shape.components, n], device), shape.resolution, shape.aspect);
-        Ok(super::weights::from_bytes(empty, bytes, name)?.no_grad())
+        Ok(crate::io::burnpack::read(empty, bytes, name, "the file does not fit this generator")?.no_grad())
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let shape = serde_json::to_string(&PcaShape { resolution: self.resolution, aspect: self.aspect, components: self.components() }).map_err(|e| Error::Invalid(e.to_string()))?;
-        super::weights::to_bytes(self, true, &[(PCA_KEY, shape)], "pca texture")
+        crate::io::burnpack::write(self, true, &[(PCA_KEY, shape)], "pca texture")
     }
 
     pub fn components(&self) -> usize {

@@ -11,8 +11,8 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
-use burn::tensor::{DType, Device};
+use burn::store::ModuleSnapshot;
+use burn::tensor::Device;
 
 use super::pggan::{Generator, PgganConfig};
 #[cfg(not(target_arch = "wasm32"))]
@@ -20,44 +20,18 @@ use super::pggan::Discriminator;
 #[cfg(not(target_arch = "wasm32"))]
 use super::train::Progress;
 use crate::error::{Error, Result};
+use crate::io::burnpack;
 
 const CONFIG_KEY: &str = "pggan_config";
 
-pub(crate) fn to_bytes<M: Module + ModuleSnapshot>(module: &M, half: bool, metadata: &[(&str, String)], name: &str) -> Result<Vec<u8>> {
-    let mut store = BurnpackStore::from_bytes(None);
-    for (k, v) in metadata {
-        store = store.metadata(*k, v.clone());
-    }
-    if half {
-        store = store.with_to_adapter(FloatCastAdapter::to(DType::F16));
-    }
-    module.save_into(&mut store).map_err(|e| Error::model(name, e.to_string()))?;
-    Ok(store.get_bytes().map_err(|e| Error::model(name, e.to_string()))?.to_vec())
-}
-
-pub(crate) fn from_bytes<M: Module + ModuleSnapshot>(mut module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
-    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)))
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
-    let result = module.load_from(&mut store).map_err(|e| Error::model(name, e.to_string()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(Error::model(
-            name,
-            format!("the file does not fit this generator: errors {:?}, missing {:?}, unused {:?}", result.errors, result.missing, result.unused),
-        ));
-    }
-    Ok(module)
-}
-
-/// A metadata entry of a burnpack file.
-pub(crate) fn metadata(bytes: &[u8], key: &str, what: &str, name: &str) -> Result<String> {
-    let reader = burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| Error::model(name, format!("not a burnpack file: {e:?}")))?;
-    reader.metadata().get(key).cloned().ok_or_else(|| Error::model(name, format!("no `{key}` metadata: not a {what}")))
+/// Reads a generator (or checkpoint) record into a freshly built module.
+fn from_bytes<M: Module + ModuleSnapshot>(module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
+    burnpack::read(module, bytes, name, "the file does not fit this generator")
 }
 
 /// The configuration stored in a generator file's metadata.
 pub fn generator_config(bytes: &[u8], name: &str) -> Result<PgganConfig> {
-    let json = metadata(bytes, CONFIG_KEY, "ganfit texture generator", name)?;
+    let json = burnpack::metadata(bytes, CONFIG_KEY, "ganfit texture generator", name)?;
     serde_json::from_str(&json).map_err(|e| Error::model(name, format!("bad {CONFIG_KEY}: {e}")))
 }
 
@@ -70,7 +44,7 @@ pub fn load_generator(bytes: Vec<u8>, device: &Device, name: &str) -> Result<Gen
 
 pub fn generator_bytes(generator: &Generator) -> Result<Vec<u8>> {
     let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
-    to_bytes(generator, true, &[(CONFIG_KEY, config)], "generator")
+    burnpack::write(generator, true, &[(CONFIG_KEY, config)], "generator")
 }
 
 /// Writes atomically (temp file + rename), so an interrupted run never leaves a torn file.
@@ -97,9 +71,9 @@ pub struct Checkpoint {
 pub fn save_checkpoint(dir: &Path, generator: &Generator, discriminator: &Discriminator, average: &Generator, progress: &Progress) -> Result<()> {
     let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
     let meta = [(CONFIG_KEY, config)];
-    write_atomic(&dir.join("generator.bpk"), &to_bytes(generator, false, &meta, "generator")?)?;
-    write_atomic(&dir.join("discriminator.bpk"), &to_bytes(discriminator, false, &meta, "discriminator")?)?;
-    write_atomic(&dir.join("average.bpk"), &to_bytes(average, false, &meta, "average")?)?;
+    write_atomic(&dir.join("generator.bpk"), &burnpack::write(generator, false, &meta, "generator")?)?;
+    write_atomic(&dir.join("discriminator.bpk"), &burnpack::write(discriminator, false, &meta, "discriminator")?)?;
+    write_atomic(&dir.join("average.bpk"), &burnpack::write(average, false, &meta, "average")?)?;
     let json = serde_json::to_vec_pretty(progress).map_err(|e| Error::Invalid(e.to_string()))?;
     write_atomic(&dir.join("progress.json"), &json)
 }
