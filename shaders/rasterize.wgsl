@@ -224,7 +224,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 //#kernel raster_backward
 // One thread per pixel: d(u, v, z/w) -> d(clip positions) of the pixel's triangle, scattered
-// with a compare-and-swap float add (WebGPU has no float atomics).
+// with a compare-and-swap float add (WebGPU has no float atomics). On a GPU those scatters
+// serialise when many threads hit one vertex, so each 8x8 tile first sums its pixels' gradients
+// per triangle in workgroup memory and only the first pixel of each triangle scatters the sum.
 // info: [B, V, T, H, W]
 @group(0) @binding(0) var<storage, read_write> pos: array<f32>;
 @group(0) @binding(1) var<storage, read_write> tri: array<i32>;
@@ -232,6 +234,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(3) var<storage, read_write> grad_rast: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad_pos: array<atomic<u32>>;
 @group(0) @binding(5) var<storage, read_write> info: array<u32>;
+
+const TILE: u32 = {{ wg_x }}u * {{ wg_y }}u;
+// Per pixel of the tile: its triangle id + 1 (0: nothing to add) and the gradients of the
+// triangle's three vertices.
+var<workgroup> tile_key: array<u32, TILE>;
+var<workgroup> tile_grad: array<vec4<f32>, 3u * TILE>;
+
+struct VertexGrads {
+    key: u32,
+    g0: vec4<f32>,
+    g1: vec4<f32>,
+    g2: vec4<f32>,
+}
 
 fn vertex(b: u32, v: u32) -> vec4<f32> {
     let o = (b * info[1] + v) * 4u;
@@ -261,35 +276,27 @@ fn add_vertex(b: u32, v: u32, g: vec4<f32>) {
     add_f32(o + 3u, g.w);
 }
 
-@compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+// The gradients one pixel sends to its triangle's vertices (key 0 when it sends none).
+fn pixel_gradients(px: u32, py: u32, b: u32) -> VertexGrads {
+    var out = VertexGrads(0u, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     let height = info[3];
     let width = info[4];
-    let px = gid.x;
-    let py = gid.y;
-    let b = gid.z;
-    if px >= width || py >= height || b >= info[0] {
-        return;
-    }
     let pixel = (b * height + py) * width + px;
     let o = pixel * 4u;
     let id = rast[o + 3u];
     if !(id >= 1.0 && id <= f32(info[2])) {
-        return;
+        return out;
     }
     let t = u32(id) - 1u;
     let du = grad_rast[o];
     let dv = grad_rast[o + 1u];
     let dz = grad_rast[o + 2u];
     if du == 0.0 && dv == 0.0 && dz == 0.0 {
-        return;
+        return out;
     }
-    let i0 = u32(tri[t * 3u]);
-    let i1 = u32(tri[t * 3u + 1u]);
-    let i2 = u32(tri[t * 3u + 2u]);
-    let p0 = vertex(b, i0);
-    let p1 = vertex(b, i1);
-    let p2 = vertex(b, i2);
+    let p0 = vertex(b, u32(tri[t * 3u]));
+    let p1 = vertex(b, u32(tri[t * 3u + 1u]));
+    let p2 = vertex(b, u32(tri[t * 3u + 2u]));
     let ndc = pixel_ndc(px, py, width, height);
     let a = vec3<f32>(p0.x - ndc.x * p0.w, p1.x - ndc.x * p1.w, p2.x - ndc.x * p2.w);
     let c = vec3<f32>(p0.y - ndc.y * p0.w, p1.y - ndc.y * p1.w, p2.y - ndc.y * p2.w);
@@ -299,7 +306,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let z = vec3<f32>(p0.z, p1.z, p2.z);
     let den = dot(k, w);
     if sum == 0.0 || den == 0.0 {
-        return;
+        return out;
     }
     let u = k.x / sum;
     let v = k.y / sum;
@@ -322,7 +329,47 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     );
     // a = x - ndc.x * w, c = y - ndc.y * w.
     gw += -ndc.x * ga - ndc.y * gc;
-    add_vertex(b, i0, vec4<f32>(ga.x, gc.x, gz.x, gw.x));
-    add_vertex(b, i1, vec4<f32>(ga.y, gc.y, gz.y, gw.y));
-    add_vertex(b, i2, vec4<f32>(ga.z, gc.z, gz.z, gw.z));
+    out.key = t + 1u;
+    out.g0 = vec4<f32>(ga.x, gc.x, gz.x, gw.x);
+    out.g1 = vec4<f32>(ga.y, gc.y, gz.y, gw.y);
+    out.g2 = vec4<f32>(ga.z, gc.z, gz.z, gw.z);
+    return out;
+}
+
+@compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let b = gid.z;
+    var mine = VertexGrads(0u, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    // No early return before the barrier: every invocation of the tile must reach it.
+    if gid.x < info[4] && gid.y < info[3] && b < info[0] {
+        mine = pixel_gradients(gid.x, gid.y, b);
+    }
+    tile_key[lane] = mine.key;
+    tile_grad[3u * lane] = mine.g0;
+    tile_grad[3u * lane + 1u] = mine.g1;
+    tile_grad[3u * lane + 2u] = mine.g2;
+    workgroupBarrier();
+    if mine.key == 0u {
+        return;
+    }
+    // Only the tile's first pixel of each triangle scatters, with the sum of all of them.
+    for (var j = 0u; j < lane; j++) {
+        if tile_key[j] == mine.key {
+            return;
+        }
+    }
+    var g0 = mine.g0;
+    var g1 = mine.g1;
+    var g2 = mine.g2;
+    for (var j = lane + 1u; j < TILE; j++) {
+        if tile_key[j] == mine.key {
+            g0 += tile_grad[3u * j];
+            g1 += tile_grad[3u * j + 1u];
+            g2 += tile_grad[3u * j + 2u];
+        }
+    }
+    let t = mine.key - 1u;
+    add_vertex(b, u32(tri[t * 3u]), g0);
+    add_vertex(b, u32(tri[t * 3u + 1u]), g1);
+    add_vertex(b, u32(tri[t * 3u + 2u]), g2);
 }

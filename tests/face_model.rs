@@ -6,6 +6,8 @@
 //! read by a parser of their own, so neither the converter's archive reader nor its OBJ reader
 //! grades itself.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,16 +15,13 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use common::data_dir;
 use ganfit::device::{cpu, gpu, read_floats_blocking};
 use ganfit::face_model::format::{ModelFile, Precision};
 use ganfit::face_model::{FaceArea, FaceModel, RegionSelection, ict, landmarks, pick_contour};
 use ganfit::render::{self, Boundary, camera};
 use ganfit::util::rng::SplitMix64;
 use ganfit::{Error, io};
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
 
 fn archive() -> PathBuf {
     let path = data_dir().join("ict-facekit.tar.xz");

@@ -2,8 +2,9 @@
 //! model lands on the face, shared identity across photos, cancellation, and typed errors for
 //! bad photos. Needs `make models` (the face model, the networks and a texture model).
 
-use std::path::PathBuf;
+mod common;
 
+use common::{models_dir, sample};
 use ganfit::device::{block_on, cpu};
 use ganfit::eval::landmarks::nme;
 use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models, Progress};
@@ -11,26 +12,10 @@ use ganfit::io::models::TextureChoice;
 use ganfit::Error;
 use image::RgbImage;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("GANFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
-}
-
 fn models() -> Models {
     let dir = models_dir();
     let texture = if dir.join(TextureChoice::Gan.file_name()).exists() { TextureChoice::Gan } else { TextureChoice::Pca };
     Models::load(&dir, &cpu().autodiff(), texture).expect("the models (make models)")
-}
-
-fn sample(name: &str) -> RgbImage {
-    ganfit::io::image::read(data_dir().join("samples").join(name)).unwrap()
 }
 
 /// Small enough for a test, long enough for the losses to move.

@@ -3,9 +3,10 @@
 //! the 300-W annotations of the sample photos. Needs `make models` (and `make setup` for the
 //! f16 conversion).
 
-use std::path::PathBuf;
+mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use common::{data_dir, models_dir, repo, sample};
 use ganfit::device::{block_on, cpu, read_floats_blocking};
 use ganfit::eval::landmarks::nme;
 use ganfit::eval::verification::cosine;
@@ -14,24 +15,8 @@ use ganfit::util::rng::SplitMix64;
 use ganfit::Error;
 use image::RgbImage;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("GANFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
-}
-
 fn nets(device: &Device) -> FaceNets {
     FaceNets::load(&models_dir(), device).expect("converted models (make models)")
-}
-
-fn sample(name: &str) -> RgbImage {
-    ganfit::io::image::read(data_dir().join("samples").join(name)).unwrap()
 }
 
 fn read(t: Tensor<2>) -> Vec<f32> {

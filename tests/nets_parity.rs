@@ -10,11 +10,14 @@
 //! (the Rust landmarks against face-api's network outputs mapped through the same crop
 //! geometry); descriptors and embeddings cosine > 0.999.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use common::{data_dir, models_dir, repo};
 use ganfit::device::{block_on, cpu, gpu, read_floats_blocking};
 use ganfit::eval::verification::cosine;
 use ganfit::nets::{FaceNets, Points68, Rect, SquareCrop, align, landmarks68, mobilefacenet, resnet};
@@ -24,18 +27,6 @@ use serde::Deserialize;
 const CPU_IMAGES: [&str; 5] = ["astronaut.png", "takeo.ppm", "einstein.jpg", "image_0010.png", "breakingbad.jpg"];
 // One photo on wgpu: the same kernels as on the CPU list, at a cost lavapipe can bear in CI.
 const GPU_IMAGES: [&str; 1] = ["astronaut.png"];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("GANFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
-}
 
 #[derive(Debug, Deserialize)]
 struct RefRect {

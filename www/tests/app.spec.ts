@@ -93,6 +93,16 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   const stats = await page.evaluate(() => (window as unknown as { ganfit: { stats: Record<string, number> } }).ganfit.stats);
   console.log(`test-settings fit (${JSON.stringify(testSettings)}): ${JSON.stringify(stats)}; viewer covers ${covered} px`);
   expect(vertices).toBeGreaterThan(1000);
+  // The losses the engine logged: all finite, and the landmark stage brought its loss down.
+  const log = await page.evaluate(() => (window as unknown as { ganfit: { lastFit: { lossesTsv: string } } }).ganfit.lastFit.lossesTsv);
+  const rows = log.trim().split('\n').slice(1).map((line) => line.split('\t'));
+  const stage1 = rows.filter((r) => r[0] === 'Landmarks').map((r) => Number(r[3]));
+  const stage2 = rows.filter((r) => r[0] === 'Full').map((r) => Number(r[2]));
+  console.log(`landmark loss ${stage1[0]} -> ${stage1[stage1.length - 1]} over ${stage1.length} reports; stage-2 totals ${stage2.join(', ')}`);
+  expect(stage1.length).toBe(testSettings.landmarkIterations);
+  expect(stage2.length).toBe(testSettings.iterations);
+  expect(rows.every((r) => r.slice(2).every((v) => Number.isFinite(Number(v)))), log).toBe(true);
+  expect(stage1[stage1.length - 1]).toBeLessThan(stage1[0]);
   // The face must fill a real part of the viewer, not a few stray pixels.
   const size = await viewer.boundingBox();
   expect(covered).toBeGreaterThan(0.05 * size!.width * size!.height);

@@ -102,15 +102,17 @@ fn render_once(scene: &Scene, clip: Tensor<3>, size: usize) -> Result<Tensor<4>>
     Ok(render::antialias(color, rast, clip, &scene.topology)?)
 }
 
-fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?; // warm-up: shader compilation, allocations
+/// Mean milliseconds of `f` over `repeat` runs after one warm-up (shader compilation,
+/// allocations), synchronised with the device: natively the work is queued lazily.
+pub fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
     device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
     let start = now_ms();
     for _ in 0..repeat {
         f()?;
     }
     device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
-    Ok((now_ms() - start) / repeat as f64)
+    Ok((now_ms() - start) / repeat.max(1) as f64)
 }
 
 fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {

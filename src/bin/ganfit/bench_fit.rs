@@ -1,31 +1,16 @@
 //! `ganfit bench fit`: what one fitting iteration costs and where the time goes.
 
 use burn::tensor::{Tensor, TensorData};
-use ganfit::device::{Device, block_on};
+use ganfit::device::block_on;
 use ganfit::fit::{self, Control, FitOptions, FitStage, Models, Progress, scene};
 use ganfit::nets::mobilefacenet;
 use ganfit::render::shading::{PhongLight, normalize};
 use ganfit::util::clock::now_ms;
 use ganfit::util::rng::SplitMix64;
-use ganfit::{Error, Result};
+use ganfit::Result;
 
 use crate::Backend;
-
-fn sync(device: &Device) -> Result<()> {
-    device.sync().map_err(|e| Error::Execution(format!("{e:?}")))
-}
-
-/// Mean milliseconds of `f` over `repeat` runs after one warm-up, synchronised with the device.
-fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    sync(device)?;
-    let start = now_ms();
-    for _ in 0..repeat {
-        f()?;
-    }
-    sync(device)?;
-    Ok((now_ms() - start) / repeat.max(1) as f64)
-}
+use crate::bench::time_ms;
 
 /// Forward + backward of each part of the stage-2 graph, alone, at `resolution`.
 fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
@@ -78,6 +63,50 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
         Ok(())
     })?;
     println!("fit identity network (MobileFaceNet {n}²) forward+backward: {identity_net:.1} ms");
+
+    // The loss terms alone, on stand-ins of the shapes stage 2 gives them.
+    let rendered = Tensor::<4>::ones([1, resolution, resolution, 3], &device) * 0.4;
+    let photo = Tensor::<4>::ones([1, resolution, resolution, 3], &device) * 0.6;
+    let mask = Tensor::<4>::ones([1, resolution, resolution, 1], &device);
+    let target_landmarks = Tensor::<3>::ones([1, 68, 2], &device) * (resolution as f32 / 2.0);
+    let lm_weights = Tensor::<1>::ones([68], &device);
+    let photo_features = models.nets.mobilefacenet.forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.5)?;
+    let photo_embedding = photo_features.embedding.detach();
+    let photo_activations: Vec<Tensor<4>> = photo_features.activations.into_iter().map(|a| a.detach()).collect();
+    let render_features = models.nets.mobilefacenet.forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.3)?;
+    let render_embedding = render_features.embedding.detach();
+    let render_activations: Vec<Tensor<4>> = render_features.activations.into_iter().map(|a| a.detach()).collect();
+    let loss_terms = time_ms(&device, repeat, || {
+        let image = rendered.clone().require_grad();
+        let landmarks = (Tensor::<3>::ones([1, 68, 2], &device) * (resolution as f32 / 2.1)).require_grad();
+        let embedding = render_embedding.clone().require_grad();
+        let activations: Vec<Tensor<4>> = render_activations.iter().map(|a| a.clone().require_grad()).collect();
+        let mut total = fit::losses::masked_l1(image.clone(), photo.clone(), mask.clone())
+            + fit::losses::landmarks(landmarks.clone(), target_landmarks.clone(), lm_weights.clone(), resolution as f32)
+            + fit::losses::identity(embedding.clone(), photo_embedding.clone());
+        if let Some(content) = fit::losses::content(&activations, &photo_activations) {
+            total = total + content;
+        }
+        let grads = total.backward();
+        let _ = (image.grad(&grads), landmarks.grad(&grads), embedding.grad(&grads));
+        Ok(())
+    })?;
+    println!("fit {resolution}² losses forward+backward: {loss_terms:.1} ms");
+
+    // One Adam update of every parameter group (stage 2 updates them all).
+    let initial = [fit::params::Initial { angles: [0.0; 3], translation: [0.0, 0.0, -500.0], focal }];
+    let mut params = fit::params::Params::new(1, &initial, ni, ne, nt, &device);
+    params.set_rates(&FitOptions::default().rates);
+    let mut adam = fit::adam::Adam::default();
+    let optimiser = time_ms(&device, repeat, || {
+        adam.begin_step();
+        for slot in params.slots_mut() {
+            let grad = slot.value.ones_like() * 1e-3;
+            adam.update(slot, grad, |v| v);
+        }
+        Ok(())
+    })?;
+    println!("fit {resolution}² optimiser (Adam, every group): {optimiser:.1} ms");
     Ok(())
 }
 

@@ -183,26 +183,42 @@ pub(crate) fn annotations(data: &Path) -> Result<Vec<Annotation>> {
     Ok(out)
 }
 
-fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, limit: Option<usize>) -> Result<()> {
-    let nets = load(models, backend)?;
+/// The first `limit` annotated images of `data`: each annotation, its landmarks in this
+/// crate's convention (pixel centres at +0.5; the data's centres are at `pixel_centre`), and
+/// the decoded image. An image that cannot be read is reported, counted as skipped in every
+/// accumulator of `skipped`, and not returned.
+pub(crate) fn annotated_images<'a>(
+    data: &'a Path,
+    pixel_centre: f32,
+    limit: Option<usize>,
+    mut skipped: impl FnMut() + 'a,
+) -> Result<impl Iterator<Item = (Annotation, Vec<[f32; 2]>, image::RgbImage)> + 'a> {
     let mut list = annotations(data)?;
     list.truncate(limit.unwrap_or(usize::MAX));
+    let shift = 0.5 - pixel_centre;
+    Ok(list.into_iter().filter_map(move |a| match ganfit::io::image::read(data.join("images").join(&a.image)) {
+        Ok(image) => {
+            let truth = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
+            Some((a, truth, image))
+        }
+        Err(e) => {
+            eprintln!("skip {}: {e}", a.image);
+            skipped();
+            None
+        }
+    }))
+}
+
+fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, limit: Option<usize>) -> Result<()> {
+    let nets = load(models, backend)?;
     let mut acc = NmeAccumulator::default();
     let (mut offset, mut offset_count) = ([0f64; 2], 0usize);
     let mut multiple = 0usize;
     let start = now_ms();
-    // Annotation to this crate's convention (pixel centres at +0.5).
-    let shift = 0.5 - pixel_centre;
-    for a in &list {
-        let truth: Vec<[f32; 2]> = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
-        let image = match ganfit::io::image::read(data.join("images").join(&a.image)) {
-            Ok(image) => image,
-            Err(e) => {
-                eprintln!("skip {}: {e}", a.image);
-                acc.add_skipped();
-                continue;
-            }
-        };
+    let skipped = std::cell::Cell::new(0usize);
+    let mut images = 0usize;
+    for (a, truth, image) in annotated_images(data, pixel_centre, limit, || skipped.set(skipped.get() + 1))? {
+        images += 1;
         let result = device::block_on(async {
             let detections = nets.detect(&image).await?;
             let face = *detections.largest()?;
@@ -225,8 +241,12 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
             }
         }
     }
+    for _ in 0..skipped.get() {
+        acc.add_skipped();
+    }
+    let images = images + skipped.get();
     let r = acc.report();
-    println!("images: {} images", list.len());
+    println!("images: {images} images");
     println!("evaluated: {} images", r.evaluated);
     println!("detection failures: {} images", r.failures);
     println!("skipped: {} images", r.skipped);
@@ -241,7 +261,7 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
     let n = offset_count.max(1) as f64;
     println!("mean signed error x: {:.3} px", offset[0] / n);
     println!("mean signed error y: {:.3} px", offset[1] / n);
-    println!("time per image: {:.0} ms", (now_ms() - start) / list.len().max(1) as f64);
+    println!("time per image: {:.0} ms", (now_ms() - start) / images.max(1) as f64);
     Ok(())
 }
 

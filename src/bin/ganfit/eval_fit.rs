@@ -105,23 +105,13 @@ pub fn synthetic(models: &Models, count: usize, seed: u64, options: &FitOptions,
 /// detector's own landmarks on the same images, by yaw bin.
 pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<usize>, options: &FitOptions) -> Result<()> {
     use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
-    let mut list = crate::eval::annotations(data)?;
-    list.truncate(limit.unwrap_or(usize::MAX));
     let (mut fitted, mut detector) = (NmeAccumulator::default(), NmeAccumulator::default());
-    let shift = 0.5 - pixel_centre;
     let start = ganfit::util::clock::now_ms();
     let options = FitOptions { blend_photo_texture: false, ..options.clone() };
-    for a in &list {
-        let truth: Vec<[f32; 2]> = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
-        let image = match ganfit::io::image::read(data.join("images").join(&a.image)) {
-            Ok(image) => image,
-            Err(e) => {
-                eprintln!("skip {}: {e}", a.image);
-                fitted.add_skipped();
-                detector.add_skipped();
-                continue;
-            }
-        };
+    let skipped = std::cell::Cell::new(0usize);
+    let mut images = 0usize;
+    for (a, truth, image) in crate::eval::annotated_images(data, pixel_centre, limit, || skipped.set(skipped.get() + 1))? {
+        images += 1;
         match block_on(fit::fit(models, std::slice::from_ref(&image), &options, &mut quiet)) {
             Ok(result) => {
                 let photo = &result.photos[0];
@@ -141,7 +131,12 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
             }
         }
     }
-    println!("images: {} images", list.len());
+    for _ in 0..skipped.get() {
+        fitted.add_skipped();
+        detector.add_skipped();
+    }
+    let images = images + skipped.get();
+    println!("images: {images} images");
     for (name, acc) in [("fitted", &fitted), ("detector", &detector)] {
         let r = acc.report();
         if name == "fitted" {
@@ -155,7 +150,7 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
             println!("{name} nme yaw {label}: {:.3} % ({count} images)", 100.0 * mean);
         }
     }
-    println!("time per image: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / list.len().max(1) as f64);
+    println!("time per image: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / images.max(1) as f64);
     Ok(())
 }
 
