@@ -74,6 +74,26 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
 }
 
 #[test]
+fn the_identity_network_terms_run_when_weighted() {
+    // Off by default (see `LossWeights`), so switch them on: the MobileFaceNet identity,
+    // randomised-identity and content terms must be computed, finite, and in the log.
+    let models = models();
+    let mut options = FitOptions { landmark_iterations: 20, iterations: 3, ..quick() };
+    options.weights.identity = 0.5;
+    options.weights.random_identity = 0.25;
+    options.weights.content = 2.0;
+    let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
+    let full: Vec<_> = result.log.iter().filter(|e| e.stage == FitStage::Full).collect();
+    assert_eq!(full.len(), 3);
+    for e in full {
+        let l = &e.losses;
+        for (name, v) in [("identity", l.identity), ("random_identity", l.random_identity), ("content", l.content)] {
+            assert!(v.is_finite() && v > 0.0, "{name} term {v}");
+        }
+    }
+}
+
+#[test]
 fn photos_of_one_person_share_identity_and_texture() {
     let models = models();
     let photos = [sample("astronaut.png"), image::imageops::flip_horizontal(&sample("astronaut.png"))];
