@@ -185,25 +185,23 @@ pub(crate) fn annotations(data: &Path) -> Result<Vec<Annotation>> {
 
 /// The first `limit` annotated images of `data`: each annotation, its landmarks in this
 /// crate's convention (pixel centres at +0.5; the data's centres are at `pixel_centre`), and
-/// the decoded image. An image that cannot be read is reported, counted as skipped in every
-/// accumulator of `skipped`, and not returned.
-pub(crate) fn annotated_images<'a>(
-    data: &'a Path,
+/// the decoded image; `None` for an image that cannot be read (reported here, to be counted as
+/// skipped by the caller).
+pub(crate) fn annotated_images(
+    data: &Path,
     pixel_centre: f32,
     limit: Option<usize>,
-    mut skipped: impl FnMut() + 'a,
-) -> Result<impl Iterator<Item = (Annotation, Vec<[f32; 2]>, image::RgbImage)> + 'a> {
+) -> Result<impl Iterator<Item = Option<(Annotation, Vec<[f32; 2]>, image::RgbImage)>> + '_> {
     let mut list = annotations(data)?;
     list.truncate(limit.unwrap_or(usize::MAX));
     let shift = 0.5 - pixel_centre;
-    Ok(list.into_iter().filter_map(move |a| match ganfit::io::image::read(data.join("images").join(&a.image)) {
+    Ok(list.into_iter().map(move |a| match ganfit::io::image::read(data.join("images").join(&a.image)) {
         Ok(image) => {
             let truth = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
             Some((a, truth, image))
         }
         Err(e) => {
             eprintln!("skip {}: {e}", a.image);
-            skipped();
             None
         }
     }))
@@ -215,10 +213,13 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
     let (mut offset, mut offset_count) = ([0f64; 2], 0usize);
     let mut multiple = 0usize;
     let start = now_ms();
-    let skipped = std::cell::Cell::new(0usize);
     let mut images = 0usize;
-    for (a, truth, image) in annotated_images(data, pixel_centre, limit, || skipped.set(skipped.get() + 1))? {
+    for item in annotated_images(data, pixel_centre, limit)? {
         images += 1;
+        let Some((a, truth, image)) = item else {
+            acc.add_skipped();
+            continue;
+        };
         let result = device::block_on(async {
             let detections = nets.detect(&image).await?;
             let face = *detections.largest()?;
@@ -241,10 +242,6 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
             }
         }
     }
-    for _ in 0..skipped.get() {
-        acc.add_skipped();
-    }
-    let images = images + skipped.get();
     let r = acc.report();
     println!("images: {images} images");
     println!("evaluated: {} images", r.evaluated);

@@ -108,10 +108,14 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
     let (mut fitted, mut detector) = (NmeAccumulator::default(), NmeAccumulator::default());
     let start = ganfit::util::clock::now_ms();
     let options = FitOptions { blend_photo_texture: false, ..options.clone() };
-    let skipped = std::cell::Cell::new(0usize);
     let mut images = 0usize;
-    for (a, truth, image) in crate::eval::annotated_images(data, pixel_centre, limit, || skipped.set(skipped.get() + 1))? {
+    for item in crate::eval::annotated_images(data, pixel_centre, limit)? {
         images += 1;
+        let Some((a, truth, image)) = item else {
+            fitted.add_skipped();
+            detector.add_skipped();
+            continue;
+        };
         match block_on(fit::fit(models, std::slice::from_ref(&image), &options, &mut quiet)) {
             Ok(result) => {
                 let photo = &result.photos[0];
@@ -131,11 +135,6 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
             }
         }
     }
-    for _ in 0..skipped.get() {
-        fitted.add_skipped();
-        detector.add_skipped();
-    }
-    let images = images + skipped.get();
     println!("images: {images} images");
     for (name, acc) in [("fitted", &fitted), ("detector", &detector)] {
         let r = acc.report();
