@@ -3,6 +3,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Subcommand;
 use ganfit::render::{self, Boundary, Topology, camera, scenes};
+use ganfit::texture::pggan::PgganConfig;
 use ganfit::util::clock::now_ms;
 use ganfit::Result;
 
@@ -49,6 +50,21 @@ pub enum Bench {
         #[arg(long)]
         photo: Option<std::path::PathBuf>,
     },
+    /// One texture-GAN training step (discriminator, generator, weight average) at each growth
+    /// level, and the generator's forward pass at full size.
+    Gan {
+        #[arg(long, value_enum)]
+        device: Vec<Backend>,
+        /// Output height (the width is twice that: ICT's atlas).
+        #[arg(long, default_value_t = 64)]
+        resolution: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[command(flatten)]
+        channels: crate::texture::ChannelArgs,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
 }
 
 pub fn run(what: Bench) -> Result<()> {
@@ -57,6 +73,10 @@ pub fn run(what: Bench) -> Result<()> {
         Bench::Nets { device, repeat, models } => nets(device, repeat, &crate::nets::models_dir(models)),
         Bench::Fit { device, resolution, repeat, landmark_iterations, iterations, models, photo } => {
             crate::bench_fit::run(device, resolution, repeat, landmark_iterations, iterations, &crate::nets::models_dir(models), photo)
+        }
+        Bench::Gan { device, resolution, batch, channels, repeat } => {
+            let config = channels.apply(PgganConfig { resolution, aspect: 2, ..PgganConfig::default() });
+            crate::bench_gan::run(device, config, batch, repeat)
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_fit;
+mod bench_gan;
 mod fit;
 mod model;
 mod eval;

@@ -18,6 +18,29 @@ use ganfit::{Error, Result};
 
 use crate::Backend;
 
+/// The generator/discriminator widths (`PgganConfig`), for training and benchmarks.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ChannelArgs {
+    /// Channels of the coarsest blocks.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Levels (from 4×4) that keep the coarsest blocks' channels; each level above halves them.
+    #[arg(long)]
+    pub full_channel_levels: Option<usize>,
+    /// The fewest channels of any block.
+    #[arg(long)]
+    pub min_channels: Option<usize>,
+}
+
+impl ChannelArgs {
+    pub fn apply(&self, mut config: PgganConfig) -> PgganConfig {
+        config.base_channels = self.channels.unwrap_or(config.base_channels);
+        config.full_channel_levels = self.full_channel_levels.unwrap_or(config.full_channel_levels);
+        config.min_channels = self.min_channels.unwrap_or(config.min_channels);
+        config
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Texture {
     /// Unwrap photos into UV textures with confidence masks (the GAN's corpus).
@@ -93,9 +116,14 @@ pub enum Texture {
         /// Batch sizes per level, comma separated (4×4 first; the last repeats).
         #[arg(long)]
         batch: Option<String>,
-        /// Channels of the coarsest blocks.
+        #[command(flatten)]
+        channels: ChannelArgs,
+        /// Apply the R1 penalty every this many steps (lazy regularisation).
         #[arg(long)]
-        channels: Option<usize>,
+        r1_interval: Option<usize>,
+        /// R1 weight γ (smaller for small images: StyleGAN2-ADA's heuristic is 2·10⁻⁴·pixels/batch).
+        #[arg(long)]
+        r1_gamma: Option<f32>,
         /// Decay of the generator's weight average per step (lower for short runs, so the
         /// average forgets the previous growth level).
         #[arg(long)]
@@ -206,14 +234,20 @@ pub fn run(what: Texture) -> Result<()> {
             println!("pca file: {}", out.display());
             Ok(())
         }
-        Texture::Train { corpus, out, minutes, resume, device, batch, channels, ema_beta } => {
+        Texture::Train { corpus, out, minutes, resume, device, batch, channels, r1_interval, r1_gamma, ema_beta } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
             let (device, name) = device.open()?;
-            let mut config = PgganConfig { resolution: corpus.resolution(), aspect: corpus.aspect(), ..PgganConfig::default() };
-            if let Some(c) = channels {
-                config.base_channels = c;
-            }
+            let config = channels.apply(PgganConfig { resolution: corpus.resolution(), aspect: corpus.aspect(), ..PgganConfig::default() });
             let mut options = TrainOptions { config, minutes, ..TrainOptions::default() };
+            if let Some(interval) = r1_interval {
+                options.r1_interval = interval.max(1);
+            }
+            if let Some(gamma) = r1_gamma {
+                if !(gamma >= 0.0 && gamma.is_finite()) {
+                    return Err(Error::Invalid(format!("--r1-gamma {gamma}: expected a finite γ ≥ 0")));
+                }
+                options.r1_gamma = gamma;
+            }
             if let Some(beta) = ema_beta {
                 if !(0.0..1.0).contains(&beta) {
                     return Err(Error::Invalid(format!("--ema-beta {beta}: expected 0 ≤ β < 1")));
@@ -292,12 +326,13 @@ fn evaluate(corpus_dir: &std::path::Path, gan: Option<PathBuf>, pca_path: Option
     let count = real.len().max(64);
     for model in &models {
         let name = model.name();
-        if model.size() != (h, w) {
-            return Err(Error::Invalid(format!("the {name} model makes {:?} textures, the corpus holds {:?}", model.size(), (h, w))));
+        let factor = downsampling(model, h, w)?;
+        if factor > 1 {
+            println!("# the {name} model's {}x{} maps are compared box-filtered to the corpus's {w}x{h}", model.size().1, model.size().0);
         }
         // Samples: GAN latents ~ N(0, I); PCA coefficients ~ N(0, I) (unit variance by construction).
         let params = latents(count, model.parameters(), 17, &device);
-        let samples = model.uv_map(params)?;
+        let samples = uv_map_at(model, params, factor)?;
         let fake = to_float_images(samples.clone())?;
         let (levels, mean) = multiscale_swd(&real, &fake, 16, 3);
         for (size, d) in levels {
@@ -316,12 +351,38 @@ fn evaluate(corpus_dir: &std::path::Path, gan: Option<PathBuf>, pca_path: Option
     Ok(())
 }
 
+/// How many times larger than the corpus's textures the model's maps are (1, 2, 4, ...): models
+/// are compared at the corpus's resolution, so a finer model is box-filtered down to it; a
+/// coarser one is refused rather than judged on upsampled maps.
+fn downsampling(model: &TextureModel, h: usize, w: usize) -> Result<usize> {
+    let (mh, mw) = model.size();
+    let factor = mh / h.max(1);
+    if factor == 0 || mh != factor * h || mw != factor * w || !factor.is_power_of_two() {
+        return Err(Error::Invalid(format!(
+            "the {} model makes {mw}x{mh} textures; the corpus's {w}x{h} must be that size or smaller by a power of two (use `ganfit texture pack --full --resolution R`)",
+            model.name()
+        )));
+    }
+    Ok(factor)
+}
+
+/// The model's UV maps `[S, H, W, 3]`, box-filtered by `factor`.
+fn uv_map_at(model: &TextureModel, params: Tensor<2>, factor: usize) -> Result<Tensor<4>> {
+    let map = model.uv_map(params)?;
+    if factor == 1 {
+        return Ok(map);
+    }
+    let pooled = burn::tensor::module::avg_pool2d(map.permute([0, 3, 1, 2]), burn::tensor::ops::AvgPoolOptions::new([factor, factor]));
+    Ok(pooled.permute([0, 2, 3, 1]))
+}
+
 /// Fits each of the first `count` held-out textures through the model on its visible texels
 /// (mask > 0.3): latent optimisation for the GAN, masked least squares (via the same gradient
 /// descent) for PCA. Returns the mean L1 over visible texels.
 fn reconstruction_l1(model: &TextureModel, test: &Corpus, count: usize, device: &burn::tensor::Device) -> Result<f32> {
     let ad = device.clone().autodiff();
     let (h, w) = (test.resolution(), test.width());
+    let factor = downsampling(model, h, w)?;
     let count = count.min(test.len());
     let mut total = 0.0;
     let mut batches = 0;
@@ -337,7 +398,7 @@ fn reconstruction_l1(model: &TextureModel, test: &Corpus, count: usize, device: 
         let mut last = 0.0;
         for _ in 0..150 {
             let leaf = slot.leaf();
-            let map = model.uv_map(leaf.clone())?;
+            let map = uv_map_at(model, leaf.clone(), factor)?;
             let l1 = ((map - target.clone()).abs() * mask.clone()).sum() / (mask.clone().sum() * 3.0 + 1.0);
             let grads = l1.clone().backward();
             last = ganfit::device::read_floats_blocking(l1.detach())?.0[0];
