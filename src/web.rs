@@ -263,7 +263,8 @@ fn progress_to_js(progress: &Progress) -> Result<JsValue, JsValue> {
 
 /// The result as one object:
 ///
-/// - `photos`: per photo `{ photo (size, face box, landmarks, working crop as an affine map
+/// - `photos`: per fitted photo `{ index (of the input photo; faceless photos of a several-photo
+///   fit are left out with a warning), photo (size, face box, landmarks, working crop as an affine map
 ///   crop pixel → photo pixel, warnings), params, render: { width, height, rgba } }`, the
 ///   render's alpha being its coverage, so it can be drawn over the photo;
 /// - `mesh`: `{ positions, normals (Float32Array, xyz per render vertex, metres), uvs
@@ -278,6 +279,7 @@ fn result_to_js(models: &Models, result: &FitResult) -> Result<JsValue, JsValue>
     let photos = js_sys::Array::new();
     for photo_fit in &result.photos {
         let entry = js_sys::Object::new();
+        set(&entry, "index", &JsValue::from(photo_fit.index as u32))?;
         set(&entry, "photo", &to_plain(&photo_fit.photo)?)?;
         set(&entry, "params", &to_plain(&photo_fit.params)?)?;
         let render = match &photo_fit.render {

@@ -1,6 +1,6 @@
 //! The fitting engine end to end on the CPU backend: a photo fit whose losses fall and whose
-//! model lands on the face, shared identity across photos, cancellation, and typed errors for
-//! bad photos. Needs `make models` (the face model, the networks and a texture model).
+//! model lands on the face, shared identity across photos, faceless photos left out of a
+//! several-photo fit, cancellation, and typed errors for bad photos. Needs `make models` (the face model, the networks and a texture model).
 
 mod common;
 
@@ -105,6 +105,23 @@ fn photos_of_one_person_share_identity_and_texture() {
     assert_eq!(a.texture, b.texture);
     // Poses stay per photo: the mirrored face sits elsewhere in its frame.
     assert_ne!(a.translation_mm, b.translation_mm);
+}
+
+#[test]
+fn a_photo_without_a_face_is_left_out_of_a_several_photo_fit() {
+    let models = models();
+    let grey = RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
+    let photos = [grey.clone(), sample("astronaut.png")];
+    for same_person in [true, false] {
+        let options = FitOptions { same_person, landmark_iterations: 10, iterations: 2, ..quick() };
+        let result = fit_quietly(&models, &photos, &options).unwrap();
+        assert_eq!(result.photos.len(), 1, "same_person {same_person}");
+        assert_eq!(result.photos[0].index, 1, "the fit names the input photo it belongs to");
+        assert!(result.warnings.iter().any(|w| w.starts_with("photo 0: no face")), "{:?}", result.warnings);
+        // No face anywhere stays an error.
+        let outcome = fit_quietly(&models, &[grey.clone(), grey.clone()], &options);
+        assert!(matches!(outcome, Err(Error::NoFace)), "{outcome:?}");
+    }
 }
 
 #[test]

@@ -185,6 +185,9 @@ pub struct LogEntry {
 /// One photo's share of a result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhotoFit {
+    /// Which of the input photos (0-based) this is the fit of: photos without a detected face
+    /// are left out of a several-photo fit, so the list can be shorter than the input.
+    pub index: usize,
     pub photo: PhotoSummary,
     pub params: PhotoParams,
     /// The fitted model's 68 landmarks (jaw on the visible contour) projected into the photo,
@@ -344,12 +347,20 @@ pub async fn fit(models: &Models, photos: &[RgbImage], options: &FitOptions, obs
         return Err(Error::Invalid("no photos to fit".into()));
     }
     if options.same_person || photos.len() == 1 {
-        return fit_person(models, photos, options, observer).await;
+        return fit_person(models, photos, 0, options, observer).await;
     }
     let start = now_ms();
     let mut combined: Option<FitResult> = None;
-    for photo in photos {
-        let one = fit_person(models, std::slice::from_ref(photo), options, observer).await?;
+    let mut skipped = Vec::new();
+    for (index, photo) in photos.iter().enumerate() {
+        let one = match fit_person(models, std::slice::from_ref(photo), index, options, observer).await {
+            Ok(one) => one,
+            Err(Error::NoFace) => {
+                skipped.push(no_face_warning(index));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match &mut combined {
             None => combined = Some(one),
             Some(all) => {
@@ -359,13 +370,20 @@ pub async fn fit(models: &Models, photos: &[RgbImage], options: &FitOptions, obs
             }
         }
     }
-    let mut result = combined.expect("at least one photo");
+    // No face in any photo is the caller's error, not an empty result.
+    let mut result = combined.ok_or(Error::NoFace)?;
+    result.warnings.extend(skipped);
     result.milliseconds = now_ms() - start;
     Ok(result)
 }
 
-async fn fit_person(models: &Models, photos: &[RgbImage], options: &FitOptions, observer: &mut dyn FnMut(&Progress) -> Control) -> Result<FitResult> {
-    let mut session = Session::prepare(&models.face, &models.nets, photos, models.texture.parameters(), options, observer).await?;
+fn no_face_warning(index: usize) -> String {
+    format!("photo {index}: no face found; left out of the fit")
+}
+
+/// Fits `photos` as one person; `first_index` numbers them among the caller's photos.
+async fn fit_person(models: &Models, photos: &[RgbImage], first_index: usize, options: &FitOptions, observer: &mut dyn FnMut(&Progress) -> Control) -> Result<FitResult> {
+    let mut session = Session::prepare(&models.face, &models.nets, photos, first_index, models.texture.parameters(), options, observer).await?;
     session.landmark_stage(&models.face, options, observer).await?;
     session.full_stage(models, options, observer).await?;
     session.finish(models, photos, options).await
@@ -381,6 +399,10 @@ fn notify(observer: &mut dyn FnMut(&Progress) -> Control, progress: Progress) ->
 /// One person's fit in progress: the prepared photos, the parameters, the log.
 pub struct Session {
     pub targets: Vec<PhotoTarget>,
+    /// The input photo each target came from, numbered from `first_index` (faceless photos
+    /// are left out).
+    pub sources: Vec<usize>,
+    first_index: usize,
     pub params: Params,
     pub log: Vec<LogEntry>,
     pub warnings: Vec<String>,
@@ -392,10 +414,12 @@ pub struct Session {
 
 impl Session {
     /// Prepares every photo and the initial parameters (`texture_parameters` wide texture rows).
+    /// Photos are numbered from `first_index` in warnings and results.
     pub async fn prepare(
         face: &FaceModel,
         nets: &FaceNets,
         photos: &[RgbImage],
+        first_index: usize,
         texture_parameters: usize,
         options: &FitOptions,
         observer: &mut dyn FnMut(&Progress) -> Control,
@@ -405,11 +429,27 @@ impl Session {
         let device = face.device().clone();
         let n = photos.len();
         let mut targets: Vec<PhotoTarget> = Vec::with_capacity(n);
+        let mut sources = Vec::with_capacity(n);
+        let mut skipped = Vec::new();
         for (i, photo) in photos.iter().enumerate() {
             notify(observer, Progress { stage: FitStage::Preparing, iteration: i, iterations: n, losses: None, preview: None, elapsed_ms: now_ms() - start })?;
-            targets.push(photo::prepare(nets, face, photo, options.resolution).await?);
+            match photo::prepare(nets, face, photo, options.resolution).await {
+                Ok(target) => {
+                    targets.push(target);
+                    sources.push(first_index + i);
+                }
+                // One faceless view should not sink a several-view fit of the same person.
+                Err(Error::NoFace) if n > 1 => skipped.push(no_face_warning(first_index + i)),
+                Err(e) => return Err(e),
+            }
         }
-        let warnings = targets.iter().enumerate().flat_map(|(i, t)| t.warnings.iter().map(move |w| format!("photo {i}: {w}"))).collect();
+        if targets.is_empty() {
+            return Err(Error::NoFace);
+        }
+        let n = targets.len();
+        let mut warnings: Vec<String> =
+            targets.iter().zip(&sources).flat_map(|(t, i)| t.warnings.iter().map(move |w| format!("photo {i}: {w}"))).collect();
+        warnings.extend(skipped);
         let initial: Vec<Initial> = targets.iter().map(|t| Initial { angles: t.pose.angles, translation: t.pose.translation, focal: t.focal }).collect();
         let params = Params::new(1, &initial, face.num_identity(), face.num_expression(), texture_parameters, &device);
         let target_landmarks = Tensor::<3>::from_data(
@@ -418,7 +458,7 @@ impl Session {
         );
         let focal_prior = Tensor::<2>::from_data(TensorData::new(targets.iter().map(|t| t.focal.ln()).collect::<Vec<f32>>(), [n, 1]), &device);
         let last_good = params.snapshot();
-        Ok(Self { targets, params, log: Vec::new(), warnings, start, target_landmarks, focal_prior, last_good })
+        Ok(Self { targets, sources, first_index, params, log: Vec::new(), warnings, start, target_landmarks, focal_prior, last_good })
     }
 
     fn photos(&self) -> usize {
@@ -586,7 +626,8 @@ impl Session {
         Ok(())
     }
 
-    /// Reads the fit back: parameters, the reconstruction's shape, renders, texture.
+    /// Reads the fit back: parameters, the reconstruction's shape, renders, texture. `photos`
+    /// are the ones given to [`Session::prepare`].
     pub async fn finish(mut self, models: &Models, photos: &[RgbImage], options: &FitOptions) -> Result<FitResult> {
         let n = self.photos();
         let r = options.resolution;
@@ -642,7 +683,8 @@ impl Session {
                     })
                     .collect();
                 PhotoFit {
-                    photo: self.targets[i].summary(&photos[i]),
+                    index: self.sources[i],
+                    photo: self.targets[i].summary(&photos[self.sources[i] - self.first_index]),
                     params: values[i].clone(),
                     fitted_landmarks,
                     render: Some((RgbImage::from_raw(r as u32, r as u32, rgb).expect("sized"), alpha)),

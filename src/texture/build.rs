@@ -103,7 +103,7 @@ pub async fn unwrap_photo(
     options: &BuildOptions,
 ) -> Result<std::result::Result<(RgbImage, GrayImage, f32, f32, f32), String>> {
     let mut quiet = |_: &crate::fit::Progress| Control::Continue;
-    let mut session = match Session::prepare(face, nets, std::slice::from_ref(photo), 1, &options.fit, &mut quiet).await {
+    let mut session = match Session::prepare(face, nets, std::slice::from_ref(photo), 0, 1, &options.fit, &mut quiet).await {
         Ok(s) => s,
         Err(Error::NoFace) => return Ok(Err("no face".into())),
         Err(e) => return Err(e),

@@ -277,12 +277,12 @@ async function showResult(fit: FaceFit, stats: Record<string, number>) {
   $('result').scrollIntoView({ behavior: 'smooth', block: 'start' });
 }
 
-/** The first photo with the final render over its working crop. */
+/** The first fitted photo with the final render over its working crop. */
 async function drawOverlay() {
   if (!lastFit) return;
   const canvas = $<HTMLCanvasElement>('overlay');
   const first = lastFit.photos[0];
-  const bitmap = await createImageBitmap(photos[0]?.blob ?? new Blob());
+  const bitmap = await createImageBitmap(photos[first?.index ?? 0]?.blob ?? new Blob());
   canvas.width = bitmap.width;
   canvas.height = bitmap.height;
   const context = canvas.getContext('2d')!;

@@ -100,7 +100,8 @@ pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbIm
     }
     write(&out.join(format!("{MESH_NAME}.glb")), &files.glb)?;
     write(&out.join("params.json"), files.params_json.as_bytes())?;
-    for (i, (photo_fit, photo)) in result.photos.iter().zip(photos).enumerate() {
+    for photo_fit in &result.photos {
+        let (i, photo) = (photo_fit.index, &photos[photo_fit.index]);
         if let Some((render, alpha)) = &photo_fit.render {
             let overlay = fit::overlay::compose(photo, &photo_fit.photo.crop, render, alpha, 0.85);
             let name = if photos.len() == 1 { "overlay.png".to_string() } else { format!("overlay_{i}.png") };

@@ -46,7 +46,9 @@ export interface FitProgress {
 
 /** The engine's result object (see `result_to_js` in `src/web.rs`). */
 export interface RawFitResult {
-  photos: Array<{ photo: PhotoSummary; params: Record<string, unknown>; render: RgbaImage | null }>;
+  /** One entry per fitted photo; `index` is its place among the input photos (a photo with no
+   * face is left out of a several-photo fit, with a warning). */
+  photos: Array<{ index: number; photo: PhotoSummary; params: Record<string, unknown>; render: RgbaImage | null }>;
   mesh: { positions: Float32Array; normals: Float32Array; uvs: Float32Array; indices: Uint32Array; vertexCount: number };
   texture: { width: number; height: number; png: Uint8Array } | null;
   glb: Uint8Array;
