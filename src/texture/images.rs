@@ -37,7 +37,15 @@ pub fn grid(images: &[RgbImage], columns: usize) -> RgbImage {
     out
 }
 
+/// Saves a grid of the batch; tiles narrower than 128 pixels (early growth levels) are
+/// enlarged by an integer factor, nearest neighbour, so that the grid can be looked at.
 pub fn save_grid(images: Tensor<4>, columns: usize, path: &Path) -> Result<()> {
-    let tiles = to_images(images)?;
+    let mut tiles = to_images(images)?;
+    let width = tiles.first().map_or(128, |t| t.width());
+    let factor = (128 / width.max(1)).max(1);
+    if factor > 1 {
+        let nearest = image::imageops::FilterType::Nearest;
+        tiles = tiles.iter().map(|t| image::imageops::resize(t, t.width() * factor, t.height() * factor, nearest)).collect();
+    }
     grid(&tiles, columns).save(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))
 }

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softplus;
 use burn::tensor::module::avg_pool2d;
@@ -119,37 +119,42 @@ fn real_at_stage(images: Tensor<4>, full: usize, stage: Stage) -> Tensor<4> {
     }
 }
 
-/// Collects parameter tensors by id (for the generator's moving average).
-struct Collect(std::collections::HashMap<ParamId, Tensor<1>>);
+/// The generator's parameter tensors in visiting order. The average is matched to them by
+/// position, not by `ParamId`: a freshly built or reloaded average has ids of its own.
+struct Collect(Vec<Tensor<1>>);
 
 impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let t = param.val().inner();
         let n = t.shape().num_elements();
-        self.0.insert(param.id, t.reshape([n]));
+        self.0.push(t.reshape([n]));
     }
 }
 
+/// ema ← β·ema + (1−β)·current, parameter by parameter in visiting order.
 struct Blend<'a> {
-    current: &'a std::collections::HashMap<ParamId, Tensor<1>>,
+    current: &'a [Tensor<1>],
+    next: usize,
     beta: f32,
 }
 
 impl ModuleMapper for Blend<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let id = param.id;
         let beta = self.beta;
-        match self.current.get(&id) {
-            Some(now) => {
-                let now = now.clone();
-                param.map(move |ema| {
-                    let dims = ema.dims();
-                    (ema * beta + now.reshape(dims) * (1.0 - beta)).detach()
-                })
-            }
-            None => param,
-        }
+        let now = self.current[self.next].clone();
+        self.next += 1;
+        param.map(move |ema| {
+            let dims = ema.dims();
+            (ema * beta + now.reshape(dims) * (1.0 - beta)).detach()
+        })
     }
+}
+
+/// Moves `average` towards `generator` (same configuration) by `1 − beta`.
+fn blend(average: Generator, generator: &Generator, beta: f32) -> Generator {
+    let mut collect = Collect(Vec::new());
+    generator.visit(&mut collect);
+    average.map(&mut Blend { current: &collect.0, next: 0, beta })
 }
 
 fn check_finite(value: f32, what: &str) -> Result<()> {
@@ -203,9 +208,7 @@ impl Trainer {
         let generator = Generator::new(&options.config, &ad);
         let discriminator = Discriminator::new(&options.config, &ad);
         // The average starts equal to the generator.
-        let mut collect = Collect(Default::default());
-        generator.visit(&mut collect);
-        let average = Generator::new(&options.config, device).map(&mut Blend { current: &collect.0, beta: 0.0 });
+        let average = blend(Generator::new(&options.config, device), &generator, 0.0);
         let (opt_g, opt_d) = (adam().init(), adam().init());
         Ok(Self { generator, discriminator, average, opt_g, opt_d, options, device: ad })
     }
@@ -264,9 +267,7 @@ impl Trainer {
         let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
         self.generator = self.opt_g.step(lr, self.generator.clone(), grads);
 
-        let mut collect = Collect(Default::default());
-        self.generator.visit(&mut collect);
-        self.average = self.average.clone().map(&mut Blend { current: &collect.0, beta: options.ema_beta });
+        self.average = blend(self.average.clone(), &self.generator, options.ema_beta);
         StepLosses { discriminator: loss_d.detach(), generator: loss_g.detach() }
     }
 
@@ -409,6 +410,31 @@ pub fn latents(count: usize, latent: usize, seed: u64, device: &Device) -> Tenso
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_weight_average_follows_the_generator() {
+        let config = PgganConfig { latent: 16, resolution: 8, aspect: 2, base_channels: 8, full_channel_levels: 2, min_channels: 4 };
+        let device = crate::device::cpu();
+        let z = latents(3, 16, 5, &device);
+        let images = |g: &Generator| crate::device::read_floats_blocking(g.forward(z.clone(), Stage::full(&config))).unwrap().0;
+        let max_gap = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let options = TrainOptions { config: config.clone(), ema_beta: 0.0, ..TrainOptions::default() };
+        let mut trainer = Trainer::new(options, &device).unwrap();
+        let initial = images(&trainer.average);
+        let real = Tensor::<4>::random([4, 3, 8, 16], Distribution::Uniform(-1.0, 1.0), trainer.device());
+        for step in 0..2 {
+            trainer.step(real.clone(), Stage::full(&config), step);
+        }
+        // β = 0: the average is the generator after every step, and so it has moved.
+        let generator = images(&blend(Generator::new(&config, &device), &trainer.generator, 0.0));
+        let average = images(&trainer.average);
+        assert!(max_gap(&average, &generator) < 1e-5, "average and generator differ by {}", max_gap(&average, &generator));
+        assert!(max_gap(&average, &initial) > 1e-4, "the average never moved");
+        // β near 1: it barely moves from where it was.
+        let before = trainer.average.clone();
+        let slow = blend(before.clone(), &trainer.generator, 0.999);
+        assert!(max_gap(&images(&slow), &images(&before)) < max_gap(&generator, &initial));
+    }
 
     #[test]
     fn schedule_grows_through_every_level_and_ends_fully_grown() {
