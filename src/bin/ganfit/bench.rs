@@ -135,18 +135,28 @@ pub fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>
     Ok((now_ms() - start) / repeat.max(1) as f64)
 }
 
-fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
-    let devices = if devices.is_empty() { vec![Backend::Cpu, Backend::Gpu] } else { devices };
-    let mut results = std::collections::BTreeMap::new();
-    for backend in devices {
-        let (device, name) = match backend.open() {
-            Ok(d) => d,
+/// The devices a benchmark runs on (`default` when none is named), opened, each announced with
+/// a `# name` line; one that cannot be opened is reported and left out.
+pub fn open_devices(devices: Vec<Backend>, default: &[Backend]) -> Vec<(Backend, Device)> {
+    let devices = if devices.is_empty() { default.to_vec() } else { devices };
+    devices
+        .into_iter()
+        .filter_map(|backend| match backend.open() {
+            Ok((device, name)) => {
+                println!("# {name}");
+                Some((backend, device))
+            }
             Err(e) => {
                 println!("# {backend:?}: skipped ({e})");
-                continue;
+                None
             }
-        };
-        println!("# {name}");
+        })
+        .collect()
+}
+
+fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
+    let mut results = std::collections::BTreeMap::new();
+    for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let ad = device.clone().autodiff();
         let scene = face_like_scene(&device)?;
         let scene_ad = face_like_scene(&ad)?;
@@ -185,16 +195,7 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
 
 fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Result<()> {
     use ganfit::nets::{FaceNets, detector, landmarks68, mobilefacenet, resnet};
-    let devices = if devices.is_empty() { vec![Backend::Cpu, Backend::Gpu] } else { devices };
-    for backend in devices {
-        let (device, name) = match backend.open() {
-            Ok(d) => d,
-            Err(e) => {
-                println!("# {backend:?}: skipped ({e})");
-                continue;
-            }
-        };
-        println!("# {name}");
+    for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let nets = FaceNets::load(models, &device)?;
         let input = |size: usize, device: &Device| Tensor::<4>::ones([1, size, size, 3], device) * 0.5;
         let sync = |t: Tensor<2>| t.into_data();

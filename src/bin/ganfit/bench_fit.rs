@@ -143,17 +143,8 @@ pub fn run(devices: Vec<Backend>, resolutions: Vec<usize>, repeat: usize, landma
     };
     let photo = ganfit::io::image::read(&photo_path)?;
     println!("# photo: {}", photo_path.display());
-    let devices = if devices.is_empty() { vec![Backend::Cpu, Backend::Gpu] } else { devices };
     let resolutions = if resolutions.is_empty() { vec![224, 256] } else { resolutions };
-    for backend in devices {
-        let (device, name) = match backend.open() {
-            Ok(d) => d,
-            Err(e) => {
-                println!("# {backend:?}: not available ({e})");
-                continue;
-            }
-        };
-        println!("# device: {name}");
+    for (_, device) in crate::bench::open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let models = crate::eval_fit::load_models(models, &device.autodiff(), None)?;
         println!("# texture model: {}", models.texture.name());
         for &r in &resolutions {

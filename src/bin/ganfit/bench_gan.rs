@@ -11,16 +11,7 @@ use crate::bench::time_ms;
 
 pub fn run(devices: Vec<Backend>, config: PgganConfig, batch: usize, repeat: usize) -> Result<()> {
     config.validate().map_err(ganfit::Error::Invalid)?;
-    let devices = if devices.is_empty() { vec![Backend::Cpu] } else { devices };
-    for backend in devices {
-        let (device, name) = match backend.open() {
-            Ok(d) => d,
-            Err(e) => {
-                println!("# {backend:?}: skipped ({e})");
-                continue;
-            }
-        };
-        println!("# {name}");
+    for (_, device) in crate::bench::open_devices(devices, &[Backend::Cpu]) {
         let levels: Vec<usize> = (0..config.levels()).map(|l| config.channels(l)).collect();
         println!("gan config: {}x{} latent {} channels {levels:?}", config.resolution * config.aspect, config.resolution, config.latent);
         let options = TrainOptions { config: config.clone(), ..TrainOptions::default() };
