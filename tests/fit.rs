@@ -71,6 +71,7 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
     assert_eq!(&files.glb[..4], b"glTF");
     let texture = result.texture.as_ref().unwrap();
     assert_eq!(texture.width(), 2 * texture.height(), "ICT's 2:1 atlas");
+    assert!(texture.height() >= fit::OUTPUT_TEXTURE_HEIGHT, "texture {}x{}", texture.width(), texture.height());
 }
 
 #[test]

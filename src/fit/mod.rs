@@ -198,6 +198,9 @@ pub struct PhotoFit {
     pub render: Option<(RgbImage, Vec<u8>)>,
 }
 
+/// The least height of a fit's output texture (the width follows the atlas).
+pub const OUTPUT_TEXTURE_HEIGHT: u32 = 256;
+
 /// Everything a fit produces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FitResult {
@@ -206,7 +209,8 @@ pub struct FitResult {
     /// photos share the identity).
     #[serde(skip)]
     pub shape: Vec<[f32; 3]>,
-    /// The UV albedo map (RGB8, `texture_resolution²`).
+    /// The UV albedo map (RGB8, the model's atlas size, enlarged to at least
+    /// [`OUTPUT_TEXTURE_HEIGHT`] texels high).
     #[serde(skip)]
     pub texture: Option<RgbImage>,
     pub texture_model: String,
@@ -660,6 +664,13 @@ impl Session {
         let shape_points: Vec<[f32; 3]> = shape_values[..vs * 3].chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
 
         let mut texture = crate::texture::unwrap::to_rgb8(uv_map).await?;
+        if texture.height() < OUTPUT_TEXTURE_HEIGHT {
+            // A coarse texture model (the CPU-trained GAN is 64 texels high) still gets a
+            // texture fine enough to carry the photo's detail when it is blended in below.
+            let factor = OUTPUT_TEXTURE_HEIGHT.div_ceil(texture.height().max(1));
+            let (w, h) = (texture.width() * factor, texture.height() * factor);
+            texture = image::imageops::resize(&texture, w, h, image::imageops::FilterType::Triangle);
+        }
         if options.blend_photo_texture {
             let (all_shapes, _) = read_floats(shape).await?;
             let per_photo_shapes: Vec<Vec<[f32; 3]>> =
