@@ -77,6 +77,10 @@ pub enum Eval {
         /// Fit options as JSON (`FitOptions`, snake_case; missing fields take their defaults).
         #[arg(long)]
         options: Option<PathBuf>,
+        /// Texture model of the fits and of the synthetic faces' textures (default: the GAN
+        /// when its file exists, else PCA).
+        #[arg(long, value_enum)]
+        texture: Option<crate::fit::Texture>,
     },
 }
 
@@ -95,6 +99,9 @@ pub struct FittedArgs {
     /// Fit options as JSON (`FitOptions`, snake_case; missing fields take their defaults).
     #[arg(long)]
     options: Option<PathBuf>,
+    /// Texture model of each fit (default: the GAN when its file exists, else PCA).
+    #[arg(long, value_enum)]
+    texture: Option<crate::fit::Texture>,
 }
 
 pub(crate) fn read_options(path: Option<&Path>) -> Result<ganfit::fit::FitOptions> {
@@ -120,24 +127,24 @@ impl FittedArgs {
     }
 }
 
-fn fit_models(models: Option<PathBuf>, backend: Backend) -> Result<ganfit::fit::Models> {
+fn fit_models(models: Option<PathBuf>, backend: Backend, texture: Option<crate::fit::Texture>) -> Result<ganfit::fit::Models> {
     let (device, name) = backend.open()?;
     println!("# device: {name}");
-    crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), None)
+    let models = crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), texture.map(Into::into))?;
+    println!("# texture model: {}", models.texture.name());
+    Ok(models)
 }
 
 pub fn run(what: Eval) -> Result<()> {
     match what {
         Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, fitted } if fitted.fitted => {
-            crate::eval_fit::landmarks(&fit_models(models, device)?, &data, annotation_pixel_centre, limit, &fitted.options()?)
+            crate::eval_fit::landmarks(&fit_models(models, device, fitted.texture)?, &data, annotation_pixel_centre, limit, &fitted.options()?)
         }
-        Eval::Identity { data, models, device, limit, fitted } if fitted.fitted => crate::eval_fit::identity(&fit_models(models, device)?, &data, limit, &fitted.options()?),
+        Eval::Identity { data, models, device, limit, fitted } if fitted.fitted => crate::eval_fit::identity(&fit_models(models, device, fitted.texture)?, &data, limit, &fitted.options()?),
         Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, .. } => landmarks(&data, &models_dir(models), device, annotation_pixel_centre, limit),
         Eval::Identity { data, models, device, limit, .. } => identity(&data, &models_dir(models), device, limit),
-        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, iterations, save, options } => {
-            let (device, name) = device.open()?;
-            println!("# device: {name}");
-            let models = crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), None)?;
+        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, iterations, save, options, texture } => {
+            let models = fit_models(models, device, texture)?;
             let mut options = read_options(options.as_deref())?;
             if let Some(n) = landmark_iterations {
                 options.landmark_iterations = n;
