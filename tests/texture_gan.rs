@@ -1,5 +1,9 @@
-//! The progressive GAN: shapes through growth, a short training run (with resume), weight
-//! files, and clear errors on bad files. Synthetic textures only; small sizes (CPU backend).
+//! The progressive GAN: shapes through growth, reference outputs (also checked on WebGPU by
+//! the browser suite), a short training run (with resume), weight files, and clear errors on
+//! bad files. Synthetic textures only; small sizes (CPU backend).
+
+#[path = "golden/generator.rs"]
+mod golden;
 
 use std::path::Path;
 
@@ -30,6 +34,21 @@ fn shapes_follow_the_growth_schedule() {
         }
     }
     assert_eq!(config.levels(), 3);
+}
+
+#[test]
+fn the_generator_gives_its_reference_outputs_on_cpu_and_wgpu() {
+    // A missing adapter must fail this tier, never skip it.
+    let (gpu, info) = ganfit::device::gpu().expect("the wgpu test tier needs an adapter (lavapipe in CI)");
+    for (device, name, tolerance) in [(cpu(), "cpu".to_string(), 1e-4), (gpu, info.to_string(), 1e-3)] {
+        let generator = golden::generator(&device);
+        for (stage, expected) in golden::stages().into_iter().zip(golden::EXPECTED) {
+            let (values, _) = read_floats_blocking(generator.forward(golden::latents(&device), stage)).unwrap();
+            let probe = golden::probe(&values);
+            let gap = golden::max_gap(&probe, expected);
+            assert!(gap < tolerance, "{name}, {stage:?}: off by {gap}; it gives\n{probe:?}");
+        }
+    }
 }
 
 /// Smooth random colour fields, 32×16 (a 2:1 atlas), written as a corpus.

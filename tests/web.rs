@@ -1,6 +1,10 @@
-//! Browser tier: the renderer on the browser's WebGPU (SwiftShader in headless Chromium), run
-//! by wasm-bindgen-test-runner. A missing `navigator.gpu` or adapter fails these tests.
+//! Browser tier: the renderer and the texture generator on the browser's WebGPU (SwiftShader
+//! in headless Chromium), run by wasm-bindgen-test-runner. A missing `navigator.gpu` or adapter
+//! fails these tests.
 #![cfg(target_arch = "wasm32")]
+
+#[path = "golden/generator.rs"]
+mod golden;
 
 use ganfit::device;
 use ganfit::render::selftest;
@@ -24,4 +28,23 @@ async fn pose_recovery_converges_on_webgpu() {
     console_log!("pose recovery on {info}: loss {} -> {}, error {} -> {} in {:.0} ms",
         report.losses[0], report.losses.last().unwrap(), report.initial_error, report.final_error, report.milliseconds);
     assert!(report.converged(), "{report:?}");
+}
+
+#[wasm_bindgen_test]
+async fn the_texture_generator_gives_its_cpu_reference_outputs_on_webgpu() {
+    let (gpu, info) = device::webgpu().await.expect("this tier needs a WebGPU adapter");
+    let generator = golden::generator(&gpu);
+    for (stage, expected) in golden::stages().into_iter().zip(golden::EXPECTED) {
+        let (values, _) = device::read_floats(generator.forward(golden::latents(&gpu), stage)).await.unwrap();
+        let probe = golden::probe(&values);
+        let gap = golden::max_gap(&probe, expected);
+        console_log!("generator on {info}, {stage:?}: largest difference from the CPU {gap}");
+        assert!(gap < 1e-3, "{stage:?}: off by {gap}; WebGPU gives {probe:?}");
+    }
+    // The fitter differentiates the generator with respect to its latent.
+    let latent = golden::latents(&gpu.clone().autodiff()).require_grad();
+    let generator = golden::generator(&gpu.autodiff());
+    let grads = generator.forward(latent.clone(), golden::stages()[0]).powi_scalar(2).mean().backward();
+    let (gradient, _) = device::read_floats(latent.grad(&grads).expect("a latent gradient")).await.unwrap();
+    assert!(gradient.iter().all(|g| g.is_finite()) && gradient.iter().any(|g| *g != 0.0), "{gradient:?}");
 }
