@@ -81,8 +81,9 @@ entry() { # role file
     [ -f "$path" ] || return 0
     printf '    "%s": { "name": "%s", "size": %s, "sha256": "%s" }' "$1" "$2" "$(stat -c %s "$path")" "$(sha256sum "$path" | cut -d' ' -f1)"
 }
-preferred=pca
-[ -f www/public/models/texture_gan.bpk ] && preferred=gan
+# PCA when present: the shipped GAN (a short CPU run) does not reach its numbers; see the README.
+preferred=gan
+[ -f www/public/models/texture_pca.bpk ] && preferred=pca
 {
     echo '{'
     echo "  \"texture\": \"$preferred\","

@@ -12,10 +12,12 @@ use ganfit::io::models::TextureChoice;
 use ganfit::Error;
 use image::RgbImage;
 
+fn models_with(texture: TextureChoice) -> Models {
+    Models::load(&models_dir(), &cpu().autodiff(), texture).expect("the models (make models; both texture models are committed)")
+}
+
 fn models() -> Models {
-    let dir = models_dir();
-    let texture = if dir.join(TextureChoice::Gan.file_name()).exists() { TextureChoice::Gan } else { TextureChoice::Pca };
-    Models::load(&dir, &cpu().autodiff(), texture).expect("the models (make models)")
+    models_with(TextureChoice::Pca)
 }
 
 /// Small enough for a test, long enough for the losses to move.
@@ -106,6 +108,18 @@ fn photos_of_one_person_share_identity_and_texture() {
     assert_eq!(a.texture, b.texture);
     // Poses stay per photo: the mirrored face sits elsewhere in its frame.
     assert_ne!(a.translation_mm, b.translation_mm);
+}
+
+#[test]
+fn a_fit_through_the_gan_generator_lowers_its_pixel_loss() {
+    let models = models_with(TextureChoice::Gan);
+    let options = FitOptions { landmark_iterations: 30, iterations: 12, ..quick() };
+    let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
+    assert_eq!(result.texture_model, "gan");
+    let (first, last) = first_and_last(&result, FitStage::Full, |l| l.pixel);
+    assert!(last < first, "pixel loss {first} -> {last}");
+    let texture = result.texture.as_ref().unwrap();
+    assert!(texture.height() >= fit::OUTPUT_TEXTURE_HEIGHT, "texture {}x{}", texture.width(), texture.height());
 }
 
 #[test]

@@ -342,8 +342,11 @@ async function start() {
     return;
   }
   try {
+    // `?texture=gan` or `?texture=pca` picks the texture model; otherwise the manifest's choice.
+    const texture = new URLSearchParams(location.search).get('texture');
     fitter = await Fitter.create({
       modelsUrl: new URL('models/', location.href),
+      textureModel: texture === 'gan' || texture === 'pca' ? texture : undefined,
       onLoadProgress: (p) => {
         status.textContent = describeLoad(p);
         bar.value = p.total ? p.loaded / p.total : 0;

@@ -77,8 +77,8 @@ pub enum Eval {
         /// Fit options as JSON (`FitOptions`, snake_case; missing fields take their defaults).
         #[arg(long)]
         options: Option<PathBuf>,
-        /// Texture model of the fits and of the synthetic faces' textures (default: the GAN
-        /// when its file exists, else PCA).
+        /// Texture model of the fits and of the synthetic faces' textures (default: PCA when
+        /// its file exists, else the GAN).
         #[arg(long, value_enum)]
         texture: Option<crate::fit::Texture>,
     },
@@ -99,7 +99,7 @@ pub struct FittedArgs {
     /// Fit options as JSON (`FitOptions`, snake_case; missing fields take their defaults).
     #[arg(long)]
     options: Option<PathBuf>,
-    /// Texture model of each fit (default: the GAN when its file exists, else PCA).
+    /// Texture model of each fit (default: PCA when its file exists, else the GAN).
     #[arg(long, value_enum)]
     texture: Option<crate::fit::Texture>,
 }

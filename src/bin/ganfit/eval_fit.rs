@@ -12,13 +12,13 @@ use ganfit::io::models::TextureChoice;
 use ganfit::util::rng::SplitMix64;
 use ganfit::{Error, Result};
 
-/// Loads the models for fitting on `device` (autodiff) with the texture model that exists,
-/// GAN first.
+/// Loads the models for fitting on `device` (autodiff) with `texture`, or else the texture
+/// model that exists, PCA first (the shipped GAN, a short CPU run, does not reach its numbers).
 pub fn load_models(dir: &Path, device: &Device, texture: Option<TextureChoice>) -> Result<Models> {
     let choice = match texture {
         Some(t) => t,
-        None if dir.join(TextureChoice::Gan.file_name()).exists() => TextureChoice::Gan,
-        None => TextureChoice::Pca,
+        None if dir.join(TextureChoice::Pca.file_name()).exists() => TextureChoice::Pca,
+        None => TextureChoice::Gan,
     };
     Models::load(dir, device, choice)
 }

@@ -31,7 +31,7 @@ pub struct FitArgs {
     /// Working resolution, pixels.
     #[arg(long)]
     pub resolution: Option<usize>,
-    /// Texture model (default: the GAN when its file exists, else PCA).
+    /// Texture model (default: PCA when its file exists, else the GAN).
     #[arg(long, value_enum)]
     pub texture: Option<Texture>,
     /// Keep the model's texture only (no photo blending).

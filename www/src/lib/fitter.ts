@@ -9,7 +9,8 @@ export interface CreateOptions {
   /** Folder (URL) holding the model files and their `manifest.json`. Default: `models/`
    * relative to the page. */
   modelsUrl?: string | URL;
-  /** Texture model: `gan` or `pca`. Default: what the manifest prefers (GAN when present). */
+  /** Texture model: `gan` or `pca`. Default: what the manifest prefers (PCA when present:
+   * the shipped GAN is a short CPU run that does not reach its numbers; see the README). */
   textureModel?: 'gan' | 'pca';
   /** Cache API cache for the model files; `null` turns caching off. Default `ganfit-models`. */
   cacheName?: string | null;

@@ -10,7 +10,7 @@ export interface ManifestFile {
 }
 
 export interface Manifest {
-  /** Which texture model to use when the caller does not say: `gan` when its file is there. */
+  /** Which texture model to use when the caller does not say: `pca` when its file is there. */
   texture: 'gan' | 'pca';
   files: Record<'face_model' | 'detector' | 'landmarks68' | 'mobilefacenet' | 'texture_gan' | 'texture_pca', ManifestFile | undefined>;
 }
