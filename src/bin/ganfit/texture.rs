@@ -395,13 +395,17 @@ fn reconstruction_l1(model: &TextureModel, test: &Corpus, count: usize, device: 
         let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, h, w, 1]), &ad);
         let mut slot = ganfit::fit::adam::Slot::new(Tensor::zeros([b, model.parameters()], &ad), 0.05);
         let mut adam = ganfit::fit::adam::Adam::default();
+        const STEPS: usize = 150;
         let mut last = 0.0;
-        for _ in 0..150 {
+        for step in 0..STEPS {
             let leaf = slot.leaf();
             let map = uv_map_at(model, leaf.clone(), factor)?;
             let l1 = ((map - target.clone()).abs() * mask.clone()).sum() / (mask.clone().sum() * 3.0 + 1.0);
             let grads = l1.clone().backward();
-            last = ganfit::device::read_floats_blocking(l1.detach())?.0[0];
+            // Only the last value is reported; reading synchronises with the device.
+            if step + 1 == STEPS {
+                last = ganfit::device::read_floats_blocking(l1.detach())?.0[0];
+            }
             adam.begin_step();
             if let Some(g) = leaf.grad(&grads) {
                 adam.update(&mut slot, g, |v| v);
