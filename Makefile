@@ -12,13 +12,18 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/ganfit/target
 WASM_TARGET_DIR ?= $(CARGO_TARGET_DIR)-wasm
 export GANFIT_DATA ?= $(abspath ../shared/data)
 export GANFIT_MODELS ?= $(abspath models)
+# Lints: clippy runs as this crate's compiler in every build below (as `cargo clippy` itself runs
+# it, through RUSTC_WORKSPACE_WRAPPER), so linting the native and the wasm builds costs no second
+# compilation of the dependencies. Every warning, rustc's or clippy's, fails the build.
+export RUSTC_WORKSPACE_WRAPPER ?= $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+export CLIPPY_ARGS ?= -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
 WASM := $(WASM_TARGET_DIR)/wasm32-unknown-unknown/release/ganfit.wasm
 GANFIT := $(CARGO_TARGET_DIR)/release/ganfit
 PORT ?= 8080
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup native wasm web models package demo serve test test-native test-wasm test-web test-package clean
+.PHONY: help setup native wasm web models package demo serve test check test-native test-wasm test-web test-package clean
 
 help:
 	@echo "make demo   build everything, convert models, serve the web app on 127.0.0.1:$(PORT)"
@@ -48,7 +53,12 @@ demo: web
 	@echo "ganfit demo: http://127.0.0.1:$(PORT)/"
 	npm --prefix www run preview -- --host 127.0.0.1 --port $(PORT) --strictPort
 
-test: test-native test-wasm test-web test-package
+test: check test-native test-wasm test-web test-package
+
+# Formatting and the layering of src/ (imports run down the pipeline, no import circles).
+check:
+	cargo fmt --check
+	python3 scripts/check-layers.py
 
 test-native: models
 	cargo test --release --locked --features cli

@@ -81,9 +81,9 @@ entry() { # role file
     [ -f "$path" ] || return 0
     printf '    "%s": { "name": "%s", "size": %s, "sha256": "%s" }' "$1" "$2" "$(stat -c %s "$path")" "$(sha256sum "$path" | cut -d' ' -f1)"
 }
-# PCA when present: the shipped GAN (a short CPU run) does not reach its numbers; see the README.
-preferred=gan
-[ -f www/public/models/texture_pca.bpk ] && preferred=pca
+# The texture model a fit uses when none is named: the rule lives in the library
+# (TextureChoice::preferred_in), so the page and the CLI pick the same one.
+preferred=$("$ganfit" texture default --models www/public/models)
 {
     echo '{'
     echo "  \"texture\": \"$preferred\","

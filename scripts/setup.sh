@@ -18,6 +18,11 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Every build lints with clippy (see the Makefile) and `make test` checks formatting.
+for component in clippy rustfmt; do
+    rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown
 fi
@@ -25,7 +30,10 @@ fi
 # The CLI must match the wasm-bindgen crate exactly.
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
     echo "setup: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+    # Without the Makefile's clippy wrapper: it would lint (and, with warnings denied, fail)
+    # the installed tool as if it were this crate.
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
+        cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
 # npm ci only when the lock file changed since the last install.

@@ -35,6 +35,15 @@ impl std::fmt::Display for AdapterInfo {
     }
 }
 
+impl AdapterInfo {
+    /// Whether the adapter is a CPU implementation of the GPU API (Mesa's lavapipe or llvmpipe,
+    /// SwiftShader): slower at this work than the CPU backend on the same cores.
+    pub fn is_software(&self) -> bool {
+        // `device_type` is the Debug name of wgpu's `DeviceType`.
+        self.device_type == "Cpu"
+    }
+}
+
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 fn adapter_info(setup: &burn::tensor::wgpu::WgpuSetup) -> AdapterInfo {
     let info = setup.adapter.get_info();
@@ -77,7 +86,7 @@ pub async fn webgpu() -> Result<(Device, AdapterInfo)> {
     if let Some(found) = GPU.with(|g| g.borrow().clone()) {
         return Ok(found);
     }
-    if !crate::web::has_navigator_gpu() {
+    if !browser::has_navigator_gpu() {
         return Err(Error::NoWebGpu("this browser does not expose navigator.gpu".into()));
     }
     let (device, setup) = Device::wgpu_options()
@@ -86,7 +95,7 @@ pub async fn webgpu() -> Result<(Device, AdapterInfo)> {
         .map_err(|e| Error::NoWebGpu(e.to_string()))?;
     let mut info = adapter_info(&setup);
     if info.name.is_empty() {
-        info.name = crate::web::browser_adapter_name().await.unwrap_or_else(|| "unnamed adapter".into());
+        info.name = browser::browser_adapter_name().await.unwrap_or_else(|| "unnamed adapter".into());
     }
     GPU.with(|g| *g.borrow_mut() = Some((device.clone(), info.clone())));
     Ok((device, info))
@@ -123,4 +132,56 @@ pub fn read_floats_blocking<const D: usize>(tensor: Tensor<D>) -> Result<(Vec<f3
 #[cfg(not(target_arch = "wasm32"))]
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     pollster::block_on(future)
+}
+
+/// Browser probes that wgpu does not make: whether WebGPU exists at all, and the adapter's name.
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use wasm_bindgen::{JsCast, JsValue};
+
+    /// Whether `navigator.gpu` exists in this page or worker.
+    pub(crate) fn has_navigator_gpu() -> bool {
+        let global = js_sys::global();
+        let navigator = js_sys::Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
+        if navigator.is_undefined() || navigator.is_null() {
+            return false;
+        }
+        let gpu = js_sys::Reflect::get(&navigator, &JsValue::from_str("gpu")).unwrap_or(JsValue::UNDEFINED);
+        !(gpu.is_undefined() || gpu.is_null())
+    }
+
+    /// `vendor architecture description` of the browser's adapter: wgpu reports only the
+    /// description, which browsers often leave empty for privacy.
+    pub(crate) async fn browser_adapter_name() -> Option<String> {
+        let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).ok();
+        let navigator = get(&js_sys::global(), "navigator")?;
+        let gpu = get(&navigator, "gpu")?;
+        let request = get(&gpu, "requestAdapter")?.dyn_into::<js_sys::Function>().ok()?;
+        let promise = request.call0(&gpu).ok()?.dyn_into::<js_sys::Promise>().ok()?;
+        let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+        let info = get(&adapter, "info")?;
+        let parts: Vec<String> = ["vendor", "architecture", "description"]
+            .iter()
+            .filter_map(|k| get(&info, k).and_then(|v| v.as_string()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdapterInfo;
+
+    fn adapter(device_type: &str) -> AdapterInfo {
+        AdapterInfo { name: "a".into(), backend: "Vulkan".into(), device_type: device_type.into(), driver: String::new() }
+    }
+
+    #[test]
+    fn software_adapters_are_told_from_hardware_ones() {
+        assert!(adapter("Cpu").is_software());
+        for hardware in ["DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Other"] {
+            assert!(!adapter(hardware).is_software(), "{hardware}");
+        }
+    }
 }

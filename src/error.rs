@@ -1,7 +1,5 @@
 //! The crate's one error type: each variant is something a user can act on.
 
-use crate::render::RenderError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The browser has no WebGPU (`navigator.gpu` missing) or gave no adapter/device.
@@ -22,7 +20,9 @@ pub enum Error {
     /// The caller cancelled the operation.
     #[error("cancelled")]
     Cancelled,
-    /// The optimisation produced NaN/inf or blew up; the last good result is kept.
+    /// Training produced a non-finite loss and stopped (its last checkpoint stays). A fit does
+    /// not fail this way: a stage that meets a non-finite loss stops with the last good
+    /// parameters, and the result carries a warning.
     #[error("the fit diverged: {0}")]
     Diverged(String),
     /// A renderer precondition failed (shapes, indices, resolution).
@@ -64,6 +64,20 @@ impl Error {
             Error::Io { .. } => "Io",
         }
     }
+}
+
+/// Why a render op refused its input (kept here, under every layer, so that [`Error`] can wrap
+/// it without the error type importing the renderer).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the mesh has no triangles or no vertices")]
+    EmptyMesh,
+    #[error("triangle {triangle} uses vertex {index}, but the mesh has {vertices} vertices")]
+    IndexOutOfRange { triangle: usize, index: i64, vertices: usize },
+    #[error("{what}: expected shape {expected}, got {got:?}")]
+    Shape { what: &'static str, expected: String, got: Vec<usize> },
+    #[error("resolution {width}x{height} (batch {batch}) is outside what the device can render (at most {max_side} per side and {max_pixels} pixels per call)")]
+    Resolution { width: usize, height: usize, batch: usize, max_side: usize, max_pixels: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

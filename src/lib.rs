@@ -16,6 +16,8 @@ pub mod io;
 pub mod nets;
 pub mod render;
 pub mod texture;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod texture_corpus;
 pub mod util;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -10,43 +10,14 @@ use wasm_bindgen::prelude::*;
 use crate::device;
 use crate::error::Error;
 use crate::fit::{self, Control, FitOptions, FitResult, FitStage, LossValues, Models, Progress};
-use crate::io::export;
-use crate::io::models::{ModelFiles, TextureChoice};
+use crate::fit::export;
+use crate::fit::models::{ModelFiles, TextureChoice};
 use crate::nets::ModelBytes;
 use crate::render::selftest;
 
 #[wasm_bindgen(start)]
 pub fn start() {
     record_panics();
-}
-
-/// Whether `navigator.gpu` exists in this page or worker.
-pub fn has_navigator_gpu() -> bool {
-    let global = js_sys::global();
-    let navigator = js_sys::Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
-    if navigator.is_undefined() || navigator.is_null() {
-        return false;
-    }
-    let gpu = js_sys::Reflect::get(&navigator, &JsValue::from_str("gpu")).unwrap_or(JsValue::UNDEFINED);
-    !(gpu.is_undefined() || gpu.is_null())
-}
-
-/// `vendor architecture description` of the browser's adapter: wgpu reports only the
-/// description, which browsers often leave empty for privacy.
-pub async fn browser_adapter_name() -> Option<String> {
-    let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).ok();
-    let navigator = get(&js_sys::global(), "navigator")?;
-    let gpu = get(&navigator, "gpu")?;
-    let request = get(&gpu, "requestAdapter")?.dyn_into::<js_sys::Function>().ok()?;
-    let promise = request.call0(&gpu).ok()?.dyn_into::<js_sys::Promise>().ok()?;
-    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-    let info = get(&adapter, "info")?;
-    let parts: Vec<String> = ["vendor", "architecture", "description"]
-        .iter()
-        .filter_map(|k| get(&info, k).and_then(|v| v.as_string()))
-        .filter(|s| !s.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 pub(crate) fn to_js(error: Error) -> JsValue {

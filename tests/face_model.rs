@@ -40,7 +40,7 @@ fn scratch(name: &str) -> PathBuf {
 fn model_bytes() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
-        let (bytes, report) = ict::convert(&ict::Source::Archive(archive()), Precision::F16).expect("conversion");
+        let (bytes, report) = ict::convert(&ict::IctSource::Archive(archive()), Precision::F16).expect("conversion");
         let e = report.storage.max_error;
         eprintln!(
             "converted in {:.1} s: {:.1} MB, f16 max vertex error identity {:.2e} mm, expression {:.2e} mm, mean (f32) {:.2e} mm",
@@ -476,7 +476,7 @@ fn mean_face_renders_with_its_mask_and_texture() {
 }
 
 fn conversion_error(path: &Path) -> String {
-    match ict::convert(&ict::Source::from_path(path), Precision::F16) {
+    match ict::convert(&ict::IctSource::from_path(path), Precision::F16) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("{} converted", path.display()),
     }

@@ -8,7 +8,7 @@ use common::{models_dir, sample};
 use ganfit::device::{block_on, cpu};
 use ganfit::eval::landmarks::nme;
 use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models, Progress};
-use ganfit::io::models::TextureChoice;
+use ganfit::fit::models::TextureChoice;
 use ganfit::Error;
 use image::RgbImage;
 
@@ -66,7 +66,7 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
     assert_eq!(render.width() as usize, quick().resolution);
     let covered = alpha.iter().filter(|&&a| a > 128).count() as f64 / alpha.len() as f64;
     assert!((0.1..0.95).contains(&covered), "render coverage {covered}");
-    let files = ganfit::io::export::exports(&models.face, &result).unwrap();
+    let files = ganfit::fit::export::exports(&models.face, &result).unwrap();
     let count = |prefix: &str| files.obj.obj.lines().filter(|l| l.starts_with(prefix)).count();
     assert_eq!(count("v "), result.shape.len());
     assert_eq!(count("vt "), files.mesh.uvs.len());

@@ -554,33 +554,33 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
 
 /// Where the converter reads ICT-FaceKit from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum IctSource {
     /// A `.tar.xz` of ICT-FaceKit's files.
     Archive(PathBuf),
     /// A clone of the upstream repository at [`UPSTREAM_COMMIT`].
     Checkout(PathBuf),
 }
 
-impl Source {
+impl IctSource {
     /// A directory is a checkout, anything else an archive.
     pub fn from_path(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        if path.is_dir() { Source::Checkout(path) } else { Source::Archive(path) }
+        if path.is_dir() { IctSource::Checkout(path) } else { IctSource::Archive(path) }
     }
 }
 
 /// Reads and verifies the sources and builds the model contents (full precision).
-pub fn read(source: &Source) -> Result<(ModelContents, bool)> {
+pub fn read(source: &IctSource) -> Result<(ModelContents, bool)> {
     let wanted = manifest();
     let sources = match source {
-        Source::Archive(path) => read_archive(path, &wanted)?,
-        Source::Checkout(path) => read_directory(path, &wanted)?,
+        IctSource::Archive(path) => read_archive(path, &wanted)?,
+        IctSource::Checkout(path) => read_directory(path, &wanted)?,
     };
     build(&sources)
 }
 
 /// Converts ICT-FaceKit into model file bytes.
-pub fn convert(source: &Source, precision: Precision) -> Result<(Vec<u8>, Report)> {
+pub fn convert(source: &IctSource, precision: Precision) -> Result<(Vec<u8>, Report)> {
     let start = Instant::now();
     let (contents, flipped_winding) = read(source)?;
     let read_seconds = start.elapsed().as_secs_f64();
@@ -592,7 +592,7 @@ pub fn convert(source: &Source, precision: Precision) -> Result<(Vec<u8>, Report
 
 /// Converts and writes the model file (through a temporary file, so that an interrupted
 /// conversion never leaves a half-written model behind).
-pub fn convert_to_file(source: &Source, out: &Path, precision: Precision) -> Result<Report> {
+pub fn convert_to_file(source: &IctSource, out: &Path, precision: Precision) -> Result<Report> {
     let (bytes, report) = convert(source, precision)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -656,16 +656,16 @@ Right jawline (substitutes 0-7 in Multi PIE):
         std::fs::create_dir_all(&dir).unwrap();
         let garbage = dir.join("garbage.tar.xz");
         std::fs::write(&garbage, b"this is not an archive").unwrap();
-        let err = read(&Source::Archive(garbage.clone())).unwrap_err().to_string();
+        let err = read(&IctSource::Archive(garbage.clone())).unwrap_err().to_string();
         assert!(err.contains("garbage.tar.xz") && err.contains("cannot decompress"), "{err}");
         let empty_checkout = dir.join("checkout");
         std::fs::create_dir_all(&empty_checkout).unwrap();
-        let err = read(&Source::from_path(&empty_checkout)).unwrap_err().to_string();
+        let err = read(&IctSource::from_path(&empty_checkout)).unwrap_err().to_string();
         assert!(err.contains("FaceXModel/") && err.contains("missing") && err.contains("156 more"), "{err}");
         std::fs::write(empty_checkout.join("README.md"), "not ICT's readme").unwrap();
-        let err = read(&Source::from_path(&empty_checkout)).unwrap_err().to_string();
+        let err = read(&IctSource::from_path(&empty_checkout)).unwrap_err().to_string();
         assert!(err.contains("README.md") && err.contains("SHA-256"), "{err}");
-        let err = read(&Source::Archive(dir.join("absent.tar.xz"))).unwrap_err().to_string();
+        let err = read(&IctSource::Archive(dir.join("absent.tar.xz"))).unwrap_err().to_string();
         assert!(err.contains("absent.tar.xz"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

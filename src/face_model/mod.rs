@@ -71,8 +71,11 @@ pub struct FaceModel {
     uv_tensor: Tensor<3>,
 }
 
+/// Index ranges of a model's vertices or triangles.
+type Spans = Vec<Range<u32>>;
+
 /// The selected regions' vertex ranges and triangle ranges, in ICT order.
-fn selected_spans(header: &Header, selection: RegionSelection, path: &str) -> Result<(Vec<Range<u32>>, Vec<Range<u32>>)> {
+fn selected_spans(header: &Header, selection: RegionSelection, path: &str) -> Result<(Spans, Spans)> {
     let mut vertices = Vec::new();
     let mut triangles = Vec::new();
     for region in selection.regions() {

@@ -2,6 +2,20 @@
 
 use burn::tensor::Tensor;
 
+/// The terms a fit weighs and reports (each stage uses some of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossTerm {
+    Landmarks,
+    Pixel,
+    Identity,
+    RandomIdentity,
+    Content,
+    IdentityPrior,
+    ExpressionPrior,
+    TexturePrior,
+    FocalPrior,
+}
+
 /// Mean squared landmark distance `[N, 68, 2]` vs `[N, 68, 2]` in pixels, divided by the square
 /// of `scale` (the working resolution), with per-point weights `[68]`.
 pub fn landmarks(predicted: Tensor<3>, target: Tensor<3>, weights: Tensor<1>, scale: f32) -> Tensor<1> {

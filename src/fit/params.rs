@@ -4,29 +4,94 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::adam::Slot;
+use super::scene::Camera;
+use crate::render::shading::PhongLight;
 
-/// Parameters on the device as Adam slots. Shape and texture have one row per person
-/// (`persons` = 1 when the photos show one person), the rest one row per photo.
-#[derive(Debug, Clone)]
-pub struct Params {
-    pub identity: Slot,
-    pub expression: Slot,
-    pub texture: Slot,
-    /// Euler angles (pitch, yaw, roll), radians.
-    pub angles: Slot,
-    /// Camera-space translation, mm.
-    pub translation: Slot,
-    /// ln(focal length in pixels of the working crop).
-    pub log_focal: Slot,
-    /// Ambient RGB.
-    pub ambient: Slot,
-    /// Directional light RGB.
-    pub diffuse: Slot,
-    /// Direction towards the light, camera space (normalised when used).
-    pub light_direction: Slot,
-    /// Specular intensity.
-    pub specular: Slot,
+/// Defines [`ParamSet`] from one list of the parameter groups: the struct, and the conversions
+/// to and from an array in that order, on which every other method is built.
+macro_rules! param_groups {
+    ($($(#[$doc:meta])* $name:ident,)+) => {
+        /// One `T` per parameter group (GANFit's p_s, p_e, p_t, the camera p_c and the light p_l):
+        /// the device values as Adam [`Slot`]s ([`Params`]), a step's gradient-recording leaves
+        /// ([`Leaves`]), learning rates, snapshots. Shape and texture have one row per person
+        /// (`persons` = 1 when the photos show one person), the rest one row per photo.
+        #[derive(Debug, Clone, Copy, PartialEq, Default)]
+        pub struct ParamSet<T> {
+            $($(#[$doc])* pub $name: T,)+
+        }
+
+        impl<T> ParamSet<T> {
+            /// The groups' names, in the order of [`ParamSet::into_array`].
+            pub const NAMES: [&'static str; GROUPS] = [$(stringify!($name)),+];
+
+            pub fn into_array(self) -> [T; GROUPS] {
+                [$(self.$name),+]
+            }
+
+            pub fn from_array(array: [T; GROUPS]) -> Self {
+                let [$($name),+] = array;
+                Self { $($name),+ }
+            }
+
+            pub fn refs(&self) -> ParamSet<&T> {
+                ParamSet { $($name: &self.$name),+ }
+            }
+
+            pub fn refs_mut(&mut self) -> ParamSet<&mut T> {
+                ParamSet { $($name: &mut self.$name),+ }
+            }
+        }
+    };
 }
+
+/// How many parameter groups a fit optimises.
+pub const GROUPS: usize = 10;
+
+param_groups! {
+    identity,
+    expression,
+    texture,
+    /// Euler angles (pitch, yaw, roll), radians.
+    angles,
+    /// Camera-space translation, mm.
+    translation,
+    /// ln(focal length in pixels of the working crop).
+    log_focal,
+    /// Ambient RGB.
+    ambient,
+    /// Directional light RGB.
+    diffuse,
+    /// Direction towards the light, camera space (normalised when used).
+    light_direction,
+    /// Specular intensity.
+    specular,
+}
+
+impl<T> ParamSet<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> ParamSet<U> {
+        ParamSet::from_array(self.into_array().map(f))
+    }
+
+    /// Pairs each group's value with the other set's.
+    pub fn zip<U>(self, other: ParamSet<U>) -> ParamSet<(T, U)> {
+        let mut other = other.into_array().into_iter();
+        self.map(|t| (t, other.next().expect("both sets have every group")))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.refs().into_array().into_iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.refs_mut().into_array().into_iter()
+    }
+}
+
+/// The optimised parameters on the device.
+pub type Params = ParamSet<Slot>;
+
+/// One step's parameters as gradient-recording leaves (or any set of parameter values).
+pub type Leaves = ParamSet<Tensor<2>>;
 
 /// Plain values of one photo's parameters, as written to `params.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,98 +150,103 @@ impl Params {
         }
     }
 
-    pub fn set_rates(&mut self, r: &Rates) {
-        self.identity.lr = r.identity;
-        self.expression.lr = r.expression;
-        self.texture.lr = r.texture;
-        self.angles.lr = r.angles;
-        self.translation.lr = r.translation;
-        self.log_focal.lr = r.log_focal;
-        self.ambient.lr = r.light;
-        self.diffuse.lr = r.light;
-        self.light_direction.lr = r.light;
-        self.specular.lr = r.light;
-    }
-
-    pub fn slots_mut(&mut self) -> [&mut Slot; 10] {
-        [
-            &mut self.identity,
-            &mut self.expression,
-            &mut self.texture,
-            &mut self.angles,
-            &mut self.translation,
-            &mut self.log_focal,
-            &mut self.ambient,
-            &mut self.diffuse,
-            &mut self.light_direction,
-            &mut self.specular,
-        ]
-    }
-
-    pub fn slots(&self) -> [&Slot; 10] {
-        [
-            &self.identity,
-            &self.expression,
-            &self.texture,
-            &self.angles,
-            &self.translation,
-            &self.log_focal,
-            &self.ambient,
-            &self.diffuse,
-            &self.light_direction,
-            &self.specular,
-        ]
+    /// Sets every group's learning rate (0 holds a group).
+    pub fn set_rates(&mut self, rates: &Rates) {
+        for (slot, lr) in self.refs_mut().zip(rates.per_group()).into_array() {
+            slot.lr = lr;
+        }
     }
 
     pub fn photos(&self) -> usize {
         self.expression.value.dims()[0]
     }
 
+    /// The current values as fresh leaves that record gradients for one step.
+    pub fn leaves(&self) -> Leaves {
+        self.refs().map(Slot::leaf)
+    }
+
+    /// The current values (also the "last good" state kept against divergence).
+    pub fn values(&self) -> Leaves {
+        self.refs().map(|s| s.value.clone())
+    }
+
+    pub fn restore(&mut self, values: &Leaves) {
+        for (slot, value) in self.refs_mut().zip(values.refs()).into_array() {
+            slot.value = value.clone();
+        }
+    }
+
     /// Reads every parameter back (asynchronously) into per-photo plain values.
     pub async fn read(&self) -> crate::Result<Vec<PhotoParams>> {
-        use crate::device::read_floats;
         let n = self.photos();
-        let read = |s: &Slot| read_floats(s.value.clone());
-        let (identity, [p, ni]) = read(&self.identity).await?;
-        let (expression, [_, ne]) = read(&self.expression).await?;
-        let (texture, [_, nt]) = read(&self.texture).await?;
-        let (angles, _) = read(&self.angles).await?;
-        let (translation, _) = read(&self.translation).await?;
-        let (log_focal, _) = read(&self.log_focal).await?;
-        let (ambient, _) = read(&self.ambient).await?;
-        let (diffuse, _) = read(&self.diffuse).await?;
-        let (direction, _) = read(&self.light_direction).await?;
-        let (specular, _) = read(&self.specular).await?;
+        let mut read = Vec::with_capacity(GROUPS);
+        for slot in self.iter() {
+            read.push(crate::device::read_floats(slot.value.clone()).await?);
+        }
+        let read = ParamSet::from_array(read.try_into().expect("one read per group"));
+        let [persons, ni] = read.identity.1;
+        let [_, ne] = read.expression.1;
+        let [_, nt] = read.texture.1;
+        let v = read.map(|(values, _)| values);
         let three = |v: &[f32], i: usize| [v[3 * i], v[3 * i + 1], v[3 * i + 2]];
         Ok((0..n)
             .map(|i| {
-                let person = if p == 1 { 0 } else { i };
-                let d = three(&direction, i);
+                let person = if persons == 1 { 0 } else { i };
+                let d = three(&v.light_direction, i);
                 let norm = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt().max(1e-12);
                 PhotoParams {
-                    identity: identity[person * ni..(person + 1) * ni].to_vec(),
-                    expression: expression[i * ne..(i + 1) * ne].to_vec(),
-                    texture: texture[person * nt..(person + 1) * nt].to_vec(),
-                    angles: three(&angles, i),
-                    translation_mm: three(&translation, i),
-                    focal_px: log_focal[i].exp(),
-                    ambient: three(&ambient, i),
-                    diffuse: three(&diffuse, i),
+                    identity: v.identity[person * ni..(person + 1) * ni].to_vec(),
+                    expression: v.expression[i * ne..(i + 1) * ne].to_vec(),
+                    texture: v.texture[person * nt..(person + 1) * nt].to_vec(),
+                    angles: three(&v.angles, i),
+                    translation_mm: three(&v.translation, i),
+                    focal_px: v.log_focal[i].exp(),
+                    ambient: three(&v.ambient, i),
+                    diffuse: three(&v.diffuse, i),
                     light_direction: d.map(|c| c / norm),
-                    specular: specular[i],
+                    specular: v.specular[i],
                 }
             })
             .collect())
     }
+}
 
-    /// Copies of the current values (the "last good" state kept against divergence).
-    pub fn snapshot(&self) -> Vec<Tensor<2>> {
-        self.slots().iter().map(|s| s.value.clone()).collect()
+impl Leaves {
+    /// The camera these values describe.
+    pub fn camera(&self) -> Camera {
+        Camera { angles: self.angles.clone(), translation: self.translation.clone(), focal: self.log_focal.clone().exp() }
     }
 
-    pub fn restore(&mut self, snapshot: &[Tensor<2>]) {
-        for (slot, value) in self.slots_mut().into_iter().zip(snapshot) {
-            slot.value = value.clone();
+    /// The light these values describe, with skin's fixed [`SHININESS`].
+    pub fn light(&self) -> PhongLight {
+        PhongLight {
+            ambient: self.ambient.clone(),
+            diffuse: self.diffuse.clone(),
+            direction: self.light_direction.clone(),
+            specular: self.specular.clone(),
+            shininess: SHININESS,
+        }
+    }
+}
+
+/// Phong exponent of skin in every render (GANFit fits colour and direction, not this).
+pub const SHININESS: f32 = 20.0;
+
+impl Rates {
+    /// The rate of each group (the four light groups share one).
+    pub fn per_group(&self) -> ParamSet<f32> {
+        ParamSet {
+            identity: self.identity,
+            expression: self.expression,
+            texture: self.texture,
+            angles: self.angles,
+            translation: self.translation,
+            log_focal: self.log_focal,
+            ambient: self.light,
+            diffuse: self.light,
+            light_direction: self.light,
+            specular: self.light,
         }
     }
 }

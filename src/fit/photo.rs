@@ -22,6 +22,8 @@ pub const PROFILE_YAW_DEGREES: f32 = 60.0;
 /// What the fit knows of one photo.
 #[derive(Debug, Clone)]
 pub struct PhotoTarget {
+    /// The photo's width and height, pixels.
+    pub photo_size: [u32; 2],
     pub analysis: FaceAnalysis,
     /// Working-crop pixel → photo pixel.
     pub crop: Affine,
@@ -106,6 +108,7 @@ pub async fn prepare(nets: &FaceNets, face: &FaceModel, photo: &RgbImage, resolu
         warnings.push(format!("small face ({face_side:.0} px across): expect a coarse fit"));
     }
     Ok(PhotoTarget {
+        photo_size: [photo.width(), photo.height()],
         analysis,
         crop,
         resolution,
@@ -120,11 +123,11 @@ pub async fn prepare(nets: &FaceNets, face: &FaceModel, photo: &RgbImage, resolu
 }
 
 impl PhotoTarget {
-    pub fn summary(&self, photo: &RgbImage) -> PhotoSummary {
+    pub fn summary(&self) -> PhotoSummary {
         let f = &self.analysis.face;
         PhotoSummary {
-            width: photo.width(),
-            height: photo.height(),
+            width: self.photo_size[0],
+            height: self.photo_size[1],
             faces_found: self.analysis.faces_found,
             face_box: [f.rect.x, f.rect.y, f.rect.width, f.rect.height],
             landmarks: self.analysis.landmarks.clone(),

@@ -45,7 +45,7 @@ impl Rect {
         let height = (self.y + self.height - y).min(image_height as f64 - y);
         let (x, y, width, height) = (x.floor(), y.floor(), width.floor(), height.floor());
         (width > 0.0 && height > 0.0 && x.is_finite() && y.is_finite())
-            .then(|| PixelRect { x: x as u32, y: y as u32, width: width as u32, height: height as u32 })
+            .then_some(PixelRect { x: x as u32, y: y as u32, width: width as u32, height: height as u32 })
     }
 }
 
@@ -146,7 +146,7 @@ impl SquareCrop {
         Self { rect, side: w.max(h), pad_x, pad_y, size }
     }
 
-    /// Source pixels per input pixel.
+    /// WeightSource pixels per input pixel.
     pub fn ratio(&self) -> f64 {
         self.side as f64 / self.size as f64
     }

@@ -13,7 +13,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::align::{PixelRect, Rect, SquareCrop};
-use super::layers::{self, Bias, ConvSpec, Source, relu6};
+use super::layers::{self, Bias, ConvSpec, WeightSource, relu6};
 use crate::device::read_floats;
 use crate::error::{Error, Result};
 
@@ -45,10 +45,10 @@ pub struct SsdMobilenetV1 {
 }
 
 impl SsdMobilenetV1 {
-    pub fn build(source: &mut Source, device: &Device) -> Result<Self> {
+    pub fn build(source: &mut WeightSource, device: &Device) -> Result<Self> {
         let mut backbone = Vec::new();
         let name = |i: usize, what: &str| format!("MobilenetV1/Conv2d_{i}_{what}");
-        let pointwise = |source: &mut Source, i: usize, kernel: usize, channels: [usize; 2], stride: usize| {
+        let pointwise = |source: &mut WeightSource, i: usize, kernel: usize, channels: [usize; 2], stride: usize| {
             let (filter, offset) = (format!("{}/weights", name(i, "pointwise")), format!("{}/convolution_bn_offset", name(i, "pointwise")));
             layers::conv(source, ConvSpec::new(&filter, kernel, channels, stride, Bias::Plain(&offset)), device)
         };

@@ -18,7 +18,7 @@ use image::RgbImage;
 
 use super::align::SquareCrop;
 use super::detector::Detection;
-use super::layers::{self, Bias, ConvSpec, Source};
+use super::layers::{self, Bias, ConvSpec, WeightSource};
 use crate::device::read_floats;
 use crate::error::{Error, Result};
 
@@ -38,7 +38,7 @@ pub struct SeparableConv {
 }
 
 impl SeparableConv {
-    fn build(source: &mut Source, prefix: &str, channels: [usize; 2], stride: usize, separable: bool, device: &Device) -> Result<Self> {
+    fn build(source: &mut WeightSource, prefix: &str, channels: [usize; 2], stride: usize, separable: bool, device: &Device) -> Result<Self> {
         let bias = format!("{prefix}/bias");
         if !separable {
             let filters = format!("{prefix}/filters");
@@ -67,7 +67,7 @@ pub struct DenseBlock {
 }
 
 impl DenseBlock {
-    fn build(source: &mut Source, prefix: &str, channels: [usize; 2], first: bool, device: &Device) -> Result<Self> {
+    fn build(source: &mut WeightSource, prefix: &str, channels: [usize; 2], first: bool, device: &Device) -> Result<Self> {
         let mut convs = vec![SeparableConv::build(source, &format!("{prefix}/conv0"), channels, 2, !first, device)?];
         for i in 1..4 {
             convs.push(SeparableConv::build(source, &format!("{prefix}/conv{i}"), [channels[1]; 2], 1, true, device)?);
@@ -95,7 +95,7 @@ pub struct FaceLandmark68Net {
 }
 
 impl FaceLandmark68Net {
-    pub fn build(source: &mut Source, device: &Device) -> Result<Self> {
+    pub fn build(source: &mut WeightSource, device: &Device) -> Result<Self> {
         let channels = [3, 32, 64, 128, 256];
         let blocks = (0..4)
             .map(|i| DenseBlock::build(source, &format!("dense{i}"), [channels[i], channels[i + 1]], i == 0, device))

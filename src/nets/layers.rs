@@ -1,8 +1,8 @@
 //! Building blocks shared by the four networks, and where their parameters come from.
 //!
-//! Each network is written once as a burn [`Module`] whose constructor takes a [`Source`]:
-//! [`Source::Empty`] builds zero tensors of the right shapes (then a burnpack record fills them:
-//! the runtime path, native and wasm), [`Source::Tfjs`] rearranges the original TensorFlow.js
+//! Each network is written once as a burn [`Module`] whose constructor takes a [`WeightSource`]:
+//! [`WeightSource::Empty`] builds zero tensors of the right shapes (then a burnpack record fills them:
+//! the runtime path, native and wasm), [`WeightSource::Tfjs`] rearranges the original TensorFlow.js
 //! weights into burn's layout (the converter). The tfjs names therefore sit next to the layer
 //! that uses them, and the converter cannot disagree with the runtime about the architecture.
 //!
@@ -22,7 +22,7 @@ use crate::io::burnpack;
 use crate::error::{Error, Result};
 
 /// Where a network's parameters come from while it is built.
-pub enum Source<'a> {
+pub enum WeightSource<'a> {
     /// Zeros, to be overwritten by [`load_record`].
     Empty,
     /// The original weights (conversion).
@@ -171,12 +171,12 @@ fn conv_weights(weights: &mut TfjsWeights, spec: &ConvSpec) -> Result<(Vec<f32>,
 }
 
 /// A convolution as `spec` describes it.
-pub fn conv(source: &mut Source, spec: ConvSpec, device: &Device) -> Result<Conv2d> {
+pub fn conv(source: &mut WeightSource, spec: ConvSpec, device: &Device) -> Result<Conv2d> {
     let shape = spec.burn_shape();
     let has_bias = !matches!(spec.bias, Bias::None);
     let (weight, bias) = match source {
-        Source::Empty => (zeros(shape, device), has_bias.then(|| zeros([shape[0]], device))),
-        Source::Tfjs(weights) => {
+        WeightSource::Empty => (zeros(shape, device), has_bias.then(|| zeros([shape[0]], device))),
+        WeightSource::Tfjs(weights) => {
             let (w, b) = conv_weights(weights, &spec)?;
             (param(w, shape, device), b.map(|b| param(b, [shape[0]], device)))
         }
@@ -196,10 +196,10 @@ pub fn conv(source: &mut Source, spec: ConvSpec, device: &Device) -> Result<Conv
 }
 
 /// A fully connected layer; tfjs and burn both store the matrix as `[in, out]`.
-pub fn linear(source: &mut Source, weight: &str, bias: Option<&str>, [inputs, outputs]: [usize; 2], device: &Device) -> Result<Linear> {
+pub fn linear(source: &mut WeightSource, weight: &str, bias: Option<&str>, [inputs, outputs]: [usize; 2], device: &Device) -> Result<Linear> {
     Ok(match source {
-        Source::Empty => Linear { weight: zeros([inputs, outputs], device), bias: bias.map(|_| zeros([outputs], device)) },
-        Source::Tfjs(weights) => {
+        WeightSource::Empty => Linear { weight: zeros([inputs, outputs], device), bias: bias.map(|_| zeros([outputs], device)) },
+        WeightSource::Tfjs(weights) => {
             let w = weights.take(weight, &[inputs, outputs])?.values;
             let b = bias.map(|name| weights.take(name, &[outputs])).transpose()?;
             Linear { weight: param(w, [inputs, outputs], device), bias: b.map(|b| param(b.values, [outputs], device)) }
@@ -208,19 +208,19 @@ pub fn linear(source: &mut Source, weight: &str, bias: Option<&str>, [inputs, ou
 }
 
 /// PReLU from a graph that decomposed it as `relu(x) + mul * (x - |x|)`, i.e. alpha = 2 * mul.
-pub fn prelu_from_decomposed(source: &mut Source, mul: &str, channels: usize, device: &Device) -> Result<PRelu> {
+pub fn prelu_from_decomposed(source: &mut WeightSource, mul: &str, channels: usize, device: &Device) -> Result<PRelu> {
     let alpha = match source {
-        Source::Empty => zeros([channels], device),
-        Source::Tfjs(weights) => param(weights.take(mul, &[channels])?.values.iter().map(|m| 2.0 * m).collect(), [channels], device),
+        WeightSource::Empty => zeros([channels], device),
+        WeightSource::Tfjs(weights) => param(weights.take(mul, &[channels])?.values.iter().map(|m| 2.0 * m).collect(), [channels], device),
     };
     Ok(PRelu { alpha, alpha_value: 0.0 })
 }
 
 /// A constant tensor the original keeps with the weights (e.g. detector anchors), reshaped.
-pub fn constant<const D: usize>(source: &mut Source, name: &str, tf_shape: &[usize], shape: [usize; D], device: &Device) -> Result<Param<Tensor<D>>> {
+pub fn constant<const D: usize>(source: &mut WeightSource, name: &str, tf_shape: &[usize], shape: [usize; D], device: &Device) -> Result<Param<Tensor<D>>> {
     Ok(match source {
-        Source::Empty => zeros(shape, device),
-        Source::Tfjs(weights) => param(weights.take(name, tf_shape)?.values, shape, device),
+        WeightSource::Empty => zeros(shape, device),
+        WeightSource::Tfjs(weights) => param(weights.take(name, tf_shape)?.values, shape, device),
     })
 }
 

@@ -25,7 +25,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 
 use super::IdentityOutput;
-use super::layers::{self, Bias, ConvSpec, Source};
+use super::layers::{self, Bias, ConvSpec, WeightSource};
 use crate::error::{Error, Result};
 
 /// The network's input side.
@@ -39,17 +39,17 @@ fn names(prefix: &str) -> [String; 2] {
     [format!("{prefix}/Conv2D_weights"), format!("{prefix}/Conv2D_bn_offset")]
 }
 
-fn pointwise(source: &mut Source, prefix: &str, channels: [usize; 2], device: &Device) -> Result<Conv2d> {
+fn pointwise(source: &mut WeightSource, prefix: &str, channels: [usize; 2], device: &Device) -> Result<Conv2d> {
     let [w, b] = names(prefix);
     layers::conv(source, ConvSpec::new(&w, 1, channels, 1, Bias::Plain(&b)), device)
 }
 
-fn depthwise(source: &mut Source, prefix: &str, kernel: usize, channels: usize, stride: usize, device: &Device) -> Result<Conv2d> {
+fn depthwise(source: &mut WeightSource, prefix: &str, kernel: usize, channels: usize, stride: usize, device: &Device) -> Result<Conv2d> {
     let (w, b) = (format!("{prefix}/depthwise_weights"), format!("{prefix}/depthwise_bn_offset"));
     layers::conv(source, ConvSpec::depthwise(&w, kernel, channels, stride, Bias::Plain(&b)).fused(BIAS_RELU), device)
 }
 
-fn prelu(source: &mut Source, prefix: &str, channels: usize, device: &Device) -> Result<PRelu> {
+fn prelu(source: &mut WeightSource, prefix: &str, channels: usize, device: &Device) -> Result<PRelu> {
     layers::prelu_from_decomposed(source, &format!("{prefix}/mul"), channels, device)
 }
 
@@ -64,7 +64,7 @@ pub struct InvertedResidual {
 }
 
 impl InvertedResidual {
-    fn build(source: &mut Source, prefix: &str, [cin, hidden, cout]: [usize; 3], stride: usize, shortcut: bool, device: &Device) -> Result<Self> {
+    fn build(source: &mut WeightSource, prefix: &str, [cin, hidden, cout]: [usize; 3], stride: usize, shortcut: bool, device: &Device) -> Result<Self> {
         Ok(Self {
             expand: pointwise(source, &format!("{prefix}/Conv"), [cin, hidden], device)?,
             expand_act: prelu(source, &format!("{prefix}/Conv"), hidden, device)?,
@@ -112,7 +112,7 @@ const STAGES: [(&str, usize, [usize; 3], usize, bool); 5] = [
 ];
 
 impl MobileFaceNet {
-    pub fn build(source: &mut Source, device: &Device) -> Result<Self> {
+    pub fn build(source: &mut WeightSource, device: &Device) -> Result<Self> {
         let p = |name: &str| format!("{PREFIX}/{name}");
         let [w, b] = names(&p("Conv2d_0"));
         let stem = layers::conv(source, ConvSpec::new(&w, 3, [3, 64], 2, Bias::Plain(&b)), device)?;
@@ -137,7 +137,7 @@ impl MobileFaceNet {
         let [w, b] = names(&format!("{logits}/Conv"));
         let linear = layers::conv(source, ConvSpec::new(&w, 1, [512, 512], 1, Bias::Plain(&b)).valid(), device)?;
         let embedding = pointwise(source, &format!("{logits}/LinearConv1x1"), [512, EMBEDDING_SIZE], device)?;
-        if let Source::Tfjs(weights) = source {
+        if let WeightSource::Tfjs(weights) = source {
             // The ReLU fused into the depthwise convolutions makes these PReLU slopes inert:
             // taken only to account for every weight of the graph.
             let mut inert = vec![(p("SeparableConv2d/mul"), 64)];

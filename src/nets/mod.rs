@@ -33,7 +33,7 @@ pub use mobilefacenet::MobileFaceNet;
 pub use resnet::FaceRecognitionNet;
 
 use crate::error::{Error, Result};
-use layers::Source;
+use layers::WeightSource;
 use tfjs::TfjsWeights;
 
 /// What an identity network returns.
@@ -93,7 +93,7 @@ impl Network {
     /// not use (expected empty).
     pub fn convert(self, manifest: &[u8], shards: &[&[u8]], half: bool, device: &Device) -> Result<(Vec<u8>, Vec<String>)> {
         let mut weights = TfjsWeights::parse(manifest, shards, self.source_manifest().1)?;
-        let mut source = Source::Tfjs(&mut weights);
+        let mut source = WeightSource::Tfjs(&mut weights);
         let name = self.file_name();
         let record = match self {
             Network::Detector => layers::save_record(&SsdMobilenetV1::build(&mut source, device)?, half, name)?,
@@ -107,25 +107,25 @@ impl Network {
 
 impl SsdMobilenetV1 {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::Detector.file_name())
+        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::Detector.file_name())
     }
 }
 
 impl FaceLandmark68Net {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::Landmarks68.file_name())
+        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::Landmarks68.file_name())
     }
 }
 
 impl FaceRecognitionNet {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::ResNet.file_name())
+        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::ResNet.file_name())
     }
 }
 
 impl MobileFaceNet {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut Source::Empty, device)?, bytes, Network::MobileFaceNet.file_name())
+        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::MobileFaceNet.file_name())
     }
 }
 

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 
 use super::IdentityOutput;
 use super::landmarks68::FACE_API_MEAN_RGB;
-use super::layers::{self, Bias, ConvSpec, Source};
+use super::layers::{self, Bias, ConvSpec, WeightSource};
 use crate::error::Result;
 
 /// The network's input side.
@@ -24,7 +24,7 @@ pub const INPUT_SIZE: usize = 150;
 /// Descriptor length.
 pub const EMBEDDING_SIZE: usize = 128;
 
-fn conv_layer(source: &mut Source, prefix: &str, kernel: usize, channels: [usize; 2], stride: usize, device: &Device) -> Result<Conv2d> {
+fn conv_layer(source: &mut WeightSource, prefix: &str, kernel: usize, channels: [usize; 2], stride: usize, device: &Device) -> Result<Conv2d> {
     let names = ["conv/filters", "conv/bias", "scale/weights", "scale/biases"].map(|n| format!("{prefix}/{n}"));
     let bias = Bias::Scaled { bias: &names[1], scale: &names[2], shift: &names[3] };
     let spec = ConvSpec::new(&names[0], kernel, channels, stride, bias);
@@ -41,7 +41,7 @@ pub struct Residual {
 }
 
 impl Residual {
-    fn build(source: &mut Source, prefix: &str, channels: [usize; 2], down: bool, device: &Device) -> Result<Self> {
+    fn build(source: &mut WeightSource, prefix: &str, channels: [usize; 2], down: bool, device: &Device) -> Result<Self> {
         let conv1 = conv_layer(source, &format!("{prefix}/conv1"), 3, channels, if down { 2 } else { 1 }, device)?;
         let conv2 = conv_layer(source, &format!("{prefix}/conv2"), 3, [channels[1]; 2], 1, device)?;
         Ok(Self { conv1, conv2, down })
@@ -75,7 +75,7 @@ pub struct FaceRecognitionNet {
 }
 
 impl FaceRecognitionNet {
-    pub fn build(source: &mut Source, device: &Device) -> Result<Self> {
+    pub fn build(source: &mut WeightSource, device: &Device) -> Result<Self> {
         let stem = conv_layer(source, "conv32_down", 7, [3, 32], 2, device)?;
         let layout: [(&str, usize, usize, &[&str]); 4] = [
             ("conv32", 32, 32, &["_1", "_2", "_3"]),

@@ -32,6 +32,7 @@ pub mod shading;
 pub mod texture;
 mod topology;
 
+pub use crate::error::RenderError;
 pub use topology::Topology;
 
 use burn::backend::{
@@ -39,19 +40,6 @@ use burn::backend::{
     tensor::{FloatTensor, IntTensor},
 };
 use burn::tensor::{Int, Tensor};
-
-/// Why a render op refused its input.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RenderError {
-    #[error("the mesh has no triangles or no vertices")]
-    EmptyMesh,
-    #[error("triangle {triangle} uses vertex {index}, but the mesh has {vertices} vertices")]
-    IndexOutOfRange { triangle: usize, index: i64, vertices: usize },
-    #[error("{what}: expected shape {expected}, got {got:?}")]
-    Shape { what: &'static str, expected: String, got: Vec<usize> },
-    #[error("resolution {width}x{height} (batch {batch}) is outside what the device can render (at most {max_side} per side and {max_pixels} pixels per call)")]
-    Resolution { width: usize, height: usize, batch: usize, max_side: usize, max_pixels: usize },
-}
 
 /// Largest image side the kernels accept (dispatch grids stay far below WebGPU's 65535 groups).
 pub const MAX_SIDE: usize = 8192;

@@ -56,7 +56,7 @@ pub fn is_held_out(id: &str) -> bool {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    h % 10 == 0
+    h.is_multiple_of(10)
 }
 
 /// Textures and masks held in memory as RGB8 / L8, row-major.

@@ -3,11 +3,8 @@
 
 pub mod model;
 pub mod pggan;
-pub mod unwrap;
 pub mod weights;
 
-#[cfg(not(target_arch = "wasm32"))]
-pub mod build;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod corpus;
 #[cfg(not(target_arch = "wasm32"))]

@@ -20,6 +20,7 @@ use super::corpus::Corpus;
 use super::pggan::{Discriminator, Generator, PgganConfig, Stage};
 use super::weights;
 use crate::error::{Error, Result};
+use crate::io::{burnpack, write_atomic};
 use crate::util::clock::now_ms;
 use crate::util::rng::SplitMix64;
 
@@ -74,7 +75,7 @@ fn one() -> usize {
 
 /// Where training stands; saved with every checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Progress {
+pub struct TrainingProgress {
     pub options: TrainOptions,
     /// Minutes of training done so far (across resumptions).
     pub minutes_done: f64,
@@ -214,10 +215,10 @@ impl Trainer {
     }
 
     /// Networks and optimiser state from a checkpoint folder written by [`Trainer::save`].
-    pub fn resume(options: TrainOptions, dir: &Path, device: &Device) -> Result<(Self, Progress)> {
+    pub fn resume(options: TrainOptions, dir: &Path, device: &Device) -> Result<(Self, TrainingProgress)> {
         options.config.validate().map_err(Error::Invalid)?;
         let ad = device.clone().autodiff();
-        let state = weights::load_checkpoint(dir, &options.config, &ad, device)?;
+        let state = load_checkpoint(dir, &options.config, &ad, device)?;
         let load = |file: &str| {
             let path = dir.join(file);
             adam().init().load(path.clone()).map_err(|e| Error::model(path.display().to_string(), e.to_string()))
@@ -253,7 +254,7 @@ impl Trainer {
         let d_fake = self.discriminator.forward(fake, stage);
         let mut loss_d = softplus(d_fake, 1.0).mean() + softplus(-d_real.clone(), 1.0).mean() + d_real.clone().powi_scalar(2).mean() * options.drift;
         let interval = options.r1_interval.max(1);
-        if step % interval as u64 == 0 {
+        if step.is_multiple_of(interval as u64) {
             let u = Tensor::random(real.dims(), Distribution::Normal(0.0, 1.0), &self.device);
             let d_nudged = self.discriminator.forward(real + u * options.r1_step, stage);
             let r1 = ((d_nudged - d_real) / options.r1_step).powi_scalar(2).mean();
@@ -273,10 +274,10 @@ impl Trainer {
 
     /// Writes the checkpoint folder, a sample grid of the average at `progress.stage`, and —
     /// once fully grown — the generator file.
-    pub fn save(&self, files: &RunFiles, progress: &Progress, fixed_latents: &Tensor<2>) -> Result<()> {
+    pub fn save(&self, files: &RunFiles, progress: &TrainingProgress, fixed_latents: &Tensor<2>) -> Result<()> {
         let dir = &files.checkpoint;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        weights::save_checkpoint(dir, &self.generator, &self.discriminator, &self.average, progress)?;
+        save_checkpoint(dir, &self.generator, &self.discriminator, &self.average, progress)?;
         let save = |opt: &ModuleOptimizer, file: &str| {
             let path = dir.join(file);
             opt.save(path.clone()).map_err(|e| Error::model(path.display().to_string(), e.to_string()))
@@ -308,7 +309,7 @@ pub fn train(
     files: &RunFiles,
     resume: Option<&Path>,
     mut log: impl FnMut(&str),
-) -> Result<Progress> {
+) -> Result<TrainingProgress> {
     options.config.validate().map_err(Error::Invalid)?;
     if corpus.resolution() != options.config.resolution || corpus.aspect() != options.config.aspect {
         return Err(Error::Invalid(format!(
@@ -328,7 +329,7 @@ pub fn train(
             (trainer, progress)
         }
         None => {
-            let progress = Progress {
+            let progress = TrainingProgress {
                 options: options.clone(),
                 minutes_done: 0.0,
                 steps: 0,
@@ -405,6 +406,48 @@ pub fn latents(count: usize, latent: usize, seed: u64, device: &Device) -> Tenso
     let mut rng = SplitMix64::new(seed);
     let values: Vec<f32> = (0..count * latent).map(|_| rng.normal()).collect();
     Tensor::from_data(TensorData::new(values, [count, latent]), device)
+}
+
+/// A training run's state on disk: the three networks and where training stands.
+pub struct Checkpoint {
+    pub generator: Generator,
+    pub discriminator: Discriminator,
+    pub average: Generator,
+    pub progress: TrainingProgress,
+}
+
+pub fn save_checkpoint(dir: &Path, generator: &Generator, discriminator: &Discriminator, average: &Generator, progress: &TrainingProgress) -> Result<()> {
+    let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
+    let meta = [(weights::CONFIG_KEY, config)];
+    write_atomic(&dir.join("generator.bpk"), &burnpack::write(generator, false, &meta, "generator")?)?;
+    write_atomic(&dir.join("discriminator.bpk"), &burnpack::write(discriminator, false, &meta, "discriminator")?)?;
+    write_atomic(&dir.join("average.bpk"), &burnpack::write(average, false, &meta, "average")?)?;
+    let json = serde_json::to_vec_pretty(progress).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomic(&dir.join("progress.json"), &json)
+}
+
+/// Loads a checkpoint written by [`save_checkpoint`]; the configuration must match.
+pub fn load_checkpoint(dir: &Path, config: &PgganConfig, train_device: &Device, device: &Device) -> Result<Checkpoint> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| Error::io(&path, e))
+    };
+    let progress_path = dir.join("progress.json");
+    let progress: TrainingProgress = serde_json::from_slice(&read("progress.json")?)
+        .map_err(|e| Error::model(progress_path.display().to_string(), e.to_string()))?;
+    if &progress.options.config != config {
+        return Err(Error::model(
+            progress_path.display().to_string(),
+            format!("checkpoint was trained with {:?}, not {:?}", progress.options.config, config),
+        ));
+    }
+    let name = |f: &str| dir.join(f).display().to_string();
+    Ok(Checkpoint {
+        generator: weights::from_bytes(Generator::new(config, train_device), read("generator.bpk")?, &name("generator.bpk"))?,
+        discriminator: weights::from_bytes(Discriminator::new(config, train_device), read("discriminator.bpk")?, &name("discriminator.bpk"))?,
+        average: weights::from_bytes(Generator::new(config, device), read("average.bpk")?, &name("average.bpk"))?,
+        progress,
+    })
 }
 
 #[cfg(test)]

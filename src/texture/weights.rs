@@ -1,4 +1,4 @@
-//! Generator files and training checkpoints, in burn's burnpack format.
+//! Generator files, in burn's burnpack format.
 //!
 //! A generator file is a burnpack record of [`Generator`] (f16 storage, widened to f32 on load)
 //! whose metadata entry `pggan_config` holds the JSON of its [`PgganConfig`]; tensor names
@@ -15,17 +15,13 @@ use burn::store::ModuleSnapshot;
 use burn::tensor::Device;
 
 use super::pggan::{Generator, PgganConfig};
-#[cfg(not(target_arch = "wasm32"))]
-use super::pggan::Discriminator;
-#[cfg(not(target_arch = "wasm32"))]
-use super::train::Progress;
 use crate::error::{Error, Result};
 use crate::io::burnpack;
 
-const CONFIG_KEY: &str = "pggan_config";
+pub(crate) const CONFIG_KEY: &str = "pggan_config";
 
-/// Reads a generator (or checkpoint) record into a freshly built module.
-fn from_bytes<M: Module + ModuleSnapshot>(module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
+/// Reads a generator (or training checkpoint) record into a freshly built module.
+pub(crate) fn from_bytes<M: Module + ModuleSnapshot>(module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
     burnpack::read(module, bytes, name, "the file does not fit this generator")
 }
 
@@ -47,58 +43,6 @@ pub fn generator_bytes(generator: &Generator) -> Result<Vec<u8>> {
     burnpack::write(generator, true, &[(CONFIG_KEY, config)], "generator")
 }
 
-/// Writes atomically (temp file + rename), so an interrupted run never leaves a torn file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 pub fn save_generator(generator: &Generator, path: &Path) -> Result<()> {
-    write_atomic(path, &generator_bytes(generator)?)
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-pub struct Checkpoint {
-    pub generator: Generator,
-    pub discriminator: Discriminator,
-    pub average: Generator,
-    pub progress: Progress,
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-pub fn save_checkpoint(dir: &Path, generator: &Generator, discriminator: &Discriminator, average: &Generator, progress: &Progress) -> Result<()> {
-    let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
-    let meta = [(CONFIG_KEY, config)];
-    write_atomic(&dir.join("generator.bpk"), &burnpack::write(generator, false, &meta, "generator")?)?;
-    write_atomic(&dir.join("discriminator.bpk"), &burnpack::write(discriminator, false, &meta, "discriminator")?)?;
-    write_atomic(&dir.join("average.bpk"), &burnpack::write(average, false, &meta, "average")?)?;
-    let json = serde_json::to_vec_pretty(progress).map_err(|e| Error::Invalid(e.to_string()))?;
-    write_atomic(&dir.join("progress.json"), &json)
-}
-
-/// Loads a checkpoint written by [`save_checkpoint`]; the configuration must match.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn load_checkpoint(dir: &Path, config: &PgganConfig, train_device: &Device, device: &Device) -> Result<Checkpoint> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|e| Error::io(&path, e))
-    };
-    let progress_path = dir.join("progress.json");
-    let progress: Progress = serde_json::from_slice(&read("progress.json")?)
-        .map_err(|e| Error::model(progress_path.display().to_string(), e.to_string()))?;
-    if &progress.options.config != config {
-        return Err(Error::model(
-            progress_path.display().to_string(),
-            format!("checkpoint was trained with {:?}, not {:?}", progress.options.config, config),
-        ));
-    }
-    let name = |f: &str| dir.join(f).display().to_string();
-    Ok(Checkpoint {
-        generator: from_bytes(Generator::new(config, train_device), read("generator.bpk")?, &name("generator.bpk"))?,
-        discriminator: from_bytes(Discriminator::new(config, train_device), read("discriminator.bpk")?, &name("discriminator.bpk"))?,
-        average: from_bytes(Generator::new(config, device), read("average.bpk")?, &name("average.bpk"))?,
-        progress,
-    })
+    crate::io::write_atomic(path, &generator_bytes(generator)?)
 }

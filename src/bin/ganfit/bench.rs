@@ -4,10 +4,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clap::Subcommand;
 use ganfit::render::{self, Boundary, Topology, camera, scenes};
 use ganfit::texture::pggan::PgganConfig;
-use ganfit::util::clock::now_ms;
 use ganfit::Result;
 
-use crate::Backend;
+use crate::common::{Backend, open_devices, time_ms};
 
 #[derive(Subcommand)]
 pub enum Bench {
@@ -70,9 +69,9 @@ pub enum Bench {
 pub fn run(what: Bench) -> Result<()> {
     match what {
         Bench::Raster { device, repeat } => raster(device, repeat),
-        Bench::Nets { device, repeat, models } => nets(device, repeat, &crate::nets::models_dir(models)),
+        Bench::Nets { device, repeat, models } => nets(device, repeat, &crate::common::models_dir(models)),
         Bench::Fit { device, resolution, repeat, landmark_iterations, iterations, models, photo } => {
-            crate::bench_fit::run(device, resolution, repeat, landmark_iterations, iterations, &crate::nets::models_dir(models), photo)
+            crate::bench_fit::run(device, resolution, repeat, landmark_iterations, iterations, &crate::common::models_dir(models), photo)
         }
         Bench::Gan { device, resolution, batch, channels, repeat } => {
             let config = channels.apply(PgganConfig { resolution, aspect: 2, ..PgganConfig::default() });
@@ -122,38 +121,6 @@ fn render_once(scene: &Scene, clip: Tensor<3>, size: usize) -> Result<Tensor<4>>
     Ok(render::antialias(color, rast, clip, &scene.topology)?)
 }
 
-/// Mean milliseconds of `f` over `repeat` runs after one warm-up (shader compilation,
-/// allocations), synchronised with the device: natively the work is queued lazily.
-pub fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
-    let start = now_ms();
-    for _ in 0..repeat {
-        f()?;
-    }
-    device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
-    Ok((now_ms() - start) / repeat.max(1) as f64)
-}
-
-/// The devices a benchmark runs on (`default` when none is named), opened, each announced with
-/// a `# name` line; one that cannot be opened is reported and left out.
-pub fn open_devices(devices: Vec<Backend>, default: &[Backend]) -> Vec<(Backend, Device)> {
-    let devices = if devices.is_empty() { default.to_vec() } else { devices };
-    devices
-        .into_iter()
-        .filter_map(|backend| match backend.open() {
-            Ok((device, name)) => {
-                println!("# {name}");
-                Some((backend, device))
-            }
-            Err(e) => {
-                println!("# {backend:?}: skipped ({e})");
-                None
-            }
-        })
-        .collect()
-}
-
 fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
     let mut results = std::collections::BTreeMap::new();
     for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
@@ -183,11 +150,11 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
         }
     }
     for ((backend, key), (forward, both)) in &results {
-        if backend == "Gpu" {
-            if let Some((cf, cb)) = results.get(&("Cpu".to_string(), key.clone())) {
-                println!("raster speedup wgsl/cpu {key} forward: {:.2} x", cf / forward);
-                println!("raster speedup wgsl/cpu {key} forward+backward: {:.2} x", cb / both);
-            }
+        if backend == "Gpu"
+            && let Some((cf, cb)) = results.get(&("Cpu".to_string(), key.clone()))
+        {
+            println!("raster speedup wgsl/cpu {key} forward: {:.2} x", cf / forward);
+            println!("raster speedup wgsl/cpu {key} forward+backward: {:.2} x", cb / both);
         }
     }
     Ok(())

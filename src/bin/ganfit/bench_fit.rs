@@ -9,8 +9,8 @@ use ganfit::util::clock::now_ms;
 use ganfit::util::rng::SplitMix64;
 use ganfit::Result;
 
-use crate::Backend;
-use crate::bench::time_ms;
+use crate::common::Backend;
+use crate::common::time_ms;
 
 /// Forward + backward of each part of the stage-2 graph, alone, at `resolution`.
 fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
@@ -100,7 +100,7 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
     let mut adam = fit::adam::Adam::default();
     let optimiser = time_ms(&device, repeat, || {
         adam.begin_step();
-        for slot in params.slots_mut() {
+        for slot in params.iter_mut() {
             let grad = slot.value.ones_like() * 1e-3;
             adam.update(slot, grad, |v| v);
         }
@@ -124,11 +124,11 @@ fn whole_fit(models: &Models, photo: &image::RgbImage, resolution: usize, landma
     let wall = now_ms() - start;
     for stage in [FitStage::Landmarks, FitStage::Full] {
         let of_stage: Vec<_> = reports.iter().filter(|r| r.0 == stage && r.1 > 0).collect();
-        if let (Some(first), Some(last)) = (of_stage.first(), of_stage.last()) {
-            if last.1 > first.1 {
-                let per = (last.2 - first.2) / (last.1 - first.1) as f64;
-                println!("fit {resolution}² {stage:?} stage: {per:.1} ms/iteration");
-            }
+        if let (Some(first), Some(last)) = (of_stage.first(), of_stage.last())
+            && last.1 > first.1
+        {
+            let per = (last.2 - first.2) / (last.1 - first.1) as f64;
+            println!("fit {resolution}² {stage:?} stage: {per:.1} ms/iteration");
         }
     }
     println!("fit {resolution}² whole fit ({landmark_iterations} + {iterations} iterations): {:.1} s", wall / 1000.0);
@@ -144,8 +144,8 @@ pub fn run(devices: Vec<Backend>, resolutions: Vec<usize>, repeat: usize, landma
     let photo = ganfit::io::image::read(&photo_path)?;
     println!("# photo: {}", photo_path.display());
     let resolutions = if resolutions.is_empty() { vec![224, 256] } else { resolutions };
-    for (_, device) in crate::bench::open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
-        let models = crate::eval_fit::load_models(models, &device.autodiff(), None)?;
+    for (_, device) in crate::common::open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
+        let models = crate::common::load_models(models, &device.autodiff(), None)?;
         println!("# texture model: {}", models.texture.name());
         for &r in &resolutions {
             components(&models, r, repeat)?;

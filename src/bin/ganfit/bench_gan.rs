@@ -6,12 +6,12 @@ use ganfit::texture::pggan::{PgganConfig, Stage};
 use ganfit::texture::train::{TrainOptions, Trainer};
 use ganfit::Result;
 
-use crate::Backend;
-use crate::bench::time_ms;
+use crate::common::Backend;
+use crate::common::time_ms;
 
 pub fn run(devices: Vec<Backend>, config: PgganConfig, batch: usize, repeat: usize) -> Result<()> {
     config.validate().map_err(ganfit::Error::Invalid)?;
-    for (_, device) in crate::bench::open_devices(devices, &[Backend::Cpu]) {
+    for (_, device) in crate::common::open_devices(devices, &[Backend::Cpu]) {
         let levels: Vec<usize> = (0..config.levels()).map(|l| config.channels(l)).collect();
         println!("gan config: {}x{} latent {} channels {levels:?}", config.resolution * config.aspect, config.resolution, config.latent);
         let options = TrainOptions { config: config.clone(), ..TrainOptions::default() };

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
 use ganfit::eval::verification::{self, VerificationReport};
+use ganfit::fit::models::TextureChoice;
 use ganfit::nets::FaceNets;
 use ganfit::util::clock::now_ms;
 use ganfit::{Error, Result, device};
 
-use crate::Backend;
-use crate::nets::models_dir;
+use crate::common::Backend;
+use crate::eval_data::{annotated_images, pairs_limited};
+use crate::common::models_dir;
 
 #[derive(Subcommand)]
 pub enum Eval {
@@ -80,7 +82,7 @@ pub enum Eval {
         /// Texture model of the fits and of the synthetic faces' textures (default: PCA when
         /// its file exists, else the GAN).
         #[arg(long, value_enum)]
-        texture: Option<crate::fit::Texture>,
+        texture: Option<TextureChoice>,
     },
 }
 
@@ -101,7 +103,7 @@ pub struct FittedArgs {
     options: Option<PathBuf>,
     /// Texture model of each fit (default: PCA when its file exists, else the GAN).
     #[arg(long, value_enum)]
-    texture: Option<crate::fit::Texture>,
+    texture: Option<TextureChoice>,
 }
 
 pub(crate) fn read_options(path: Option<&Path>) -> Result<ganfit::fit::FitOptions> {
@@ -127,10 +129,10 @@ impl FittedArgs {
     }
 }
 
-fn fit_models(models: Option<PathBuf>, backend: Backend, texture: Option<crate::fit::Texture>) -> Result<ganfit::fit::Models> {
+fn fit_models(models: Option<PathBuf>, backend: Backend, texture: Option<TextureChoice>) -> Result<ganfit::fit::Models> {
     let (device, name) = backend.open()?;
     println!("# device: {name}");
-    let models = crate::eval_fit::load_models(&models_dir(models), &device.autodiff(), texture.map(Into::into))?;
+    let models = crate::common::load_models(&models_dir(models), &device.autodiff(), texture)?;
     println!("# texture model: {}", models.texture.name());
     Ok(models)
 }
@@ -161,57 +163,6 @@ fn load(models: &Path, backend: Backend) -> Result<FaceNets> {
     let (device, name) = backend.open()?;
     println!("# device: {name}");
     FaceNets::load(models, &device)
-}
-
-pub(crate) struct Annotation {
-    pub image: String,
-    pub points: Vec<[f32; 2]>,
-    pub yaw: f64,
-}
-
-pub(crate) fn annotations(data: &Path) -> Result<Vec<Annotation>> {
-    let path = data.join("annotations.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    let mut out = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let image = entry.get("image").and_then(|v| v.as_str());
-        let points: Option<Vec<[f32; 2]>> = entry.get("landmarks68_2d_reannotated").and_then(|v| v.as_array()).map(|list| {
-            list.iter()
-                .filter_map(|p| Some([p.get(0)?.as_f64()? as f32, p.get(1)?.as_f64()? as f32]))
-                .collect()
-        });
-        let yaw = entry.get("yaw").and_then(|v| v.as_f64());
-        match (image, points, yaw) {
-            (Some(image), Some(points), Some(yaw)) if points.len() == 68 => out.push(Annotation { image: image.to_string(), points, yaw }),
-            _ => eprintln!("skip annotation {i}: needs image, 68 landmarks68_2d_reannotated and yaw"),
-        }
-    }
-    Ok(out)
-}
-
-/// The first `limit` annotated images of `data`: each annotation, its landmarks in this
-/// crate's convention (pixel centres at +0.5; the data's centres are at `pixel_centre`), and
-/// the decoded image; `None` for an image that cannot be read (reported here, to be counted as
-/// skipped by the caller).
-pub(crate) fn annotated_images(
-    data: &Path,
-    pixel_centre: f32,
-    limit: Option<usize>,
-) -> Result<impl Iterator<Item = Option<(Annotation, Vec<[f32; 2]>, image::RgbImage)>> + '_> {
-    let mut list = annotations(data)?;
-    list.truncate(limit.unwrap_or(usize::MAX));
-    let shift = 0.5 - pixel_centre;
-    Ok(list.into_iter().map(move |a| match ganfit::io::image::read(data.join("images").join(&a.image)) {
-        Ok(image) => {
-            let truth = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
-            Some((a, truth, image))
-        }
-        Err(e) => {
-            eprintln!("skip {}: {e}", a.image);
-            None
-        }
-    }))
 }
 
 fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, limit: Option<usize>) -> Result<()> {
@@ -267,31 +218,6 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
     println!("mean signed error y: {:.3} px", offset[1] / n);
     println!("time per image: {:.0} ms", (now_ms() - start) / images.max(1) as f64);
     Ok(())
-}
-
-fn pairs(data: &Path) -> Result<Vec<(String, String, bool)>> {
-    let path = data.join("pairs.tsv");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
-        match fields.as_slice() {
-            [a, b, same] if *same == "1" || *same == "0" => out.push((a.to_string(), b.to_string(), *same == "1")),
-            _ if i == 0 => {} // header
-            _ => eprintln!("skip pairs.tsv line {}: expected image_a, image_b, 0/1", i + 1),
-        }
-    }
-    Ok(out)
-}
-
-/// The pairs, or with `limit` N the first N/2 same and N/2 different ones in file order.
-pub(crate) fn pairs_limited(data: &Path, limit: Option<usize>) -> Result<Vec<(String, String, bool)>> {
-    let mut list = pairs(data)?;
-    if let Some(n) = limit {
-        let (same, different): (Vec<_>, Vec<_>) = list.into_iter().partition(|p| p.2);
-        list = same.into_iter().take(n.div_ceil(2)).chain(different.into_iter().take(n / 2)).collect();
-    }
-    Ok(list)
 }
 
 /// Both embeddings of one photo's largest face.

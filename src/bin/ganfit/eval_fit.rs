@@ -3,25 +3,13 @@
 
 use std::path::Path;
 
-use ganfit::device::{Device, block_on};
+use ganfit::device::block_on;
 use ganfit::eval::shape::aligned_error;
 use ganfit::eval::synthetic::{SyntheticFace, random_person, render_face};
 use ganfit::face_model::FaceArea;
 use ganfit::fit::{self, Control, FitOptions, FitResult, Models};
-use ganfit::io::models::TextureChoice;
 use ganfit::util::rng::SplitMix64;
 use ganfit::{Error, Result};
-
-/// Loads the models for fitting on `device` (autodiff) with `texture`, or else the texture
-/// model that exists, PCA first (the shipped GAN, a short CPU run, does not reach its numbers).
-pub fn load_models(dir: &Path, device: &Device, texture: Option<TextureChoice>) -> Result<Models> {
-    let choice = match texture {
-        Some(t) => t,
-        None if dir.join(TextureChoice::Pca.file_name()).exists() => TextureChoice::Pca,
-        None => TextureChoice::Gan,
-    };
-    Models::load(dir, device, choice)
-}
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len().max(1) as f64;
@@ -109,7 +97,7 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
     let start = ganfit::util::clock::now_ms();
     let options = FitOptions { blend_photo_texture: false, ..options.clone() };
     let mut images = 0usize;
-    for item in crate::eval::annotated_images(data, pixel_centre, limit)? {
+    for item in crate::eval_data::annotated_images(data, pixel_centre, limit)? {
         images += 1;
         let Some((a, truth, image)) = item else {
             fitted.add_skipped();
@@ -159,12 +147,13 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
 pub fn identity(models: &Models, data: &Path, limit: Option<usize>, options: &FitOptions) -> Result<()> {
     use ganfit::eval::verification::{cosine, verify};
     use std::collections::BTreeMap;
-    let list = crate::eval::pairs_limited(data, limit)?;
+    let list = crate::eval_data::pairs_limited(data, limit)?;
     let options = FitOptions { blend_photo_texture: false, ..options.clone() };
     let resnet = models.nets.resnet()?;
     let start = ganfit::util::clock::now_ms();
-    // Per image: (photo embedding, render embedding).
-    let mut cache: BTreeMap<String, Option<(Vec<f32>, Vec<f32>)>> = BTreeMap::new();
+    // Per image: (photo embedding, render embedding), or `None` where the fit failed.
+    type Embeddings = Option<(Vec<f32>, Vec<f32>)>;
+    let mut cache: BTreeMap<String, Embeddings> = BTreeMap::new();
     for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
         if cache.contains_key(name) {
             continue;

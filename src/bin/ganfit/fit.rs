@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use ganfit::device::block_on;
 use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models};
-use ganfit::io::models::{TextureChoice, default_dir};
+use ganfit::fit::models::{TextureChoice, default_dir};
 use ganfit::{Error, Result};
 
-use crate::Backend;
+use crate::common::Backend;
 
 #[derive(Args)]
 pub struct FitArgs {
@@ -33,11 +33,11 @@ pub struct FitArgs {
     pub resolution: Option<usize>,
     /// Texture model (default: PCA when its file exists, else the GAN).
     #[arg(long, value_enum)]
-    pub texture: Option<Texture>,
+    pub texture: Option<TextureChoice>,
     /// Keep the model's texture only (no photo blending).
     #[arg(long)]
     pub no_blend: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Gpu)]
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub device: Backend,
     /// Model folder (default: $GANFIT_MODELS or ./models).
     #[arg(long)]
@@ -45,21 +45,6 @@ pub struct FitArgs {
     /// Options as JSON (see `FitOptions`); flags override it.
     #[arg(long)]
     pub options: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Texture {
-    Gan,
-    Pca,
-}
-
-impl From<Texture> for TextureChoice {
-    fn from(t: Texture) -> Self {
-        match t {
-            Texture::Gan => TextureChoice::Gan,
-            Texture::Pca => TextureChoice::Pca,
-        }
-    }
 }
 
 pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
@@ -90,7 +75,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes every output of `result` into `out`.
 pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbImage], out: &Path) -> Result<()> {
-    use ganfit::io::export::{self, MESH_NAME, TEXTURE_FILE};
+    use ganfit::fit::export::{self, MESH_NAME, TEXTURE_FILE};
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let files = export::exports(&models.face, result)?;
     write(&out.join(format!("{MESH_NAME}.obj")), files.obj.obj.as_bytes())?;
@@ -113,11 +98,11 @@ pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbIm
 
 pub fn run(args: FitArgs) -> Result<()> {
     let options = options_from(&args)?;
-    let photos = args.photos.iter().map(|p| ganfit::io::image::read(p)).collect::<Result<Vec<_>>>()?;
+    let photos = args.photos.iter().map(ganfit::io::image::read).collect::<Result<Vec<_>>>()?;
     let (device, name) = args.device.open()?;
     let device = device.autodiff();
     let dir = args.models.clone().unwrap_or_else(default_dir);
-    let models = crate::eval_fit::load_models(&dir, &device, args.texture.map(Into::into))?;
+    let models = crate::common::load_models(&dir, &device, args.texture)?;
     eprintln!("fitting {} photo(s) on {name} with the {} texture model", photos.len(), models.texture.name());
     let mut stderr = std::io::stderr();
     let result = block_on(fit::fit(&models, &photos, &options, &mut |p| {
@@ -137,7 +122,8 @@ pub fn run(args: FitArgs) -> Result<()> {
                 p.elapsed_ms / 1000.0
             );
         } else if p.stage == FitStage::Preparing {
-            let _ = writeln!(stderr, "preparing photo {}/{}", p.iteration + 1, p.iterations);
+            // Photos are numbered from 0, as in warnings, results and overlay file names.
+            let _ = writeln!(stderr, "preparing photo {} (photos 0 to {})", p.iteration, p.iterations.saturating_sub(1));
         }
         Control::Continue
     }))?;

@@ -1,18 +1,22 @@
 //! The `ganfit` command line: fitting, evaluation, benchmarks and model conversion.
 
 mod bench;
+mod common;
 mod bench_fit;
 mod bench_gan;
 mod fit;
 mod model;
 mod eval;
+mod eval_data;
 mod eval_fit;
 mod nets;
 mod texture;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use ganfit::device::{self, Device};
+use clap::{Parser, Subcommand};
+use ganfit::device;
 use ganfit::{Error, Result};
+
+use crate::common::Backend;
 
 #[derive(Parser)]
 #[command(name = "ganfit", version, about = "3D face reconstruction from photos (GANFit-style), natively and on WebGPU")]
@@ -51,30 +55,13 @@ enum Command {
     /// UV textures: build the corpus, fit PCA, train and evaluate the GAN.
     Texture {
         #[command(subcommand)]
-        what: texture::Texture,
+        what: texture::TextureCommand,
     },
     /// Accuracy of the face networks on a data folder: `name: value unit` lines.
     Eval {
         #[command(subcommand)]
         what: eval::Eval,
     },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Backend {
-    /// burn's Flex CPU backend.
-    Cpu,
-    /// wgpu on the best native adapter.
-    Gpu,
-}
-
-impl Backend {
-    pub fn open(self) -> Result<(Device, String)> {
-        match self {
-            Backend::Cpu => Ok((device::cpu(), "cpu (flex)".into())),
-            Backend::Gpu => device::gpu().map(|(d, info)| (d, format!("wgpu: {info}"))),
-        }
-    }
 }
 
 fn run(cli: Cli) -> Result<()> {

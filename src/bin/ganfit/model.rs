@@ -80,7 +80,7 @@ fn convert(source: Option<PathBuf>, out: Option<PathBuf>, f32: bool) -> Result<(
     let out = out.unwrap_or_else(default_model);
     let precision = if f32 { Precision::F32 } else { Precision::F16 };
     println!("source: {}", source.display());
-    let report = ict::convert_to_file(&ict::Source::from_path(&source), &out, precision)?;
+    let report = ict::convert_to_file(&ict::IctSource::from_path(&source), &out, precision)?;
     let e = &report.storage.max_error;
     println!("wrote: {} ({})", out.display(), megabytes(report.bytes));
     println!("bases: {}", report.storage.bases);

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use ganfit::nets::{FaceNets, Network, tfjs};
 use ganfit::{Error, Result, device};
 
-use crate::Backend;
+use crate::common::{Backend, models_dir};
 
 /// Where `make setup` puts the npm packages (see scripts/setup.sh).
 const FACE_API_DIR: &str = "tests/parity/node_modules/@vladmandic/face-api";
@@ -45,11 +45,6 @@ pub enum Nets {
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         device: Backend,
     },
-}
-
-/// The models folder: `--models`, else `$GANFIT_MODELS`, else `models`.
-pub fn models_dir(arg: Option<PathBuf>) -> PathBuf {
-    arg.or_else(|| std::env::var_os("GANFIT_MODELS").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("models"))
 }
 
 pub fn run(what: Nets) -> Result<()> {

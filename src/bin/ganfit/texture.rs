@@ -6,9 +6,9 @@ use burn::tensor::{Tensor, TensorData};
 use clap::Subcommand;
 use ganfit::eval::swd::{FloatImage, multiscale_swd};
 use ganfit::face_model::{FaceModel, RegionSelection};
-use ganfit::io::models::{TEXTURE_GAN, TEXTURE_PCA, default_dir};
+use ganfit::fit::models::{TEXTURE_GAN, TEXTURE_PCA, TextureChoice, default_dir};
 use ganfit::nets::FaceNets;
-use ganfit::texture::build::{BuildOptions, build, contact_sheet};
+use ganfit::texture_corpus::{BuildOptions, build, contact_sheet};
 use ganfit::texture::corpus::{Corpus, Split};
 use ganfit::texture::model::{PcaTexture, TextureModel};
 use ganfit::texture::pggan::PgganConfig;
@@ -16,7 +16,7 @@ use ganfit::texture::train::{RunFiles, TrainOptions, latents, train};
 use ganfit::texture::{pca, weights};
 use ganfit::{Error, Result};
 
-use crate::Backend;
+use crate::common::Backend;
 
 /// The generator/discriminator widths (`PgganConfig`), for training and benchmarks.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -42,7 +42,14 @@ impl ChannelArgs {
 }
 
 #[derive(Subcommand)]
-pub enum Texture {
+pub enum TextureCommand {
+    /// Print the texture model a fit uses when none is named (`pca` or `gan`), given the models
+    /// folder: what `scripts/models.sh` writes into the web app's manifest.
+    Default {
+        /// Model folder (default: $GANFIT_MODELS or ./models).
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
     /// Unwrap photos into UV textures with confidence masks (the GAN's corpus).
     Unwrap {
         #[arg(long)]
@@ -111,7 +118,7 @@ pub enum Texture {
         minutes: f64,
         #[arg(long)]
         resume: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = Backend::Gpu)]
+        #[arg(long, value_enum, default_value_t = Backend::Auto)]
         device: Backend,
         /// Batch sizes per level, comma separated (4×4 first; the last repeats).
         #[arg(long)]
@@ -148,13 +155,17 @@ pub enum Texture {
     },
 }
 
-pub fn run(what: Texture) -> Result<()> {
+pub fn run(what: TextureCommand) -> Result<()> {
     match what {
-        Texture::Unwrap { photos, out, limit, every, resolution, device, models } => {
+        TextureCommand::Default { models } => {
+            println!("{}", TextureChoice::preferred_in(&crate::common::models_dir(models)).name());
+            Ok(())
+        }
+        TextureCommand::Unwrap { photos, out, limit, every, resolution, device, models } => {
             let (device, name) = device.open()?;
             let device = device.autodiff();
             let dir = models.unwrap_or_else(default_dir);
-            let face = FaceModel::load(dir.join(ganfit::io::models::FACE_MODEL), &device, RegionSelection::default())?;
+            let face = FaceModel::load(dir.join(ganfit::fit::models::FACE_MODEL), &device, RegionSelection::default())?;
             let nets = FaceNets::load(&dir, &device)?;
             eprintln!("unwrapping {} on {name}", photos.display());
             let options = BuildOptions { resolution, ..BuildOptions::default() };
@@ -172,7 +183,7 @@ pub fn run(what: Texture) -> Result<()> {
             }
             Ok(())
         }
-        Texture::Pack { corpus, out, quality, max, resolution, full } => {
+        TextureCommand::Pack { corpus, out, quality, max, resolution, full } => {
             let mut index = ganfit::texture::corpus::read_index(&corpus)?;
             if !full {
                 index.entries.retain(|e| !ganfit::texture::corpus::is_held_out(&e.id));
@@ -217,24 +228,24 @@ pub fn run(what: Texture) -> Result<()> {
             println!("packed textures: {}", index.entries.len());
             Ok(())
         }
-        Texture::Sheet { corpus, out, count } => {
+        TextureCommand::Sheet { corpus, out, count } => {
             contact_sheet(&corpus, count)?.save(&out).map_err(|e| Error::Image(format!("{}: {e}", out.display())))?;
             println!("contact sheet: {}", out.display());
             Ok(())
         }
-        Texture::Pca { corpus, out, components, max_textures } => {
+        TextureCommand::Pca { corpus, out, components, max_textures } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
             let device = ganfit::device::cpu();
             let start = ganfit::util::clock::now_ms();
             let model = pca::fit(&corpus, pca::PcaOptions { components, max_textures, ..Default::default() }, &device, |l| eprintln!("{l}"))?;
             let out = out.unwrap_or_else(|| default_dir().join(TEXTURE_PCA));
-            weights::write_atomic(&out, &model.to_bytes()?)?;
+            ganfit::io::write_atomic(&out, &model.to_bytes()?)?;
             println!("pca components: {}", model.components());
             println!("pca time: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0);
             println!("pca file: {}", out.display());
             Ok(())
         }
-        Texture::Train { corpus, out, minutes, resume, device, batch, channels, r1_interval, r1_gamma, ema_beta } => {
+        TextureCommand::Train { corpus, out, minutes, resume, device, batch, channels, r1_interval, r1_gamma, ema_beta } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
             let (device, name) = device.open()?;
             let config = channels.apply(PgganConfig { resolution: corpus.resolution(), aspect: corpus.aspect(), ..PgganConfig::default() });
@@ -266,7 +277,7 @@ pub fn run(what: Texture) -> Result<()> {
             println!("gan file: {}", out.display());
             Ok(())
         }
-        Texture::Eval { corpus, gan, pca, reconstruct, device, grids } => evaluate(&corpus, gan, pca, reconstruct, device, grids),
+        TextureCommand::Eval { corpus, gan, pca, reconstruct, device, grids } => evaluate(&corpus, gan, pca, reconstruct, device, grids),
     }
 }
 

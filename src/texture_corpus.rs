@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use image::{GrayImage, RgbImage};
 
-use super::corpus::{Entry, Index};
-use super::unwrap::{UvSampler, push_pull_fill, unwrap};
+use crate::texture::corpus::{Entry, Index};
+use crate::fit::unwrap::{UvSampler, push_pull_fill, unwrap};
 use crate::error::{Error, Result};
 use crate::face_model::FaceModel;
 use crate::fit::{Control, FitOptions, Session};
@@ -134,13 +134,13 @@ pub async fn unwrap_photo(
     let mut colours = u.albedo.clone();
     let mut weights = u.confidence.clone();
     for i in 0..n {
-        if weights[i] < 0.3 {
-            if let Some(j) = mirror[i] {
-                let c = u.confidence[j as usize];
-                if c > weights[i] {
-                    colours[i] = u.albedo[j as usize];
-                    weights[i] = c;
-                }
+        if weights[i] < 0.3
+            && let Some(j) = mirror[i]
+        {
+            let c = u.confidence[j as usize];
+            if c > weights[i] {
+                colours[i] = u.albedo[j as usize];
+                weights[i] = c;
             }
         }
     }
@@ -155,11 +155,10 @@ pub async fn unwrap_photo(
 
 /// Builds (or extends: existing entries are kept) a corpus from the photos of `photos_dir`.
 /// `every`: take every n-th photo of the sorted list (a spread sample of a large folder).
-#[allow(clippy::too_many_arguments)]
 pub fn build(face: &FaceModel, nets: &FaceNets, photos_dir: &Path, out: &Path, options: &BuildOptions, every: usize, limit: Option<usize>, mut log: impl FnMut(&str)) -> Result<Index> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let aspect = face.uv_atlas().aspect();
-    let mut index = super::corpus::read_index(out).unwrap_or(Index { resolution: options.resolution, aspect, entries: Vec::new(), rejected: Vec::new() });
+    let mut index = crate::texture::corpus::read_index(out).unwrap_or(Index { resolution: options.resolution, aspect, entries: Vec::new(), rejected: Vec::new() });
     if index.resolution != options.resolution || index.aspect != aspect {
         return Err(Error::Invalid(format!(
             "{} holds {}x{} textures, not {}x{}",
@@ -200,9 +199,9 @@ pub fn build(face: &FaceModel, nets: &FaceNets, photos_dir: &Path, out: &Path, o
             }
             Err(reason) => index.rejected.push((source, reason)),
         }
-        if processed % 25 == 0 || processed == files.len() {
+        if processed.is_multiple_of(25) || processed == files.len() {
             let json = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
-            super::weights::write_atomic(&out.join("index.json"), &json)?;
+            crate::io::write_atomic(&out.join("index.json"), &json)?;
             let elapsed = (crate::util::clock::now_ms() - start) / 1000.0;
             log(&format!(
                 "{} photos: {} kept, {} rejected, {:.2} s/photo",
@@ -214,18 +213,18 @@ pub fn build(face: &FaceModel, nets: &FaceNets, photos_dir: &Path, out: &Path, o
         }
     }
     let json = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
-    super::weights::write_atomic(&out.join("index.json"), &json)?;
+    crate::io::write_atomic(&out.join("index.json"), &json)?;
     Ok(index)
 }
 
 /// A contact sheet: texture and mask of up to `count` entries, side by side.
 pub fn contact_sheet(dir: &Path, count: usize) -> Result<RgbImage> {
-    let index = super::corpus::read_index(dir)?;
+    let index = crate::texture::corpus::read_index(dir)?;
     let mut tiles = Vec::new();
     for e in index.entries.iter().take(count) {
         let read = |p: PathBuf| image::open(&p).map_err(|err| Error::Image(format!("{}: {err}", p.display())));
         tiles.push(read(dir.join(format!("{}.png", e.id)))?.to_rgb8());
         tiles.push(read(dir.join(format!("{}_mask.png", e.id)))?.to_rgb8());
     }
-    Ok(super::images::grid(&tiles, 8))
+    Ok(crate::texture::images::grid(&tiles, 8))
 }

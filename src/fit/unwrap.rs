@@ -262,7 +262,7 @@ pub fn push_pull_fill(colours: &mut [[f32; 3]], weights: &[f32], width: usize, h
             let j = y * hw + x;
             if w > 0.0 {
                 coarse[j] = c.map(|v| v / w);
-                coarse_w[j] = (w / 4.0).min(1.0).max(1e-3);
+                coarse_w[j] = (w / 4.0).clamp(1e-3, 1.0);
             }
         }
     }

@@ -5,7 +5,6 @@ use burn::tensor::Device;
 
 use crate::error::Result;
 use crate::face_model::{FaceModel, RegionSelection};
-use crate::fit::Models;
 use crate::nets::{FaceNets, ModelBytes};
 use crate::texture::model::{PcaTexture, TextureModel};
 
@@ -15,6 +14,7 @@ pub const TEXTURE_PCA: &str = "texture_pca.bpk";
 
 /// Which texture model a fit uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum TextureChoice {
     Gan,
@@ -28,6 +28,29 @@ impl TextureChoice {
             TextureChoice::Pca => TEXTURE_PCA,
         }
     }
+
+    /// The texture model a fit uses when none is named, given the models folder `dir`: PCA when
+    /// its file is there (the shipped GAN, a short CPU run, does not reach PCA's numbers; see the
+    /// README), else the GAN. `ganfit model texture-default` prints it for `scripts/models.sh`,
+    /// which writes it into the web app's manifest.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn preferred_in(dir: &std::path::Path) -> Self {
+        if dir.join(TEXTURE_PCA).exists() { TextureChoice::Pca } else { TextureChoice::Gan }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextureChoice::Gan => "gan",
+            TextureChoice::Pca => "pca",
+        }
+    }
+}
+
+/// The models a fit uses, all on one autodiff-capable device.
+pub struct Models {
+    pub face: FaceModel,
+    pub nets: FaceNets,
+    pub texture: TextureModel,
 }
 
 /// Every model file's bytes.

@@ -1,0 +1,118 @@
+//! What a fit reports while it runs and what it returns.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use super::losses::LossTerm;
+use super::params::PhotoParams;
+use super::photo::PhotoSummary;
+use super::options::FitOptions;
+
+/// Which stage an event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FitStage {
+    Preparing,
+    Landmarks,
+    Full,
+}
+
+/// Loss terms of one report (each already weighted; `total` is their sum).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossValues {
+    pub total: f32,
+    pub landmarks: f32,
+    pub pixel: f32,
+    pub identity: f32,
+    pub random_identity: f32,
+    pub content: f32,
+    pub priors: f32,
+}
+
+impl LossValues {
+    /// Adds one term's weighted value (every prior into `priors`); `total` is left to the caller.
+    pub fn add(&mut self, term: LossTerm, value: f32) {
+        match term {
+            LossTerm::Landmarks => self.landmarks += value,
+            LossTerm::Pixel => self.pixel += value,
+            LossTerm::Identity => self.identity += value,
+            LossTerm::RandomIdentity => self.random_identity += value,
+            LossTerm::Content => self.content += value,
+            LossTerm::IdentityPrior | LossTerm::ExpressionPrior | LossTerm::TexturePrior | LossTerm::FocalPrior => {
+                self.priors += value
+            }
+        }
+    }
+}
+
+/// A render of the current fit over the working crop of one photo (RGB8, row-major).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Preview {
+    pub photo: usize,
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+/// A progress report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    pub stage: FitStage,
+    pub iteration: usize,
+    pub iterations: usize,
+    pub losses: Option<LossValues>,
+    pub preview: Option<Preview>,
+    pub elapsed_ms: f64,
+}
+
+/// One line of the loss log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub stage: FitStage,
+    pub iteration: usize,
+    pub losses: LossValues,
+}
+
+/// One photo's share of a result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhotoFit {
+    /// Which of the input photos (0-based) this is the fit of: photos without a detected face
+    /// are left out of a several-photo fit, so the list can be shorter than the input.
+    pub index: usize,
+    pub photo: PhotoSummary,
+    pub params: PhotoParams,
+    /// The fitted model's 68 landmarks (jaw on the visible contour) projected into the photo,
+    /// pixels (centre of the top-left pixel at 0.5).
+    pub fitted_landmarks: Vec<[f32; 2]>,
+    /// Final render over the working crop, RGB8 `resolution²`, and its coverage (0-255).
+    #[serde(skip)]
+    pub render: Option<(RgbImage, Vec<u8>)>,
+}
+
+/// The least height of a fit's output texture (the width follows the atlas).
+pub const OUTPUT_TEXTURE_HEIGHT: u32 = 256;
+
+/// Everything a fit produces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitResult {
+    pub photos: Vec<PhotoFit>,
+    /// Shape vertices of the reconstruction, mm (photo 0's expression; neutral when several
+    /// photos share the identity).
+    #[serde(skip)]
+    pub shape: Vec<[f32; 3]>,
+    /// The UV albedo map (RGB8, the model's atlas size, enlarged to at least
+    /// [`OUTPUT_TEXTURE_HEIGHT`] texels high).
+    #[serde(skip)]
+    pub texture: Option<RgbImage>,
+    pub texture_model: String,
+    pub options: FitOptions,
+    pub log: Vec<LogEntry>,
+    pub warnings: Vec<String>,
+    pub milliseconds: f64,
+}
+
+/// What the caller's observer answers: go on, or cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Cancel,
+}

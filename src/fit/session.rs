@@ -1,0 +1,480 @@
+//! One person's fit in progress: the prepared photos, the parameters, the log, and the stages,
+//! each a [`Session::run_stage`] loop configured by its plan and its loss.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+
+use super::adam::{Adam, Slot};
+use super::losses::{self, LossTerm};
+use super::models::Models;
+use super::options::FitOptions;
+use super::params::{Initial, Leaves, Params, Rates, per_photo};
+use super::photo::{self, PhotoTarget};
+use super::result::{Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview, Progress};
+use super::{scene, unwrap};
+use crate::device::read_floats;
+use crate::error::{Error, Result};
+use crate::face_model::FaceModel;
+use crate::nets::FaceNets;
+use crate::render::shading::{PhongLight, normalize};
+use crate::texture::model::TextureModel;
+use crate::util::clock::now_ms;
+use crate::util::rng::SplitMix64;
+
+/// What the caller watches a fit with: every report goes through it, and its answer can cancel.
+pub type Observer<'a> = dyn FnMut(&Progress) -> Control + 'a;
+
+/// One stage's schedule: which groups move and how fast, for how long, and how it reports.
+struct StagePlan {
+    stage: FitStage,
+    iterations: usize,
+    rates: Rates,
+    report_every: usize,
+    /// Read a preview render every this many iterations (0: never).
+    preview_every: usize,
+}
+
+/// A tensor one stage optimises besides [`Params`] (the lighting stage's flat albedo), with the
+/// projection applied after each of its steps.
+struct StageSlot {
+    slot: Slot,
+    project: fn(Tensor<2>) -> Tensor<2>,
+}
+
+/// One iteration's weighted loss terms, and the render a preview would show.
+struct StepLoss {
+    terms: Vec<(LossTerm, Tensor<1>)>,
+    render: Option<Tensor<4>>,
+}
+
+/// One person's fit in progress: the prepared photos, the parameters, the log.
+pub struct Session {
+    pub targets: Vec<PhotoTarget>,
+    /// The input photo each target came from, numbered from the caller's `first_index`
+    /// (faceless photos are left out).
+    pub sources: Vec<usize>,
+    pub params: Params,
+    pub log: Vec<LogEntry>,
+    pub warnings: Vec<String>,
+    start: f64,
+    /// `[N, 68, 2]`, working-crop pixels.
+    target_landmarks: Tensor<3>,
+    /// `[N, 1]`: ln of each photo's initial focal length.
+    focal_prior: Tensor<2>,
+    last_good: Leaves,
+}
+
+impl Session {
+    /// Prepares every photo and the initial parameters (`texture_parameters` wide texture rows).
+    /// Photos are numbered from `first_index` in warnings and results.
+    pub async fn prepare(
+        face: &FaceModel,
+        nets: &FaceNets,
+        photos: &[RgbImage],
+        first_index: usize,
+        texture_parameters: usize,
+        options: &FitOptions,
+        observer: &mut Observer<'_>,
+    ) -> Result<Self> {
+        options.validate()?;
+        let start = now_ms();
+        let device = face.device().clone();
+        let n = photos.len();
+        let mut targets: Vec<PhotoTarget> = Vec::with_capacity(n);
+        let mut sources = Vec::with_capacity(n);
+        let mut skipped = Vec::new();
+        for (i, photo) in photos.iter().enumerate() {
+            let elapsed_ms = now_ms() - start;
+            notify(observer, Progress { stage: FitStage::Preparing, iteration: i, iterations: n, losses: None, preview: None, elapsed_ms })?;
+            match photo::prepare(nets, face, photo, options.resolution).await {
+                Ok(target) => {
+                    targets.push(target);
+                    sources.push(first_index + i);
+                }
+                // One faceless view should not sink a several-view fit of the same person.
+                Err(Error::NoFace) if n > 1 => skipped.push(no_face_warning(first_index + i)),
+                Err(e) => return Err(e),
+            }
+        }
+        if targets.is_empty() {
+            return Err(Error::NoFace);
+        }
+        let n = targets.len();
+        let mut warnings: Vec<String> =
+            targets.iter().zip(&sources).flat_map(|(t, i)| t.warnings.iter().map(move |w| format!("photo {i}: {w}"))).collect();
+        warnings.extend(skipped);
+        let initial: Vec<Initial> = targets.iter().map(|t| Initial { angles: t.pose.angles, translation: t.pose.translation, focal: t.focal }).collect();
+        let params = Params::new(1, &initial, face.num_identity(), face.num_expression(), texture_parameters, &device);
+        let landmarks: Vec<f32> = targets.iter().flat_map(|t| t.landmarks.iter().flatten().copied()).collect();
+        let target_landmarks = Tensor::<3>::from_data(TensorData::new(landmarks, [n, 68, 2]), &device);
+        let focal_logs: Vec<f32> = targets.iter().map(|t| t.focal.ln()).collect();
+        let focal_prior = Tensor::<2>::from_data(TensorData::new(focal_logs, [n, 1]), &device);
+        let last_good = params.values();
+        Ok(Self { targets, sources, params, log: Vec::new(), warnings, start, target_landmarks, focal_prior, last_good })
+    }
+
+    fn photos(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// The prepared photos' crops `[N, R, R, 3]`.
+    fn photo_images(&self) -> Tensor<4> {
+        Tensor::cat(self.targets.iter().map(|t| t.image.clone()).collect(), 0)
+    }
+
+    /// The focal-length prior: log focal lengths near each photo's initial estimate.
+    fn focal_prior(&self) -> impl Fn(&Leaves) -> Tensor<1> + use<> {
+        let prior = self.focal_prior.clone();
+        move |leaves| (leaves.log_focal.clone() - prior.clone()).powi_scalar(2).mean()
+    }
+
+    /// Stage 1: camera, identity and expression from the landmarks alone.
+    pub async fn landmark_stage(&mut self, face: &FaceModel, options: &FitOptions, observer: &mut Observer<'_>) -> Result<()> {
+        let (n, r, w) = (self.photos(), options.resolution, options.weights);
+        let point_weights = landmark_weights(face.device());
+        let target = self.target_landmarks.clone();
+        let focal_prior = self.focal_prior();
+        let plan = StagePlan {
+            stage: FitStage::Landmarks,
+            iterations: options.landmark_iterations,
+            rates: options.landmark_rates,
+            report_every: options.report_every,
+            preview_every: 0,
+        };
+        self.run_stage(plan, &mut [], r, observer, |leaves, _| {
+            let shape = face.vertices(per_photo(leaves.identity.clone(), n), leaves.expression.clone())?;
+            let predicted = scene::project_landmarks(face, shape, &leaves.camera(), r)?;
+            let terms = vec![
+                (LossTerm::Landmarks, losses::landmarks(predicted, target.clone(), point_weights.clone(), r as f32) * w.landmarks),
+                (LossTerm::IdentityPrior, losses::squared(leaves.identity.clone()) * w.identity_prior),
+                (LossTerm::ExpressionPrior, losses::squared(leaves.expression.clone()) * w.expression_prior),
+                (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
+            ];
+            Ok(StepLoss { terms, render: None })
+        })
+        .await
+    }
+
+    /// Lighting and a flat albedo colour from the pixel loss, with the geometry held: the
+    /// shading the corpus builder divides out of the photo's colours.
+    pub async fn lighting_stage(&mut self, face: &FaceModel, iterations: usize, options: &FitOptions, observer: &mut Observer<'_>) -> Result<()> {
+        let (n, r) = (self.photos(), options.resolution);
+        let photo_images = self.photo_images();
+        let held = Rates { identity: 0.0, expression: 0.0, texture: 0.0, angles: 0.0, translation: 0.0, log_focal: 0.0, light: 0.03 };
+        let plan = StagePlan { stage: FitStage::Full, iterations, rates: held, report_every: options.report_every, preview_every: 0 };
+        let albedo = Slot::new(Tensor::<2>::ones([n, 3], face.device()) * 0.6, 0.02);
+        let mut extra = [StageSlot { slot: albedo, project: |v| v.clamp(0.05, 1.0) }];
+        self.run_stage(plan, &mut extra, r, observer, |leaves, extra| {
+            let shape = face.vertices(per_photo(leaves.identity.clone(), n), leaves.expression.clone())?;
+            let flat = extra[0].clone().reshape([n, 1, 1, 3]);
+            let rendered = scene::render(face, shape, &leaves.camera(), &leaves.light(), flat, photo_images.clone(), r)?;
+            let pixel = losses::masked_l1(rendered.image, photo_images.clone(), rendered.face_mask);
+            Ok(StepLoss { terms: vec![(LossTerm::Pixel, pixel)], render: None })
+        })
+        .await
+    }
+
+    /// Stage 2: every parameter, every loss.
+    pub async fn full_stage(&mut self, models: &Models, options: &FitOptions, observer: &mut Observer<'_>) -> Result<()> {
+        let (n, r, w) = (self.photos(), options.resolution, options.weights);
+        let device = models.face.device().clone();
+        let point_weights = landmark_weights(&device);
+        let target = self.target_landmarks.clone();
+        let focal_prior = self.focal_prior();
+        let photo_images = self.photo_images();
+        let arcface: Vec<_> = self.targets.iter().map(|t| t.arcface).collect();
+        let input = crate::nets::mobilefacenet::INPUT_SIZE;
+        // The identity network runs only for the terms that are on (each pass costs about as
+        // much as a render).
+        let uses_render_identity = w.identity != 0.0 || w.content != 0.0;
+        let uses_identity_network = uses_render_identity || w.random_identity != 0.0;
+        // The photos' identity features are constants of this stage.
+        let (photo_embedding, photo_activations) = if uses_identity_network {
+            let photo_identity = models.nets.mobilefacenet.forward(crate::nets::align::warp(photo_images.clone(), &arcface, input)?)?;
+            (Some(photo_identity.embedding.detach()), photo_identity.activations.into_iter().map(|a| a.detach()).collect())
+        } else {
+            (None, Vec::new())
+        };
+        let mut rng = SplitMix64::new(options.seed);
+        let plan = StagePlan {
+            stage: FitStage::Full,
+            iterations: options.iterations,
+            rates: options.rates,
+            report_every: options.report_every,
+            preview_every: options.preview_every,
+        };
+        self.run_stage(plan, &mut [], r, observer, |leaves, _| {
+            let uv_map = models.texture.uv_map(leaves.texture.clone())?;
+            let shape = models.face.vertices(per_photo(leaves.identity.clone(), n), leaves.expression.clone())?;
+            let rendered = scene::render(&models.face, shape, &leaves.camera(), &leaves.light(), uv_map, photo_images.clone(), r)?;
+            let landmarks = losses::landmarks(rendered.landmarks.clone(), target.clone(), point_weights.clone(), r as f32);
+            let pixel = losses::masked_l1(rendered.image.clone(), photo_images.clone(), rendered.face_mask.clone());
+            let mut terms = vec![
+                (LossTerm::Landmarks, landmarks * w.landmarks),
+                (LossTerm::Pixel, pixel * w.pixel),
+                (LossTerm::IdentityPrior, losses::squared(leaves.identity.clone()) * w.identity_prior),
+                (LossTerm::ExpressionPrior, losses::squared(leaves.expression.clone()) * w.expression_prior),
+                (LossTerm::TexturePrior, texture_prior(&models.texture, leaves.texture.clone()) * w.texture_prior),
+                (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
+            ];
+            if let Some(photo_embedding) = &photo_embedding {
+                if uses_render_identity {
+                    let crops = crate::nets::align::warp(rendered.image.clone(), &arcface, input)?;
+                    let identity = models.nets.mobilefacenet.forward(crops)?;
+                    terms.push((LossTerm::Identity, losses::identity(identity.embedding, photo_embedding.clone()) * w.identity));
+                    if let Some(content) = losses::content(&identity.activations, &photo_activations) {
+                        terms.push((LossTerm::Content, content * w.content));
+                    }
+                }
+                if w.random_identity != 0.0 {
+                    // GANFit's randomised identity: same identity and texture, random expression,
+                    // pose and light.
+                    let random = random_render(models, leaves, &mut rng, n, r, &device)?;
+                    let crops = scene::arcface_crops(random.image, random.landmarks, input)?;
+                    let random_identity = models.nets.mobilefacenet.forward(crops)?;
+                    let term = losses::identity(random_identity.embedding, photo_embedding.clone());
+                    terms.push((LossTerm::RandomIdentity, term * w.random_identity));
+                }
+            }
+            Ok(StepLoss { terms, render: Some(rendered.image) })
+        })
+        .await
+    }
+
+    /// The loop every stage runs: leaves → loss terms → backward → report → Adam step. A
+    /// non-finite loss ends the stage with the last good parameters (see [`Session::report`]).
+    async fn run_stage(
+        &mut self,
+        plan: StagePlan,
+        extra: &mut [StageSlot],
+        resolution: usize,
+        observer: &mut Observer<'_>,
+        mut loss: impl FnMut(&Leaves, &[Tensor<2>]) -> Result<StepLoss>,
+    ) -> Result<()> {
+        self.params.set_rates(&plan.rates);
+        let mut adam = Adam::default();
+        let due = |it: usize, every: usize| every > 0 && ((it + 1).is_multiple_of(every) || it + 1 == plan.iterations);
+        for it in 0..plan.iterations {
+            let leaves = self.params.leaves();
+            let extra_leaves: Vec<Tensor<2>> = extra.iter().map(|e| e.slot.leaf()).collect();
+            let StepLoss { terms, render } = loss(&leaves, &extra_leaves)?;
+            let total = terms.iter().map(|(_, t)| t.clone()).reduce(|a, b| a + b).expect("every stage has a loss term");
+            let grads = total.backward();
+            if due(it, plan.report_every) {
+                let preview = render.filter(|_| due(it, plan.preview_every));
+                if !self.report(plan.stage, it, plan.iterations, &terms, preview, resolution, observer).await? {
+                    return Ok(());
+                }
+            }
+            step(&mut adam, &mut self.params, &leaves, &grads);
+            for (stage_slot, leaf) in extra.iter_mut().zip(&extra_leaves) {
+                if let Some(grad) = leaf.grad(&grads) {
+                    adam.update(&mut stage_slot.slot, grad, stage_slot.project);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports the terms; on a non-finite loss restores the last good parameters and returns
+    /// `false` (the stage stops, the result keeps them, and a warning says so).
+    async fn report(
+        &mut self,
+        stage: FitStage,
+        iteration: usize,
+        iterations: usize,
+        terms: &[(LossTerm, Tensor<1>)],
+        preview: Option<Tensor<4>>,
+        resolution: usize,
+        observer: &mut Observer<'_>,
+    ) -> Result<bool> {
+        match read_losses(terms).await? {
+            Some(losses) => {
+                self.last_good = self.params.values();
+                let preview = match preview {
+                    Some(images) => Some(preview_of(images, 0, resolution).await?),
+                    None => None,
+                };
+                self.log.push(LogEntry { stage, iteration, losses: losses.clone() });
+                let elapsed_ms = now_ms() - self.start;
+                notify(observer, Progress { stage, iteration: iteration + 1, iterations, losses: Some(losses), preview, elapsed_ms })?;
+                Ok(true)
+            }
+            None => {
+                self.params.restore(&self.last_good);
+                self.warnings.push(format!(
+                    "the {stage:?} stage diverged (non-finite loss) at iteration {iteration}; kept the last good parameters"
+                ));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Reads the fit back: parameters, the reconstruction's shape, renders, texture.
+    pub async fn finish(mut self, models: &Models, options: &FitOptions) -> Result<FitResult> {
+        let n = self.photos();
+        let r = options.resolution;
+        let device = models.face.device().clone();
+        let plain = self.params.read().await?;
+        let values = self.params.values();
+        let camera = values.camera();
+        let uv_map = models.texture.uv_map(values.texture.clone())?.detach();
+        let shape = models.face.vertices(per_photo(values.identity.clone(), n), values.expression.clone())?.detach();
+        let rendered = scene::render(&models.face, shape.clone(), &camera, &values.light(), uv_map.clone(), self.photo_images(), r)?;
+        let (image_values, _) = read_floats(rendered.image.detach()).await?;
+        let (coverage_values, _) = read_floats(rendered.coverage.detach()).await?;
+        let (landmark_values, _) = read_floats(scene::project_landmarks(&models.face, shape.clone(), &camera, r)?.detach()).await?;
+        let vs = models.face.num_shape_vertices();
+        // The reconstruction: one photo's expression, or the neutral face of a shared identity.
+        let mesh_shape = if n == 1 {
+            shape.clone()
+        } else {
+            let neutral = Tensor::zeros([1, models.face.num_expression()], &device);
+            models.face.vertices(values.identity.clone(), neutral)?.detach()
+        };
+        let (shape_values, _) = read_floats(mesh_shape).await?;
+        let shape_points: Vec<[f32; 3]> = shape_values[..vs * 3].chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+
+        let mut texture = unwrap::to_rgb8(uv_map).await?;
+        if texture.height() < OUTPUT_TEXTURE_HEIGHT {
+            // A coarse texture model (the CPU-trained GAN is 64 texels high) still gets a
+            // texture fine enough to carry the photo's detail when it is blended in below.
+            let factor = OUTPUT_TEXTURE_HEIGHT.div_ceil(texture.height().max(1));
+            let (w, h) = (texture.width() * factor, texture.height() * factor);
+            texture = image::imageops::resize(&texture, w, h, image::imageops::FilterType::Triangle);
+        }
+        if options.blend_photo_texture {
+            let (all_shapes, _) = read_floats(shape).await?;
+            let per_photo_shapes: Vec<Vec<[f32; 3]>> =
+                all_shapes.chunks_exact(vs * 3).map(|s| s.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()).collect();
+            match unwrap::blend_photo_texture(&models.face, &self.targets, &plain, &per_photo_shapes, &texture) {
+                Ok(blended) => texture = blended,
+                Err(e) => self.warnings.push(format!("kept the model texture: {e}")),
+            }
+        }
+        let frame = r * r;
+        let to_u8 = |v: &f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let photos_out = (0..n)
+            .map(|i| {
+                let rgb: Vec<u8> = image_values[i * frame * 3..(i + 1) * frame * 3].iter().map(to_u8).collect();
+                let alpha: Vec<u8> = coverage_values[i * frame..(i + 1) * frame].iter().map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8).collect();
+                let crop = self.targets[i].crop;
+                let fitted_landmarks = landmark_values[i * 136..(i + 1) * 136]
+                    .chunks_exact(2)
+                    .map(|c| {
+                        let [x, y] = crop.apply([c[0] as f64, c[1] as f64]);
+                        [x as f32, y as f32]
+                    })
+                    .collect();
+                PhotoFit {
+                    index: self.sources[i],
+                    photo: self.targets[i].summary(),
+                    params: plain[i].clone(),
+                    fitted_landmarks,
+                    render: Some((RgbImage::from_raw(r as u32, r as u32, rgb).expect("sized"), alpha)),
+                }
+            })
+            .collect();
+        Ok(FitResult {
+            photos: photos_out,
+            shape: shape_points,
+            texture: Some(texture),
+            texture_model: models.texture.name().to_string(),
+            options: options.clone(),
+            log: self.log,
+            warnings: self.warnings,
+            milliseconds: now_ms() - self.start,
+        })
+    }
+}
+
+/// The warning for a photo left out of a several-photo fit.
+pub(super) fn no_face_warning(index: usize) -> String {
+    format!("photo {index}: no face found; left out of the fit")
+}
+
+fn notify(observer: &mut Observer<'_>, progress: Progress) -> Result<()> {
+    match observer(&progress) {
+        Control::Continue => Ok(()),
+        Control::Cancel => Err(Error::Cancelled),
+    }
+}
+
+/// Per-point landmark weights: the jaw contour is the least reliable.
+fn landmark_weights(device: &Device) -> Tensor<1> {
+    let w: Vec<f32> = (0..68).map(|i| if i < 17 { 0.5 } else { 1.0 }).collect();
+    Tensor::from_data(TensorData::new(w, [68]), device)
+}
+
+/// Applies one Adam step from `grads` to every group with a non-zero rate.
+fn step(adam: &mut Adam, params: &mut Params, leaves: &Leaves, grads: &burn::tensor::Gradients) {
+    adam.begin_step();
+    for (slot, leaf) in params.refs_mut().zip(leaves.refs()).into_array() {
+        if slot.lr == 0.0 {
+            continue;
+        }
+        if let Some(grad) = leaf.grad(grads) {
+            adam.update(slot, grad, |v| v);
+        }
+    }
+    // Blendshape weights are activations: keep them in [0, 1].
+    params.expression.value = params.expression.value.clone().clamp(0.0, 1.0);
+    // Lights stay physical.
+    params.ambient.value = params.ambient.value.clone().clamp(0.0, 2.0);
+    params.diffuse.value = params.diffuse.value.clone().clamp(0.0, 2.0);
+    params.specular.value = params.specular.value.clone().clamp(0.0, 1.0);
+}
+
+/// Reads the loss terms at once; `None` if any is not finite.
+async fn read_losses(terms: &[(LossTerm, Tensor<1>)]) -> Result<Option<LossValues>> {
+    let stacked = Tensor::cat(terms.iter().map(|(_, t)| t.clone().detach().reshape([1])).collect(), 0);
+    let (values, _) = read_floats(stacked).await?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Ok(None);
+    }
+    let mut out = LossValues::default();
+    for ((term, _), v) in terms.iter().zip(&values) {
+        out.add(*term, *v);
+    }
+    out.total = values.iter().sum();
+    Ok(Some(out))
+}
+
+/// Keeps the GAN latent near the sphere the generator was trained on (its input is
+/// normalised) and PCA coefficients near their unit-variance prior.
+fn texture_prior(model: &TextureModel, texture: Tensor<2>) -> Tensor<1> {
+    match model {
+        TextureModel::Gan(_) => (texture.powi_scalar(2).mean_dim(1) - 1.0).powi_scalar(2).mean(),
+        TextureModel::Pca(_) => losses::squared(texture),
+    }
+}
+
+/// A batch of renders with the fitted identity and texture but random expression, pose and
+/// lighting, over grey.
+fn random_render(models: &Models, leaves: &Leaves, rng: &mut SplitMix64, n: usize, r: usize, device: &Device) -> Result<scene::Rendered> {
+    let ne = models.face.num_expression();
+    let expression: Vec<f32> = (0..n * ne).map(|_| if rng.uniform() < 0.15 { rng.range(0.0, 0.6) } else { 0.0 }).collect();
+    let angles: Vec<f32> = (0..n).flat_map(|_| [rng.range(-0.25, 0.25), rng.range(-0.6, 0.6), rng.range(-0.1, 0.1)]).collect();
+    let light: Vec<f32> = (0..n).flat_map(|_| [rng.range(-0.6, 0.6), rng.range(-0.3, 0.7), 1.0]).collect();
+    let level = |lo: f32, hi: f32, rng: &mut SplitMix64| (0..n).flat_map(|_| [rng.range(lo, hi); 3]).collect::<Vec<f32>>();
+    let t = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [n, c]), device);
+    let shape = models.face.vertices(per_photo(leaves.identity.clone(), n), t(expression, ne))?;
+    // Keep the fitted distance and focal length so the face fills the frame as in the photo.
+    let translation = leaves.translation.clone().detach() * t([0.0f32, 0.0, 1.0].repeat(n), 3);
+    let camera = scene::Camera { angles: t(angles, 3), translation, focal: leaves.log_focal.clone().detach().exp() };
+    let light = PhongLight {
+        ambient: t(level(0.35, 0.7, rng), 3),
+        diffuse: t(level(0.2, 0.6, rng), 3),
+        direction: normalize(t(light, 3), 1),
+        specular: t(vec![0.03; n], 1),
+        shininess: super::params::SHININESS,
+    };
+    let uv_map = models.texture.uv_map(leaves.texture.clone())?;
+    scene::render(&models.face, shape, &camera, &light, uv_map, scene::grey(n, r, device), r)
+}
+
+async fn preview_of(images: Tensor<4>, index: usize, r: usize) -> Result<Preview> {
+    let [_, h, w, c] = images.dims();
+    let (values, _) = read_floats(images.detach().slice([index..index + 1, 0..h, 0..w, 0..c])).await?;
+    Ok(Preview { photo: index, width: r, height: r, rgb: values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect() })
+}
