@@ -12,26 +12,19 @@
 //
 // Each pixel gathers the pairs it belongs to (forward and colour backward), so those passes are
 // deterministic; position gradients are scattered once per pair, by its left/top pixel.
-// info: [B, V, T, H, W, C]
+//
+// `params` (binding 0, an `AntialiasParams` of src/render/antialias.rs) is declared by the
+// launcher, src/render/kernel.rs.
 
 const W_MIN: f32 = 1e-6;
 const CROSSING_SLACK: f32 = 0.0625;
 
-// Bindings 0-3 are shared by the three kernels; each section declares the rest from 4 on
+// Bindings 1-4 are shared by the three kernels; each section declares the rest from 5 on
 // (the colour gradient does not read the colours, and a pipeline binds only what it uses).
-@group(0) @binding(0) var<storage, read_write> rast: array<f32>;
-@group(0) @binding(1) var<storage, read_write> pos: array<f32>;
-@group(0) @binding(2) var<storage, read_write> tri: array<i32>;
-@group(0) @binding(3) var<storage, read_write> wing: array<i32>;
-
-struct Dims {
-    batch: u32,
-    vertices: u32,
-    triangles: u32,
-    height: u32,
-    width: u32,
-    channels: u32,
-}
+@group(0) @binding(1) var<storage, read_write> rast: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pos: array<f32>;
+@group(0) @binding(3) var<storage, read_write> tri: array<i32>;
+@group(0) @binding(4) var<storage, read_write> wing: array<i32>;
 
 struct Pair {
     valid: bool,
@@ -57,15 +50,24 @@ fn inactive() -> Pair {
     return p;
 }
 
-fn vertex(dims: Dims, b: u32, v: u32) -> vec4<f32> {
-    let o = (b * dims.vertices + v) * 4u;
+fn pixel_index(b: u32, x: u32, y: u32) -> u32 {
+    return (b * params.height + y) * params.width + x;
+}
+
+// Index of the first coordinate of vertex v of image b in `pos` (and in its gradient).
+fn vertex_offset(b: u32, v: u32) -> u32 {
+    return (b * params.vertices + v) * 4u;
+}
+
+fn vertex(b: u32, v: u32) -> vec4<f32> {
+    let o = vertex_offset(b, v);
     return vec4<f32>(pos[o], pos[o + 1u], pos[o + 2u], pos[o + 3u]);
 }
 
-fn to_pixel(dims: Dims, p: vec4<f32>) -> vec2<f32> {
+fn to_pixel(p: vec4<f32>) -> vec2<f32> {
     return vec2<f32>(
-        (p.x / p.w + 1.0) * 0.5 * f32(dims.width),
-        (1.0 - p.y / p.w) * 0.5 * f32(dims.height),
+        (p.x / p.w + 1.0) * 0.5 * f32(params.width),
+        (1.0 - p.y / p.w) * 0.5 * f32(params.height),
     );
 }
 
@@ -81,29 +83,29 @@ fn cross2(a: vec2<f32>, b: vec2<f32>) -> f32 {
     return a.x * b.y - a.y * b.x;
 }
 
-fn triangle_id(pixel: u32, dims: Dims) -> u32 {
+fn triangle_id(pixel: u32) -> u32 {
     let id = rast[pixel * 4u + 3u];
-    if id >= 1.0 && id <= f32(dims.triangles) {
+    if id >= 1.0 && id <= f32(params.triangles) {
         return u32(id);
     }
     return 0u;
 }
 
 // The pair made of pixel (x, y) of image b and its right (down = false) or lower neighbour.
-fn analyse_pair(dims: Dims, b: u32, x: u32, y: u32, down: bool) -> Pair {
+fn analyse_pair(b: u32, x: u32, y: u32, down: bool) -> Pair {
     var nx = x + 1u;
     var ny = y;
     if down {
         nx = x;
         ny = y + 1u;
     }
-    if nx >= dims.width || ny >= dims.height {
+    if nx >= params.width || ny >= params.height {
         return inactive();
     }
-    let p0 = (b * dims.height + y) * dims.width + x;
-    let p1 = (b * dims.height + ny) * dims.width + nx;
-    let id0 = triangle_id(p0, dims);
-    let id1 = triangle_id(p1, dims);
+    let p0 = pixel_index(b, x, y);
+    let p1 = pixel_index(b, nx, ny);
+    let id0 = triangle_id(p0);
+    let id1 = triangle_id(p1);
     if id0 == id1 {
         return inactive();
     }
@@ -126,11 +128,11 @@ fn analyse_pair(dims: Dims, b: u32, x: u32, y: u32, down: bool) -> Pair {
     var idx = array<u32, 3>(u32(tri[t * 3u]), u32(tri[t * 3u + 1u]), u32(tri[t * 3u + 2u]));
     var local: array<vec2<f32>, 3>;
     for (var i = 0u; i < 3u; i++) {
-        let p = vertex(dims, b, idx[i]);
+        let p = vertex(b, idx[i]);
         if !(p.w > W_MIN) {
             return inactive();
         }
-        local[i] = to_local(to_pixel(dims, p), centre, sigma, down);
+        local[i] = to_local(to_pixel(p), centre, sigma, down);
     }
     // The edge the ray from the centre along +x leaves through: the crossing furthest along.
     var best = -1;
@@ -162,9 +164,9 @@ fn analyse_pair(dims: Dims, b: u32, x: u32, y: u32, down: bool) -> Pair {
     // Silhouette test: the triangle across the edge lies on the same side as this one.
     let opposite = wing[t * 3u + m];
     if opposite >= 0 {
-        let po = vertex(dims, b, u32(opposite));
+        let po = vertex(b, u32(opposite));
         if po.w > W_MIN {
-            let o = to_local(to_pixel(dims, po), centre, sigma, down);
+            let o = to_local(to_pixel(po), centre, sigma, down);
             let own = cross2(c - a, local[m] - a);
             let other = cross2(c - a, o - a);
             if !(own * other > 0.0) {
@@ -206,49 +208,48 @@ fn analyse_pair(dims: Dims, b: u32, x: u32, y: u32, down: bool) -> Pair {
 }
 
 // The (up to four) pairs pixel (x, y) belongs to: with its right, lower, left and upper neighbours.
-fn pair_of(dims: Dims, b: u32, x: u32, y: u32, k: u32) -> Pair {
+fn pair_of(b: u32, x: u32, y: u32, k: u32) -> Pair {
     if k == 0u {
-        return analyse_pair(dims, b, x, y, false);
+        return analyse_pair(b, x, y, false);
     }
     if k == 1u {
-        return analyse_pair(dims, b, x, y, true);
+        return analyse_pair(b, x, y, true);
     }
     if k == 2u {
         if x == 0u {
             return inactive();
         }
-        return analyse_pair(dims, b, x - 1u, y, false);
+        return analyse_pair(b, x - 1u, y, false);
     }
     if y == 0u {
         return inactive();
     }
-    return analyse_pair(dims, b, x, y - 1u, true);
+    return analyse_pair(b, x, y - 1u, true);
 }
 
 //#kernel antialias_forward
-@group(0) @binding(4) var<storage, read_write> color: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> info: array<u32>;
+@group(0) @binding(5) var<storage, read_write> color: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let dims = Dims(info[0], info[1], info[2], info[3], info[4], info[5]);
+    let channels = params.channels;
     let x = gid.x;
     let y = gid.y;
     let b = gid.z;
-    if x >= dims.width || y >= dims.height || b >= dims.batch {
+    if x >= params.width || y >= params.height || b >= params.batch {
         return;
     }
-    let pixel = (b * dims.height + y) * dims.width + x;
-    let o = pixel * dims.channels;
-    for (var ch = 0u; ch < dims.channels; ch++) {
+    let pixel = pixel_index(b, x, y);
+    let o = pixel * channels;
+    for (var ch = 0u; ch < channels; ch++) {
         out[o + ch] = color[o + ch];
     }
     for (var k = 0u; k < 4u; k++) {
-        let pair = pair_of(dims, b, x, y, k);
+        let pair = pair_of(b, x, y, k);
         if pair.valid && pair.target_pixel == pixel {
-            let s = pair.source_pixel * dims.channels;
-            for (var ch = 0u; ch < dims.channels; ch++) {
+            let s = pair.source_pixel * channels;
+            for (var ch = 0u; ch < channels; ch++) {
                 out[o + ch] += pair.weight * (color[s + ch] - color[o + ch]);
             }
         }
@@ -256,37 +257,36 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 //#kernel antialias_backward_color
-@group(0) @binding(4) var<storage, read_write> grad_out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> grad_color: array<f32>;
-@group(0) @binding(6) var<storage, read_write> info: array<u32>;
+@group(0) @binding(5) var<storage, read_write> grad_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_color: array<f32>;
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let dims = Dims(info[0], info[1], info[2], info[3], info[4], info[5]);
+    let channels = params.channels;
     let x = gid.x;
     let y = gid.y;
     let b = gid.z;
-    if x >= dims.width || y >= dims.height || b >= dims.batch {
+    if x >= params.width || y >= params.height || b >= params.batch {
         return;
     }
-    let pixel = (b * dims.height + y) * dims.width + x;
-    let o = pixel * dims.channels;
-    for (var ch = 0u; ch < dims.channels; ch++) {
+    let pixel = pixel_index(b, x, y);
+    let o = pixel * channels;
+    for (var ch = 0u; ch < channels; ch++) {
         grad_color[o + ch] = grad_out[o + ch];
     }
     for (var k = 0u; k < 4u; k++) {
-        let pair = pair_of(dims, b, x, y, k);
+        let pair = pair_of(b, x, y, k);
         if !pair.valid {
             continue;
         }
         // out[target] += weight * (color[source] - color[target]).
-        let g = pair.target_pixel * dims.channels;
+        let g = pair.target_pixel * channels;
         if pair.target_pixel == pixel {
-            for (var ch = 0u; ch < dims.channels; ch++) {
+            for (var ch = 0u; ch < channels; ch++) {
                 grad_color[o + ch] -= pair.weight * grad_out[g + ch];
             }
         } else if pair.source_pixel == pixel {
-            for (var ch = 0u; ch < dims.channels; ch++) {
+            for (var ch = 0u; ch < channels; ch++) {
                 grad_color[o + ch] += pair.weight * grad_out[g + ch];
             }
         }
@@ -294,10 +294,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 //#kernel antialias_backward_position
-@group(0) @binding(4) var<storage, read_write> color: array<f32>;
-@group(0) @binding(5) var<storage, read_write> grad_out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> grad_pos: array<atomic<u32>>;
-@group(0) @binding(7) var<storage, read_write> info: array<u32>;
+@group(0) @binding(5) var<storage, read_write> color: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> grad_pos: array<atomic<u32>>;
 
 fn add_f32(index: u32, value: f32) {
     if value == 0.0 {
@@ -314,19 +313,19 @@ fn add_f32(index: u32, value: f32) {
 }
 
 // Chains d loss / d(local position) of vertex v back to its clip-space position.
-fn add_vertex_grad(dims: Dims, b: u32, v: u32, g_local: vec2<f32>, sigma: f32, down: bool) {
+fn add_vertex_grad(b: u32, v: u32, g_local: vec2<f32>, sigma: f32, down: bool) {
     var g_pixel = vec2<f32>(sigma * g_local.x, g_local.y);
     if down {
         g_pixel = vec2<f32>(g_local.y, sigma * g_local.x);
     }
-    let p = vertex(dims, b, v);
-    let sx = 0.5 * f32(dims.width);
-    let sy = 0.5 * f32(dims.height);
+    let p = vertex(b, v);
+    let sx = 0.5 * f32(params.width);
+    let sy = 0.5 * f32(params.height);
     let inv_w = 1.0 / p.w;
     let gx = g_pixel.x * sx * inv_w;
     let gy = -g_pixel.y * sy * inv_w;
     let gw = (-g_pixel.x * sx * p.x + g_pixel.y * sy * p.y) * inv_w * inv_w;
-    let o = (b * dims.vertices + v) * 4u;
+    let o = vertex_offset(b, v);
     add_f32(o, gx);
     add_f32(o + 1u, gy);
     add_f32(o + 3u, gw);
@@ -334,29 +333,29 @@ fn add_vertex_grad(dims: Dims, b: u32, v: u32, g_local: vec2<f32>, sigma: f32, d
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let dims = Dims(info[0], info[1], info[2], info[3], info[4], info[5]);
+    let channels = params.channels;
     let x = gid.x;
     let y = gid.y;
     let b = gid.z;
-    if x >= dims.width || y >= dims.height || b >= dims.batch {
+    if x >= params.width || y >= params.height || b >= params.batch {
         return;
     }
     for (var k = 0u; k < 2u; k++) {
-        let pair = pair_of(dims, b, x, y, k);
+        let pair = pair_of(b, x, y, k);
         if !pair.valid || pair.dweight == 0.0 {
             continue;
         }
-        let tg = pair.target_pixel * dims.channels;
-        let sc = pair.source_pixel * dims.channels;
+        let tg = pair.target_pixel * channels;
+        let sc = pair.source_pixel * channels;
         var g_t = 0.0;
-        for (var ch = 0u; ch < dims.channels; ch++) {
+        for (var ch = 0u; ch < channels; ch++) {
             g_t += grad_out[tg + ch] * (color[sc + ch] - color[tg + ch]);
         }
         g_t *= pair.dweight;
         if g_t == 0.0 {
             continue;
         }
-        add_vertex_grad(dims, b, pair.va, g_t * pair.dt_da, pair.sigma, pair.down);
-        add_vertex_grad(dims, b, pair.vb, g_t * pair.dt_db, pair.sigma, pair.down);
+        add_vertex_grad(b, pair.va, g_t * pair.dt_da, pair.sigma, pair.down);
+        add_vertex_grad(b, pair.vb, g_t * pair.dt_db, pair.sigma, pair.down);
     }
 }

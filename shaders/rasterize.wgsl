@@ -15,10 +15,39 @@
 // Depth test: pass 0 takes atomicMin of the depth bits, pass 1 (same kernel, same arithmetic)
 // takes atomicMin of the triangle id among the triangles that hit the minimum; ties go to the
 // lower id. Neither depends on scheduling.
+//
+// `params` (binding 0, a `RasterizeParams` of src/render/rasterize.rs) is declared by the
+// launcher, src/render/kernel.rs.
 
 const W_MIN: f32 = 1e-6;
 const NO_TRIANGLE: u32 = 0xffffffffu;
 const ROW_SPLIT: u32 = 4u;
+// `params.pass_index` of raster_triangles.
+const DEPTH_PASS: u32 = 0u;
+const ID_PASS: u32 = 1u;
+
+// Bindings 1-2 are shared by the three kernels; each section declares the rest from 3 on.
+@group(0) @binding(1) var<storage, read_write> pos: array<f32>;
+@group(0) @binding(2) var<storage, read_write> tri: array<i32>;
+
+fn pixel_index(b: u32, px: u32, py: u32) -> u32 {
+    return (b * params.height + py) * params.width + px;
+}
+
+// Index of the first coordinate of vertex v of image b in `pos` (and in its gradient).
+fn vertex_offset(b: u32, v: u32) -> u32 {
+    return (b * params.vertices + v) * 4u;
+}
+
+fn vertex(b: u32, v: u32) -> vec4<f32> {
+    let o = vertex_offset(b, v);
+    return vec4<f32>(pos[o], pos[o + 1u], pos[o + 2u], pos[o + 3u]);
+}
+
+// The vertex indices of triangle t.
+fn corners(t: u32) -> vec3<u32> {
+    return vec3<u32>(u32(tri[t * 3u]), u32(tri[t * 3u + 1u]), u32(tri[t * 3u + 2u]));
+}
 
 fn is_finite(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
@@ -82,34 +111,24 @@ fn orientation(p0: vec4<f32>, p1: vec4<f32>, p2: vec4<f32>) -> f32 {
 
 //#kernel raster_triangles
 // One thread per (triangle, row phase, image): walks the triangle's pixel bounding box.
-// info: [B, V, T, H, W, pass]
-@group(0) @binding(0) var<storage, read_write> pos: array<f32>;
-@group(0) @binding(1) var<storage, read_write> tri: array<i32>;
-@group(0) @binding(2) var<storage, read_write> depth: array<atomic<u32>>;
-@group(0) @binding(3) var<storage, read_write> ids: array<atomic<u32>>;
-@group(0) @binding(4) var<storage, read_write> info: array<u32>;
-
-fn vertex(b: u32, v: u32) -> vec4<f32> {
-    let o = (b * info[1] + v) * 4u;
-    return vec4<f32>(pos[o], pos[o + 1u], pos[o + 2u], pos[o + 3u]);
-}
+@group(0) @binding(3) var<storage, read_write> depth: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read_write> ids: array<atomic<u32>>;
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n_batch = info[0];
-    let n_tri = info[2];
-    let height = info[3];
-    let width = info[4];
-    let pass_id = info[5];
+    let height = params.height;
+    let width = params.width;
+    let depth_pass = params.pass_index == DEPTH_PASS;
     let t = gid.x;
     let phase = gid.y;
     let b = gid.z;
-    if t >= n_tri || b >= n_batch || phase >= ROW_SPLIT {
+    if t >= params.triangles || b >= params.batch || phase >= ROW_SPLIT {
         return;
     }
-    let i0 = u32(tri[t * 3u]);
-    let i1 = u32(tri[t * 3u + 1u]);
-    let i2 = u32(tri[t * 3u + 2u]);
+    let i = corners(t);
+    let i0 = i.x;
+    let i1 = i.y;
+    let i2 = i.z;
     let p0 = vertex(b, i0);
     let p1 = vertex(b, i1);
     let p2 = vertex(b, i2);
@@ -161,7 +180,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             let bits = bitcast<u32>(zw * 0.5 + 0.5);
             let pixel = image_base + py * width + px;
-            if pass_id == 0u {
+            if depth_pass {
                 atomicMin(&depth[pixel], bits);
             } else if bits == atomicLoad(&depth[pixel]) {
                 atomicMin(&ids[pixel], t);
@@ -172,41 +191,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 //#kernel raster_resolve
 // One thread per pixel: perspective-correct barycentrics and depth of the winning triangle.
-// info: [B, V, T, H, W]
-@group(0) @binding(0) var<storage, read_write> pos: array<f32>;
-@group(0) @binding(1) var<storage, read_write> tri: array<i32>;
-@group(0) @binding(2) var<storage, read_write> ids: array<u32>;
-@group(0) @binding(3) var<storage, read_write> rast: array<f32>;
-@group(0) @binding(4) var<storage, read_write> info: array<u32>;
-
-fn vertex(b: u32, v: u32) -> vec4<f32> {
-    let o = (b * info[1] + v) * 4u;
-    return vec4<f32>(pos[o], pos[o + 1u], pos[o + 2u], pos[o + 3u]);
-}
+@group(0) @binding(3) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(4) var<storage, read_write> rast: array<f32>;
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let height = info[3];
-    let width = info[4];
+    let height = params.height;
+    let width = params.width;
     let px = gid.x;
     let py = gid.y;
     let b = gid.z;
-    if px >= width || py >= height || b >= info[0] {
+    if px >= width || py >= height || b >= params.batch {
         return;
     }
-    let pixel = (b * height + py) * width + px;
+    let pixel = pixel_index(b, px, py);
     let o = pixel * 4u;
     let t = ids[pixel];
-    if t == NO_TRIANGLE || t >= info[2] {
+    if t == NO_TRIANGLE || t >= params.triangles {
         rast[o] = 0.0;
         rast[o + 1u] = 0.0;
         rast[o + 2u] = 0.0;
         rast[o + 3u] = 0.0;
         return;
     }
-    let i0 = u32(tri[t * 3u]);
-    let i1 = u32(tri[t * 3u + 1u]);
-    let i2 = u32(tri[t * 3u + 2u]);
+    let i = corners(t);
+    let i0 = i.x;
+    let i1 = i.y;
+    let i2 = i.z;
     let p0 = vertex(b, i0);
     let p1 = vertex(b, i1);
     let p2 = vertex(b, i2);
@@ -227,13 +238,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 // with a compare-and-swap float add (WebGPU has no float atomics). On a GPU those scatters
 // serialise when many threads hit one vertex, so each 8x8 tile first sums its pixels' gradients
 // per triangle in workgroup memory and only the first pixel of each triangle scatters the sum.
-// info: [B, V, T, H, W]
-@group(0) @binding(0) var<storage, read_write> pos: array<f32>;
-@group(0) @binding(1) var<storage, read_write> tri: array<i32>;
-@group(0) @binding(2) var<storage, read_write> rast: array<f32>;
-@group(0) @binding(3) var<storage, read_write> grad_rast: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grad_pos: array<atomic<u32>>;
-@group(0) @binding(5) var<storage, read_write> info: array<u32>;
+@group(0) @binding(3) var<storage, read_write> rast: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_rast: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_pos: array<atomic<u32>>;
 
 const TILE: u32 = {{ wg_x }}u * {{ wg_y }}u;
 // Per pixel of the tile: its triangle id + 1 (0: nothing to add) and the gradients of the
@@ -246,11 +253,6 @@ struct VertexGrads {
     g0: vec4<f32>,
     g1: vec4<f32>,
     g2: vec4<f32>,
-}
-
-fn vertex(b: u32, v: u32) -> vec4<f32> {
-    let o = (b * info[1] + v) * 4u;
-    return vec4<f32>(pos[o], pos[o + 1u], pos[o + 2u], pos[o + 3u]);
 }
 
 fn add_f32(index: u32, value: f32) {
@@ -269,7 +271,7 @@ fn add_f32(index: u32, value: f32) {
 }
 
 fn add_vertex(b: u32, v: u32, g: vec4<f32>) {
-    let o = (b * info[1] + v) * 4u;
+    let o = vertex_offset(b, v);
     add_f32(o, g.x);
     add_f32(o + 1u, g.y);
     add_f32(o + 2u, g.z);
@@ -279,12 +281,12 @@ fn add_vertex(b: u32, v: u32, g: vec4<f32>) {
 // The gradients one pixel sends to its triangle's vertices (key 0 when it sends none).
 fn pixel_gradients(px: u32, py: u32, b: u32) -> VertexGrads {
     var out = VertexGrads(0u, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    let height = info[3];
-    let width = info[4];
-    let pixel = (b * height + py) * width + px;
+    let height = params.height;
+    let width = params.width;
+    let pixel = pixel_index(b, px, py);
     let o = pixel * 4u;
     let id = rast[o + 3u];
-    if !(id >= 1.0 && id <= f32(info[2])) {
+    if !(id >= 1.0 && id <= f32(params.triangles)) {
         return out;
     }
     let t = u32(id) - 1u;
@@ -294,9 +296,10 @@ fn pixel_gradients(px: u32, py: u32, b: u32) -> VertexGrads {
     if du == 0.0 && dv == 0.0 && dz == 0.0 {
         return out;
     }
-    let p0 = vertex(b, u32(tri[t * 3u]));
-    let p1 = vertex(b, u32(tri[t * 3u + 1u]));
-    let p2 = vertex(b, u32(tri[t * 3u + 2u]));
+    let i = corners(t);
+    let p0 = vertex(b, i.x);
+    let p1 = vertex(b, i.y);
+    let p2 = vertex(b, i.z);
     let ndc = pixel_ndc(px, py, width, height);
     let a = vec3<f32>(p0.x - ndc.x * p0.w, p1.x - ndc.x * p1.w, p2.x - ndc.x * p2.w);
     let c = vec3<f32>(p0.y - ndc.y * p0.w, p1.y - ndc.y * p1.w, p2.y - ndc.y * p2.w);
@@ -341,7 +344,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     let b = gid.z;
     var mine = VertexGrads(0u, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     // No early return before the barrier: every invocation of the tile must reach it.
-    if gid.x < info[4] && gid.y < info[3] && b < info[0] {
+    if gid.x < params.width && gid.y < params.height && b < params.batch {
         mine = pixel_gradients(gid.x, gid.y, b);
     }
     tile_key[lane] = mine.key;
@@ -368,8 +371,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
             g2 += tile_grad[3u * j + 2u];
         }
     }
-    let t = mine.key - 1u;
-    add_vertex(b, u32(tri[t * 3u]), g0);
-    add_vertex(b, u32(tri[t * 3u + 1u]), g1);
-    add_vertex(b, u32(tri[t * 3u + 2u]), g2);
+    let i = corners(mine.key - 1u);
+    add_vertex(b, i.x, g0);
+    add_vertex(b, i.y, g1);
+    add_vertex(b, i.z, g2);
 }

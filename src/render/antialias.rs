@@ -3,16 +3,31 @@
 
 use burn::backend::wgpu::CubeTensor;
 
-use super::kernel::{self, Launch, WgslKernel};
+use super::kernel::{self, Launch, WgslKernel, kernel_params};
 use super::rasterize::pixel_groups;
 
 const SHADER: &str = include_str!("../../shaders/antialias.wgsl");
-const FORWARD: WgslKernel = WgslKernel { file: SHADER, name: "antialias_forward", workgroup: (8, 8) };
-const BACKWARD_COLOR: WgslKernel = WgslKernel { file: SHADER, name: "antialias_backward_color", workgroup: (8, 8) };
-const BACKWARD_POSITION: WgslKernel = WgslKernel { file: SHADER, name: "antialias_backward_position", workgroup: (8, 8) };
+const FORWARD: WgslKernel<AntialiasParams> =
+    WgslKernel::new(SHADER, "antialias_forward", (8, 8));
+const BACKWARD_COLOR: WgslKernel<AntialiasParams> =
+    WgslKernel::new(SHADER, "antialias_backward_color", (8, 8));
+const BACKWARD_POSITION: WgslKernel<AntialiasParams> =
+    WgslKernel::new(SHADER, "antialias_backward_position", (8, 8));
 
 const W_MIN: f32 = 1e-6;
 const CROSSING_SLACK: f32 = 0.0625;
+
+kernel_params! {
+    /// [`Dims`] as `shaders/antialias.wgsl` reads them.
+    pub(crate) struct AntialiasParams {
+        batch: u32,
+        vertices: u32,
+        triangles: u32,
+        height: u32,
+        width: u32,
+        channels: u32,
+    }
+}
 
 /// Sizes of one antialiasing call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +41,15 @@ pub struct Dims {
 }
 
 impl Dims {
-    fn info(&self) -> [u32; 6] {
-        [self.batch, self.vertices, self.triangles, self.height, self.width, self.channels].map(|v| v as u32)
+    fn params(&self) -> AntialiasParams {
+        AntialiasParams {
+            batch: self.batch as u32,
+            vertices: self.vertices as u32,
+            triangles: self.triangles as u32,
+            height: self.height as u32,
+            width: self.width as u32,
+            channels: self.channels as u32,
+        }
     }
 
     fn raster(&self) -> super::rasterize::Dims {
@@ -247,7 +269,7 @@ pub struct CubeScene {
 }
 
 impl CubeScene {
-    fn launch(&self, kernel: WgslKernel) -> Launch<'_> {
+    fn launch(&self, kernel: WgslKernel<AntialiasParams>) -> Launch<'_, AntialiasParams> {
         Launch::new(kernel, &self.color)
             .arg(&self.rast)
             .arg(&self.pos)
@@ -258,15 +280,22 @@ impl CubeScene {
 
 pub fn forward_cube(scene: &CubeScene) -> CubeTensor {
     let out = kernel::empty(&scene.color, scene.color.meta.shape().clone());
-    scene.launch(FORWARD).arg(&scene.color).arg(&out).run(&scene.dims.info(), pixel_groups(&scene.dims.raster()));
+    let groups = pixel_groups(&scene.dims.raster());
+    scene.launch(FORWARD).arg(&scene.color).arg(&out).run(&scene.dims.params(), groups);
     out
 }
 
 pub fn backward_cube(scene: &CubeScene, grad_out: CubeTensor) -> (CubeTensor, CubeTensor) {
     let groups = pixel_groups(&scene.dims.raster());
+    let params = scene.dims.params();
     let grad_color = kernel::empty(&scene.color, scene.color.meta.shape().clone());
-    scene.launch(BACKWARD_COLOR).arg(&grad_out).arg(&grad_color).run(&scene.dims.info(), groups);
+    scene.launch(BACKWARD_COLOR).arg(&grad_out).arg(&grad_color).run(&params, groups);
     let grad_pos = kernel::zeros(&scene.color, scene.pos.meta.shape().clone());
-    scene.launch(BACKWARD_POSITION).arg(&scene.color).arg(&grad_out).arg(&grad_pos).run(&scene.dims.info(), groups);
+    scene
+        .launch(BACKWARD_POSITION)
+        .arg(&scene.color)
+        .arg(&grad_out)
+        .arg(&grad_pos)
+        .run(&params, groups);
     (grad_color, grad_pos)
 }

@@ -3,12 +3,28 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Shape;
 
-use super::kernel::{self, Launch, WgslKernel};
+use super::kernel::{self, Launch, WgslKernel, kernel_params};
 use super::rasterize::pixel_groups;
 
 const SHADER: &str = include_str!("../../shaders/interpolate.wgsl");
-const FORWARD: WgslKernel = WgslKernel { file: SHADER, name: "interpolate_forward", workgroup: (8, 8) };
-const BACKWARD: WgslKernel = WgslKernel { file: SHADER, name: "interpolate_backward", workgroup: (8, 8) };
+const FORWARD: WgslKernel<InterpolateParams> =
+    WgslKernel::new(SHADER, "interpolate_forward", (8, 8));
+const BACKWARD: WgslKernel<InterpolateParams> =
+    WgslKernel::new(SHADER, "interpolate_backward", (8, 8));
+
+kernel_params! {
+    /// [`Dims`] as `shaders/interpolate.wgsl` reads them.
+    pub(crate) struct InterpolateParams {
+        batch: u32,
+        vertices: u32,
+        triangles: u32,
+        height: u32,
+        width: u32,
+        channels: u32,
+        /// 1 when attributes have one row per image, 0 when one row is shared.
+        attr_batched: u32,
+    }
+}
 
 /// Sizes of one interpolation call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,17 +40,16 @@ pub struct Dims {
 }
 
 impl Dims {
-    fn info(&self) -> [u32; 7] {
-        [
-            self.batch,
-            self.vertices,
-            self.triangles,
-            self.height,
-            self.width,
-            self.channels,
-            self.attr_batched as usize,
-        ]
-        .map(|v| v as u32)
+    fn params(&self) -> InterpolateParams {
+        InterpolateParams {
+            batch: self.batch as u32,
+            vertices: self.vertices as u32,
+            triangles: self.triangles as u32,
+            height: self.height as u32,
+            width: self.width as u32,
+            channels: self.channels as u32,
+            attr_batched: self.attr_batched.into(),
+        }
     }
 
     fn raster(&self) -> super::rasterize::Dims {
@@ -106,7 +121,7 @@ pub fn forward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, d: Dims
         .arg(&rast)
         .arg(&tri)
         .arg(&out)
-        .run(&d.info(), pixel_groups(&d.raster()));
+        .run(&d.params(), pixel_groups(&d.raster()));
     out
 }
 
@@ -120,6 +135,6 @@ pub fn backward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, grad_o
         .arg(&grad_out)
         .arg(&grad_attr)
         .arg(&grad_rast)
-        .run(&d.info(), pixel_groups(&d.raster()));
+        .run(&d.params(), pixel_groups(&d.raster()));
     (grad_attr, grad_rast)
 }

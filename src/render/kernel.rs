@@ -9,27 +9,93 @@
 //! from shared wgpu buffers, and wgpu rejects a dispatch that uses one buffer both read-only and
 //! writable.
 //!
+//! Each op's scalar parameters (sizes, flags, pass number) travel as one struct, declared once
+//! with [`kernel_params!`], which writes the Rust struct and its WGSL twin. Every module starts
+//! with that WGSL struct and `params`, the storage variable at binding 0 that holds it; a launch
+//! binds the struct's bytes there, so the shaders' own bindings start at 1. The prelude's
+//! helpers read `params` directly, as module-scope declarations may come in any order.
+//!
 //! The runtime compiles these modules without wgpu's bounds checks (cubecl's "trusted" path),
 //! so every kernel checks its own indices, and the glue validates shapes and topology before
 //! launching.
+
+use std::marker::PhantomData;
 
 use burn::backend::wgpu::{CubeTensor, KernelSource, SourceKernel, SourceTemplate};
 use burn::tensor::{DType, Shape};
 use cubecl::{CubeCount, CubeDim, prelude::KernelId, server::KernelArguments};
 
-/// One `//#kernel` section of a WGSL file of `shaders/`.
+/// The scalars of one op's kernels, shared by the Rust launch and the WGSL.
+///
+/// Implemented by [`kernel_params!`] only, which keeps the two declarations in step: fields are
+/// 4-byte scalars whose WGSL and Rust names coincide, so `#[repr(C)]` lays them out exactly as
+/// WGSL does in a storage buffer (4-byte aligned, no padding).
+pub trait KernelParams: bytemuck::Pod + std::fmt::Debug + Send + Sync + 'static {
+    /// The struct's name, in Rust and in WGSL.
+    const NAME: &'static str;
+    /// The WGSL declaration `struct Name { field: type, ... }`, fields in Rust's order.
+    const WGSL: &'static str;
+}
+
+/// Field types a [`kernel_params!`] struct may hold: named alike in Rust and WGSL, and 4 bytes
+/// each, so that no padding can differ between the two layouts.
+pub trait WgslScalar: bytemuck::Pod {}
+impl WgslScalar for u32 {}
+impl WgslScalar for i32 {}
+impl WgslScalar for f32 {}
+
+/// Declares a kernel parameter struct: the Rust struct (`#[repr(C)]`, `Pod`) and, through
+/// [`KernelParams::WGSL`], the same struct in WGSL.
+macro_rules! kernel_params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field:ident: $ty:ident,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)+
+        }
+
+        impl $crate::render::kernel::KernelParams for $name {
+            const NAME: &'static str = stringify!($name);
+            const WGSL: &'static str = concat!(
+                "struct ", stringify!($name), " {\n",
+                $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)+
+                "}\n",
+            );
+        }
+
+        const _: () = {
+            const fn scalar<T: $crate::render::kernel::WgslScalar>() {}
+            $(scalar::<$ty>();)+
+        };
+    };
+}
+pub(crate) use kernel_params;
+
+/// One `//#kernel` section of a WGSL file of `shaders/`, launched with parameters `P`.
 #[derive(Debug, Clone, Copy)]
-pub struct WgslKernel {
+pub struct WgslKernel<P> {
     /// File contents, from `include_str!`.
     pub file: &'static str,
     /// The section's name after `//#kernel`.
     pub name: &'static str,
     /// Workgroup size, substituted for `{{ wg_x }}` and `{{ wg_y }}`.
     pub workgroup: (u32, u32),
+    params: PhantomData<fn() -> P>,
 }
 
-impl WgslKernel {
-    /// The WGSL module for this kernel: prelude + its section.
+impl<P: KernelParams> WgslKernel<P> {
+    /// Section `name` of `file`, run by workgroups of `workgroup`.
+    pub const fn new(file: &'static str, name: &'static str, workgroup: (u32, u32)) -> Self {
+        Self { file, name, workgroup, params: PhantomData }
+    }
+
+    /// The WGSL module for this kernel: `params` and its struct, the prelude and the section.
     pub fn module_source(&self) -> String {
         let mut sections = self.file.split("//#kernel ");
         let prelude = sections.next().unwrap_or_default();
@@ -38,11 +104,11 @@ impl WgslKernel {
             .unwrap_or_else(|| panic!("shader section `{}` is missing", self.name));
         // Skip the section's name line.
         let body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or_default();
-        format!("{prelude}\n{body}")
+        format!("{}\n{prelude}\n{body}", params_declaration::<P>())
     }
 }
 
-impl KernelSource for WgslKernel {
+impl<P: KernelParams> KernelSource for WgslKernel<P> {
     fn source(&self) -> SourceTemplate {
         SourceTemplate::new(self.module_source())
             .register("wg_x", self.workgroup.0.to_string())
@@ -50,7 +116,9 @@ impl KernelSource for WgslKernel {
     }
 
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.name, self.workgroup.0, self.workgroup.1, self.file.len()))
+        // `Self` names `P`, which fixes the prepended declaration.
+        let (wg_x, wg_y) = self.workgroup;
+        KernelId::new::<Self>().info((self.name, wg_x, wg_y, self.file.len()))
     }
 
     fn lang(&self) -> &'static str {
@@ -58,31 +126,41 @@ impl KernelSource for WgslKernel {
     }
 }
 
-/// Buffers for one launch, in binding order, with a trailing `info` array of u32 parameters.
-pub struct Launch<'a> {
-    kernel: WgslKernel,
+/// The WGSL that declares `params`, the kernel parameters at binding 0.
+fn params_declaration<P: KernelParams>() -> String {
+    format!(
+        "// Written by src/render/kernel.rs from the Rust struct `{name}`.\n{wgsl}\
+         @group(0) @binding(0) var<storage, read_write> params: {name};\n",
+        name = P::NAME,
+        wgsl = P::WGSL,
+    )
+}
+
+/// The parameters and buffers of one launch, in binding order.
+pub struct Launch<'a, P> {
+    kernel: WgslKernel<P>,
     template: &'a CubeTensor,
     buffers: Vec<cubecl::server::BufferBinding>,
 }
 
-impl<'a> Launch<'a> {
+impl<'a, P: KernelParams> Launch<'a, P> {
     /// Starts a launch; `template` provides the client and device.
-    pub fn new(kernel: WgslKernel, template: &'a CubeTensor) -> Self {
+    pub fn new(kernel: WgslKernel<P>, template: &'a CubeTensor) -> Self {
         Self { kernel, template, buffers: Vec::new() }
     }
 
-    /// Binds the next buffer.
+    /// Binds the next buffer, from binding 1 on.
     pub fn arg(mut self, tensor: &CubeTensor) -> Self {
         self.buffers.push(tensor.handle.clone().binding());
         self
     }
 
-    /// Binds the `info` array last and dispatches `groups` workgroups.
-    pub fn run(self, info: &[u32], groups: (u32, u32, u32)) {
+    /// Binds `params` at binding 0 and dispatches `groups` workgroups.
+    pub fn run(self, params: &P, groups: (u32, u32, u32)) {
         let client = &self.template.client;
-        let info = client.create_from_slice(bytemuck::cast_slice(info));
-        let mut buffers = self.buffers;
-        buffers.push(info.binding());
+        let params = client.create_from_slice(bytemuck::bytes_of(params));
+        let mut buffers = vec![params.binding()];
+        buffers.extend(self.buffers);
         let cube_dim = CubeDim::new_3d(self.kernel.workgroup.0, self.kernel.workgroup.1, 1);
         client.launch(
             Box::new(SourceKernel::new(self.kernel, cube_dim)),
@@ -138,4 +216,111 @@ pub fn empty(template: &CubeTensor, shape: Shape) -> CubeTensor {
 /// Workgroups needed to cover `n` items with groups of `size`.
 pub fn groups(n: usize, size: u32) -> u32 {
     (n as u32).div_ceil(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        antialias::AntialiasParams, interpolate::InterpolateParams, rasterize::RasterizeParams,
+        texture::TextureParams,
+    };
+    use super::*;
+
+    kernel_params! {
+        /// Every scalar type, to see each one land where WGSL expects it.
+        struct Mixed {
+            first: u32,
+            second: f32,
+            third: i32,
+            fourth: u32,
+        }
+    }
+
+    /// (name, type) of each field of a generated WGSL struct, in declaration order.
+    fn wgsl_fields(wgsl: &str) -> Vec<(&str, &str)> {
+        let body = wgsl.split_once('{').and_then(|(_, rest)| rest.split_once('}')).unwrap().0;
+        body.split(',')
+            .map(str::trim)
+            .filter(|field| !field.is_empty())
+            .map(|field| field.split_once(": ").unwrap())
+            .collect()
+    }
+
+    /// (name, value) of each field as Rust's `Debug` lists them: in declaration order.
+    fn rust_fields(debug: &str) -> Vec<(String, String)> {
+        let body = debug.split_once('{').and_then(|(_, rest)| rest.split_once('}')).unwrap().0;
+        body.split(',')
+            .map(|field| field.split_once(": ").unwrap())
+            .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn generated_wgsl_matches_the_rust_layout() {
+        let expected = "struct Mixed {\n    first: u32,\n    second: f32,\n    third: i32,\n    \
+                        fourth: u32,\n}\n";
+        assert_eq!(Mixed::WGSL, expected);
+        assert_eq!(Mixed::NAME, "Mixed");
+        let mixed = Mixed { first: 7, second: 1.5, third: -2, fourth: 9 };
+        let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&mixed));
+        assert_eq!(words, [7, 1.5f32.to_bits(), (-2i32).cast_unsigned(), 9]);
+    }
+
+    /// Fills a params struct with 1, 2, 3, ... in memory order and checks that Rust's field
+    /// order, the memory order and the WGSL declaration agree, one 4-byte word per field.
+    fn check_layout<P: KernelParams>() {
+        let mut params = P::zeroed();
+        let words: &mut [u32] = bytemuck::cast_slice_mut(bytemuck::bytes_of_mut(&mut params));
+        for (i, word) in words.iter_mut().enumerate() {
+            *word = i as u32 + 1;
+        }
+        let rust = rust_fields(&format!("{params:?}"));
+        let wgsl = wgsl_fields(P::WGSL);
+        assert_eq!(size_of::<P>(), 4 * wgsl.len(), "{}", P::NAME);
+        assert_eq!(rust.len(), wgsl.len(), "{}", P::NAME);
+        for (i, ((rust_name, value), (wgsl_name, ty))) in rust.iter().zip(&wgsl).enumerate() {
+            assert_eq!(rust_name, wgsl_name, "{}: field {i}", P::NAME);
+            assert_eq!(*value, (i + 1).to_string(), "{}.{rust_name} is not word {i}", P::NAME);
+            assert_eq!(*ty, "u32", "{}.{rust_name}", P::NAME);
+        }
+    }
+
+    #[test]
+    fn op_params_declare_their_fields_in_rust_order() {
+        check_layout::<RasterizeParams>();
+        check_layout::<InterpolateParams>();
+        check_layout::<TextureParams>();
+        check_layout::<AntialiasParams>();
+    }
+
+    /// A shader reads only fields its params struct declares, and leaves binding 0 to `params`.
+    fn check_shader<P: KernelParams>(file: &str) {
+        let fields: Vec<&str> = wgsl_fields(P::WGSL).into_iter().map(|(name, _)| name).collect();
+        for (at, _) in file.match_indices("params.") {
+            let rest = &file[at + "params.".len()..];
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            let field = &rest[..end.unwrap_or(rest.len())];
+            assert!(fields.contains(&field), "{} has no field `{field}`", P::NAME);
+        }
+        assert!(!file.contains("@binding(0)"), "binding 0 holds {}", P::NAME);
+        assert!(!file.contains("info["), "a kernel still reads a positional `info` array");
+    }
+
+    #[test]
+    fn shaders_read_declared_params() {
+        check_shader::<RasterizeParams>(include_str!("../../shaders/rasterize.wgsl"));
+        check_shader::<InterpolateParams>(include_str!("../../shaders/interpolate.wgsl"));
+        check_shader::<TextureParams>(include_str!("../../shaders/texture.wgsl"));
+        check_shader::<AntialiasParams>(include_str!("../../shaders/antialias.wgsl"));
+    }
+
+    #[test]
+    fn module_starts_with_params() {
+        let file = "fn helper() {}\n//#kernel first\nfn main() {}\n//#kernel second\nfn other() {}";
+        let source = WgslKernel::<Mixed>::new(file, "second", (8, 8)).module_source();
+        let params = "@group(0) @binding(0) var<storage, read_write> params: Mixed;\n";
+        assert!(source.contains(Mixed::WGSL) && source.contains(params), "{source}");
+        assert!(source.find(params) < source.find("fn helper"), "{source}");
+        assert!(source.contains("fn other") && !source.contains("fn main"), "{source}");
+    }
 }

@@ -6,16 +6,33 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Shape;
 
-use super::kernel::{self, Launch, WgslKernel};
+use super::kernel::{self, Launch, WgslKernel, kernel_params};
 
 const SHADER: &str = include_str!("../../shaders/rasterize.wgsl");
 const W_MIN: f32 = 1e-6;
 const NO_TRIANGLE: u32 = u32::MAX;
 
-const TRIANGLES: WgslKernel = WgslKernel { file: SHADER, name: "raster_triangles", workgroup: (64, 1) };
-const RESOLVE: WgslKernel = WgslKernel { file: SHADER, name: "raster_resolve", workgroup: (8, 8) };
-const BACKWARD: WgslKernel = WgslKernel { file: SHADER, name: "raster_backward", workgroup: (8, 8) };
+const TRIANGLES: WgslKernel<RasterizeParams> = WgslKernel::new(SHADER, "raster_triangles", (64, 1));
+const RESOLVE: WgslKernel<RasterizeParams> = WgslKernel::new(SHADER, "raster_resolve", (8, 8));
+const BACKWARD: WgslKernel<RasterizeParams> = WgslKernel::new(SHADER, "raster_backward", (8, 8));
 const ROW_SPLIT: u32 = 4;
+// The passes of `raster_triangles`, as numbered in the shader.
+const DEPTH_PASS: u32 = 0;
+const ID_PASS: u32 = 1;
+
+kernel_params! {
+    /// [`Dims`] as `shaders/rasterize.wgsl` reads them.
+    pub(crate) struct RasterizeParams {
+        batch: u32,
+        vertices: u32,
+        triangles: u32,
+        height: u32,
+        width: u32,
+        /// `raster_triangles` only: `DEPTH_PASS` keeps each pixel's nearest depth, `ID_PASS`
+        /// the lowest triangle id at that depth.
+        pass_index: u32,
+    }
+}
 
 /// Sizes of one rasterization call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +45,15 @@ pub struct Dims {
 }
 
 impl Dims {
-    fn info(&self) -> [u32; 5] {
-        [self.batch, self.vertices, self.triangles, self.height, self.width].map(|v| v as u32)
+    fn params(&self) -> RasterizeParams {
+        RasterizeParams {
+            batch: self.batch as u32,
+            vertices: self.vertices as u32,
+            triangles: self.triangles as u32,
+            height: self.height as u32,
+            width: self.width as u32,
+            pass_index: DEPTH_PASS,
+        }
     }
 }
 
@@ -247,16 +271,17 @@ pub fn forward_cube(pos: CubeTensor, tri: CubeTensor, d: Dims) -> CubeTensor {
     let pixels = d.batch * d.height * d.width;
     let depth = kernel::filled_u32(&pos, pixels, u32::MAX);
     let ids = kernel::filled_u32(&pos, pixels, NO_TRIANGLE);
-    let base = d.info();
-    for pass in 0..2u32 {
-        let mut info = base.to_vec();
-        info.push(pass);
+    let params = d.params();
+    for pass_index in [DEPTH_PASS, ID_PASS] {
         Launch::new(TRIANGLES, &pos)
             .arg(&pos)
             .arg(&tri)
             .arg(&depth)
             .arg(&ids)
-            .run(&info, (kernel::groups(d.triangles, 64), ROW_SPLIT, d.batch as u32));
+            .run(
+                &RasterizeParams { pass_index, ..params },
+                (kernel::groups(d.triangles, 64), ROW_SPLIT, d.batch as u32),
+            );
     }
     let rast = kernel::empty(&pos, Shape::new([d.batch, d.height, d.width, 4]));
     Launch::new(RESOLVE, &pos)
@@ -264,7 +289,7 @@ pub fn forward_cube(pos: CubeTensor, tri: CubeTensor, d: Dims) -> CubeTensor {
         .arg(&tri)
         .arg(&ids)
         .arg(&rast)
-        .run(&base, pixel_groups(&d));
+        .run(&params, pixel_groups(&d));
     rast
 }
 
@@ -277,7 +302,7 @@ pub fn backward_cube(pos: CubeTensor, tri: CubeTensor, rast: CubeTensor, grad_ra
         .arg(&rast)
         .arg(&grad_rast)
         .arg(&grad)
-        .run(&d.info(), pixel_groups(&d));
+        .run(&d.params(), pixel_groups(&d));
     grad
 }
 

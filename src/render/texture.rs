@@ -3,11 +3,27 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Shape;
 
-use super::kernel::{self, Launch, WgslKernel};
+use super::kernel::{self, Launch, WgslKernel, kernel_params};
 
 const SHADER: &str = include_str!("../../shaders/texture.wgsl");
-const FORWARD: WgslKernel = WgslKernel { file: SHADER, name: "texture_forward", workgroup: (8, 8) };
-const BACKWARD: WgslKernel = WgslKernel { file: SHADER, name: "texture_backward", workgroup: (8, 8) };
+const FORWARD: WgslKernel<TextureParams> = WgslKernel::new(SHADER, "texture_forward", (8, 8));
+const BACKWARD: WgslKernel<TextureParams> = WgslKernel::new(SHADER, "texture_backward", (8, 8));
+
+kernel_params! {
+    /// [`Dims`] as `shaders/texture.wgsl` reads them.
+    pub(crate) struct TextureParams {
+        batch: u32,
+        height: u32,
+        width: u32,
+        channels: u32,
+        map_height: u32,
+        map_width: u32,
+        /// 1 when the map has one layer per image, 0 when one layer is shared.
+        map_batched: u32,
+        /// 1 to wrap coordinates around, 0 to clamp them to the edge texels.
+        wrap: u32,
+    }
+}
 
 /// Sizes of one sampling call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,18 +40,17 @@ pub struct Dims {
 }
 
 impl Dims {
-    fn info(&self) -> [u32; 8] {
-        [
-            self.batch,
-            self.height,
-            self.width,
-            self.channels,
-            self.map_height,
-            self.map_width,
-            self.map_batched as usize,
-            self.wrap as usize,
-        ]
-        .map(|v| v as u32)
+    fn params(&self) -> TextureParams {
+        TextureParams {
+            batch: self.batch as u32,
+            height: self.height as u32,
+            width: self.width as u32,
+            channels: self.channels as u32,
+            map_height: self.map_height as u32,
+            map_width: self.map_width as u32,
+            map_batched: self.map_batched.into(),
+            wrap: self.wrap.into(),
+        }
     }
 
     fn groups(&self) -> (u32, u32, u32) {
@@ -121,7 +136,7 @@ pub fn backward_cpu(map: &[f32], uv: &[f32], grad_out: &[f32], d: Dims) -> (Vec<
 
 pub fn forward_cube(map: CubeTensor, uv: CubeTensor, d: Dims) -> CubeTensor {
     let out = kernel::empty(&map, Shape::new([d.batch, d.height, d.width, d.channels]));
-    Launch::new(FORWARD, &map).arg(&map).arg(&uv).arg(&out).run(&d.info(), d.groups());
+    Launch::new(FORWARD, &map).arg(&map).arg(&uv).arg(&out).run(&d.params(), d.groups());
     out
 }
 
@@ -134,6 +149,6 @@ pub fn backward_cube(map: CubeTensor, uv: CubeTensor, grad_out: CubeTensor, d: D
         .arg(&grad_out)
         .arg(&grad_map)
         .arg(&grad_uv)
-        .run(&d.info(), d.groups());
+        .run(&d.params(), d.groups());
     (grad_map, grad_uv)
 }
