@@ -11,8 +11,8 @@
 //! Reading values back goes through [`read_floats`], which is asynchronous: on wasm nothing
 //! may block on the GPU.
 
-use burn::tensor::{Tensor, TensorData};
 pub use burn::tensor::Device;
+use burn::tensor::{Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
@@ -51,7 +51,12 @@ fn adapter_info(setup: &burn::tensor::wgpu::WgpuSetup) -> AdapterInfo {
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        driver: [info.driver, info.driver_info].iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" "),
+        driver: [info.driver, info.driver_info]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -87,7 +92,9 @@ pub async fn webgpu() -> Result<(Device, AdapterInfo)> {
         return Ok(found);
     }
     if !browser::has_navigator_gpu() {
-        return Err(Error::NoWebGpu("this browser does not expose navigator.gpu".into()));
+        return Err(Error::NoWebGpu(
+            "this browser does not expose navigator.gpu".into(),
+        ));
     }
     let (device, setup) = Device::wgpu_options()
         .init_with_setup_async()
@@ -95,7 +102,9 @@ pub async fn webgpu() -> Result<(Device, AdapterInfo)> {
         .map_err(|e| Error::NoWebGpu(e.to_string()))?;
     let mut info = adapter_info(&setup);
     if info.name.is_empty() {
-        info.name = browser::browser_adapter_name().await.unwrap_or_else(|| "unnamed adapter".into());
+        info.name = browser::browser_adapter_name()
+            .await
+            .unwrap_or_else(|| "unnamed adapter".into());
     }
     GPU.with(|g| *g.borrow_mut() = Some((device.clone(), info.clone())));
     Ok((device, info))
@@ -119,7 +128,9 @@ pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<(Vec<f32>,
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_floats_blocking<const D: usize>(tensor: Tensor<D>) -> Result<(Vec<f32>, [usize; D])> {
     let dims = tensor.dims();
-    let data = tensor.try_into_data().map_err(|e| Error::Execution(format!("{e:?}")))?;
+    let data = tensor
+        .try_into_data()
+        .map_err(|e| Error::Execution(format!("{e:?}")))?;
     let values = data
         .convert::<f32>()
         .try_into_vec::<f32>()
@@ -142,22 +153,32 @@ mod browser {
     /// Whether `navigator.gpu` exists in this page or worker.
     pub(crate) fn has_navigator_gpu() -> bool {
         let global = js_sys::global();
-        let navigator = js_sys::Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
+        let navigator = js_sys::Reflect::get(&global, &JsValue::from_str("navigator"))
+            .unwrap_or(JsValue::UNDEFINED);
         if navigator.is_undefined() || navigator.is_null() {
             return false;
         }
-        let gpu = js_sys::Reflect::get(&navigator, &JsValue::from_str("gpu")).unwrap_or(JsValue::UNDEFINED);
+        let gpu = js_sys::Reflect::get(&navigator, &JsValue::from_str("gpu"))
+            .unwrap_or(JsValue::UNDEFINED);
         !(gpu.is_undefined() || gpu.is_null())
     }
 
     /// `vendor architecture description` of the browser's adapter: wgpu reports only the
     /// description, which browsers often leave empty for privacy.
     pub(crate) async fn browser_adapter_name() -> Option<String> {
-        let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).ok();
+        let get = |object: &JsValue, key: &str| {
+            js_sys::Reflect::get(object, &JsValue::from_str(key)).ok()
+        };
         let navigator = get(&js_sys::global(), "navigator")?;
         let gpu = get(&navigator, "gpu")?;
-        let request = get(&gpu, "requestAdapter")?.dyn_into::<js_sys::Function>().ok()?;
-        let promise = request.call0(&gpu).ok()?.dyn_into::<js_sys::Promise>().ok()?;
+        let request = get(&gpu, "requestAdapter")?
+            .dyn_into::<js_sys::Function>()
+            .ok()?;
+        let promise = request
+            .call0(&gpu)
+            .ok()?
+            .dyn_into::<js_sys::Promise>()
+            .ok()?;
         let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
         let info = get(&adapter, "info")?;
         let parts: Vec<String> = ["vendor", "architecture", "description"]
@@ -174,7 +195,12 @@ mod tests {
     use super::AdapterInfo;
 
     fn adapter(device_type: &str) -> AdapterInfo {
-        AdapterInfo { name: "a".into(), backend: "Vulkan".into(), device_type: device_type.into(), driver: String::new() }
+        AdapterInfo {
+            name: "a".into(),
+            backend: "Vulkan".into(),
+            device_type: device_type.into(),
+            driver: String::new(),
+        }
     }
 
     #[test]

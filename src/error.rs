@@ -36,16 +36,25 @@ pub enum Error {
     Execution(String),
     /// File system error with the path involved.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     pub fn model(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::ModelFile { path: path.into(), reason: reason.into() }
+        Error::ModelFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     /// A short stable name of the variant, for the JS side to switch on.
@@ -73,11 +82,27 @@ pub enum RenderError {
     #[error("the mesh has no triangles or no vertices")]
     EmptyMesh,
     #[error("triangle {triangle} uses vertex {index}, but the mesh has {vertices} vertices")]
-    IndexOutOfRange { triangle: usize, index: i64, vertices: usize },
+    IndexOutOfRange {
+        triangle: usize,
+        index: i64,
+        vertices: usize,
+    },
     #[error("{what}: expected shape {expected}, got {got:?}")]
-    Shape { what: &'static str, expected: String, got: Vec<usize> },
-    #[error("resolution {width}x{height} (batch {batch}) is outside what the device can render (at most {max_side} per side and {max_pixels} pixels per call)")]
-    Resolution { width: usize, height: usize, batch: usize, max_side: usize, max_pixels: usize },
+    Shape {
+        what: &'static str,
+        expected: String,
+        got: Vec<usize>,
+    },
+    #[error(
+        "resolution {width}x{height} (batch {batch}) is outside what the device can render (at most {max_side} per side and {max_pixels} pixels per call)"
+    )]
+    Resolution {
+        width: usize,
+        height: usize,
+        batch: usize,
+        max_side: usize,
+        max_pixels: usize,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

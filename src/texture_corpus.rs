@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use image::{GrayImage, RgbImage};
 
-use crate::texture::corpus::{Entry, Index};
-use crate::fit::unwrap::{UvSampler, push_pull_fill, unwrap};
 use crate::error::{Error, Result};
 use crate::face_model::FaceModel;
+use crate::fit::unwrap::{UvSampler, push_pull_fill, unwrap};
 use crate::fit::{Control, FitOptions, Session};
 use crate::nets::FaceNets;
+use crate::texture::corpus::{Entry, Index};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -31,8 +31,20 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        let fit = FitOptions { resolution: 128, landmark_iterations: 120, report_every: 120, ..FitOptions::default() };
-        Self { resolution: 256, fit, lighting_iterations: 20, max_landmark_error: 0.06, min_coverage: 0.3, max_yaw_degrees: 60.0 }
+        let fit = FitOptions {
+            resolution: 128,
+            landmark_iterations: 120,
+            report_every: 120,
+            ..FitOptions::default()
+        };
+        Self {
+            resolution: 256,
+            fit,
+            lighting_iterations: 20,
+            max_landmark_error: 0.06,
+            min_coverage: 0.3,
+            max_yaw_degrees: 60.0,
+        }
     }
 }
 
@@ -40,10 +52,16 @@ impl Default for BuildOptions {
 pub fn photo_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for d in [dir.to_path_buf(), dir.join("images")] {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
-            let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| e.to_ascii_lowercase())
+                .unwrap_or_default();
             if ["jpg", "jpeg", "png", "webp", "bmp", "ppm"].contains(&ext.as_str()) {
                 files.push(p);
             }
@@ -59,10 +77,19 @@ pub fn photo_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// For each texel, the texel holding the mirror image of its surface point (x → −x on the mean
 /// face), where one lies within 4 mm.
 pub fn mirror_map(face: &FaceModel, sampler: &UvSampler) -> Vec<Option<u32>> {
-    let points: Vec<Option<[f32; 3]>> = (0..sampler.texels.len()).map(|i| sampler.point(face, face.mean_positions(), i)).collect();
+    let points: Vec<Option<[f32; 3]>> = (0..sampler.texels.len())
+        .map(|i| sampler.point(face, face.mean_positions(), i))
+        .collect();
     let cell = 4.0f32;
-    let key = |p: [f32; 3]| ((p[0] / cell).floor() as i32, (p[1] / cell).floor() as i32, (p[2] / cell).floor() as i32);
-    let mut grid: std::collections::HashMap<(i32, i32, i32), Vec<u32>> = std::collections::HashMap::new();
+    let key = |p: [f32; 3]| {
+        (
+            (p[0] / cell).floor() as i32,
+            (p[1] / cell).floor() as i32,
+            (p[2] / cell).floor() as i32,
+        )
+    };
+    let mut grid: std::collections::HashMap<(i32, i32, i32), Vec<u32>> =
+        std::collections::HashMap::new();
     for (i, p) in points.iter().enumerate() {
         if let Some(p) = p {
             grid.entry(key(*p)).or_default().push(i as u32);
@@ -80,7 +107,9 @@ pub fn mirror_map(face: &FaceModel, sampler: &UvSampler) -> Vec<Option<u32>> {
                     for dz in -1..=1 {
                         for &j in grid.get(&(kx + dx, ky + dy, kz + dz)).into_iter().flatten() {
                             let o = points[j as usize].expect("listed");
-                            let d = (o[0] - q[0]).powi(2) + (o[1] - q[1]).powi(2) + (o[2] - q[2]).powi(2);
+                            let d = (o[0] - q[0]).powi(2)
+                                + (o[1] - q[1]).powi(2)
+                                + (o[2] - q[2]).powi(2);
                             if best.is_none_or(|(bd, _)| d < bd) {
                                 best = Some((d, j));
                             }
@@ -103,14 +132,32 @@ pub async fn unwrap_photo(
     options: &BuildOptions,
 ) -> Result<std::result::Result<(RgbImage, GrayImage, f32, f32, f32), String>> {
     let mut quiet = |_: &crate::fit::Progress| Control::Continue;
-    let mut session = match Session::prepare(face, nets, std::slice::from_ref(photo), 0, 1, &options.fit, &mut quiet).await {
+    let mut session = match Session::prepare(
+        face,
+        nets,
+        std::slice::from_ref(photo),
+        0,
+        1,
+        &options.fit,
+        &mut quiet,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(Error::NoFace) => return Ok(Err("no face".into())),
         Err(e) => return Err(e),
     };
-    session.landmark_stage(face, &options.fit, &mut quiet).await?;
-    let landmark_error = session.log.last().map(|e| (e.losses.landmarks / options.fit.weights.landmarks).sqrt()).unwrap_or(f32::INFINITY);
-    session.lighting_stage(face, options.lighting_iterations, &options.fit, &mut quiet).await?;
+    session
+        .landmark_stage(face, &options.fit, &mut quiet)
+        .await?;
+    let landmark_error = session
+        .log
+        .last()
+        .map(|e| (e.losses.landmarks / options.fit.weights.landmarks).sqrt())
+        .unwrap_or(f32::INFINITY);
+    session
+        .lighting_stage(face, options.lighting_iterations, &options.fit, &mut quiet)
+        .await?;
     let params = session.params.read().await?;
     let p = &params[0];
     let yaw = p.angles[1].to_degrees();
@@ -118,9 +165,15 @@ pub async fn unwrap_photo(
         return Ok(Err(format!("yaw {yaw:.0}°")));
     }
     if !(landmark_error <= options.max_landmark_error) {
-        return Ok(Err(format!("landmark RMS error {:.1}% of the crop", 100.0 * landmark_error)));
+        return Ok(Err(format!(
+            "landmark RMS error {:.1}% of the crop",
+            100.0 * landmark_error
+        )));
     }
-    let shape_tensor = face.vertices(session.params.identity.value.clone(), session.params.expression.value.clone())?;
+    let shape_tensor = face.vertices(
+        session.params.identity.value.clone(),
+        session.params.expression.value.clone(),
+    )?;
     let (shape, _) = crate::device::read_floats(shape_tensor).await?;
     let shape: Vec<[f32; 3]> = shape.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
     let target = &session.targets[0];
@@ -149,16 +202,38 @@ pub async fn unwrap_photo(
         let c = colours[y as usize * w + x as usize];
         image::Rgb(c.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8))
     });
-    let mask = GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(u.confidence[y as usize * w + x as usize] * 255.0).round() as u8]));
-    Ok(Ok((texture, mask, coverage, landmark_error * options.fit.resolution as f32, yaw)))
+    let mask = GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([(u.confidence[y as usize * w + x as usize] * 255.0).round() as u8])
+    });
+    Ok(Ok((
+        texture,
+        mask,
+        coverage,
+        landmark_error * options.fit.resolution as f32,
+        yaw,
+    )))
 }
 
 /// Builds (or extends: existing entries are kept) a corpus from the photos of `photos_dir`.
 /// `every`: take every n-th photo of the sorted list (a spread sample of a large folder).
-pub fn build(face: &FaceModel, nets: &FaceNets, photos_dir: &Path, out: &Path, options: &BuildOptions, every: usize, limit: Option<usize>, mut log: impl FnMut(&str)) -> Result<Index> {
+pub fn build(
+    face: &FaceModel,
+    nets: &FaceNets,
+    photos_dir: &Path,
+    out: &Path,
+    options: &BuildOptions,
+    every: usize,
+    limit: Option<usize>,
+    mut log: impl FnMut(&str),
+) -> Result<Index> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let aspect = face.uv_atlas().aspect();
-    let mut index = crate::texture::corpus::read_index(out).unwrap_or(Index { resolution: options.resolution, aspect, entries: Vec::new(), rejected: Vec::new() });
+    let mut index = crate::texture::corpus::read_index(out).unwrap_or(Index {
+        resolution: options.resolution,
+        aspect,
+        entries: Vec::new(),
+        rejected: Vec::new(),
+    });
     if index.resolution != options.resolution || index.aspect != aspect {
         return Err(Error::Invalid(format!(
             "{} holds {}x{} textures, not {}x{}",
@@ -169,33 +244,58 @@ pub fn build(face: &FaceModel, nets: &FaceNets, photos_dir: &Path, out: &Path, o
             options.resolution
         )));
     }
-    let done: std::collections::HashSet<String> = index.entries.iter().map(|e| e.source.clone()).chain(index.rejected.iter().map(|r| r.0.clone())).collect();
+    let done: std::collections::HashSet<String> = index
+        .entries
+        .iter()
+        .map(|e| e.source.clone())
+        .chain(index.rejected.iter().map(|r| r.0.clone()))
+        .collect();
     let sampler = UvSampler::new(face, options.resolution * aspect, options.resolution);
     let mirror = mirror_map(face, &sampler);
-    let mut files: Vec<PathBuf> = photo_files(photos_dir)?.into_iter().step_by(every.max(1)).collect();
+    let mut files: Vec<PathBuf> = photo_files(photos_dir)?
+        .into_iter()
+        .step_by(every.max(1))
+        .collect();
     if let Some(n) = limit {
         files.truncate(n);
     }
-    let prefix = photos_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let prefix = photos_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let start = crate::util::clock::now_ms();
     let mut processed = 0usize;
     for path in &files {
-        let source = format!("{prefix}/{}", path.strip_prefix(photos_dir).unwrap_or(path).display());
+        let source = format!(
+            "{prefix}/{}",
+            path.strip_prefix(photos_dir).unwrap_or(path).display()
+        );
         if done.contains(&source) {
             continue;
         }
         processed += 1;
         let outcome = match crate::io::image::read(path) {
             Err(e) => Err(format!("unreadable: {e}")),
-            Ok(photo) => crate::device::block_on(unwrap_photo(face, nets, &sampler, &mirror, &photo, options))?,
+            Ok(photo) => crate::device::block_on(unwrap_photo(
+                face, nets, &sampler, &mirror, &photo, options,
+            ))?,
         };
         match outcome {
             Ok((texture, mask, coverage, landmark_error, yaw)) => {
                 let id = format!("{:06}", index.entries.len() + index.rejected.len());
                 let save_err = |e: image::ImageError| Error::Image(format!("{id}: {e}"));
-                texture.save(out.join(format!("{id}.png"))).map_err(save_err)?;
-                mask.save(out.join(format!("{id}_mask.png"))).map_err(save_err)?;
-                index.entries.push(Entry { id, source, coverage, landmark_error, yaw });
+                texture
+                    .save(out.join(format!("{id}.png")))
+                    .map_err(save_err)?;
+                mask.save(out.join(format!("{id}_mask.png")))
+                    .map_err(save_err)?;
+                index.entries.push(Entry {
+                    id,
+                    source,
+                    coverage,
+                    landmark_error,
+                    yaw,
+                });
             }
             Err(reason) => index.rejected.push((source, reason)),
         }
@@ -222,7 +322,9 @@ pub fn contact_sheet(dir: &Path, count: usize) -> Result<RgbImage> {
     let index = crate::texture::corpus::read_index(dir)?;
     let mut tiles = Vec::new();
     for e in index.entries.iter().take(count) {
-        let read = |p: PathBuf| image::open(&p).map_err(|err| Error::Image(format!("{}: {err}", p.display())));
+        let read = |p: PathBuf| {
+            image::open(&p).map_err(|err| Error::Image(format!("{}: {err}", p.display())))
+        };
         tiles.push(read(dir.join(format!("{}.png", e.id)))?.to_rgb8());
         tiles.push(read(dir.join(format!("{}_mask.png", e.id)))?.to_rgb8());
     }

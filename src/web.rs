@@ -9,9 +9,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::device;
 use crate::error::Error;
-use crate::fit::{self, Control, FitOptions, FitResult, FitStage, LossValues, Models, Progress};
 use crate::fit::export;
 use crate::fit::models::{ModelFiles, TextureChoice};
+use crate::fit::{self, Control, FitOptions, FitResult, FitStage, LossValues, Models, Progress};
 use crate::nets::ModelBytes;
 use crate::render::selftest;
 
@@ -43,8 +43,12 @@ pub async fn gpu_info() -> Result<JsValue, JsValue> {
 pub async fn self_test(size: usize, iterations: usize) -> Result<JsValue, JsValue> {
     let (gpu, info) = device::webgpu().await.map_err(to_js)?;
     let gpu = gpu.autodiff();
-    let reference = selftest::compare_with_reference(&gpu, size, size).await.map_err(to_js)?;
-    let pose = selftest::recover_pose(&gpu, size, iterations).await.map_err(to_js)?;
+    let reference = selftest::compare_with_reference(&gpu, size, size)
+        .await
+        .map_err(to_js)?;
+    let pose = selftest::recover_pose(&gpu, size, iterations)
+        .await
+        .map_err(to_js)?;
     #[derive(serde::Serialize)]
     struct Report {
         adapter: device::AdapterInfo,
@@ -52,7 +56,12 @@ pub async fn self_test(size: usize, iterations: usize) -> Result<JsValue, JsValu
         reference: selftest::ReferenceReport,
         pose: selftest::PoseReport,
     }
-    to_value(&Report { adapter: info, passed: reference.passed() && pose.converged(), reference, pose })
+    to_value(&Report {
+        adapter: info,
+        passed: reference.passed() && pose.converged(),
+        reference,
+        pose,
+    })
 }
 
 /// The last panic's message, kept where the worker's JavaScript can read it after the trap:
@@ -60,7 +69,11 @@ pub async fn self_test(size: usize, iterations: usize) -> Result<JsValue, JsValu
 /// page needs to say why.
 fn record_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let _ = js_sys::Reflect::set(&js_sys::global(), &JsValue::from_str("ganfitLastPanic"), &JsValue::from_str(&info.to_string()));
+        let _ = js_sys::Reflect::set(
+            &js_sys::global(),
+            &JsValue::from_str("ganfitLastPanic"),
+            &JsValue::from_str(&info.to_string()),
+        );
         console_error_panic_hook::hook(info);
     }));
 }
@@ -95,17 +108,30 @@ impl WasmFitter {
         texture: Vec<u8>,
         texture_choice: String,
     ) -> Result<WasmFitter, JsValue> {
-        let texture_choice: TextureChoice = serde_wasm_bindgen::from_value(JsValue::from_str(&texture_choice))
-            .map_err(|_| to_js(Error::Invalid(format!("texture model {texture_choice:?}: expected \"gan\" or \"pca\""))))?;
+        let texture_choice: TextureChoice =
+            serde_wasm_bindgen::from_value(JsValue::from_str(&texture_choice)).map_err(|_| {
+                to_js(Error::Invalid(format!(
+                    "texture model {texture_choice:?}: expected \"gan\" or \"pca\""
+                )))
+            })?;
         let (gpu, adapter) = device::webgpu().await.map_err(to_js)?;
         let files = ModelFiles {
             face_model,
-            nets: ModelBytes { detector, landmarks68, resnet: None, mobilefacenet },
+            nets: ModelBytes {
+                detector,
+                landmarks68,
+                resnet: None,
+                mobilefacenet,
+            },
             texture,
             texture_choice,
         };
         let models = Models::from_files(files, &gpu.autodiff()).map_err(to_js)?;
-        Ok(WasmFitter { models: Rc::new(models), adapter, busy: Rc::new(Cell::new(false)) })
+        Ok(WasmFitter {
+            models: Rc::new(models),
+            adapter,
+            busy: Rc::new(Cell::new(false)),
+        })
     }
 
     /// The WebGPU adapter: `{ name, backend, device_type, driver }`.
@@ -126,26 +152,36 @@ impl WasmFitter {
     /// elapsed_ms, preview?: { photo, width, height, rgba } }`); returning `false` cancels the
     /// fit, which then rejects with an `Error` named `Cancelled`. Resolves to the result (see
     /// `result_to_js`).
-    pub fn fit(&self, images: js_sys::Array, options: JsValue, on_progress: js_sys::Function) -> js_sys::Promise {
+    pub fn fit(
+        &self,
+        images: js_sys::Array,
+        options: JsValue,
+        on_progress: js_sys::Function,
+    ) -> js_sys::Promise {
         let models = self.models.clone();
         let busy = self.busy.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             if busy.replace(true) {
-                return Err(to_js(Error::Invalid("a fit is already running on this fitter".into())));
+                return Err(to_js(Error::Invalid(
+                    "a fit is already running on this fitter".into(),
+                )));
             }
             let _guard = BusyGuard(busy);
             let options: FitOptions = if options.is_undefined() || options.is_null() {
                 FitOptions::default()
             } else {
-                serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::Invalid(format!("fit options: {e}"))))?
+                serde_wasm_bindgen::from_value(options)
+                    .map_err(|e| to_js(Error::Invalid(format!("fit options: {e}"))))?
             };
             let photos = images
                 .iter()
                 .enumerate()
                 .map(|(i, bytes)| {
-                    let bytes = bytes
-                        .dyn_into::<js_sys::Uint8Array>()
-                        .map_err(|_| Error::Invalid(format!("photo {i}: expected a Uint8Array of the encoded image")))?;
+                    let bytes = bytes.dyn_into::<js_sys::Uint8Array>().map_err(|_| {
+                        Error::Invalid(format!(
+                            "photo {i}: expected a Uint8Array of the encoded image"
+                        ))
+                    })?;
                     crate::io::image::decode(&bytes.to_vec()).map_err(|e| match e {
                         Error::Image(reason) => Error::Image(format!("photo {}: {reason}", i + 1)),
                         other => other,
@@ -156,7 +192,8 @@ impl WasmFitter {
             // A throwing callback stops the fit and its exception is what the caller gets.
             let mut thrown: Option<JsValue> = None;
             let mut observer = |progress: &Progress| -> Control {
-                let answer = progress_to_js(progress).and_then(|value| on_progress.call1(&JsValue::NULL, &value));
+                let answer = progress_to_js(progress)
+                    .and_then(|value| on_progress.call1(&JsValue::NULL, &value));
                 match answer {
                     Ok(answer) if answer == JsValue::FALSE => Control::Cancel,
                     Ok(_) => Control::Continue,
@@ -198,7 +235,11 @@ fn rgba(rgb: &[u8], alpha: Option<&[u8]>) -> js_sys::Uint8ClampedArray {
     js_sys::Uint8ClampedArray::from(out.as_slice())
 }
 
-fn image_to_js(width: usize, height: usize, rgba: js_sys::Uint8ClampedArray) -> Result<JsValue, JsValue> {
+fn image_to_js(
+    width: usize,
+    height: usize,
+    rgba: js_sys::Uint8ClampedArray,
+) -> Result<JsValue, JsValue> {
     let object = js_sys::Object::new();
     set(&object, "width", &JsValue::from(width as u32))?;
     set(&object, "height", &JsValue::from(height as u32))?;
@@ -226,7 +267,11 @@ fn progress_to_js(progress: &Progress) -> Result<JsValue, JsValue> {
     })?;
     if let Some(preview) = &progress.preview {
         let image = image_to_js(preview.width, preview.height, rgba(&preview.rgb, None))?;
-        set(image.unchecked_ref(), "photo", &JsValue::from(preview.photo as u32))?;
+        set(
+            image.unchecked_ref(),
+            "photo",
+            &JsValue::from(preview.photo as u32),
+        )?;
         set(value.unchecked_ref(), "preview", &image)?;
     }
     Ok(value)
@@ -254,7 +299,11 @@ fn result_to_js(models: &Models, result: &FitResult) -> Result<JsValue, JsValue>
         set(&entry, "photo", &to_plain(&photo_fit.photo)?)?;
         set(&entry, "params", &to_plain(&photo_fit.params)?)?;
         let render = match &photo_fit.render {
-            Some((image, alpha)) => image_to_js(image.width() as usize, image.height() as usize, rgba(image.as_raw(), Some(alpha)))?,
+            Some((image, alpha)) => image_to_js(
+                image.width() as usize,
+                image.height() as usize,
+                rgba(image.as_raw(), Some(alpha)),
+            )?,
             None => JsValue::NULL,
         };
         set(&entry, "render", &render)?;
@@ -267,9 +316,21 @@ fn result_to_js(models: &Models, result: &FitResult) -> Result<JsValue, JsValue>
     let mesh_js = js_sys::Object::new();
     set(&mesh_js, "positions", &flat3(&mesh.render_positions_m()))?;
     set(&mesh_js, "normals", &flat3(&mesh.render_normals()))?;
-    set(&mesh_js, "uvs", &js_sys::Float32Array::from(mesh.uvs.as_flattened()))?;
-    set(&mesh_js, "indices", &js_sys::Uint32Array::from(mesh.triangles.as_flattened()))?;
-    set(&mesh_js, "vertexCount", &JsValue::from(mesh.uvs.len() as u32))?;
+    set(
+        &mesh_js,
+        "uvs",
+        &js_sys::Float32Array::from(mesh.uvs.as_flattened()),
+    )?;
+    set(
+        &mesh_js,
+        "indices",
+        &js_sys::Uint32Array::from(mesh.triangles.as_flattened()),
+    )?;
+    set(
+        &mesh_js,
+        "vertexCount",
+        &JsValue::from(mesh.uvs.len() as u32),
+    )?;
     set(&object, "mesh", &mesh_js)?;
 
     let texture = match (&result.texture, &files.texture_png) {
@@ -283,14 +344,30 @@ fn result_to_js(models: &Models, result: &FitResult) -> Result<JsValue, JsValue>
         _ => JsValue::NULL,
     };
     set(&object, "texture", &texture)?;
-    set(&object, "glb", &js_sys::Uint8Array::from(files.glb.as_slice()))?;
+    set(
+        &object,
+        "glb",
+        &js_sys::Uint8Array::from(files.glb.as_slice()),
+    )?;
     set(&object, "obj", &JsValue::from_str(&files.obj.obj))?;
     set(&object, "mtl", &JsValue::from_str(&files.obj.mtl))?;
-    set(&object, "textureFile", &JsValue::from_str(export::TEXTURE_FILE))?;
+    set(
+        &object,
+        "textureFile",
+        &JsValue::from_str(export::TEXTURE_FILE),
+    )?;
     set(&object, "meshName", &JsValue::from_str(export::MESH_NAME))?;
-    set(&object, "paramsJson", &JsValue::from_str(&files.params_json))?;
+    set(
+        &object,
+        "paramsJson",
+        &JsValue::from_str(&files.params_json),
+    )?;
     set(&object, "lossesTsv", &JsValue::from_str(&files.losses_tsv))?;
-    set(&object, "textureModel", &JsValue::from_str(&result.texture_model))?;
+    set(
+        &object,
+        "textureModel",
+        &JsValue::from_str(&result.texture_model),
+    )?;
     set(&object, "options", &to_plain(&result.options)?)?;
     set(&object, "log", &to_plain(&result.log)?)?;
     set(&object, "warnings", &to_plain(&result.warnings)?)?;

@@ -25,12 +25,18 @@ use ganfit::{Error, io};
 
 fn archive() -> PathBuf {
     let path = data_dir().join("ict-facekit.tar.xz");
-    assert!(path.is_file(), "the face model tests need ICT-FaceKit at {} (set GANFIT_DATA to the folder holding ict-facekit.tar.xz)", path.display());
+    assert!(
+        path.is_file(),
+        "the face model tests need ICT-FaceKit at {} (set GANFIT_DATA to the folder holding ict-facekit.tar.xz)",
+        path.display()
+    );
     path
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("face_model").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("face_model")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -63,8 +69,22 @@ fn source_obj(name: &str) -> String {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let dir = scratch("ict");
-        let wanted = ["generic_neutral_mesh", "identity007", "identity099", "jawOpen", "eyeBlink_L"].map(|n| format!("FaceXModel/{n}.obj"));
-        let status = Command::new("tar").arg("-xJf").arg(archive()).arg("-C").arg(&dir).args(&wanted).status().expect("running tar (with xz)");
+        let wanted = [
+            "generic_neutral_mesh",
+            "identity007",
+            "identity099",
+            "jawOpen",
+            "eyeBlink_L",
+        ]
+        .map(|n| format!("FaceXModel/{n}.obj"));
+        let status = Command::new("tar")
+            .arg("-xJf")
+            .arg(archive())
+            .arg("-C")
+            .arg(&dir)
+            .args(&wanted)
+            .status()
+            .expect("running tar (with xz)");
         assert!(status.success(), "tar could not unpack the comparison OBJs");
         dir
     });
@@ -76,7 +96,10 @@ fn obj_positions_mm(text: &str) -> Vec<[f64; 3]> {
     text.lines()
         .filter_map(|l| l.strip_prefix("v "))
         .map(|rest| {
-            let c: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let c: Vec<f64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap())
+                .collect();
             [c[0] * 10.0, c[1] * 10.0, c[2] * 10.0]
         })
         .collect()
@@ -91,23 +114,42 @@ fn weights(n: usize, set: &[(usize, f32)], device: &Device) -> Tensor<2> {
 }
 
 /// Largest distance (mm) between the model's vertices at the given weights and an OBJ's.
-fn max_error_to_obj(m: &FaceModel, identity: &[(usize, f32)], expression: &[(usize, f32)], obj: &str) -> f64 {
+fn max_error_to_obj(
+    m: &FaceModel,
+    identity: &[(usize, f32)],
+    expression: &[(usize, f32)],
+    obj: &str,
+) -> f64 {
     let device = cpu();
-    let shape = m.vertices(weights(m.num_identity(), identity, &device), weights(m.num_expression(), expression, &device)).unwrap();
+    let shape = m
+        .vertices(
+            weights(m.num_identity(), identity, &device),
+            weights(m.num_expression(), expression, &device),
+        )
+        .unwrap();
     let values = read_floats_blocking(shape).unwrap().0;
     let reference = obj_positions_mm(&source_obj(obj));
     assert_eq!(reference.len(), 26719);
     m.ict_vertex_indices()
         .iter()
         .enumerate()
-        .map(|(s, &v)| (0..3).map(|k| (values[3 * s + k] as f64 - reference[v as usize][k]).powi(2)).sum::<f64>().sqrt())
+        .map(|(s, &v)| {
+            (0..3)
+                .map(|k| (values[3 * s + k] as f64 - reference[v as usize][k]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
         .fold(0.0, f64::max)
 }
 
 #[test]
 fn mean_mesh_equals_the_generic_neutral_mesh() {
     let m = model(&cpu(), RegionSelection::all());
-    assert_eq!(m.num_shape_vertices(), 24591, "every region but ICT's transparent overlays");
+    assert_eq!(
+        m.num_shape_vertices(),
+        24591,
+        "every region but ICT's transparent overlays"
+    );
     let err = max_error_to_obj(&m, &[], &[], "generic_neutral_mesh");
     eprintln!("mean vs generic_neutral_mesh.obj: max vertex error {err:.2e} mm");
     assert!(err < 1e-3, "{err} mm");
@@ -116,14 +158,28 @@ fn mean_mesh_equals_the_generic_neutral_mesh() {
 #[test]
 fn identity_modes_at_weight_one_equal_their_obj() {
     let m = model(&cpu(), RegionSelection::all());
-    let bound = ModelFile::parse(model_bytes(), "m").unwrap().header.storage.max_error.identity_mm + 1e-3;
+    let bound = ModelFile::parse(model_bytes(), "m")
+        .unwrap()
+        .header
+        .storage
+        .max_error
+        .identity_mm
+        + 1e-3;
     for k in [7, 99] {
         let err = max_error_to_obj(&m, &[(k, 1.0)], &[], &format!("identity{k:03}"));
         // How far the mode moves the face: the check must be able to tell a wrong mode.
         let moved = max_error_to_obj(&m, &[], &[], &format!("identity{k:03}"));
-        eprintln!("identity {k} at weight 1 vs identity{k:03}.obj: max vertex error {err:.2e} mm (the mode moves vertices up to {moved:.2} mm)");
-        assert!(err < bound, "identity {k}: {err} mm (storage bound {bound})");
-        assert!(moved > 20.0 * bound, "identity {k} moves the mesh by only {moved} mm");
+        eprintln!(
+            "identity {k} at weight 1 vs identity{k:03}.obj: max vertex error {err:.2e} mm (the mode moves vertices up to {moved:.2} mm)"
+        );
+        assert!(
+            err < bound,
+            "identity {k}: {err} mm (storage bound {bound})"
+        );
+        assert!(
+            moved > 20.0 * bound,
+            "identity {k} moves the mesh by only {moved} mm"
+        );
     }
 }
 
@@ -131,14 +187,25 @@ fn identity_modes_at_weight_one_equal_their_obj() {
 fn expressions_at_weight_one_equal_their_obj() {
     let m = model(&cpu(), RegionSelection::all());
     assert_eq!((m.num_identity(), m.num_expression()), (100, 53));
-    let bound = ModelFile::parse(model_bytes(), "m").unwrap().header.storage.max_error.expression_mm + 1e-3;
+    let bound = ModelFile::parse(model_bytes(), "m")
+        .unwrap()
+        .header
+        .storage
+        .max_error
+        .expression_mm
+        + 1e-3;
     for name in ["jawOpen", "eyeBlink_L"] {
         let j = m.expression_names().iter().position(|n| n == name).unwrap();
         let err = max_error_to_obj(&m, &[], &[(j, 1.0)], name);
         let moved = max_error_to_obj(&m, &[], &[], name);
-        eprintln!("expression {name} at weight 1 vs {name}.obj: max vertex error {err:.2e} mm (the blendshape moves vertices up to {moved:.2} mm)");
+        eprintln!(
+            "expression {name} at weight 1 vs {name}.obj: max vertex error {err:.2e} mm (the blendshape moves vertices up to {moved:.2} mm)"
+        );
         assert!(err < bound, "{name}: {err} mm (storage bound {bound})");
-        assert!(moved > 20.0 * bound, "{name} moves the mesh by only {moved} mm");
+        assert!(
+            moved > 20.0 * bound,
+            "{name} moves the mesh by only {moved} mm"
+        );
     }
 }
 
@@ -147,7 +214,11 @@ fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
 }
 
 fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 fn dot(a: [f32; 3], b: [f32; 3]) -> f32 {
@@ -167,24 +238,41 @@ fn triangles_wind_consistently_and_face_outwards() {
         }
     }
     let clashes = directed.values().filter(|&&n| n > 1).count();
-    assert_eq!(clashes, 0, "{clashes} edges are walked twice in the same direction");
+    assert_eq!(
+        clashes, 0,
+        "{clashes} edges are walked twice in the same direction"
+    );
     // Outwards: the face, head and neck enclose a positive volume (each triangle with the
     // head's centre spans a tetrahedron, signed by its winding); the narrow face area and the
     // scleras turn away from the head's and the eyeballs' centres.
     let ict = m.ict_vertex_indices();
     let centre = |range: std::ops::Range<u32>| {
-        let pts: Vec<[f32; 3]> = ict.iter().zip(p).filter(|(v, _)| range.contains(v)).map(|(_, q)| *q).collect();
+        let pts: Vec<[f32; 3]> = ict
+            .iter()
+            .zip(p)
+            .filter(|(v, _)| range.contains(v))
+            .map(|(_, q)| *q)
+            .collect();
         let n = pts.len() as f32;
-        pts.iter().fold([0.0; 3], |acc, q| [acc[0] + q[0] / n, acc[1] + q[1] / n, acc[2] + q[2] / n])
+        pts.iter().fold([0.0; 3], |acc, q| {
+            [acc[0] + q[0] / n, acc[1] + q[1] / n, acc[2] + q[2] / n]
+        })
     };
-    let within = |range: std::ops::Range<u32>| tris.iter().filter(move |t| t.iter().all(|&v| range.contains(&ict[v as usize])));
+    let within = |range: std::ops::Range<u32>| {
+        tris.iter()
+            .filter(move |t| t.iter().all(|&v| range.contains(&ict[v as usize])))
+    };
     let outward_share = |range: std::ops::Range<u32>, c: [f32; 3]| {
         let (mut out, mut all) = (0.0, 0.0);
         for t in within(range) {
             let [a, b, d] = t.map(|v| p[v as usize]);
             let n = cross(sub(b, a), sub(d, a));
             let area = dot(n, n).sqrt();
-            let centroid = [(a[0] + b[0] + d[0]) / 3.0, (a[1] + b[1] + d[1]) / 3.0, (a[2] + b[2] + d[2]) / 3.0];
+            let centroid = [
+                (a[0] + b[0] + d[0]) / 3.0,
+                (a[1] + b[1] + d[1]) / 3.0,
+                (a[2] + b[2] + d[2]) / 3.0,
+            ];
             all += area;
             if dot(n, sub(centroid, c)) > 0.0 {
                 out += area;
@@ -218,16 +306,34 @@ fn triangles_wind_consistently_and_face_outwards() {
 fn landmarks_sit_on_the_expected_features_of_the_mean_face() {
     let m = model(&cpu(), RegionSelection::default());
     let device = cpu();
-    let mean = Tensor::<3>::from_data(TensorData::new(m.mean_positions().as_flattened().to_vec(), [1, m.num_shape_vertices(), 3]), &device);
+    let mean = Tensor::<3>::from_data(
+        TensorData::new(
+            m.mean_positions().as_flattened().to_vec(),
+            [1, m.num_shape_vertices(), 3],
+        ),
+        &device,
+    );
     let lm = read_floats_blocking(m.landmarks(mean).unwrap()).unwrap().0;
     let at = |i: usize| [lm[3 * i], lm[3 * i + 1], lm[3 * i + 2]];
-    let (nose, right_eye_outer, right_eye_inner, left_eye_inner, left_eye_outer) = (at(30), at(36), at(39), at(42), at(45));
+    let (nose, right_eye_outer, right_eye_inner, left_eye_inner, left_eye_outer) =
+        (at(30), at(36), at(39), at(42), at(45));
     // x runs to the subject's left: the subject's right eye is at negative x, left of the
     // nose in a frontal photo.
-    assert!(right_eye_outer[0] < right_eye_inner[0] && right_eye_inner[0] < nose[0] && nose[0] < left_eye_inner[0] && left_eye_inner[0] < left_eye_outer[0]);
-    assert!((right_eye_outer[0] + left_eye_outer[0]).abs() < 1.0 && nose[0].abs() < 1.0, "symmetric about x = 0");
+    assert!(
+        right_eye_outer[0] < right_eye_inner[0]
+            && right_eye_inner[0] < nose[0]
+            && nose[0] < left_eye_inner[0]
+            && left_eye_inner[0] < left_eye_outer[0]
+    );
+    assert!(
+        (right_eye_outer[0] + left_eye_outer[0]).abs() < 1.0 && nose[0].abs() < 1.0,
+        "symmetric about x = 0"
+    );
     let inter_ocular = left_eye_outer[0] - right_eye_outer[0];
-    assert!((80.0..100.0).contains(&inter_ocular), "outer eye corners {inter_ocular} mm apart");
+    assert!(
+        (80.0..100.0).contains(&inter_ocular),
+        "outer eye corners {inter_ocular} mm apart"
+    );
     // Nose tip frontmost; eyes above the nose, nose above the mouth, the chin lowest.
     assert!((0..68).all(|i| at(i)[2] <= nose[2]));
     let (mouth_right, mouth_left, upper_lip, chin) = (at(48), at(54), at(51), at(8));
@@ -257,14 +363,31 @@ fn jaw_contour_follows_the_silhouette_as_the_head_turns() {
     assert_eq!(contour.len(), 17);
     assert_eq!(contour[8].len(), 1, "the chin keeps its vertex");
     let frontal = m.landmark_indices();
-    let normals = ganfit::face_model::area_weighted_normals(m.mean_positions(), m.shape_triangles());
+    let normals =
+        ganfit::face_model::area_weighted_normals(m.mean_positions(), m.shape_triangles());
     let distance = 600.0;
     for yaw_degrees in [0.0f32, -30.0, 30.0] {
         let rotation = yaw_rotation(yaw_degrees.to_radians());
-        let points: Vec<[f32; 3]> = m.mean_positions().iter().map(|&p| apply(&rotation, p)).map(|p| [p[0], p[1], p[2] - distance]).collect();
+        let points: Vec<[f32; 3]> = m
+            .mean_positions()
+            .iter()
+            .map(|&p| apply(&rotation, p))
+            .map(|p| [p[0], p[1], p[2] - distance])
+            .collect();
         let picks = pick_contour(contour, &points, &rotation);
-        let steps: Vec<String> = (0..17).map(|k| format!("{}/{}", contour[k].iter().position(|&v| v == picks[k]).unwrap(), contour[k].len())).collect();
-        eprintln!("yaw {yaw_degrees}°: pick position/candidates per jaw point 0-16: {}", steps.join(" "));
+        let steps: Vec<String> = (0..17)
+            .map(|k| {
+                format!(
+                    "{}/{}",
+                    contour[k].iter().position(|&v| v == picks[k]).unwrap(),
+                    contour[k].len()
+                )
+            })
+            .collect();
+        eprintln!(
+            "yaw {yaw_degrees}°: pick position/candidates per jaw point 0-16: {}",
+            steps.join(" ")
+        );
         for k in (0..17).filter(|&k| k != 8) {
             let pick = picks[k] as usize;
             let gap = sub(points[pick], points[frontal[k] as usize]);
@@ -272,25 +395,46 @@ fn jaw_contour_follows_the_silhouette_as_the_head_turns() {
             let facing = landmarks::side(k) * yaw_degrees < 0.0;
             if yaw_degrees == 0.0 {
                 // Frontal: the outline is where ICT's 68 landmarks are.
-                assert!(image_gap < 5.0, "frontal jaw point {k}: pick {pick} is {image_gap:.1} mm from landmark vertex {}", frontal[k]);
+                assert!(
+                    image_gap < 5.0,
+                    "frontal jaw point {k}: pick {pick} is {image_gap:.1} mm from landmark vertex {}",
+                    frontal[k]
+                );
             } else if facing {
-                assert_eq!(pick as u32, frontal[k], "yaw {yaw_degrees}: facing-side jaw point {k} left its landmark vertex");
+                assert_eq!(
+                    pick as u32, frontal[k],
+                    "yaw {yaw_degrees}: facing-side jaw point {k} left its landmark vertex"
+                );
             } else if !(5..12).contains(&k) {
                 // Upper jaw points on the side turned away: on the silhouette, where the
                 // surface runs along the ray to the eye (normal nearly perpendicular to it).
                 let n = apply(&rotation, normals[pick]);
                 let to_eye = points[pick].map(|c| -c);
                 let cosine = dot(n, to_eye) / dot(to_eye, to_eye).sqrt();
-                assert_ne!(pick as u32, frontal[k], "yaw {yaw_degrees}: jaw point {k} stayed on its frontal vertex");
-                assert!(cosine.abs() < 0.35, "yaw {yaw_degrees}: jaw point {k} picked vertex {pick} with n·v = {cosine:.2}, not a silhouette");
+                assert_ne!(
+                    pick as u32, frontal[k],
+                    "yaw {yaw_degrees}: jaw point {k} stayed on its frontal vertex"
+                );
+                assert!(
+                    cosine.abs() < 0.35,
+                    "yaw {yaw_degrees}: jaw point {k} picked vertex {pick} with n·v = {cosine:.2}, not a silhouette"
+                );
             }
         }
         // The device rule picks the same points.
         let device = cpu();
         let n = points.len();
-        let pt = Tensor::<3>::from_data(TensorData::new(points.as_flattened().to_vec(), [1, n, 3]), &device);
-        let rt = Tensor::<3>::from_data(TensorData::new(rotation.as_flattened().to_vec(), [1, 3, 3]), &device);
-        let on_device = read_floats_blocking(m.contour_landmarks(pt, rt).unwrap()).unwrap().0;
+        let pt = Tensor::<3>::from_data(
+            TensorData::new(points.as_flattened().to_vec(), [1, n, 3]),
+            &device,
+        );
+        let rt = Tensor::<3>::from_data(
+            TensorData::new(rotation.as_flattened().to_vec(), [1, 3, 3]),
+            &device,
+        );
+        let on_device = read_floats_blocking(m.contour_landmarks(pt, rt).unwrap())
+            .unwrap()
+            .0;
         for k in 0..68 {
             let v = if k < 17 { picks[k] } else { frontal[k] } as usize;
             assert_eq!(&on_device[3 * k..3 * k + 3], &points[v], "landmark {k}");
@@ -310,21 +454,32 @@ fn check_gradients(device: Device, name: &str) {
     // Targets within a millimetre of the shape, so that the loss stays small enough for f32
     // central differences.
     let at_weights = m
-        .vertices(Tensor::from_data(TensorData::new(identity.clone(), [2, ni]), &device), Tensor::from_data(TensorData::new(expression.clone(), [2, ne]), &device))
+        .vertices(
+            Tensor::from_data(TensorData::new(identity.clone(), [2, ni]), &device),
+            Tensor::from_data(TensorData::new(expression.clone(), [2, ne]), &device),
+        )
         .unwrap();
     let noise: Vec<f32> = (0..2 * vs * 3).map(|_| rng.range(-1.0, 1.0)).collect();
-    let target = (at_weights + Tensor::<3>::from_data(TensorData::new(noise, [2, vs, 3]), &device)).detach();
+    let target =
+        (at_weights + Tensor::<3>::from_data(TensorData::new(noise, [2, vs, 3]), &device)).detach();
     let weight = Tensor::<3>::from_data(TensorData::new(w.clone(), [2, vs, 3]), &device);
     let loss = |id: &[f32], ex: &[f32]| {
         let shape = m
-            .vertices(Tensor::from_data(TensorData::new(id.to_vec(), [2, ni]), &device), Tensor::from_data(TensorData::new(ex.to_vec(), [2, ne]), &device))
+            .vertices(
+                Tensor::from_data(TensorData::new(id.to_vec(), [2, ni]), &device),
+                Tensor::from_data(TensorData::new(ex.to_vec(), [2, ne]), &device),
+            )
             .unwrap();
         ((shape - target.clone()).powi_scalar(2) * weight.clone()).sum()
     };
-    let id_t = Tensor::<2>::from_data(TensorData::new(identity.clone(), [2, ni]), &device).require_grad();
-    let ex_t = Tensor::<2>::from_data(TensorData::new(expression.clone(), [2, ne]), &device).require_grad();
+    let id_t =
+        Tensor::<2>::from_data(TensorData::new(identity.clone(), [2, ni]), &device).require_grad();
+    let ex_t = Tensor::<2>::from_data(TensorData::new(expression.clone(), [2, ne]), &device)
+        .require_grad();
     let shape = m.vertices(id_t.clone(), ex_t.clone()).unwrap();
-    let grads = ((shape - target.clone()).powi_scalar(2) * weight.clone()).sum().backward();
+    let grads = ((shape - target.clone()).powi_scalar(2) * weight.clone())
+        .sum()
+        .backward();
     let g_id = read_floats_blocking(id_t.grad(&grads).unwrap()).unwrap().0;
     let g_ex = read_floats_blocking(ex_t.grad(&grads).unwrap()).unwrap().0;
     let value = |id: &[f32], ex: &[f32]| read_floats_blocking(loss(id, ex)).unwrap().0[0] as f64;
@@ -332,8 +487,19 @@ fn check_gradients(device: Device, name: &str) {
     // which a larger step keeps small against the change.
     let h = 0.5;
     let mut checks = Vec::new();
-    for (which, index) in [("identity", 0usize), ("identity", ni + 42), ("identity", 99), ("expression", 26), ("expression", ne + 10)] {
-        let (mut plus_id, mut minus_id, mut plus_ex, mut minus_ex) = (identity.clone(), identity.clone(), expression.clone(), expression.clone());
+    for (which, index) in [
+        ("identity", 0usize),
+        ("identity", ni + 42),
+        ("identity", 99),
+        ("expression", 26),
+        ("expression", ne + 10),
+    ] {
+        let (mut plus_id, mut minus_id, mut plus_ex, mut minus_ex) = (
+            identity.clone(),
+            identity.clone(),
+            expression.clone(),
+            expression.clone(),
+        );
         let analytic = if which == "identity" {
             plus_id[index] += h;
             minus_id[index] -= h;
@@ -347,10 +513,16 @@ fn check_gradients(device: Device, name: &str) {
         checks.push((which, index, analytic, numeric));
     }
     let scale = checks.iter().map(|c| c.3.abs()).fold(1.0, f64::max);
-    let worst = checks.iter().map(|c| (c.2 - c.3).abs() / scale).fold(0.0, f64::max);
+    let worst = checks
+        .iter()
+        .map(|c| (c.2 - c.3).abs() / scale)
+        .fold(0.0, f64::max);
     eprintln!("{name}: largest gradient error {worst:.1e} of the largest gradient ({scale:.0})");
     for (which, index, analytic, numeric) in checks {
-        assert!((analytic - numeric).abs() < 1e-3 * scale, "{name}: d loss / d {which}[{index}]: analytic {analytic}, numeric {numeric} (scale {scale})");
+        assert!(
+            (analytic - numeric).abs() < 1e-3 * scale,
+            "{name}: d loss / d {which}[{index}]: analytic {analytic}, numeric {numeric} (scale {scale})"
+        );
     }
 }
 
@@ -387,7 +559,8 @@ fn obj_uv_of_vertex(obj: &str, vertex: u32) -> [f32; 2] {
 fn exported_glb_passes_the_khronos_validator_and_reads_back() {
     let m = model(&cpu(), RegionSelection::default());
     let mesh = m.mesh_data(m.mean_positions().to_vec()).unwrap();
-    let texture = image::RgbImage::from_fn(512, 256, |x, y| image::Rgb([(x / 2) as u8, y as u8, 128]));
+    let texture =
+        image::RgbImage::from_fn(512, 256, |x, y| image::Rgb([(x / 2) as u8, y as u8, 128]));
     let glb = io::glb::write(&mesh, Some(&texture), "mean_face").unwrap();
     let dir = scratch("glb");
     let path = dir.join("mean_face.glb");
@@ -399,10 +572,18 @@ fn exported_glb_passes_the_khronos_validator_and_reads_back() {
         "the Khronos glTF validator is not installed: run `make setup` (npm ci in {})",
         validator.display()
     );
-    let out = Command::new("node").arg(validator.join("validate.mjs")).arg("--strict").arg(&path).output().expect("running node");
+    let out = Command::new("node")
+        .arg(validator.join("validate.mjs"))
+        .arg("--strict")
+        .arg(&path)
+        .output()
+        .expect("running node");
     let report = String::from_utf8_lossy(&out.stdout);
     eprintln!("{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the glTF validator rejected the GLB:\n{report}");
+    assert!(
+        out.status.success(),
+        "the glTF validator rejected the GLB:\n{report}"
+    );
 
     let (doc, buffers, images) = gltf::import_slice(&glb).unwrap();
     let prim = doc.meshes().next().unwrap().primitives().next().unwrap();
@@ -413,26 +594,55 @@ fn exported_glb_passes_the_khronos_validator_and_reads_back() {
     assert_eq!(positions.len(), m.num_render_vertices());
     assert_eq!(indices.len(), 3 * m.triangles().len());
     assert!(uvs.iter().flatten().all(|&x| (0.0..=1.0).contains(&x)));
-    assert_eq!((images.len(), images[0].width, images[0].height), (1, 512, 256));
+    assert_eq!(
+        (images.len(), images[0].width, images[0].height),
+        (1, 512, 256)
+    );
     // Against ICT's own texture coordinates: the face sits in the left half of the 2:1 atlas
     // (s = u / 2), and glTF's t runs down the image (t = 1 − v).
     let neutral = source_obj("generic_neutral_mesh");
     for &landmark in m.landmark_indices() {
         let [u, v] = obj_uv_of_vertex(&neutral, m.ict_vertex_indices()[landmark as usize]);
-        let r = m.render_to_shape().iter().position(|&s| s == landmark).unwrap();
+        let r = m
+            .render_to_shape()
+            .iter()
+            .position(|&s| s == landmark)
+            .unwrap();
         let [s, t] = uvs[r];
-        assert!((s - u / 2.0).abs() < 1e-6 && (t - (1.0 - v)).abs() < 1e-6, "landmark vertex {landmark}: glTF uv ({s}, {t}), ICT uv ({u}, {v})");
-        assert!((positions[r][0] - m.mean_positions()[landmark as usize][0] / 1000.0).abs() < 1e-7, "metres");
+        assert!(
+            (s - u / 2.0).abs() < 1e-6 && (t - (1.0 - v)).abs() < 1e-6,
+            "landmark vertex {landmark}: glTF uv ({s}, {t}), ICT uv ({u}, {v})"
+        );
+        assert!(
+            (positions[r][0] - m.mean_positions()[landmark as usize][0] / 1000.0).abs() < 1e-7,
+            "metres"
+        );
     }
     // The OBJ export says the same in OBJ's convention.
     let files = io::obj::write(&mesh, "mean_face", Some("mean_face.png")).unwrap();
-    let back = io::obj::parse(files.obj.as_bytes(), "mean_face.obj", io::obj::Read::Everything).unwrap();
-    assert_eq!((back.positions.len(), back.polygons.len()), (m.num_shape_vertices(), m.triangles().len()));
+    let back = io::obj::parse(
+        files.obj.as_bytes(),
+        "mean_face.obj",
+        io::obj::Read::Everything,
+    )
+    .unwrap();
+    assert_eq!(
+        (back.positions.len(), back.polygons.len()),
+        (m.num_shape_vertices(), m.triangles().len())
+    );
     let nose = m.landmark_indices()[landmarks::NOSE_TIP];
-    let corner = back.polygons.iter().flat_map(|p| &p.corners).find(|c| c.position == nose).unwrap();
+    let corner = back
+        .polygons
+        .iter()
+        .flat_map(|p| &p.corners)
+        .find(|c| c.position == nose)
+        .unwrap();
     let [u, v] = obj_uv_of_vertex(&neutral, m.ict_vertex_indices()[nose as usize]);
     let uv = back.uvs[corner.uv.unwrap() as usize];
-    assert!((uv[0] - u as f64 / 2.0).abs() < 1e-6 && (uv[1] - v as f64).abs() < 1e-6, "OBJ vt {uv:?} vs ICT ({u}, {v})");
+    assert!(
+        (uv[0] - u as f64 / 2.0).abs() < 1e-6 && (uv[1] - v as f64).abs() < 1e-6,
+        "OBJ vt {uv:?} vs ICT ({u}, {v})"
+    );
 }
 
 #[test]
@@ -443,36 +653,82 @@ fn mean_face_renders_with_its_mask_and_texture() {
     let m = model(&device, RegionSelection::default());
     let size = 160;
     let vs = m.num_shape_vertices();
-    let shape = Tensor::<3>::from_data(TensorData::new(m.mean_positions().as_flattened().to_vec(), [1, vs, 3]), &device);
+    let shape = Tensor::<3>::from_data(
+        TensorData::new(m.mean_positions().as_flattened().to_vec(), [1, vs, 3]),
+        &device,
+    );
     let rotation = camera::euler_rotation(Tensor::zeros([1, 3], &device));
-    let translation = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0, -600.0], [1, 3]), &device);
+    let translation =
+        Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0, -600.0], [1, 3]), &device);
     let focal = Tensor::<2>::from_data(TensorData::new(vec![2.2 * size as f32], [1, 1]), &device);
-    let camera_points = camera::transform(m.render_positions(shape).unwrap(), rotation, translation);
-    let clip = camera::project(camera_points, focal, size, size, camera::DepthRange { near: 100.0, far: 2000.0 });
+    let camera_points =
+        camera::transform(m.render_positions(shape).unwrap(), rotation, translation);
+    let clip = camera::project(
+        camera_points,
+        focal,
+        size,
+        size,
+        camera::DepthRange {
+            near: 100.0,
+            far: 2000.0,
+        },
+    );
     let rast = render::rasterize(clip, m.topology(), size, size).unwrap();
-    let mask = read_floats_blocking(render::interpolate(m.face_mask(FaceArea::Narrow), rast.clone(), m.topology()).unwrap()).unwrap().0;
+    let mask = read_floats_blocking(
+        render::interpolate(m.face_mask(FaceArea::Narrow), rast.clone(), m.topology()).unwrap(),
+    )
+    .unwrap()
+    .0;
     let uv = render::interpolate(m.uvs(), rast.clone(), m.topology()).unwrap();
     // Left half red (the face slot), right half blue (back of the head).
     let (tw, th) = (64, 32);
-    let map: Vec<f32> = (0..th * tw).flat_map(|i| if i % tw < tw / 2 { [1.0, 0.0, 0.0] } else { [0.0, 0.0, 1.0] }).collect();
-    let colour = render::texture(Tensor::from_data(TensorData::new(map, [1, th, tw, 3]), &device), uv, Boundary::Clamp).unwrap();
+    let map: Vec<f32> = (0..th * tw)
+        .flat_map(|i| {
+            if i % tw < tw / 2 {
+                [1.0, 0.0, 0.0]
+            } else {
+                [0.0, 0.0, 1.0]
+            }
+        })
+        .collect();
+    let colour = render::texture(
+        Tensor::from_data(TensorData::new(map, [1, th, tw, 3]), &device),
+        uv,
+        Boundary::Clamp,
+    )
+    .unwrap();
     let colour = read_floats_blocking(colour).unwrap().0;
-    let ids = read_floats_blocking(render::triangle_ids(&rast).float()).unwrap().0;
+    let ids = read_floats_blocking(render::triangle_ids(&rast).float())
+        .unwrap()
+        .0;
     let img = image::RgbImage::from_fn(size as u32, size as u32, |x, y| {
         let i = y as usize * size + x as usize;
-        let c = if ids[i] > 0.0 { [colour[3 * i], mask[i], colour[3 * i + 2]] } else { [1.0, 1.0, 1.0] };
+        let c = if ids[i] > 0.0 {
+            [colour[3 * i], mask[i], colour[3 * i + 2]]
+        } else {
+            [1.0, 1.0, 1.0]
+        };
         image::Rgb(c.map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8))
     });
     let out = scratch("render").join("mean_face.png");
     img.save(&out).unwrap();
-    eprintln!("render for eyeballing (red: face uv slot, green: face mask): {}", out.display());
+    eprintln!(
+        "render for eyeballing (red: face uv slot, green: face mask): {}",
+        out.display()
+    );
     let at = |x: usize, y: usize| y * size + x;
     let centre = at(size / 2, size / 2);
-    assert!(ids[centre] > 0.0 && mask[centre] > 0.99 && colour[3 * centre] > 0.9, "the nose is face");
+    assert!(
+        ids[centre] > 0.0 && mask[centre] > 0.99 && colour[3 * centre] > 0.9,
+        "the nose is face"
+    );
     assert_eq!(ids[at(2, 2)], 0.0, "corner is background");
     let covered = ids.iter().filter(|&&i| i > 0.0).count();
     let masked = mask.iter().filter(|&&v| v > 0.5).count();
-    assert!(masked > covered / 3 && masked < covered, "mask {masked} of {covered} covered pixels");
+    assert!(
+        masked > covered / 3 && masked < covered,
+        "mask {masked} of {covered} covered pixels"
+    );
 }
 
 fn conversion_error(path: &Path) -> String {
@@ -505,31 +761,67 @@ fn bad_sources_and_model_files_are_refused_naming_the_file() {
     let truncated = dir.join("truncated.tar.xz");
     std::fs::write(&truncated, &original[..original.len() / 3]).unwrap();
     let err = conversion_error(&truncated);
-    assert!(err.contains("truncated.tar.xz") && err.contains("cannot decompress"), "{err}");
+    assert!(
+        err.contains("truncated.tar.xz") && err.contains("cannot decompress"),
+        "{err}"
+    );
 
     let garbage = dir.join("garbage.tar.xz");
     std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
     let err = conversion_error(&garbage);
-    assert!(err.contains("garbage.tar.xz") && err.contains("not an .xz file"), "{err}");
+    assert!(
+        err.contains("garbage.tar.xz") && err.contains("not an .xz file"),
+        "{err}"
+    );
 
     let other = dir.join("other.tar.xz");
     tar_xz(&other, &[("photos/readme.txt", b"some other archive")]);
     let err = conversion_error(&other);
-    assert!(err.contains("other.tar.xz") && err.contains("not the ICT-FaceKit archive") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("other.tar.xz")
+            && err.contains("not the ICT-FaceKit archive")
+            && err.contains("missing"),
+        "{err}"
+    );
 
     let edited = dir.join("edited.tar.xz");
     let neutral = source_obj("generic_neutral_mesh");
-    tar_xz(&edited, &[("FaceXModel/generic_neutral_mesh.obj", neutral.replace("v 0 -2.48251", "v 0 -2.48252").as_bytes())]);
+    tar_xz(
+        &edited,
+        &[(
+            "FaceXModel/generic_neutral_mesh.obj",
+            neutral.replace("v 0 -2.48251", "v 0 -2.48252").as_bytes(),
+        )],
+    );
     let err = conversion_error(&edited);
-    assert!(err.contains("edited.tar.xz: FaceXModel/generic_neutral_mesh.obj") && err.contains("SHA-256"), "{err}");
+    assert!(
+        err.contains("edited.tar.xz: FaceXModel/generic_neutral_mesh.obj")
+            && err.contains("SHA-256"),
+        "{err}"
+    );
 
     // Model files: another version, truncated.
     let mut other_version = model_bytes().to_vec();
     other_version[8] = 99;
-    let err = FaceModel::from_bytes(&other_version, "models/face_model.gfm", &cpu(), RegionSelection::default()).unwrap_err();
-    assert!(matches!(&err, Error::ModelFile { path, reason } if path == "models/face_model.gfm" && reason.contains("version 99")), "{err}");
+    let err = FaceModel::from_bytes(
+        &other_version,
+        "models/face_model.gfm",
+        &cpu(),
+        RegionSelection::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::ModelFile { path, reason } if path == "models/face_model.gfm" && reason.contains("version 99")),
+        "{err}"
+    );
     let bytes = model_bytes();
-    let err = FaceModel::from_bytes(&bytes[..bytes.len() - 1000], "models/face_model.gfm", &cpu(), RegionSelection::default()).unwrap_err();
+    let err = FaceModel::from_bytes(
+        &bytes[..bytes.len() - 1000],
+        "models/face_model.gfm",
+        &cpu(),
+        RegionSelection::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("truncated or corrupt"), "{err}");
 }
 
@@ -542,13 +834,28 @@ fn converted_file_records_its_sources_and_stays_compact() {
     assert_eq!(h.unit, "mm");
     assert_eq!(h.source.commit, ict::UPSTREAM_COMMIT);
     assert_eq!(h.source.files.len(), 157);
-    assert!(h.source.files.iter().all(|(path, sha)| ict::MANIFEST.contains(&format!("{sha}  {path}"))));
-    assert!(h.source.copyright.contains("USC Institute for Creative Technologies"));
+    assert!(
+        h.source
+            .files
+            .iter()
+            .all(|(path, sha)| ict::MANIFEST.contains(&format!("{sha}  {path}")))
+    );
+    assert!(
+        h.source
+            .copyright
+            .contains("USC Institute for Creative Technologies")
+    );
     let e = h.storage.max_error;
-    assert!(e.identity_mm < 0.01 && e.expression_mm < 0.05 && e.mean_mm < 1e-4, "{e:?}");
+    assert!(
+        e.identity_mm < 0.01 && e.expression_mm < 0.05 && e.mean_mm < 1e-4,
+        "{e:?}"
+    );
     let mb = model_bytes().len() as f64 / 1e6;
     assert!((20.0..26.0).contains(&mb), "{mb} MB");
     let m = FaceModel::from_file(&file, &cpu(), RegionSelection::default()).unwrap();
     assert_eq!((m.num_shape_vertices(), m.uv_atlas().aspect()), (11248, 2));
-    eprintln!("model file {mb:.1} MB; parse + load (default selection) {:.2} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "model file {mb:.1} MB; parse + load (default selection) {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
 }

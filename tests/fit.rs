@@ -5,15 +5,16 @@
 mod common;
 
 use common::{models_dir, sample};
+use ganfit::Error;
 use ganfit::device::{block_on, cpu};
 use ganfit::eval::landmarks::nme;
-use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models, Progress};
 use ganfit::fit::models::TextureChoice;
-use ganfit::Error;
+use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models, Progress};
 use image::RgbImage;
 
 fn models_with(texture: TextureChoice) -> Models {
-    Models::load(&models_dir(), &cpu().autodiff(), texture).expect("the models (make models; both texture models are committed)")
+    Models::load(&models_dir(), &cpu().autodiff(), texture)
+        .expect("the models (make models; both texture models are committed)")
 }
 
 fn models() -> Models {
@@ -22,15 +23,36 @@ fn models() -> Models {
 
 /// Small enough for a test, long enough for the losses to move.
 fn quick() -> FitOptions {
-    FitOptions { resolution: 128, landmark_iterations: 60, iterations: 12, report_every: 1, ..FitOptions::default() }
+    FitOptions {
+        resolution: 128,
+        landmark_iterations: 60,
+        iterations: 12,
+        report_every: 1,
+        ..FitOptions::default()
+    }
 }
 
-fn fit_quietly(models: &Models, photos: &[RgbImage], options: &FitOptions) -> Result<FitResult, Error> {
-    block_on(fit::fit(models, photos, options, &mut |_: &Progress| Control::Continue))
+fn fit_quietly(
+    models: &Models,
+    photos: &[RgbImage],
+    options: &FitOptions,
+) -> Result<FitResult, Error> {
+    block_on(fit::fit(models, photos, options, &mut |_: &Progress| {
+        Control::Continue
+    }))
 }
 
-fn first_and_last(result: &FitResult, stage: FitStage, term: fn(&fit::LossValues) -> f32) -> (f32, f32) {
-    let values: Vec<f32> = result.log.iter().filter(|e| e.stage == stage).map(|e| term(&e.losses)).collect();
+fn first_and_last(
+    result: &FitResult,
+    stage: FitStage,
+    term: fn(&fit::LossValues) -> f32,
+) -> (f32, f32) {
+    let values: Vec<f32> = result
+        .log
+        .iter()
+        .filter(|e| e.stage == stage)
+        .map(|e| term(&e.losses))
+        .collect();
     assert!(values.len() >= 2, "{stage:?}: too few log entries");
     (values[0], *values.last().unwrap())
 }
@@ -55,10 +77,13 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
 
     // A plausible head: ICT's head is about 15 cm wide; identity weights stay near the prior.
     let xs: Vec<f32> = result.shape.iter().map(|v| v[0]).collect();
-    let width = xs.iter().cloned().fold(f32::MIN, f32::max) - xs.iter().cloned().fold(f32::MAX, f32::min);
+    let width =
+        xs.iter().cloned().fold(f32::MIN, f32::max) - xs.iter().cloned().fold(f32::MAX, f32::min);
     assert!((100.0..250.0).contains(&width), "head width {width} mm");
     assert!(result.shape.iter().flatten().all(|v| v.is_finite()));
-    let rms = (p.params.identity.iter().map(|w| w * w).sum::<f32>() / p.params.identity.len() as f32).sqrt();
+    let rms = (p.params.identity.iter().map(|w| w * w).sum::<f32>()
+        / p.params.identity.len() as f32)
+        .sqrt();
     assert!(rms < 2.0, "identity weights rms {rms}");
 
     // The render covers the face, and the exports carry the whole mesh.
@@ -67,13 +92,25 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
     let covered = alpha.iter().filter(|&&a| a > 128).count() as f64 / alpha.len() as f64;
     assert!((0.1..0.95).contains(&covered), "render coverage {covered}");
     let files = ganfit::fit::export::exports(&models.face, &result).unwrap();
-    let count = |prefix: &str| files.obj.obj.lines().filter(|l| l.starts_with(prefix)).count();
+    let count = |prefix: &str| {
+        files
+            .obj
+            .obj
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    };
     assert_eq!(count("v "), result.shape.len());
     assert_eq!(count("vt "), files.mesh.uvs.len());
     assert_eq!(&files.glb[..4], b"glTF");
     let texture = result.texture.as_ref().unwrap();
     assert_eq!(texture.width(), 2 * texture.height(), "ICT's 2:1 atlas");
-    assert!(texture.height() >= fit::OUTPUT_TEXTURE_HEIGHT, "texture {}x{}", texture.width(), texture.height());
+    assert!(
+        texture.height() >= fit::OUTPUT_TEXTURE_HEIGHT,
+        "texture {}x{}",
+        texture.width(),
+        texture.height()
+    );
 }
 
 #[test]
@@ -81,16 +118,28 @@ fn the_identity_network_terms_run_when_weighted() {
     // Off by default (see `LossWeights`), so switch them on: the MobileFaceNet identity,
     // randomised-identity and content terms must be computed, finite, and in the log.
     let models = models();
-    let mut options = FitOptions { landmark_iterations: 20, iterations: 3, ..quick() };
+    let mut options = FitOptions {
+        landmark_iterations: 20,
+        iterations: 3,
+        ..quick()
+    };
     options.weights.identity = 0.5;
     options.weights.random_identity = 0.25;
     options.weights.content = 2.0;
     let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
-    let full: Vec<_> = result.log.iter().filter(|e| e.stage == FitStage::Full).collect();
+    let full: Vec<_> = result
+        .log
+        .iter()
+        .filter(|e| e.stage == FitStage::Full)
+        .collect();
     assert_eq!(full.len(), 3);
     for e in full {
         let l = &e.losses;
-        for (name, v) in [("identity", l.identity), ("random_identity", l.random_identity), ("content", l.content)] {
+        for (name, v) in [
+            ("identity", l.identity),
+            ("random_identity", l.random_identity),
+            ("content", l.content),
+        ] {
             assert!(v.is_finite() && v > 0.0, "{name} term {v}");
         }
     }
@@ -99,8 +148,16 @@ fn the_identity_network_terms_run_when_weighted() {
 #[test]
 fn photos_of_one_person_share_identity_and_texture() {
     let models = models();
-    let photos = [sample("astronaut.png"), image::imageops::flip_horizontal(&sample("astronaut.png"))];
-    let options = FitOptions { same_person: true, landmark_iterations: 20, iterations: 3, ..quick() };
+    let photos = [
+        sample("astronaut.png"),
+        image::imageops::flip_horizontal(&sample("astronaut.png")),
+    ];
+    let options = FitOptions {
+        same_person: true,
+        landmark_iterations: 20,
+        iterations: 3,
+        ..quick()
+    };
     let result = fit_quietly(&models, &photos, &options).unwrap();
     assert_eq!(result.photos.len(), 2);
     let (a, b) = (&result.photos[0].params, &result.photos[1].params);
@@ -113,13 +170,22 @@ fn photos_of_one_person_share_identity_and_texture() {
 #[test]
 fn a_fit_through_the_gan_generator_lowers_its_pixel_loss() {
     let models = models_with(TextureChoice::Gan);
-    let options = FitOptions { landmark_iterations: 30, iterations: 12, ..quick() };
+    let options = FitOptions {
+        landmark_iterations: 30,
+        iterations: 12,
+        ..quick()
+    };
     let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
     assert_eq!(result.texture_model, "gan");
     let (first, last) = first_and_last(&result, FitStage::Full, |l| l.pixel);
     assert!(last < first, "pixel loss {first} -> {last}");
     let texture = result.texture.as_ref().unwrap();
-    assert!(texture.height() >= fit::OUTPUT_TEXTURE_HEIGHT, "texture {}x{}", texture.width(), texture.height());
+    assert!(
+        texture.height() >= fit::OUTPUT_TEXTURE_HEIGHT,
+        "texture {}x{}",
+        texture.width(),
+        texture.height()
+    );
 }
 
 #[test]
@@ -128,11 +194,26 @@ fn a_photo_without_a_face_is_left_out_of_a_several_photo_fit() {
     let grey = RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
     let photos = [grey.clone(), sample("astronaut.png")];
     for same_person in [true, false] {
-        let options = FitOptions { same_person, landmark_iterations: 10, iterations: 2, ..quick() };
+        let options = FitOptions {
+            same_person,
+            landmark_iterations: 10,
+            iterations: 2,
+            ..quick()
+        };
         let result = fit_quietly(&models, &photos, &options).unwrap();
         assert_eq!(result.photos.len(), 1, "same_person {same_person}");
-        assert_eq!(result.photos[0].index, 1, "the fit names the input photo it belongs to");
-        assert!(result.warnings.iter().any(|w| w.starts_with("photo 0: no face")), "{:?}", result.warnings);
+        assert_eq!(
+            result.photos[0].index, 1,
+            "the fit names the input photo it belongs to"
+        );
+        assert!(
+            result
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("photo 0: no face")),
+            "{:?}",
+            result.warnings
+        );
         // No face anywhere stays an error.
         let outcome = fit_quietly(&models, &[grey.clone(), grey.clone()], &options);
         assert!(matches!(outcome, Err(Error::NoFace)), "{outcome:?}");
@@ -143,10 +224,19 @@ fn a_photo_without_a_face_is_left_out_of_a_several_photo_fit() {
 fn cancelling_stops_the_fit_with_a_typed_error() {
     let models = models();
     let mut seen = 0;
-    let outcome = block_on(fit::fit(&models, &[sample("astronaut.png")], &quick(), &mut |p: &Progress| {
-        seen += 1;
-        if p.stage == FitStage::Landmarks && p.iteration >= 5 { Control::Cancel } else { Control::Continue }
-    }));
+    let outcome = block_on(fit::fit(
+        &models,
+        &[sample("astronaut.png")],
+        &quick(),
+        &mut |p: &Progress| {
+            seen += 1;
+            if p.stage == FitStage::Landmarks && p.iteration >= 5 {
+                Control::Cancel
+            } else {
+                Control::Continue
+            }
+        },
+    ));
     assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
     assert!(seen < 20, "kept reporting after the cancel: {seen}");
 }
@@ -155,21 +245,49 @@ fn cancelling_stops_the_fit_with_a_typed_error() {
 fn bad_photos_give_typed_errors() {
     let models = models();
     let grey = RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
-    assert!(matches!(fit_quietly(&models, &[grey], &quick()), Err(Error::NoFace)));
+    assert!(matches!(
+        fit_quietly(&models, &[grey], &quick()),
+        Err(Error::NoFace)
+    ));
     let tiny = RgbImage::from_pixel(4, 4, image::Rgb([200, 150, 120]));
     let outcome = fit_quietly(&models, &[tiny], &quick());
-    assert!(matches!(outcome, Err(Error::NoFace | Error::Image(_) | Error::Invalid(_))), "{outcome:?}");
-    assert!(matches!(fit_quietly(&models, &[], &quick()), Err(Error::Invalid(_))));
-    let broken = FitOptions { resolution: 0, ..quick() };
-    assert!(matches!(fit_quietly(&models, &[sample("astronaut.png")], &broken), Err(Error::Invalid(_))));
-    assert!(matches!(ganfit::io::image::decode(b"not an image"), Err(Error::Image(_))));
+    assert!(
+        matches!(
+            outcome,
+            Err(Error::NoFace | Error::Image(_) | Error::Invalid(_))
+        ),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        fit_quietly(&models, &[], &quick()),
+        Err(Error::Invalid(_))
+    ));
+    let broken = FitOptions {
+        resolution: 0,
+        ..quick()
+    };
+    assert!(matches!(
+        fit_quietly(&models, &[sample("astronaut.png")], &broken),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        ganfit::io::image::decode(b"not an image"),
+        Err(Error::Image(_))
+    ));
 }
 
 #[test]
 fn a_grayscale_photo_is_fitted() {
     let models = models();
-    let grey = image::DynamicImage::ImageLuma8(image::DynamicImage::ImageRgb8(sample("astronaut.png")).to_luma8()).to_rgb8();
-    let options = FitOptions { landmark_iterations: 10, iterations: 2, ..quick() };
+    let grey = image::DynamicImage::ImageLuma8(
+        image::DynamicImage::ImageRgb8(sample("astronaut.png")).to_luma8(),
+    )
+    .to_rgb8();
+    let options = FitOptions {
+        landmark_iterations: 10,
+        iterations: 2,
+        ..quick()
+    };
     let result = fit_quietly(&models, &[grey], &options).unwrap();
     assert!(result.log.iter().all(|e| e.losses.total.is_finite()));
 }

@@ -20,11 +20,19 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::{data_dir, models_dir, repo};
 use ganfit::device::{block_on, cpu, gpu, read_floats_blocking};
 use ganfit::eval::verification::cosine;
-use ganfit::nets::{FaceNets, Points68, Rect, SquareCrop, align, landmarks68, mobilefacenet, resnet};
+use ganfit::nets::{
+    FaceNets, Points68, Rect, SquareCrop, align, landmarks68, mobilefacenet, resnet,
+};
 use image::RgbImage;
 use serde::Deserialize;
 
-const CPU_IMAGES: [&str; 5] = ["astronaut.png", "takeo.ppm", "einstein.jpg", "image_0010.png", "breakingbad.jpg"];
+const CPU_IMAGES: [&str; 5] = [
+    "astronaut.png",
+    "takeo.ppm",
+    "einstein.jpg",
+    "image_0010.png",
+    "breakingbad.jpg",
+];
 // One photo on wgpu: the same kernels as on the CPU list, at a cost lavapipe can bear in CI.
 const GPU_IMAGES: [&str; 1] = ["astronaut.png"];
 
@@ -90,7 +98,11 @@ fn fnv1a(hash: &mut u64, bytes: &[u8]) {
 }
 
 /// Runs the Node script on the inputs unless a reference for byte-identical inputs exists.
-fn run_reference(dir: &Path, request: &serde_json::Value, files: &[(String, Vec<u8>)]) -> Reference {
+fn run_reference(
+    dir: &Path,
+    request: &serde_json::Value,
+    files: &[(String, Vec<u8>)],
+) -> Reference {
     std::fs::create_dir_all(dir).unwrap();
     let request_bytes = serde_json::to_vec_pretty(request).unwrap();
     let script = std::fs::read(repo().join("tests/parity/reference.mjs")).unwrap();
@@ -110,7 +122,11 @@ fn run_reference(dir: &Path, request: &serde_json::Value, files: &[(String, Vec<
         }
         std::fs::write(dir.join("request.json"), &request_bytes).unwrap();
         let node_modules = repo().join("tests/parity/node_modules");
-        assert!(node_modules.exists(), "{} is missing: run `make setup`", node_modules.display());
+        assert!(
+            node_modules.exists(),
+            "{} is missing: run `make setup`",
+            node_modules.display()
+        );
         let status = Command::new("node")
             .arg(repo().join("tests/parity/reference.mjs"))
             .arg(dir)
@@ -159,7 +175,12 @@ fn shared() -> &'static Shared {
 }
 
 fn rect(r: &RefRect) -> Rect {
-    Rect { x: r.x, y: r.y, width: r.width, height: r.height }
+    Rect {
+        x: r.x,
+        y: r.y,
+        width: r.width,
+        height: r.height,
+    }
 }
 
 fn iou(a: &Rect, b: &Rect) -> f64 {
@@ -192,63 +213,130 @@ fn embedding(t: Tensor<2>) -> Vec<f32> {
 fn compare(device: &Device, names: &[&str]) -> Worst {
     let shared = shared();
     let nets = FaceNets::load(&models_dir(), device).unwrap();
-    let mut worst = Worst { resnet_cosine: 1.0, mobilefacenet_cosine: 1.0, mobilefacenet_centred_cosine: 1.0, ..Default::default() };
+    let mut worst = Worst {
+        resnet_cosine: 1.0,
+        mobilefacenet_cosine: 1.0,
+        mobilefacenet_centred_cosine: 1.0,
+        ..Default::default()
+    };
     let centre = embedding(nets.mobilefacenet.centre().unsqueeze_dim(0));
-    for sample in shared.samples.iter().filter(|s| names.contains(&s.name.as_str())) {
+    for sample in shared
+        .samples
+        .iter()
+        .filter(|s| names.contains(&s.name.as_str()))
+    {
         let image = &sample.image;
-        let reference = shared.reference.images.iter().find(|i| i.name == sample.name).unwrap();
+        let reference = shared
+            .reference
+            .images
+            .iter()
+            .find(|i| i.name == sample.name)
+            .unwrap();
         let detections = block_on(nets.detect(image)).unwrap();
         // Faces within 0.01 of the threshold may legitimately fall on either side.
         let clear = |s: f64| (s - 0.5).abs() > 0.01;
-        let ours = detections.faces.iter().filter(|f| clear(f.score as f64)).count();
+        let ours = detections
+            .faces
+            .iter()
+            .filter(|f| clear(f.score as f64))
+            .count();
         let theirs = reference.faces.iter().filter(|f| clear(f.score)).count();
         assert_eq!(ours, theirs, "{}: face count differs", sample.name);
         for face in &reference.faces {
             let expected = rect(&face.rect);
-            let Some(found) = detections.faces.iter().max_by(|a, b| iou(&a.rect, &expected).total_cmp(&iou(&b.rect, &expected))) else {
+            let Some(found) = detections
+                .faces
+                .iter()
+                .max_by(|a, b| iou(&a.rect, &expected).total_cmp(&iou(&b.rect, &expected)))
+            else {
                 panic!("{}: no detection", sample.name)
             };
             if !clear(face.score) && iou(&found.rect, &expected) < 0.5 {
                 continue;
             }
             let r = found.rect;
-            let box_error = [r.x - expected.x, r.y - expected.y, r.width - expected.width, r.height - expected.height].iter().fold(0f64, |m, d| m.max(d.abs()));
+            let box_error = [
+                r.x - expected.x,
+                r.y - expected.y,
+                r.width - expected.width,
+                r.height - expected.height,
+            ]
+            .iter()
+            .fold(0f64, |m, d| m.max(d.abs()));
             worst.box_px = worst.box_px.max(box_error);
             worst.score = worst.score.max((found.score as f64 - face.score).abs());
 
             // Landmarks: ours against face-api's network outputs through the same crop.
             let crop = landmarks68::input_crop(found, image.width(), image.height()).unwrap();
             let c = &face.landmark_crop;
-            assert_eq!((crop.rect.x, crop.rect.y, crop.rect.width, crop.rect.height), (c.x as u32, c.y as u32, c.width as u32, c.height as u32), "{}: landmark crop", sample.name);
+            assert_eq!(
+                (crop.rect.x, crop.rect.y, crop.rect.width, crop.rect.height),
+                (c.x as u32, c.y as u32, c.width as u32, c.height as u32),
+                "{}: landmark crop",
+                sample.name
+            );
             let points = block_on(nets.landmarks68(image, found)).unwrap();
             let expected_points = landmarks68::points_in_image(&face.landmark_raw, &crop).unwrap();
             for (p, q) in points.iter().zip(&expected_points) {
-                worst.landmark_px = worst.landmark_px.max(((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64));
+                worst.landmark_px = worst
+                    .landmark_px
+                    .max(((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64));
             }
 
             // ResNet: face-api's own chip (from its landmarks) must be ours, then the descriptor.
-            let theirs: Points68 = std::array::from_fn(|i| [face.landmarks[i][0] + 0.5, face.landmarks[i][1] + 0.5]);
-            let chip: SquareCrop = align::faceapi_chip(&theirs, image.width(), image.height(), resnet::INPUT_SIZE).unwrap();
+            let theirs: Points68 =
+                std::array::from_fn(|i| [face.landmarks[i][0] + 0.5, face.landmarks[i][1] + 0.5]);
+            let chip: SquareCrop =
+                align::faceapi_chip(&theirs, image.width(), image.height(), resnet::INPUT_SIZE)
+                    .unwrap();
             let h = &face.chip;
-            assert_eq!((chip.rect.x, chip.rect.y, chip.rect.width, chip.rect.height), (h.x as u32, h.y as u32, h.width as u32, h.height as u32), "{}: chip", sample.name);
+            assert_eq!(
+                (chip.rect.x, chip.rect.y, chip.rect.width, chip.rect.height),
+                (h.x as u32, h.y as u32, h.width as u32, h.height as u32),
+                "{}: chip",
+                sample.name
+            );
             let n = resnet::INPUT_SIZE;
-            let input = Tensor::<4>::from_data(TensorData::new(chip.sample(image), [1, n, n, 3]), device);
+            let input =
+                Tensor::<4>::from_data(TensorData::new(chip.sample(image), [1, n, n, 3]), device);
             let descriptor = embedding(nets.resnet().unwrap().forward(input).unwrap().embedding);
-            worst.resnet_cosine = worst.resnet_cosine.min(cosine(&descriptor, &face.descriptor));
+            worst.resnet_cosine = worst
+                .resnet_cosine
+                .min(cosine(&descriptor, &face.descriptor));
             worst.faces += 1;
         }
         // MobileFaceNet on the crops sent to Node.
-        for (name, crop) in shared.crops.iter().filter(|c| c.0.starts_with(&format!("{}#", sample.name))) {
-            let expected = shared.reference.mobilefacenet.iter().find(|e| &e.name == name).unwrap();
+        for (name, crop) in shared
+            .crops
+            .iter()
+            .filter(|c| c.0.starts_with(&format!("{}#", sample.name)))
+        {
+            let expected = shared
+                .reference
+                .mobilefacenet
+                .iter()
+                .find(|e| &e.name == name)
+                .unwrap();
             let n = mobilefacenet::INPUT_SIZE;
             let input = Tensor::<4>::from_data(TensorData::new(crop.clone(), [1, n, n, 3]), device);
             let raw = embedding(nets.mobilefacenet.raw(input).unwrap().0);
-            worst.mobilefacenet_cosine = worst.mobilefacenet_cosine.min(cosine(&raw, &expected.embedding));
-            let centred = |v: &[f32]| v.iter().zip(&centre).map(|(a, c)| a - c).collect::<Vec<f32>>();
-            worst.mobilefacenet_centred_cosine = worst.mobilefacenet_centred_cosine.min(cosine(&centred(&raw), &centred(&expected.raw)));
+            worst.mobilefacenet_cosine = worst
+                .mobilefacenet_cosine
+                .min(cosine(&raw, &expected.embedding));
+            let centred = |v: &[f32]| {
+                v.iter()
+                    .zip(&centre)
+                    .map(|(a, c)| a - c)
+                    .collect::<Vec<f32>>()
+            };
+            worst.mobilefacenet_centred_cosine = worst
+                .mobilefacenet_centred_cosine
+                .min(cosine(&centred(&raw), &centred(&expected.raw)));
             let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
             let difference: Vec<f32> = raw.iter().zip(&expected.raw).map(|(a, b)| a - b).collect();
-            worst.mobilefacenet_raw_error = worst.mobilefacenet_raw_error.max(norm(&difference) / norm(&expected.raw));
+            worst.mobilefacenet_raw_error = worst
+                .mobilefacenet_raw_error
+                .max(norm(&difference) / norm(&expected.raw));
         }
     }
     worst
@@ -257,13 +345,37 @@ fn compare(device: &Device, names: &[&str]) -> Worst {
 fn check(worst: &Worst, device: &str) {
     eprintln!("parity {device}: {worst:?}");
     assert!(worst.faces > 0, "no faces compared");
-    assert!(worst.box_px < 0.25, "{device}: box error {} px", worst.box_px);
+    assert!(
+        worst.box_px < 0.25,
+        "{device}: box error {} px",
+        worst.box_px
+    );
     assert!(worst.score < 2e-3, "{device}: score error {}", worst.score);
-    assert!(worst.landmark_px < 0.5, "{device}: landmark error {} px", worst.landmark_px);
-    assert!(worst.resnet_cosine > 0.999, "{device}: ResNet descriptor cosine {}", worst.resnet_cosine);
-    assert!(worst.mobilefacenet_cosine > 0.999, "{device}: MobileFaceNet cosine {}", worst.mobilefacenet_cosine);
-    assert!(worst.mobilefacenet_centred_cosine > 0.999, "{device}: MobileFaceNet centred cosine {}", worst.mobilefacenet_centred_cosine);
-    assert!(worst.mobilefacenet_raw_error < 1e-3, "{device}: MobileFaceNet raw output error {}", worst.mobilefacenet_raw_error);
+    assert!(
+        worst.landmark_px < 0.5,
+        "{device}: landmark error {} px",
+        worst.landmark_px
+    );
+    assert!(
+        worst.resnet_cosine > 0.999,
+        "{device}: ResNet descriptor cosine {}",
+        worst.resnet_cosine
+    );
+    assert!(
+        worst.mobilefacenet_cosine > 0.999,
+        "{device}: MobileFaceNet cosine {}",
+        worst.mobilefacenet_cosine
+    );
+    assert!(
+        worst.mobilefacenet_centred_cosine > 0.999,
+        "{device}: MobileFaceNet centred cosine {}",
+        worst.mobilefacenet_centred_cosine
+    );
+    assert!(
+        worst.mobilefacenet_raw_error < 1e-3,
+        "{device}: MobileFaceNet raw output error {}",
+        worst.mobilefacenet_raw_error
+    );
 }
 
 #[test]

@@ -15,7 +15,14 @@ use ganfit::texture::train::{RunFiles, TrainOptions, train};
 use ganfit::texture::{corpus::Corpus, corpus::Split, weights};
 
 fn tiny() -> PgganConfig {
-    PgganConfig { latent: 32, resolution: 16, aspect: 2, base_channels: 16, full_channel_levels: 1, min_channels: 4 }
+    PgganConfig {
+        latent: 32,
+        resolution: 16,
+        aspect: 2,
+        base_channels: 16,
+        full_channel_levels: 1,
+        min_channels: 4,
+    }
 }
 
 #[test]
@@ -39,14 +46,22 @@ fn shapes_follow_the_growth_schedule() {
 #[test]
 fn the_generator_gives_its_reference_outputs_on_cpu_and_wgpu() {
     // A missing adapter must fail this tier, never skip it.
-    let (gpu, info) = ganfit::device::gpu().expect("the wgpu test tier needs an adapter (lavapipe in CI)");
-    for (device, name, tolerance) in [(cpu(), "cpu".to_string(), 1e-4), (gpu, info.to_string(), 1e-3)] {
+    let (gpu, info) =
+        ganfit::device::gpu().expect("the wgpu test tier needs an adapter (lavapipe in CI)");
+    for (device, name, tolerance) in [
+        (cpu(), "cpu".to_string(), 1e-4),
+        (gpu, info.to_string(), 1e-3),
+    ] {
         let generator = golden::generator(&device);
         for (stage, expected) in golden::stages().into_iter().zip(golden::EXPECTED) {
-            let (values, _) = read_floats_blocking(generator.forward(golden::latents(&device), stage)).unwrap();
+            let (values, _) =
+                read_floats_blocking(generator.forward(golden::latents(&device), stage)).unwrap();
             let probe = golden::probe(&values);
             let gap = golden::max_gap(&probe, expected);
-            assert!(gap < tolerance, "{name}, {stage:?}: off by {gap}; it gives\n{probe:?}");
+            assert!(
+                gap < tolerance,
+                "{name}, {stage:?}: off by {gap}; it gives\n{probe:?}"
+            );
         }
     }
 }
@@ -59,14 +74,31 @@ fn synthetic_corpus(dir: &Path, count: usize) {
         let (a, b, c) = (rng.uniform(), rng.uniform(), rng.uniform());
         let img = image::RgbImage::from_fn(32, 16, |x, y| {
             let (x, y) = (x as f32 / 31.0, y as f32 / 15.0);
-            image::Rgb([(255.0 * (a * x + (1.0 - a) * y)) as u8, (255.0 * b) as u8, (255.0 * c * x * y) as u8])
+            image::Rgb([
+                (255.0 * (a * x + (1.0 - a) * y)) as u8,
+                (255.0 * b) as u8,
+                (255.0 * c * x * y) as u8,
+            ])
         });
         let id = format!("s{i:03}");
         img.save(dir.join(format!("{id}.png"))).unwrap();
-        image::GrayImage::from_pixel(32, 16, image::Luma([255])).save(dir.join(format!("{id}_mask.png"))).unwrap();
-        entries.push(Entry { id, source: "synthetic".into(), coverage: 1.0, landmark_error: 0.0, yaw: 0.0 });
+        image::GrayImage::from_pixel(32, 16, image::Luma([255]))
+            .save(dir.join(format!("{id}_mask.png")))
+            .unwrap();
+        entries.push(Entry {
+            id,
+            source: "synthetic".into(),
+            coverage: 1.0,
+            landmark_error: 0.0,
+            yaw: 0.0,
+        });
     }
-    let index = Index { resolution: 16, aspect: 2, entries, rejected: vec![] };
+    let index = Index {
+        resolution: 16,
+        aspect: 2,
+        entries,
+        rejected: vec![],
+    };
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
@@ -78,19 +110,50 @@ fn trains_resumes_and_writes_a_loadable_generator() {
     synthetic_corpus(&corpus_dir, 24);
     let corpus = Corpus::open(&corpus_dir, Split::All).unwrap();
     let device = cpu();
-    let options = TrainOptions { config: tiny(), minutes: 0.15, batch: vec![8], checkpoint_minutes: 0.05, ..Default::default() };
+    let options = TrainOptions {
+        config: tiny(),
+        minutes: 0.15,
+        batch: vec![8],
+        checkpoint_minutes: 0.05,
+        ..Default::default()
+    };
     let files = RunFiles::new(&tmp.join("generator.bpk"));
     let mut lines = Vec::new();
-    let progress = train(&corpus, &device, options.clone(), &files, None, |l| lines.push(l.to_string())).unwrap();
+    let progress = train(&corpus, &device, options.clone(), &files, None, |l| {
+        lines.push(l.to_string())
+    })
+    .unwrap();
     assert!(progress.steps > 5, "only {} steps", progress.steps);
-    assert_eq!(progress.stage, Stage { level: 2, alpha: 1.0 });
+    assert_eq!(
+        progress.stage,
+        Stage {
+            level: 2,
+            alpha: 1.0
+        }
+    );
     assert!(progress.last_losses.0.is_finite() && progress.last_losses.1.is_finite());
     assert!(files.generator.exists() && files.checkpoint.join("progress.json").exists());
-    assert!(std::fs::read_dir(&files.checkpoint).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("samples_")));
+    assert!(std::fs::read_dir(&files.checkpoint).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("samples_")
+    }));
 
     // Resume for a little longer: the step count continues.
-    let more = TrainOptions { minutes: progress.minutes_done + 0.05, ..options };
-    let resumed = train(&corpus, &device, more, &files, Some(&files.checkpoint), |_| {}).unwrap();
+    let more = TrainOptions {
+        minutes: progress.minutes_done + 0.05,
+        ..options
+    };
+    let resumed = train(
+        &corpus,
+        &device,
+        more,
+        &files,
+        Some(&files.checkpoint),
+        |_| {},
+    )
+    .unwrap();
     assert!(resumed.steps > progress.steps);
 
     // The deliverable loads and generates finite images in [-1.5, 1.5].
@@ -101,13 +164,30 @@ fn trains_resumes_and_writes_a_loadable_generator() {
     assert!(values.iter().all(|v| v.is_finite()));
 
     // Truncated and foreign files are refused with the file named.
-    let err = weights::load_generator(bytes[..bytes.len() / 2].to_vec(), &device, "cut.bpk").unwrap_err();
+    let err =
+        weights::load_generator(bytes[..bytes.len() / 2].to_vec(), &device, "cut.bpk").unwrap_err();
     assert!(err.to_string().contains("cut.bpk"), "{err}");
     let err = weights::load_generator(b"not a model".to_vec(), &device, "junk.bin").unwrap_err();
     assert!(err.to_string().contains("junk.bin"), "{err}");
     // A checkpoint of another configuration is refused.
-    let other = TrainOptions { config: PgganConfig { latent: 16, ..tiny() }, minutes: 1.0, ..Default::default() };
-    let err = train(&corpus, &device, other, &files, Some(&files.checkpoint), |_| {}).err().unwrap();
+    let other = TrainOptions {
+        config: PgganConfig {
+            latent: 16,
+            ..tiny()
+        },
+        minutes: 1.0,
+        ..Default::default()
+    };
+    let err = train(
+        &corpus,
+        &device,
+        other,
+        &files,
+        Some(&files.checkpoint),
+        |_| {},
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("progress.json"), "{err}");
     std::fs::remove_dir_all(&tmp).ok();
 }

@@ -25,7 +25,9 @@ pub fn nme(predicted: &[[f32; 2]], truth: &[[f32; 2]]) -> Option<f64> {
     let total: f64 = predicted
         .iter()
         .zip(truth)
-        .map(|(p, t)| ((p[0] as f64 - t[0] as f64).powi(2) + (p[1] as f64 - t[1] as f64).powi(2)).sqrt())
+        .map(|(p, t)| {
+            ((p[0] as f64 - t[0] as f64).powi(2) + (p[1] as f64 - t[1] as f64).powi(2)).sqrt()
+        })
         .sum();
     Some(total / truth.len() as f64 / size)
 }
@@ -35,7 +37,10 @@ pub const YAW_BINS: [(&str, f64); 3] = [("0-30", 30.0), ("30-60", 60.0), ("60-90
 
 fn bin_of(yaw_degrees: f64) -> usize {
     let yaw = yaw_degrees.abs();
-    YAW_BINS.iter().position(|&(_, hi)| yaw <= hi).unwrap_or(YAW_BINS.len() - 1)
+    YAW_BINS
+        .iter()
+        .position(|&(_, hi)| yaw <= hi)
+        .unwrap_or(YAW_BINS.len() - 1)
 }
 
 /// Accumulates per-image results.
@@ -82,13 +87,24 @@ impl NmeAccumulator {
     }
 
     pub fn report(&self) -> NmeReport {
-        let mean_of = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let mean_of = |v: &[f64]| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        };
         let all: Vec<f64> = self.errors.iter().map(|e| e.0).collect();
         let bins: Vec<(String, f64, usize, usize)> = YAW_BINS
             .iter()
             .enumerate()
             .map(|(i, (label, _))| {
-                let v: Vec<f64> = self.errors.iter().filter(|e| bin_of(e.1) == i).map(|e| e.0).collect();
+                let v: Vec<f64> = self
+                    .errors
+                    .iter()
+                    .filter(|e| bin_of(e.1) == i)
+                    .map(|e| e.0)
+                    .collect();
                 (label.to_string(), mean_of(&v), v.len(), self.failures[i])
             })
             .collect();

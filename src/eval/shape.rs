@@ -19,7 +19,10 @@ pub fn umeyama(a: &[[f64; 3]], b: &[[f64; 3]]) -> Option<(f64, [[f64; 3]; 3], [f
     let mut cov = [[0.0; 3]; 3];
     let mut var_a = 0.0;
     for (p, q) in a.iter().zip(b) {
-        let (x, y) = ([p[0] - ma[0], p[1] - ma[1], p[2] - ma[2]], [q[0] - mb[0], q[1] - mb[1], q[2] - mb[2]]);
+        let (x, y) = (
+            [p[0] - ma[0], p[1] - ma[1], p[2] - ma[2]],
+            [q[0] - mb[0], q[1] - mb[1], q[2] - mb[2]],
+        );
         for i in 0..3 {
             for j in 0..3 {
                 cov[i][j] += y[i] * x[j] / n as f64;
@@ -50,7 +53,8 @@ fn apply(r: &[[f64; 3]; 3], p: [f64; 3]) -> [f64; 3] {
 }
 
 fn determinant(m: [[f64; 3]; 3]) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
@@ -84,7 +88,11 @@ fn svd3(m: [[f64; 3]; 3]) -> ([[f64; 3]; 3], [f64; 3], [[f64; 3]; 3]) {
     if sigma[2] <= 1e-12 {
         let a = [u[0][0], u[1][0], u[2][0]];
         let b = [u[0][1], u[1][1], u[2][1]];
-        let c = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+        let c = [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ];
         for r in 0..3 {
             u[r][2] = c[r];
         }
@@ -104,7 +112,11 @@ fn jacobi3(mut a: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
                 continue;
             }
             let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-            let t = if theta == 0.0 { 1.0 } else { theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt()) };
+            let t = if theta == 0.0 {
+                1.0
+            } else {
+                theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt())
+            };
             let c = 1.0 / (t * t + 1.0).sqrt();
             let s = t * c;
             for k in 0..3 {
@@ -134,7 +146,13 @@ fn jacobi3(mut a: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
 /// Mean per-vertex distance (mm) between `predicted` and `truth` over the vertices where
 /// `mask` is true, after aligning `predicted` to `truth` by a similarity fitted on those vertices.
 pub fn aligned_error(predicted: &[[f32; 3]], truth: &[[f32; 3]], mask: &[bool]) -> Option<f64> {
-    let pick = |p: &[[f32; 3]]| -> Vec<[f64; 3]> { p.iter().zip(mask).filter(|(_, m)| **m).map(|(v, _)| v.map(|c| c as f64)).collect() };
+    let pick = |p: &[[f32; 3]]| -> Vec<[f64; 3]> {
+        p.iter()
+            .zip(mask)
+            .filter(|(_, m)| **m)
+            .map(|(v, _)| v.map(|c| c as f64))
+            .collect()
+    };
     let (a, b) = (pick(predicted), pick(truth));
     let (s, r, t) = umeyama(&a, &b)?;
     let total: f64 = a
@@ -142,7 +160,10 @@ pub fn aligned_error(predicted: &[[f32; 3]], truth: &[[f32; 3]], mask: &[bool]) 
         .zip(&b)
         .map(|(p, q)| {
             let x = apply(&r, *p);
-            ((s * x[0] + t[0] - q[0]).powi(2) + (s * x[1] + t[1] - q[1]).powi(2) + (s * x[2] + t[2] - q[2]).powi(2)).sqrt()
+            ((s * x[0] + t[0] - q[0]).powi(2)
+                + (s * x[1] + t[1] - q[1]).powi(2)
+                + (s * x[2] + t[2] - q[2]).powi(2))
+            .sqrt()
         })
         .sum();
     Some(total / a.len() as f64)
@@ -155,16 +176,39 @@ mod tests {
     #[test]
     fn recovers_a_similarity_and_measures_zero_error() {
         let mut rng = crate::util::rng::SplitMix64::new(4);
-        let truth: Vec<[f32; 3]> = (0..200).map(|_| [rng.range(-50.0, 50.0), rng.range(-60.0, 60.0), rng.range(-20.0, 40.0)]).collect();
+        let truth: Vec<[f32; 3]> = (0..200)
+            .map(|_| {
+                [
+                    rng.range(-50.0, 50.0),
+                    rng.range(-60.0, 60.0),
+                    rng.range(-20.0, 40.0),
+                ]
+            })
+            .collect();
         let (c, s) = (0.8f32.cos(), 0.8f32.sin());
-        let moved: Vec<[f32; 3]> = truth.iter().map(|p| [1.3 * (c * p[0] - s * p[2]) + 5.0, 1.3 * p[1] - 2.0, 1.3 * (s * p[0] + c * p[2]) + 9.0]).collect();
+        let moved: Vec<[f32; 3]> = truth
+            .iter()
+            .map(|p| {
+                [
+                    1.3 * (c * p[0] - s * p[2]) + 5.0,
+                    1.3 * p[1] - 2.0,
+                    1.3 * (s * p[0] + c * p[2]) + 9.0,
+                ]
+            })
+            .collect();
         let mask = vec![true; truth.len()];
         assert!(aligned_error(&moved, &truth, &mask).unwrap() < 1e-3);
         let noisy: Vec<[f32; 3]> = truth.iter().map(|p| [p[0] + 1.0, p[1], p[2]]).collect();
         let mut mask_half = mask.clone();
         mask_half.iter_mut().step_by(2).for_each(|m| *m = false);
-        assert!(aligned_error(&noisy, &truth, &mask_half).unwrap() < 1e-3, "a constant offset is a translation");
-        let bent: Vec<[f32; 3]> = truth.iter().map(|p| [p[0], p[1], p[2] + 0.01 * p[0] * p[0]]).collect();
+        assert!(
+            aligned_error(&noisy, &truth, &mask_half).unwrap() < 1e-3,
+            "a constant offset is a translation"
+        );
+        let bent: Vec<[f32; 3]> = truth
+            .iter()
+            .map(|p| [p[0], p[1], p[2] + 0.01 * p[0] * p[0]])
+            .collect();
         assert!(aligned_error(&bent, &truth, &mask).unwrap() > 1.0);
     }
 }

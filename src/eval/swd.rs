@@ -22,8 +22,11 @@ impl FloatImage {
         for y in 0..s {
             for x in 0..s {
                 for c in 0..3 {
-                    data[(y * s + x) * 3 + c] =
-                        0.25 * (self.at(2 * x, 2 * y, c) + self.at(2 * x + 1, 2 * y, c) + self.at(2 * x, 2 * y + 1, c) + self.at(2 * x + 1, 2 * y + 1, c));
+                    data[(y * s + x) * 3 + c] = 0.25
+                        * (self.at(2 * x, 2 * y, c)
+                            + self.at(2 * x + 1, 2 * y, c)
+                            + self.at(2 * x, 2 * y + 1, c)
+                            + self.at(2 * x + 1, 2 * y + 1, c));
                 }
             }
         }
@@ -51,8 +54,16 @@ fn laplacian(image: &FloatImage, min_size: usize) -> Vec<FloatImage> {
     while current.size > min_size {
         let down = current.downsample();
         let up = down.upsample();
-        let detail = current.data.iter().zip(&up.data).map(|(a, b)| a - b).collect();
-        levels.push(FloatImage { size: current.size, data: detail });
+        let detail = current
+            .data
+            .iter()
+            .zip(&up.data)
+            .map(|(a, b)| a - b)
+            .collect();
+        levels.push(FloatImage {
+            size: current.size,
+            data: detail,
+        });
         current = down;
     }
     levels.push(current);
@@ -62,7 +73,13 @@ fn laplacian(image: &FloatImage, min_size: usize) -> Vec<FloatImage> {
 const PATCH: usize = 7;
 const DIM: usize = PATCH * PATCH * 3;
 
-fn descriptors(images: &[FloatImage], level: usize, per_image: usize, min_size: usize, rng: &mut SplitMix64) -> Vec<[f32; DIM]> {
+fn descriptors(
+    images: &[FloatImage],
+    level: usize,
+    per_image: usize,
+    min_size: usize,
+    rng: &mut SplitMix64,
+) -> Vec<[f32; DIM]> {
     let mut out = Vec::with_capacity(images.len() * per_image);
     for image in images {
         let pyramid = laplacian(image, min_size);
@@ -91,7 +108,10 @@ fn descriptors(images: &[FloatImage], level: usize, per_image: usize, min_size: 
 fn normalise(set: &mut [[f32; DIM]]) {
     // Per-channel mean and standard deviation over the set, as in PGGAN's implementation.
     for c in 0..3 {
-        let values = || set.iter().flat_map(|d| (c..DIM).step_by(3).map(move |k| d[k]));
+        let values = || {
+            set.iter()
+                .flat_map(|d| (c..DIM).step_by(3).map(move |k| d[k]))
+        };
         let n = (set.len() * PATCH * PATCH).max(1) as f64;
         let mean = values().map(|v| v as f64).sum::<f64>() / n;
         let var = values().map(|v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
@@ -104,7 +124,12 @@ fn normalise(set: &mut [[f32; DIM]]) {
     }
 }
 
-fn sliced_wasserstein(a: &[[f32; DIM]], b: &[[f32; DIM]], projections: usize, rng: &mut SplitMix64) -> f32 {
+fn sliced_wasserstein(
+    a: &[[f32; DIM]],
+    b: &[[f32; DIM]],
+    projections: usize,
+    rng: &mut SplitMix64,
+) -> f32 {
     let n = a.len().min(b.len());
     let mut total = 0.0f64;
     for _ in 0..projections {
@@ -116,18 +141,31 @@ fn sliced_wasserstein(a: &[[f32; DIM]], b: &[[f32; DIM]], projections: usize, rn
         }
         let norm = norm.sqrt();
         let project = |set: &[[f32; DIM]]| {
-            let mut p: Vec<f32> = set[..n].iter().map(|d| d.iter().zip(&dir).map(|(x, w)| x * w).sum::<f32>() / norm).collect();
+            let mut p: Vec<f32> = set[..n]
+                .iter()
+                .map(|d| d.iter().zip(&dir).map(|(x, w)| x * w).sum::<f32>() / norm)
+                .collect();
             p.sort_by(f32::total_cmp);
             p
         };
         let (pa, pb) = (project(a), project(b));
-        total += pa.iter().zip(&pb).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / n.max(1) as f64;
+        total += pa
+            .iter()
+            .zip(&pb)
+            .map(|(x, y)| (x - y).abs() as f64)
+            .sum::<f64>()
+            / n.max(1) as f64;
     }
     (total / projections as f64) as f32
 }
 
 /// SWD (×10³, as PGGAN reports it) per pyramid level, finest first, and their mean.
-pub fn multiscale_swd(real: &[FloatImage], fake: &[FloatImage], min_size: usize, seed: u64) -> (Vec<(usize, f32)>, f32) {
+pub fn multiscale_swd(
+    real: &[FloatImage],
+    fake: &[FloatImage],
+    min_size: usize,
+    seed: u64,
+) -> (Vec<(usize, f32)>, f32) {
     let mut rng = SplitMix64::new(seed);
     let size = real.first().map_or(0, |i| i.size);
     let levels = laplacian(&real[0], min_size).len();
@@ -150,14 +188,24 @@ mod tests {
 
     fn noise(seed: u64, amplitude: f32) -> Vec<FloatImage> {
         let mut rng = SplitMix64::new(seed);
-        (0..40).map(|_| FloatImage { size: 32, data: (0..32 * 32 * 3).map(|_| 0.5 + amplitude * rng.normal()).collect() }).collect()
+        (0..40)
+            .map(|_| FloatImage {
+                size: 32,
+                data: (0..32 * 32 * 3)
+                    .map(|_| 0.5 + amplitude * rng.normal())
+                    .collect(),
+            })
+            .collect()
     }
 
     #[test]
     fn same_distribution_is_closer_than_a_different_one() {
         let a = noise(1, 0.1);
         let b = noise(2, 0.1);
-        let smooth: Vec<FloatImage> = noise(3, 0.1).iter().map(|i| i.downsample().upsample()).collect();
+        let smooth: Vec<FloatImage> = noise(3, 0.1)
+            .iter()
+            .map(|i| i.downsample().upsample())
+            .collect();
         let (_, same) = multiscale_swd(&a, &b, 8, 7);
         let (_, different) = multiscale_swd(&a, &smooth, 8, 7);
         assert!(same < different, "same {same} vs different {different}");

@@ -28,17 +28,34 @@ pub struct SyntheticPerson {
 }
 
 pub fn random_person(models: &Models, rng: &mut SplitMix64) -> SyntheticPerson {
-    let identity = (0..models.face.num_identity()).map(|_| 0.8 * rng.normal()).collect();
-    let texture = (0..models.texture.parameters()).map(|_| 0.6 * rng.normal()).collect();
+    let identity = (0..models.face.num_identity())
+        .map(|_| 0.8 * rng.normal())
+        .collect();
+    let texture = (0..models.texture.parameters())
+        .map(|_| 0.6 * rng.normal())
+        .collect();
     SyntheticPerson { identity, texture }
 }
 
 /// Renders `person` with a random expression, pose, light and background at `size²`.
-pub async fn render_face(models: &Models, person: &SyntheticPerson, rng: &mut SplitMix64, size: usize) -> Result<SyntheticFace> {
+pub async fn render_face(
+    models: &Models,
+    person: &SyntheticPerson,
+    rng: &mut SplitMix64,
+    size: usize,
+) -> Result<SyntheticFace> {
     let device = models.face.device().clone();
     let t2 = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [1, c]), &device);
     let ne = models.face.num_expression();
-    let expression: Vec<f32> = (0..ne).map(|_| if rng.uniform() < 0.1 { rng.range(0.0, 0.5) } else { 0.0 }).collect();
+    let expression: Vec<f32> = (0..ne)
+        .map(|_| {
+            if rng.uniform() < 0.1 {
+                rng.range(0.0, 0.5)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let yaw = rng.range(-60.0f32, 60.0).to_radians();
     let angles = vec![rng.range(-0.25, 0.25), yaw, rng.range(-0.17, 0.17)];
     let focal = 1.8 * size as f32;
@@ -51,24 +68,57 @@ pub async fn render_face(models: &Models, person: &SyntheticPerson, rng: &mut Sp
     let light = PhongLight {
         ambient: t2(tint.map(|t| t * ambient).to_vec(), 3),
         diffuse: t2(tint.map(|t| t * diffuse).to_vec(), 3),
-        direction: normalize(t2(vec![rng.range(-0.7, 0.7), rng.range(-0.3, 0.8), 1.0], 3), 1),
+        direction: normalize(
+            t2(vec![rng.range(-0.7, 0.7), rng.range(-0.3, 0.8), 1.0], 3),
+            1,
+        ),
         specular: t2(vec![rng.range(0.0, 0.08)], 1),
         shininess: 20.0,
     };
-    let camera = scene::Camera { angles: t2(angles, 3), translation: t2(translation, 3), focal: t2(vec![focal], 1) };
-    let shape = models.face.vertices(t2(person.identity.clone(), models.face.num_identity()), t2(expression.clone(), ne))?;
-    let uv_map = models.texture.uv_map(t2(person.texture.clone(), models.texture.parameters()))?;
-    let (top, bottom) = ([rng.uniform(), rng.uniform(), rng.uniform()], [rng.uniform(), rng.uniform(), rng.uniform()]);
+    let camera = scene::Camera {
+        angles: t2(angles, 3),
+        translation: t2(translation, 3),
+        focal: t2(vec![focal], 1),
+    };
+    let shape = models.face.vertices(
+        t2(person.identity.clone(), models.face.num_identity()),
+        t2(expression.clone(), ne),
+    )?;
+    let uv_map = models
+        .texture
+        .uv_map(t2(person.texture.clone(), models.texture.parameters()))?;
+    let (top, bottom) = (
+        [rng.uniform(), rng.uniform(), rng.uniform()],
+        [rng.uniform(), rng.uniform(), rng.uniform()],
+    );
     let background: Vec<f32> = (0..size * size)
         .flat_map(|p| {
             let f = (p / size) as f32 / size as f32;
             [0, 1, 2].map(|k| 0.2 + 0.6 * (top[k] * (1.0 - f) + bottom[k] * f))
         })
         .collect();
-    let background = Tensor::<4>::from_data(TensorData::new(background, [1, size, size, 3]), &device);
-    let rendered = scene::render(&models.face, shape, &camera, &light, uv_map, background, size)?;
+    let background =
+        Tensor::<4>::from_data(TensorData::new(background, [1, size, size, 3]), &device);
+    let rendered = scene::render(
+        &models.face,
+        shape,
+        &camera,
+        &light,
+        uv_map,
+        background,
+        size,
+    )?;
     let (values, _) = crate::device::read_floats(rendered.image.detach()).await?;
-    let bytes = values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+    let bytes = values
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
     let image = RgbImage::from_raw(size as u32, size as u32, bytes).expect("sized");
-    Ok(SyntheticFace { identity: person.identity.clone(), expression, texture: person.texture.clone(), yaw_degrees: yaw.to_degrees(), image })
+    Ok(SyntheticFace {
+        identity: person.identity.clone(),
+        expression,
+        texture: person.texture.clone(),
+        yaw_degrees: yaw.to_degrees(),
+        image,
+    })
 }

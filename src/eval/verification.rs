@@ -59,7 +59,8 @@ pub fn verify(pairs: &[(f64, bool)], far: f64) -> Result<VerificationReport> {
     let count_at_least = |sorted: &[f64], t: f64| sorted.len() - sorted.partition_point(|&v| v < t);
     let (mut accuracy, mut threshold) = (0.0, f64::NAN);
     for &t in &candidates {
-        let correct = count_at_least(&positives, t) + (negatives.len() - count_at_least(&negatives, t));
+        let correct =
+            count_at_least(&positives, t) + (negatives.len() - count_at_least(&negatives, t));
         let acc = correct as f64 / (np + nn);
         if acc > accuracy {
             accuracy = acc;
@@ -71,7 +72,15 @@ pub fn verify(pairs: &[(f64, bool)], far: f64) -> Result<VerificationReport> {
     let k = (far * nn).floor() as usize;
     let bar = negatives[negatives.len() - 1 - k.min(negatives.len() - 1)];
     let tar = positives.iter().filter(|&&p| p > bar).count() as f64 / np;
-    Ok(VerificationReport { accuracy, threshold, auc, tar, far, same_pairs: positives.len(), different_pairs: negatives.len() })
+    Ok(VerificationReport {
+        accuracy,
+        threshold,
+        auc,
+        tar,
+        far,
+        same_pairs: positives.len(),
+        different_pairs: negatives.len(),
+    })
 }
 
 /// Cosine similarity of two embeddings.
@@ -98,7 +107,14 @@ mod tests {
     fn overlapping_scores() {
         // Positives 0.2, 0.6, 0.9; negatives 0.1, 0.6, 0.7. Pairs won: 0.2 beats 1, 0.6 beats 1
         // and ties 1, 0.9 beats 3: (1 + 1.5 + 3) / 9.
-        let pairs = [(0.2, true), (0.6, true), (0.9, true), (0.1, false), (0.6, false), (0.7, false)];
+        let pairs = [
+            (0.2, true),
+            (0.6, true),
+            (0.9, true),
+            (0.1, false),
+            (0.6, false),
+            (0.7, false),
+        ];
         let r = verify(&pairs, 0.34).unwrap();
         assert!((r.auc - 5.5 / 9.0).abs() < 1e-12);
         // Best threshold 0.2 or 0.9: 4 of 6 right.

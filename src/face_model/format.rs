@@ -122,7 +122,9 @@ pub struct ArrayInfo {
 
 impl ArrayInfo {
     fn elements(&self) -> Option<usize> {
-        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
+        self.shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
     }
 }
 
@@ -183,9 +185,15 @@ impl Payload<'_> {
 
     fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Payload::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            Payload::F16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            Payload::U32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Payload::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Payload::F16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Payload::U32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             Payload::U8(v) => out.extend_from_slice(v),
         }
     }
@@ -196,7 +204,13 @@ fn max_vertex_error(values: &[f64], stored: impl Fn(usize) -> f64) -> f64 {
     values
         .chunks(3)
         .enumerate()
-        .map(|(v, xyz)| xyz.iter().enumerate().map(|(c, &x)| (stored(3 * v + c) - x).powi(2)).sum::<f64>().sqrt())
+        .map(|(v, xyz)| {
+            xyz.iter()
+                .enumerate()
+                .map(|(c, &x)| (stored(3 * v + c) - x).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
         .fold(0.0, f64::max)
 }
 
@@ -219,8 +233,15 @@ fn store_float(values: &[f64], precision: Precision) -> (Payload<'static>, f64) 
 /// back of the head); the bases use `precision`.
 pub fn encode(contents: &ModelContents, precision: Precision) -> Result<Vec<u8>> {
     let h = &contents.header;
-    let (v, u, t) = (h.num_vertices as u64, h.num_uvs as u64, h.num_triangles as u64);
-    let (ni, ne) = (h.identity_names.len() as u64, h.expression_names.len() as u64);
+    let (v, u, t) = (
+        h.num_vertices as u64,
+        h.num_uvs as u64,
+        h.num_triangles as u64,
+    );
+    let (ni, ne) = (
+        h.identity_names.len() as u64,
+        h.expression_names.len() as u64,
+    );
     let (mean, mean_err) = store_float(&contents.mean, Precision::F32);
     let (identity, identity_err) = store_float(&contents.identity, precision);
     let (expression, expression_err) = store_float(&contents.expression, precision);
@@ -230,13 +251,25 @@ pub fn encode(contents: &ModelContents, precision: Precision) -> Result<Vec<u8>>
         ("expression", vec![ne, v, 3], expression),
         ("uvs", vec![u, 2], Payload::F32(contents.uvs.clone())),
         ("triangles", vec![t, 3], Payload::U32(&contents.triangles)),
-        ("triangle_uvs", vec![t, 3], Payload::U32(&contents.triangle_uvs)),
-        ("triangle_materials", vec![t], Payload::U8(&contents.triangle_materials)),
+        (
+            "triangle_uvs",
+            vec![t, 3],
+            Payload::U32(&contents.triangle_uvs),
+        ),
+        (
+            "triangle_materials",
+            vec![t],
+            Payload::U8(&contents.triangle_materials),
+        ),
     ];
     let mut header = h.clone();
     header.storage = StorageInfo {
         bases: precision,
-        max_error: StorageError { mean_mm: mean_err, identity_mm: identity_err, expression_mm: expression_err },
+        max_error: StorageError {
+            mean_mm: mean_err,
+            identity_mm: identity_err,
+            expression_mm: expression_err,
+        },
     };
     header.arrays.clear();
     let mut data = Vec::new();
@@ -249,13 +282,21 @@ pub fn encode(contents: &ModelContents, precision: Precision) -> Result<Vec<u8>>
             Payload::U8(x) => x.len(),
         };
         if len as u64 != expected {
-            return Err(Error::Invalid(format!("array {name}: {len} values for shape {shape:?}")));
+            return Err(Error::Invalid(format!(
+                "array {name}: {len} values for shape {shape:?}"
+            )));
         }
-        header.arrays.push(ArrayInfo { name: name.to_string(), dtype: payload.dtype(), shape: shape.clone(), offset: data.len() as u64 });
+        header.arrays.push(ArrayInfo {
+            name: name.to_string(),
+            dtype: payload.dtype(),
+            shape: shape.clone(),
+            offset: data.len() as u64,
+        });
         payload.write(&mut data);
         data.resize(data.len().next_multiple_of(ALIGN), 0);
     }
-    let json = serde_json::to_vec(&header).map_err(|e| Error::Invalid(format!("model header: {e}")))?;
+    let json =
+        serde_json::to_vec(&header).map_err(|e| Error::Invalid(format!("model header: {e}")))?;
     let mut out = Vec::with_capacity(PREFIX + json.len() + ALIGN + data.len() + CHECKSUM);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -286,8 +327,14 @@ impl<'a> ModelFile<'a> {
     pub fn parse(bytes: &'a [u8], path: &str) -> Result<Self> {
         let bad = |reason: String| Error::model(path, reason);
         if bytes.len() < PREFIX || bytes[..8] != MAGIC {
-            let what = if bytes.len() < 8 { format!("only {} bytes", bytes.len()) } else { format!("starts with {:?}", String::from_utf8_lossy(&bytes[..8])) };
-            return Err(bad(format!("not a ganfit face model file ({what}; expected the magic \"GANFITFM\")")));
+            let what = if bytes.len() < 8 {
+                format!("only {} bytes", bytes.len())
+            } else {
+                format!("starts with {:?}", String::from_utf8_lossy(&bytes[..8]))
+            };
+            return Err(bad(format!(
+                "not a ganfit face model file ({what}; expected the magic \"GANFITFM\")"
+            )));
         }
         let version = read_u32(bytes, 8);
         if version != VERSION {
@@ -300,15 +347,25 @@ impl<'a> ModelFile<'a> {
         }
         let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM);
         if Sha256::digest(body).as_slice() != checksum {
-            return Err(bad(format!("checksum mismatch over {} bytes: the file is truncated or corrupt", bytes.len())));
+            return Err(bad(format!(
+                "checksum mismatch over {} bytes: the file is truncated or corrupt",
+                bytes.len()
+            )));
         }
         let header_len = read_u32(bytes, 12) as usize;
         let data_start = (PREFIX + header_len).next_multiple_of(ALIGN);
         if data_start > body.len() {
-            return Err(bad(format!("header of {header_len} bytes runs past the end of the file")));
+            return Err(bad(format!(
+                "header of {header_len} bytes runs past the end of the file"
+            )));
         }
-        let header: Header = serde_json::from_slice(&bytes[PREFIX..PREFIX + header_len]).map_err(|e| bad(format!("header: {e}")))?;
-        let file = ModelFile { header, path: path.to_string(), data: &body[data_start..] };
+        let header: Header = serde_json::from_slice(&bytes[PREFIX..PREFIX + header_len])
+            .map_err(|e| bad(format!("header: {e}")))?;
+        let file = ModelFile {
+            header,
+            path: path.to_string(),
+            data: &body[data_start..],
+        };
         file.check()?;
         Ok(file)
     }
@@ -327,8 +384,15 @@ impl<'a> ModelFile<'a> {
         if h.unit != "mm" {
             return Err(self.error(format!("unit {:?}, expected \"mm\"", h.unit)));
         }
-        let (v, u, t) = (h.num_vertices as u64, h.num_uvs as u64, h.num_triangles as u64);
-        let (ni, ne) = (h.identity_names.len() as u64, h.expression_names.len() as u64);
+        let (v, u, t) = (
+            h.num_vertices as u64,
+            h.num_uvs as u64,
+            h.num_triangles as u64,
+        );
+        let (ni, ne) = (
+            h.identity_names.len() as u64,
+            h.expression_names.len() as u64,
+        );
         let basis_types: &[DType] = &[DType::F16, DType::F32];
         let expected: [(&str, &[DType], Vec<u64>); 7] = [
             ("mean", &[DType::F32], vec![v, 3]),
@@ -342,40 +406,75 @@ impl<'a> ModelFile<'a> {
         for (name, dtypes, shape) in expected {
             let a = self.array(name)?;
             if !dtypes.contains(&a.dtype) || a.shape != shape {
-                return Err(self.error(format!("array {name} is {:?} {:?}, expected {dtypes:?} {shape:?}", a.dtype, a.shape)));
+                return Err(self.error(format!(
+                    "array {name} is {:?} {:?}, expected {dtypes:?} {shape:?}",
+                    a.dtype, a.shape
+                )));
             }
         }
         for a in &h.arrays {
-            let end = a.elements().and_then(|n| n.checked_mul(a.dtype.size())).and_then(|n| n.checked_add(a.offset as usize));
+            let end = a
+                .elements()
+                .and_then(|n| n.checked_mul(a.dtype.size()))
+                .and_then(|n| n.checked_add(a.offset as usize));
             if end.is_none_or(|end| end > self.data.len()) {
-                return Err(self.error(format!("array {} ({:?} {:?} at {}) runs past the end of the file", a.name, a.dtype, a.shape, a.offset)));
+                return Err(self.error(format!(
+                    "array {} ({:?} {:?} at {}) runs past the end of the file",
+                    a.name, a.dtype, a.shape, a.offset
+                )));
             }
         }
-        let out_of = |what: &str, index: u32, limit: u64| self.error(format!("{what} index {index} out of range (count {limit})"));
+        let out_of = |what: &str, index: u32, limit: u64| {
+            self.error(format!("{what} index {index} out of range (count {limit})"))
+        };
         if let Some(&i) = self.u32s("triangles")?.iter().find(|&&i| i as u64 >= v) {
             return Err(out_of("triangle vertex", i, v));
         }
         if let Some(&i) = self.u32s("triangle_uvs")?.iter().find(|&&i| i as u64 >= u) {
             return Err(out_of("triangle uv", i, u));
         }
-        if let Some(&m) = self.u8s("triangle_materials")?.iter().find(|&&m| m as usize >= h.materials.len()) {
-            return Err(out_of("triangle material", m as u32, h.materials.len() as u64));
+        if let Some(&m) = self
+            .u8s("triangle_materials")?
+            .iter()
+            .find(|&&m| m as usize >= h.materials.len())
+        {
+            return Err(out_of(
+                "triangle material",
+                m as u32,
+                h.materials.len() as u64,
+            ));
         }
         for r in &h.regions {
-            if r.vertices.start > r.vertices.end || r.vertices.end as u64 > v || r.triangles.start > r.triangles.end || r.triangles.end as u64 > t {
-                return Err(self.error(format!("region {:?} spans vertices {:?} and triangles {:?}, beyond the mesh", r.region, r.vertices, r.triangles)));
+            if r.vertices.start > r.vertices.end
+                || r.vertices.end as u64 > v
+                || r.triangles.start > r.triangles.end
+                || r.triangles.end as u64 > t
+            {
+                return Err(self.error(format!(
+                    "region {:?} spans vertices {:?} and triangles {:?}, beyond the mesh",
+                    r.region, r.vertices, r.triangles
+                )));
             }
         }
         for a in &h.face_areas {
             if a.vertices.start > a.vertices.end || a.vertices.end as u64 > v {
-                return Err(self.error(format!("face area {:?} spans vertices {:?}, beyond the mesh", a.area, a.vertices)));
+                return Err(self.error(format!(
+                    "face area {:?} spans vertices {:?}, beyond the mesh",
+                    a.area, a.vertices
+                )));
             }
         }
-        h.landmarks.check(h.num_vertices).map_err(|reason| self.error(reason))
+        h.landmarks
+            .check(h.num_vertices)
+            .map_err(|reason| self.error(reason))
     }
 
     fn array(&self, name: &str) -> Result<&ArrayInfo> {
-        self.header.arrays.iter().find(|a| a.name == name).ok_or_else(|| self.error(format!("no array named {name:?}")))
+        self.header
+            .arrays
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| self.error(format!("no array named {name:?}")))
     }
 
     fn bytes_of(&self, a: &ArrayInfo) -> &'a [u8] {
@@ -386,7 +485,11 @@ impl<'a> ModelFile<'a> {
 
     fn u32s(&self, name: &str) -> Result<Vec<u32>> {
         let a = self.array(name)?;
-        Ok(self.bytes_of(a).chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        Ok(self
+            .bytes_of(a)
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect())
     }
 
     fn u8s(&self, name: &str) -> Result<&'a [u8]> {
@@ -395,8 +498,16 @@ impl<'a> ModelFile<'a> {
 
     fn decode_floats(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
         match dtype {
-            DType::F16 => out.extend(bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())),
-            _ => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))),
+            DType::F16 => out.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
+            _ => out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))),
+            ),
         }
     }
 
@@ -418,7 +529,11 @@ impl<'a> ModelFile<'a> {
         let mut out = Vec::new();
         for mode in bytes.chunks_exact(per_mode) {
             for r in ranges {
-                Self::decode_floats(a.dtype, &mode[r.start as usize * 3 * size..r.end as usize * 3 * size], &mut out);
+                Self::decode_floats(
+                    a.dtype,
+                    &mode[r.start as usize * 3 * size..r.end as usize * 3 * size],
+                    &mut out,
+                );
             }
         }
         Ok(out)
@@ -478,18 +593,49 @@ pub(crate) mod tests {
                 num_uvs: 6,
                 num_triangles: 2,
                 regions: vec![
-                    RegionSpan { region: Region::Face, vertices: 0..3, triangles: 0..1 },
-                    RegionSpan { region: Region::HeadAndNeck, vertices: 3..4, triangles: 1..2 },
+                    RegionSpan {
+                        region: Region::Face,
+                        vertices: 0..3,
+                        triangles: 0..1,
+                    },
+                    RegionSpan {
+                        region: Region::HeadAndNeck,
+                        vertices: 3..4,
+                        triangles: 1..2,
+                    },
                 ],
-                face_areas: vec![FaceAreaSpan { area: FaceArea::Narrow, vertices: 0..2 }, FaceAreaSpan { area: FaceArea::Full, vertices: 0..3 }],
-                materials: vec![MaterialInfo { name: "M_Face".into(), uv_tile: 0 }, MaterialInfo { name: "M_BackHead".into(), uv_tile: 1 }],
+                face_areas: vec![
+                    FaceAreaSpan {
+                        area: FaceArea::Narrow,
+                        vertices: 0..2,
+                    },
+                    FaceAreaSpan {
+                        area: FaceArea::Full,
+                        vertices: 0..3,
+                    },
+                ],
+                materials: vec![
+                    MaterialInfo {
+                        name: "M_Face".into(),
+                        uv_tile: 0,
+                    },
+                    MaterialInfo {
+                        name: "M_BackHead".into(),
+                        uv_tile: 1,
+                    },
+                ],
                 identity_names: vec!["identity000".into()],
                 expression_names: vec!["a".into(), "b".into()],
                 landmarks,
-                storage: StorageInfo { bases: Precision::F32, max_error: StorageError::default() },
+                storage: StorageInfo {
+                    bases: Precision::F32,
+                    max_error: StorageError::default(),
+                },
                 arrays: vec![],
             },
-            mean: vec![0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0],
+            mean: vec![
+                0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0,
+            ],
             identity: (0..12).map(|i| 0.1 * i as f64 + 1.0 / 3.0).collect(),
             expression: (0..24).map(|i| -0.05 * i as f64).collect(),
             uvs: vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.5, 0.5, 1.2, 0.9, 1.1, 0.2],
@@ -511,12 +657,31 @@ pub(crate) mod tests {
             assert_eq!(f.triangle_materials().unwrap(), &c.triangle_materials[..]);
             assert_eq!(f.uvs().unwrap(), c.uvs);
             let mean = f.mean().unwrap();
-            assert!(mean.iter().zip(&c.mean).all(|(a, b)| (*a as f64 - b).abs() < 1e-6));
+            assert!(
+                mean.iter()
+                    .zip(&c.mean)
+                    .all(|(a, b)| (*a as f64 - b).abs() < 1e-6)
+            );
             let rows = f.basis_rows("expression", &[0..4]).unwrap();
-            let tol = if precision == Precision::F16 { 2e-3 } else { 1e-6 };
-            assert!(rows.iter().zip(&c.expression).all(|(a, b)| (*a as f64 - b).abs() < tol));
+            let tol = if precision == Precision::F16 {
+                2e-3
+            } else {
+                1e-6
+            };
+            assert!(
+                rows.iter()
+                    .zip(&c.expression)
+                    .all(|(a, b)| (*a as f64 - b).abs() < tol)
+            );
             let err = f.header.storage.max_error.identity_mm;
-            assert!(err < if precision == Precision::F16 { 3e-3 } else { 1e-6 } && err > 0.0, "recorded error {err}");
+            assert!(
+                err < if precision == Precision::F16 {
+                    3e-3
+                } else {
+                    1e-6
+                } && err > 0.0,
+                "recorded error {err}"
+            );
         }
     }
 
@@ -528,7 +693,11 @@ pub(crate) mod tests {
         let rows = f.basis_rows("expression", &[1..2, 3..4]).unwrap();
         // Two modes, two vertices each.
         let pick = |m: usize, v: usize| &c.expression[m * 12 + v * 3..m * 12 + v * 3 + 3];
-        let expected: Vec<f32> = [pick(0, 1), pick(0, 3), pick(1, 1), pick(1, 3)].concat().iter().map(|&x| x as f32).collect();
+        let expected: Vec<f32> = [pick(0, 1), pick(0, 3), pick(1, 1), pick(1, 3)]
+            .concat()
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
         assert_eq!(rows, expected);
     }
 
@@ -549,7 +718,10 @@ pub(crate) mod tests {
         assert!(reason(b"PK\x03\x04 zip file, not ours").contains("not a ganfit face model"));
         for cut in [17, bytes.len() / 2, bytes.len() - 1] {
             let r = reason(&bytes[..cut]);
-            assert!(r.contains("truncated") || r.contains("checksum"), "cut at {cut}: {r}");
+            assert!(
+                r.contains("truncated") || r.contains("checksum"),
+                "cut at {cut}: {r}"
+            );
         }
         let mut flipped = bytes.clone();
         flipped[bytes.len() - 100] ^= 1;
@@ -557,7 +729,10 @@ pub(crate) mod tests {
         let mut other_version = bytes.clone();
         other_version[8..12].copy_from_slice(&7u32.to_le_bytes());
         let r = reason(&other_version);
-        assert!(r.contains("version 7") && r.contains("ganfit model convert"), "{r}");
+        assert!(
+            r.contains("version 7") && r.contains("ganfit model convert"),
+            "{r}"
+        );
     }
 
     /// Re-encodes after editing the header, with a valid checksum, to reach the deeper checks.
@@ -584,7 +759,10 @@ pub(crate) mod tests {
         assert!(ModelFile::parse(&with_header(|_| {}), "x").is_ok());
         assert!(reason(&with_header(|h| h.unit = "cm".into())).contains("unit"));
         assert!(reason(&with_header(|h| h.num_vertices = 5)).contains("array mean"));
-        assert!(reason(&with_header(|h| h.arrays.retain(|a| a.name != "uvs"))).contains("no array named \"uvs\""));
+        assert!(
+            reason(&with_header(|h| h.arrays.retain(|a| a.name != "uvs")))
+                .contains("no array named \"uvs\"")
+        );
         assert!(reason(&with_header(|h| h.arrays[6].offset = 1 << 20)).contains("past the end"));
         assert!(reason(&with_header(|h| h.regions[1].vertices = 3..9)).contains("beyond the mesh"));
         assert!(reason(&with_header(|h| h.landmarks.multipie68[5] = 40)).contains("landmark"));

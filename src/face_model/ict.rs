@@ -31,7 +31,9 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::format::{self, Header, MaterialInfo, ModelContents, Precision, SourceInfo, StorageError, StorageInfo};
+use super::format::{
+    self, Header, MaterialInfo, ModelContents, Precision, SourceInfo, StorageError, StorageInfo,
+};
 use super::landmarks::{self, LandmarkData};
 use super::regions::{FaceArea, FaceAreaSpan, Region, RegionSpan};
 use crate::error::{Error, Result};
@@ -56,7 +58,10 @@ const NUM_IDENTITY: usize = 100;
 
 /// The converter's description in the model header.
 pub fn converter_id() -> String {
-    format!("ganfit {} ict converter r{CONVERTER_REVISION}", env!("CARGO_PKG_VERSION"))
+    format!(
+        "ganfit {} ict converter r{CONVERTER_REVISION}",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// What a conversion measured, for the command line and the notes.
@@ -105,7 +110,8 @@ impl Sources {
     }
 
     fn text(&self, file: &str) -> Result<&str> {
-        std::str::from_utf8(self.bytes(file)).map_err(|e| Error::model(self.label_of(file), format!("not UTF-8 text: {e}")))
+        std::str::from_utf8(self.bytes(file))
+            .map_err(|e| Error::model(self.label_of(file), format!("not UTF-8 text: {e}")))
     }
 }
 
@@ -115,7 +121,10 @@ fn manifest_key<'m>(entry: &Path, wanted: &BTreeMap<&'m str, &'m str>) -> Option
     let text = entry.to_string_lossy().replace('\\', "/");
     let text = text.trim_start_matches("./");
     let candidates = [Some(text), text.split_once('/').map(|(_, rest)| rest)];
-    candidates.into_iter().flatten().find_map(|c| wanted.get_key_value(c).map(|(k, _)| *k))
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|c| wanted.get_key_value(c).map(|(k, _)| *k))
 }
 
 fn verify(label: &str, path: &str, bytes: Vec<u8>, expected: &str) -> Result<SourceFile> {
@@ -133,13 +142,33 @@ fn verify(label: &str, path: &str, bytes: Vec<u8>, expected: &str) -> Result<Sou
     Ok(SourceFile { bytes, sha256 })
 }
 
-fn missing_error(label: &str, found: &HashMap<String, SourceFile>, wanted: &BTreeMap<&str, &str>, what: &str) -> Result<()> {
-    let missing: Vec<&str> = wanted.keys().filter(|k| !found.contains_key(**k)).copied().collect();
+fn missing_error(
+    label: &str,
+    found: &HashMap<String, SourceFile>,
+    wanted: &BTreeMap<&str, &str>,
+    what: &str,
+) -> Result<()> {
+    let missing: Vec<&str> = wanted
+        .keys()
+        .filter(|k| !found.contains_key(**k))
+        .copied()
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let more = if missing.len() > 1 { format!(" and {} more of the {} expected files", missing.len() - 1, wanted.len()) } else { String::new() };
-    Err(Error::model(label, format!("{what}: {}{more} missing", missing[0])))
+    let more = if missing.len() > 1 {
+        format!(
+            " and {} more of the {} expected files",
+            missing.len() - 1,
+            wanted.len()
+        )
+    } else {
+        String::new()
+    };
+    Err(Error::model(
+        label,
+        format!("{what}: {}{more} missing", missing[0]),
+    ))
 }
 
 /// A `Write` that hands 1 MiB chunks to another thread.
@@ -162,7 +191,9 @@ impl Write for ChunkWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buffer.is_empty() {
             let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
-            self.sender.send(chunk).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "reader stopped"))?;
+            self.sender.send(chunk).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "reader stopped")
+            })?;
         }
         Ok(())
     }
@@ -214,9 +245,17 @@ fn read_archive(path: &Path, wanted: &BTreeMap<&str, &str>) -> Result<Sources> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let (sender, receiver) = sync_channel::<Vec<u8>>(8);
     let decompress = std::thread::spawn(move || {
-        let mut input = BufReader::new(HashingReader { inner: file, hasher: Sha256::new() });
-        let mut writer = ChunkWriter { sender, buffer: Vec::with_capacity(CHUNK) };
-        let result = lzma_rs::xz_decompress(&mut input, &mut writer).map_err(|e| e.to_string()).and_then(|()| writer.flush().map_err(|e| e.to_string()));
+        let mut input = BufReader::new(HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+        });
+        let mut writer = ChunkWriter {
+            sender,
+            buffer: Vec::with_capacity(CHUNK),
+        };
+        let result = lzma_rs::xz_decompress(&mut input, &mut writer)
+            .map_err(|e| e.to_string())
+            .and_then(|()| writer.flush().map_err(|e| e.to_string()));
         // Hash whatever follows the xz stream too: the archive's checksum is of the file.
         let mut rest = Vec::new();
         let _ = input.read_to_end(&mut rest);
@@ -224,12 +263,23 @@ fn read_archive(path: &Path, wanted: &BTreeMap<&str, &str>) -> Result<Sources> {
     });
     let mut files = HashMap::new();
     let unpacked = (|| -> std::result::Result<(), Error> {
-        let mut archive = tar::Archive::new(ChunkReader { receiver, chunk: Vec::new(), at: 0 });
-        let tar_error = |e: std::io::Error| Error::model(&label, format!("not a readable tar archive inside the xz stream: {e}"));
+        let mut archive = tar::Archive::new(ChunkReader {
+            receiver,
+            chunk: Vec::new(),
+            at: 0,
+        });
+        let tar_error = |e: std::io::Error| {
+            Error::model(
+                &label,
+                format!("not a readable tar archive inside the xz stream: {e}"),
+            )
+        };
         for entry in archive.entries().map_err(tar_error)? {
             let mut entry = entry.map_err(tar_error)?;
             let entry_path = entry.path().map_err(tar_error)?.into_owned();
-            let Some(key) = manifest_key(&entry_path, wanted) else { continue };
+            let Some(key) = manifest_key(&entry_path, wanted) else {
+                continue;
+            };
             let mut bytes = Vec::with_capacity(entry.size() as usize);
             entry.read_to_end(&mut bytes).map_err(tar_error)?;
             files.insert(key.to_string(), verify(&label, key, bytes, wanted[key])?);
@@ -240,13 +290,22 @@ fn read_archive(path: &Path, wanted: &BTreeMap<&str, &str>) -> Result<Sources> {
     let archive_sha256 = match decompress.join() {
         Ok(Ok(sha)) => sha,
         Ok(Err(e)) => {
-            return Err(Error::model(&label, format!("cannot decompress: {e} (the archive is truncated or corrupt, or not an .xz file)")));
+            return Err(Error::model(
+                &label,
+                format!(
+                    "cannot decompress: {e} (the archive is truncated or corrupt, or not an .xz file)"
+                ),
+            ));
         }
         Err(_) => return Err(Error::model(&label, "the decompression thread panicked")),
     };
     unpacked?;
     missing_error(&label, &files, wanted, "not the ICT-FaceKit archive")?;
-    Ok(Sources { label, archive_sha256: Some(archive_sha256), files })
+    Ok(Sources {
+        label,
+        archive_sha256: Some(archive_sha256),
+        files,
+    })
 }
 
 /// Reads the manifest's files from a clone of the upstream repository.
@@ -263,20 +322,39 @@ fn read_directory(root: &Path, wanted: &BTreeMap<&str, &str>) -> Result<Sources>
             Err(e) => return Err(Error::io(path, e)),
         }
     }
-    missing_error(&label, &files, wanted, &format!("not an ICT-FaceKit checkout at commit {}", &UPSTREAM_COMMIT[..10]))?;
-    Ok(Sources { label, archive_sha256: None, files })
+    missing_error(
+        &label,
+        &files,
+        wanted,
+        &format!(
+            "not an ICT-FaceKit checkout at commit {}",
+            &UPSTREAM_COMMIT[..10]
+        ),
+    )?;
+    Ok(Sources {
+        label,
+        archive_sha256: None,
+        files,
+    })
 }
 
 /// The comma-separated integers on the first line after the line that starts with `key`.
 fn readme_list(readme: &str, key: &str) -> Option<Vec<u32>> {
-    let mut lines = readme.lines().skip_while(|l| !l.trim_start().starts_with(key)).skip(1);
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(key))
+        .skip(1);
     let line = lines.find(|l| !l.trim().is_empty())?;
     line.split(',').map(|x| x.trim().parse().ok()).collect()
 }
 
 /// `[a:b]` (inclusive) → a..b+1.
 fn inclusive_range(cell: &str) -> Option<Range<u32>> {
-    let (a, b) = cell.trim().strip_prefix('[')?.strip_suffix(']')?.split_once(':')?;
+    let (a, b) = cell
+        .trim()
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .split_once(':')?;
     let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
     (a <= b).then_some(a..b + 1)
 }
@@ -292,7 +370,8 @@ fn readme_geometry_rows(readme: &str) -> Vec<(String, Range<u32>, Range<u32>)> {
             }
             let (vertices, polygons) = (inclusive_range(cells[3])?, inclusive_range(cells[4])?);
             let (nv, np): (u32, u32) = (cells[5].parse().ok()?, cells[6].parse().ok()?);
-            (vertices.len() as u32 == nv && polygons.len() as u32 == np).then(|| (cells[2].to_string(), vertices, polygons))
+            (vertices.len() as u32 == nv && polygons.len() as u32 == np)
+                .then(|| (cells[2].to_string(), vertices, polygons))
         })
         .collect()
 }
@@ -311,29 +390,56 @@ fn readme_facts(readme: &str, config: &serde_json::Value, label: &str) -> Result
         rows.iter()
             .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v, p)| (v.clone(), p.clone()))
-            .ok_or_else(|| bad(format!("README.md: no row for {name:?} in its geometry tables")))
+            .ok_or_else(|| {
+                bad(format!(
+                    "README.md: no row for {name:?} in its geometry tables"
+                ))
+            })
     };
-    let regions = Region::ALL.into_iter().map(|r| row(r.ict_name()).map(|(v, p)| (r, v, p))).collect::<Result<Vec<_>>>()?;
+    let regions = Region::ALL
+        .into_iter()
+        .map(|r| row(r.ict_name()).map(|(v, p)| (r, v, p)))
+        .collect::<Result<Vec<_>>>()?;
     // Regions follow each other without gaps, in ICT's order.
     for pair in regions.windows(2) {
         if pair[0].1.end != pair[1].1.start || pair[0].2.end != pair[1].2.start {
-            return Err(bad(format!("README.md: regions {:?} and {:?} do not follow each other", pair[0].0, pair[1].0)));
+            return Err(bad(format!(
+                "README.md: regions {:?} and {:?} do not follow each other",
+                pair[0].0, pair[1].0
+            )));
         }
     }
-    let areas = FaceArea::ALL.into_iter().map(|a| row(a.ict_name()).map(|(v, _)| (a, v))).collect::<Result<Vec<_>>>()?;
+    let areas = FaceArea::ALL
+        .into_iter()
+        .map(|a| row(a.ict_name()).map(|(v, _)| (a, v)))
+        .collect::<Result<Vec<_>>>()?;
     let config_landmarks: Option<Vec<u32>> = config
         .get("idx_to_landmark_verts")
         .and_then(|v| v.as_array())
         .and_then(|a| a.iter().map(|x| x.as_u64().map(|i| i as u32)).collect());
     // The README is the documented source; vertex_indices.json holds the same 68 indices and
     // stands in when the README lacks them.
-    let multipie68 = match (readme_list(readme, "Multi-PIE 68 point facial landmarks"), config_landmarks) {
-        (Some(r), Some(c)) if r != c => return Err(bad("README.md and vertex_indices.json disagree on the 68 landmark indices".into())),
+    let multipie68 = match (
+        readme_list(readme, "Multi-PIE 68 point facial landmarks"),
+        config_landmarks,
+    ) {
+        (Some(r), Some(c)) if r != c => {
+            return Err(bad(
+                "README.md and vertex_indices.json disagree on the 68 landmark indices".into(),
+            ));
+        }
         (Some(r), _) => r,
         (None, Some(c)) => c,
-        (None, None) => return Err(bad("neither README.md nor vertex_indices.json lists the 68 landmark indices".into())),
+        (None, None) => {
+            return Err(bad(
+                "neither README.md nor vertex_indices.json lists the 68 landmark indices".into(),
+            ));
+        }
     };
-    let list = |key: &str| readme_list(readme, key).ok_or_else(|| bad(format!("README.md: no index list after {key:?}")));
+    let list = |key: &str| {
+        readme_list(readme, key)
+            .ok_or_else(|| bad(format!("README.md: no index list after {key:?}")))
+    };
     let landmarks = LandmarkData {
         multipie68,
         jawline_right: list("Right jawline")?,
@@ -342,25 +448,54 @@ fn readme_facts(readme: &str, config: &serde_json::Value, label: &str) -> Result
         jawline_left_extended: list("Left extended jawline")?,
         contour: vec![vec![0]; landmarks::JAW],
     };
-    landmarks.check(regions[0].1.end).map_err(|r| bad(format!("README.md: {r} (landmarks must lie in the Face region)")))?;
-    for (short, long, side) in [(&landmarks.jawline_right, &landmarks.jawline_right_extended, "right"), (&landmarks.jawline_left, &landmarks.jawline_left_extended, "left")] {
+    landmarks.check(regions[0].1.end).map_err(|r| {
+        bad(format!(
+            "README.md: {r} (landmarks must lie in the Face region)"
+        ))
+    })?;
+    for (short, long, side) in [
+        (
+            &landmarks.jawline_right,
+            &landmarks.jawline_right_extended,
+            "right",
+        ),
+        (
+            &landmarks.jawline_left,
+            &landmarks.jawline_left_extended,
+            "left",
+        ),
+    ] {
         let mut rest = long.iter();
         if !short.iter().all(|v| rest.any(|w| w == v)) {
-            return Err(bad(format!("README.md: the {side} jawline is not an ordered subset of the {side} extended jawline")));
+            return Err(bad(format!(
+                "README.md: the {side} jawline is not an ordered subset of the {side} extended jawline"
+            )));
         }
     }
-    Ok(ReadmeFacts { regions, areas, landmarks })
+    Ok(ReadmeFacts {
+        regions,
+        areas,
+        landmarks,
+    })
 }
 
 fn copyright_line(license: &str) -> Option<String> {
-    license.lines().map(str::trim).find(|l| l.starts_with("Copyright")).map(str::to_string)
+    license
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("Copyright"))
+        .map(str::to_string)
 }
 
 /// Triangles of one polygon: a quad split along its shorter diagonal (the better-shaped
 /// pair), larger polygons as fans.
 fn triangulate(corners: &[usize], positions: &[[f64; 3]]) -> Vec<[usize; 3]> {
     if corners.len() == 4 {
-        let d = |a: usize, b: usize| (0..3).map(|k| (positions[corners[a]][k] - positions[corners[b]][k]).powi(2)).sum::<f64>();
+        let d = |a: usize, b: usize| {
+            (0..3)
+                .map(|k| (positions[corners[a]][k] - positions[corners[b]][k]).powi(2))
+                .sum::<f64>()
+        };
         if d(0, 2) <= d(1, 3) {
             vec![[0, 1, 2], [0, 2, 3]]
         } else {
@@ -376,15 +511,33 @@ fn target_positions(sources: &Sources, file: &str, expected: usize) -> Result<Ve
     let label = sources.label_of(file);
     let mesh = obj::parse(sources.bytes(file), &label, obj::Read::Positions)?;
     if mesh.positions.len() != expected {
-        return Err(Error::model(label, format!("{} vertices, the neutral mesh has {expected}", mesh.positions.len())));
+        return Err(Error::model(
+            label,
+            format!(
+                "{} vertices, the neutral mesh has {expected}",
+                mesh.positions.len()
+            ),
+        ));
     }
-    Ok(mesh.positions.iter().map(|p| p.map(|c| c * MM_PER_CM)).collect())
+    Ok(mesh
+        .positions
+        .iter()
+        .map(|p| p.map(|c| c * MM_PER_CM))
+        .collect())
 }
 
 /// Differences `[modes * kept * 3]` of morph targets to the neutral mesh, computed on the
 /// machine's cores (parsing the OBJ text is most of a conversion's time).
-fn deltas(sources: &Sources, files: &[String], neutral: &[[f64; 3]], total: usize, kept: usize) -> Result<Vec<f64>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+fn deltas(
+    sources: &Sources,
+    files: &[String],
+    neutral: &[[f64; 3]],
+    total: usize,
+    kept: usize,
+) -> Result<Vec<f64>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
     let per_worker = files.len().div_ceil(workers);
     let parts: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
@@ -402,7 +555,14 @@ fn deltas(sources: &Sources, files: &[String], neutral: &[[f64; 3]], total: usiz
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("an OBJ parsing thread panicked".into())))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Invalid("an OBJ parsing thread panicked".into()))
+                })
+            })
+            .collect()
     });
     let mut out = Vec::with_capacity(files.len() * kept * 3);
     for part in parts {
@@ -413,28 +573,42 @@ fn deltas(sources: &Sources, files: &[String], neutral: &[[f64; 3]], total: usiz
 
 /// Builds the model contents from verified sources.
 fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
-    let config: serde_json::Value =
-        serde_json::from_slice(sources.bytes(CONFIG)).map_err(|e| Error::model(sources.label_of(CONFIG), format!("not valid JSON: {e}")))?;
+    let config: serde_json::Value = serde_json::from_slice(sources.bytes(CONFIG))
+        .map_err(|e| Error::model(sources.label_of(CONFIG), format!("not valid JSON: {e}")))?;
     let expression_names: Vec<String> = config
         .get("expressions")
         .and_then(|v| v.as_array())
         .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect())
-        .ok_or_else(|| Error::model(sources.label_of(CONFIG), "no \"expressions\" list of names"))?;
+        .ok_or_else(|| {
+            Error::model(sources.label_of(CONFIG), "no \"expressions\" list of names")
+        })?;
     let facts = readme_facts(sources.text(README)?, &config, &sources.label_of(README))?;
-    let copyright = copyright_line(sources.text(LICENSE)?).ok_or_else(|| Error::model(sources.label_of(LICENSE), "no copyright line"))?;
+    let copyright = copyright_line(sources.text(LICENSE)?)
+        .ok_or_else(|| Error::model(sources.label_of(LICENSE), "no copyright line"))?;
 
     let neutral_label = sources.label_of(NEUTRAL);
-    let neutral: ObjMesh = obj::parse(sources.bytes(NEUTRAL), &neutral_label, obj::Read::Everything)?;
+    let neutral: ObjMesh = obj::parse(
+        sources.bytes(NEUTRAL),
+        &neutral_label,
+        obj::Read::Everything,
+    )?;
     let total = neutral.positions.len();
     let (last_region, last_vertices, last_polygons) = facts.regions.last().expect("nine regions");
     let (kept, kept_polygons) = (last_vertices.end as usize, last_polygons.end as usize);
     if total < kept || neutral.polygons.len() < kept_polygons {
         return Err(Error::model(
             &neutral_label,
-            format!("{total} vertices and {} polygons, but the README's {last_region:?} region ends at vertex {kept} and polygon {kept_polygons}", neutral.polygons.len()),
+            format!(
+                "{total} vertices and {} polygons, but the README's {last_region:?} region ends at vertex {kept} and polygon {kept_polygons}",
+                neutral.polygons.len()
+            ),
         ));
     }
-    let mean: Vec<[f64; 3]> = neutral.positions.iter().map(|p| p.map(|c| c * MM_PER_CM)).collect();
+    let mean: Vec<[f64; 3]> = neutral
+        .positions
+        .iter()
+        .map(|p| p.map(|c| c * MM_PER_CM))
+        .collect();
 
     // Triangles in polygon order, so each region's triangles stay contiguous.
     let mut triangles: Vec<[u32; 3]> = Vec::new();
@@ -446,14 +620,25 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
         let first = triangles.len() as u32;
         for p in polygons.start as usize..polygons.end as usize {
             let polygon = &neutral.polygons[p];
-            let at = |reason: String| Error::model(&neutral_label, format!("polygon {p} ({region:?}): {reason}"));
+            let at = |reason: String| {
+                Error::model(
+                    &neutral_label,
+                    format!("polygon {p} ({region:?}): {reason}"),
+                )
+            };
             let material = polygon.material.ok_or_else(|| at("no material".into()))?;
             let mut positions = Vec::new();
             let mut uvs = Vec::new();
             for c in &polygon.corners {
-                let uv = c.uv.ok_or_else(|| at("a corner without texture coordinates".into()))?;
-                if c.position as usize >= kept || !(vertices.contains(&c.position) || facts.regions[0].1.contains(&c.position)) {
-                    return Err(at(format!("uses vertex {}, outside its region and the Face region", c.position)));
+                let uv =
+                    c.uv.ok_or_else(|| at("a corner without texture coordinates".into()))?;
+                if c.position as usize >= kept
+                    || !(vertices.contains(&c.position) || facts.regions[0].1.contains(&c.position))
+                {
+                    return Err(at(format!(
+                        "uses vertex {}, outside its region and the Face region",
+                        c.position
+                    )));
                 }
                 positions.push(c.position as usize);
                 uvs.push(uv);
@@ -467,7 +652,11 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
                 triangle_materials.push(material as u8);
             }
         }
-        region_spans.push(RegionSpan { region: *region, vertices: vertices.clone(), triangles: first..triangles.len() as u32 });
+        region_spans.push(RegionSpan {
+            region: *region,
+            vertices: vertices.clone(),
+            triangles: first..triangles.len() as u32,
+        });
     }
     let materials = neutral
         .materials
@@ -477,14 +666,25 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
             let (lo, hi) = range.unwrap_or((0.0, 0.0));
             let tile = lo.floor().max(0.0);
             if hi > tile + 1.0 {
-                return Err(Error::model(&neutral_label, format!("material {name} spans u {lo}..{hi}, more than one uv tile")));
+                return Err(Error::model(
+                    &neutral_label,
+                    format!("material {name} spans u {lo}..{hi}, more than one uv tile"),
+                ));
             }
-            Ok(MaterialInfo { name: name.clone(), uv_tile: tile as u32 })
+            Ok(MaterialInfo {
+                name: name.clone(),
+                uv_tile: tile as u32,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
 
     // Outwards is where the face looks (+z): if ICT's polygons turned the other way, reverse.
-    let narrow = &facts.areas.iter().find(|(a, _)| *a == FaceArea::Narrow).expect("listed").1;
+    let narrow = &facts
+        .areas
+        .iter()
+        .find(|(a, _)| *a == FaceArea::Narrow)
+        .expect("listed")
+        .1;
     let facing: f64 = triangles
         .iter()
         .filter(|t| t.iter().all(|v| narrow.contains(v)))
@@ -501,19 +701,31 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
 
     let mut landmark_data = facts.landmarks.clone();
     let face_range = &facts.regions[0].1;
-    let face_triangles: Vec<[u32; 3]> = triangles[region_spans[0].triangles.start as usize..region_spans[0].triangles.end as usize]
+    let face_triangles: Vec<[u32; 3]> = triangles
+        [region_spans[0].triangles.start as usize..region_spans[0].triangles.end as usize]
         .iter()
         .filter(|t| t.iter().all(|v| face_range.contains(v)))
         .copied()
         .collect();
-    landmark_data.contour = landmarks::build_contour(&mean[..kept], &face_triangles, &landmark_data).map_err(|r| Error::model(&neutral_label, format!("jaw contour: {r}")))?;
+    landmark_data.contour =
+        landmarks::build_contour(&mean[..kept], &face_triangles, &landmark_data)
+            .map_err(|r| Error::model(&neutral_label, format!("jaw contour: {r}")))?;
 
-    let identity_files: Vec<String> = (0..NUM_IDENTITY).map(|k| format!("FaceXModel/identity{k:03}.obj")).collect();
-    let expression_files: Vec<String> = expression_names.iter().map(|n| format!("FaceXModel/{n}.obj")).collect();
+    let identity_files: Vec<String> = (0..NUM_IDENTITY)
+        .map(|k| format!("FaceXModel/identity{k:03}.obj"))
+        .collect();
+    let expression_files: Vec<String> = expression_names
+        .iter()
+        .map(|n| format!("FaceXModel/{n}.obj"))
+        .collect();
     let identity = deltas(sources, &identity_files, &mean, total, kept)?;
     let expression = deltas(sources, &expression_files, &mean, total, kept)?;
 
-    let mut files: Vec<(String, String)> = sources.files.iter().map(|(k, f)| (k.clone(), f.sha256.clone())).collect();
+    let mut files: Vec<(String, String)> = sources
+        .files
+        .iter()
+        .map(|(k, f)| (k.clone(), f.sha256.clone()))
+        .collect();
     files.sort();
     let header = Header {
         unit: "mm".into(),
@@ -531,12 +743,29 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
         num_uvs: neutral.uvs.len() as u32,
         num_triangles: triangles.len() as u32,
         regions: region_spans,
-        face_areas: facts.areas.iter().map(|(area, v)| FaceAreaSpan { area: *area, vertices: v.clone() }).collect(),
+        face_areas: facts
+            .areas
+            .iter()
+            .map(|(area, v)| FaceAreaSpan {
+                area: *area,
+                vertices: v.clone(),
+            })
+            .collect(),
         materials,
-        identity_names: identity_files.iter().map(|f| f.trim_start_matches("FaceXModel/").trim_end_matches(".obj").to_string()).collect(),
+        identity_names: identity_files
+            .iter()
+            .map(|f| {
+                f.trim_start_matches("FaceXModel/")
+                    .trim_end_matches(".obj")
+                    .to_string()
+            })
+            .collect(),
         expression_names,
         landmarks: landmark_data,
-        storage: StorageInfo { bases: Precision::F32, max_error: StorageError::default() },
+        storage: StorageInfo {
+            bases: Precision::F32,
+            max_error: StorageError::default(),
+        },
         arrays: vec![],
     };
     let contents = ModelContents {
@@ -544,7 +773,11 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
         mean: mean[..kept].as_flattened().to_vec(),
         identity,
         expression,
-        uvs: neutral.uvs.iter().flat_map(|uv| uv.map(|x| x as f32)).collect(),
+        uvs: neutral
+            .uvs
+            .iter()
+            .flat_map(|uv| uv.map(|x| x as f32))
+            .collect(),
         triangles: triangles.as_flattened().to_vec(),
         triangle_uvs: triangle_uvs.as_flattened().to_vec(),
         triangle_materials,
@@ -565,7 +798,11 @@ impl IctSource {
     /// A directory is a checkout, anything else an archive.
     pub fn from_path(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        if path.is_dir() { IctSource::Checkout(path) } else { IctSource::Archive(path) }
+        if path.is_dir() {
+            IctSource::Checkout(path)
+        } else {
+            IctSource::Archive(path)
+        }
     }
 }
 
@@ -585,9 +822,20 @@ pub fn convert(source: &IctSource, precision: Precision) -> Result<(Vec<u8>, Rep
     let (contents, flipped_winding) = read(source)?;
     let read_seconds = start.elapsed().as_secs_f64();
     let bytes = format::encode(&contents, precision)?;
-    let storage = format::ModelFile::parse(&bytes, "converted model")?.header.storage;
+    let storage = format::ModelFile::parse(&bytes, "converted model")?
+        .header
+        .storage;
     let len = bytes.len();
-    Ok((bytes, Report { seconds: start.elapsed().as_secs_f64(), read_seconds, storage, bytes: len, flipped_winding }))
+    Ok((
+        bytes,
+        Report {
+            seconds: start.elapsed().as_secs_f64(),
+            read_seconds,
+            storage,
+            bytes: len,
+            flipped_winding,
+        },
+    ))
 }
 
 /// Converts and writes the model file (through a temporary file, so that an interrupted
@@ -626,8 +874,14 @@ Right jawline (substitutes 0-7 in Multi PIE):
         let rows = readme_geometry_rows(README_SAMPLE);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[1], ("Head and Neck".to_string(), 10..15, 5..7));
-        assert_eq!(readme_list(README_SAMPLE, "Multi-PIE 68 point facial landmarks"), Some(vec![1, 2, 3]));
-        assert_eq!(readme_list(README_SAMPLE, "Right jawline"), Some(vec![4, 5]));
+        assert_eq!(
+            readme_list(README_SAMPLE, "Multi-PIE 68 point facial landmarks"),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(
+            readme_list(README_SAMPLE, "Right jawline"),
+            Some(vec![4, 5])
+        );
         assert_eq!(readme_list(README_SAMPLE, "Left jawline"), None);
         // A row whose counts disagree with its ranges is not trusted.
         assert!(readme_geometry_rows("| #0 | Face | [0:9] | [0:4] | 11 | 5 |").is_empty());
@@ -637,14 +891,28 @@ Right jawline (substitutes 0-7 in Multi PIE):
     fn archive_entries_map_to_manifest_paths() {
         let wanted = manifest();
         assert_eq!(wanted.len(), 157);
-        assert_eq!(manifest_key(Path::new("./FaceXModel/identity007.obj"), &wanted), Some("FaceXModel/identity007.obj"));
-        assert_eq!(manifest_key(Path::new("ICT-FaceKit-da5f95a/README.md"), &wanted), Some("README.md"));
-        assert_eq!(manifest_key(Path::new("FaceXModel/cheekRaiser_L.obj"), &wanted), None);
+        assert_eq!(
+            manifest_key(Path::new("./FaceXModel/identity007.obj"), &wanted),
+            Some("FaceXModel/identity007.obj")
+        );
+        assert_eq!(
+            manifest_key(Path::new("ICT-FaceKit-da5f95a/README.md"), &wanted),
+            Some("README.md")
+        );
+        assert_eq!(
+            manifest_key(Path::new("FaceXModel/cheekRaiser_L.obj"), &wanted),
+            None
+        );
     }
 
     #[test]
     fn quads_split_along_the_shorter_diagonal() {
-        let p = [[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [2.1, 1.0, 0.0], [0.0, 1.0, 0.0]];
+        let p = [
+            [0.0, 0.0, 0.0],
+            [2.0, 0.0, 0.0],
+            [2.1, 1.0, 0.0],
+            [0.0, 1.0, 0.0],
+        ];
         // 0–2 is longer than 1–3 here.
         assert_eq!(triangulate(&[0, 1, 2, 3], &p), vec![[0, 1, 3], [1, 2, 3]]);
         assert_eq!(triangulate(&[0, 1, 2], &p), vec![[0, 1, 2]]);
@@ -656,16 +924,33 @@ Right jawline (substitutes 0-7 in Multi PIE):
         std::fs::create_dir_all(&dir).unwrap();
         let garbage = dir.join("garbage.tar.xz");
         std::fs::write(&garbage, b"this is not an archive").unwrap();
-        let err = read(&IctSource::Archive(garbage.clone())).unwrap_err().to_string();
-        assert!(err.contains("garbage.tar.xz") && err.contains("cannot decompress"), "{err}");
+        let err = read(&IctSource::Archive(garbage.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("garbage.tar.xz") && err.contains("cannot decompress"),
+            "{err}"
+        );
         let empty_checkout = dir.join("checkout");
         std::fs::create_dir_all(&empty_checkout).unwrap();
-        let err = read(&IctSource::from_path(&empty_checkout)).unwrap_err().to_string();
-        assert!(err.contains("FaceXModel/") && err.contains("missing") && err.contains("156 more"), "{err}");
+        let err = read(&IctSource::from_path(&empty_checkout))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FaceXModel/") && err.contains("missing") && err.contains("156 more"),
+            "{err}"
+        );
         std::fs::write(empty_checkout.join("README.md"), "not ICT's readme").unwrap();
-        let err = read(&IctSource::from_path(&empty_checkout)).unwrap_err().to_string();
-        assert!(err.contains("README.md") && err.contains("SHA-256"), "{err}");
-        let err = read(&IctSource::Archive(dir.join("absent.tar.xz"))).unwrap_err().to_string();
+        let err = read(&IctSource::from_path(&empty_checkout))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("README.md") && err.contains("SHA-256"),
+            "{err}"
+        );
+        let err = read(&IctSource::Archive(dir.join("absent.tar.xz")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("absent.tar.xz"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -83,17 +83,27 @@ impl LandmarkData {
         ];
         for (what, list, len) in lists {
             if list.len() != len {
-                return Err(format!("{what} list has {} entries, expected {len}", list.len()));
+                return Err(format!(
+                    "{what} list has {} entries, expected {len}",
+                    list.len()
+                ));
             }
             if let Some(&i) = list.iter().find(|&&i| i >= num_vertices) {
-                return Err(format!("{what} vertex {i} out of range ({num_vertices} vertices)"));
+                return Err(format!(
+                    "{what} vertex {i} out of range ({num_vertices} vertices)"
+                ));
             }
         }
         if self.contour.len() != JAW || self.contour.iter().any(|c| c.is_empty()) {
-            return Err(format!("contour landmark lists: {} lists, expected {JAW} non-empty ones", self.contour.len()));
+            return Err(format!(
+                "contour landmark lists: {} lists, expected {JAW} non-empty ones",
+                self.contour.len()
+            ));
         }
         if let Some(&i) = self.contour.iter().flatten().find(|&&i| i >= num_vertices) {
-            return Err(format!("contour landmark vertex {i} out of range ({num_vertices} vertices)"));
+            return Err(format!(
+                "contour landmark vertex {i} out of range ({num_vertices} vertices)"
+            ));
         }
         Ok(())
     }
@@ -115,7 +125,11 @@ fn unit(a: [f64; 3]) -> Option<[f64; 3]> {
 /// Builds the contour candidate lists (see the module docs) on the mean mesh: `positions` in
 /// mm by ICT vertex, `triangles` the mesh the lines may run on (the Face region's), and
 /// `data` with everything but `contour` filled in.
-pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &LandmarkData) -> Result<Vec<Vec<u32>>, String> {
+pub fn build_contour(
+    positions: &[[f64; 3]],
+    triangles: &[[u32; 3]],
+    data: &LandmarkData,
+) -> Result<Vec<Vec<u32>>, String> {
     let n = positions.len();
     let mut neighbours = vec![Vec::new(); n];
     for t in triangles {
@@ -139,14 +153,19 @@ pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &Land
         }
         let anchor = positions[anchor_vertex as usize];
         if sign * anchor[0] <= 0.0 {
-            return Err(format!("jaw landmark {k} (vertex {anchor_vertex}) is on the wrong side of the midline"));
+            return Err(format!(
+                "jaw landmark {k} (vertex {anchor_vertex}) is on the wrong side of the midline"
+            ));
         }
         let towards_nose = sub(nose, anchor);
-        let forwards = unit([towards_nose[0], 0.0, towards_nose[2]]).ok_or_else(|| format!("jaw landmark {k} lies above or below the nose tip"))?;
+        let forwards = unit([towards_nose[0], 0.0, towards_nose[2]])
+            .ok_or_else(|| format!("jaw landmark {k} lies above or below the nose tip"))?;
         let inner_limit = CONTOUR_INNER_FRACTION * anchor[0].abs();
         let in_slab = |v: usize| {
             let p = positions[v];
-            (p[1] - anchor[1]).abs() <= CONTOUR_SLAB_MM && dot(sub(p, anchor), forwards) >= 0.0 && sign * p[0] >= inner_limit
+            (p[1] - anchor[1]).abs() <= CONTOUR_SLAB_MM
+                && dot(sub(p, anchor), forwards) >= 0.0
+                && sign * p[0] >= inner_limit
         };
         // Only slab vertices connected to the anchor through the slab: a fold of the surface
         // that enters the slab elsewhere (an eyelid, a lip) is another sheet.
@@ -161,7 +180,8 @@ pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &Land
             if bin >= best.len() {
                 best.resize(bin + 1, None);
             }
-            if v != anchor_vertex as usize && bin > 0 && best[bin].is_none_or(|(o, _)| off_line < o) {
+            if v != anchor_vertex as usize && bin > 0 && best[bin].is_none_or(|(o, _)| off_line < o)
+            {
                 best[bin] = Some((off_line, v as u32));
             }
             for &w in &neighbours[v] {
@@ -171,9 +191,14 @@ pub fn build_contour(positions: &[[f64; 3]], triangles: &[[u32; 3]], data: &Land
                 }
             }
         }
-        let line: Vec<u32> = std::iter::once(anchor_vertex).chain(best.iter().flatten().map(|&(_, v)| v)).collect();
+        let line: Vec<u32> = std::iter::once(anchor_vertex)
+            .chain(best.iter().flatten().map(|&(_, v)| v))
+            .collect();
         if line.len() < 3 {
-            return Err(format!("jaw landmark {k}: only {} contour candidates found across the cheek", line.len()));
+            return Err(format!(
+                "jaw landmark {k}: only {} contour candidates found across the cheek",
+                line.len()
+            ));
         }
         contour.push(line);
     }
@@ -189,21 +214,41 @@ fn image(p: [f32; 3]) -> [f32; 2] {
 /// The contour rule on plain data: for each jaw landmark the candidate vertex to use, given
 /// camera-space positions of the shape vertices and the head's rotation (camera from model,
 /// `rotation[r][c]`, as [`crate::render::camera::euler_rotation`] makes it).
-pub fn pick_contour(contour: &[Vec<u32>], camera_points: &[[f32; 3]], rotation: &[[f32; 3]; 3]) -> Vec<u32> {
+pub fn pick_contour(
+    contour: &[Vec<u32>],
+    camera_points: &[[f32; 3]],
+    rotation: &[[f32; 3]; 3],
+) -> Vec<u32> {
     contour
         .iter()
         .enumerate()
         .map(|(k, line)| {
             let sideways = [0, 1, 2].map(|r| side(k) * rotation[r][0] * OUTWARD_PROBE_MM);
             let anchor = camera_points[line[0] as usize];
-            let (a, b) = (image(anchor), image([anchor[0] + sideways[0], anchor[1] + sideways[1], anchor[2] + sideways[2]]));
+            let (a, b) = (
+                image(anchor),
+                image([
+                    anchor[0] + sideways[0],
+                    anchor[1] + sideways[1],
+                    anchor[2] + sideways[2],
+                ]),
+            );
             let outward = [b[0] - a[0], b[1] - a[1]];
             let score = |v: u32| {
                 let q = image(camera_points[v as usize]);
                 q[0] * outward[0] + q[1] * outward[1]
             };
             // The first of equal scores, as argmax on a device takes it.
-            line.iter().copied().fold((line[0], f32::NEG_INFINITY), |(best, top), v| if score(v) > top { (v, score(v)) } else { (best, top) }).0
+            line.iter()
+                .copied()
+                .fold((line[0], f32::NEG_INFINITY), |(best, top), v| {
+                    if score(v) > top {
+                        (v, score(v))
+                    } else {
+                        (best, top)
+                    }
+                })
+                .0
         })
         .collect()
 }
@@ -225,7 +270,10 @@ impl JawContour {
         let width = lists.iter().map(Vec::len).max().unwrap_or(1);
         let padded: Vec<i32> = lists
             .iter()
-            .flat_map(|l| (0..width).map(move |j| *l.get(j).unwrap_or_else(|| l.last().expect("non-empty")) as i32))
+            .flat_map(|l| {
+                (0..width)
+                    .map(move |j| *l.get(j).unwrap_or_else(|| l.last().expect("non-empty")) as i32)
+            })
             .collect();
         let m = lists.len();
         let sides: Vec<f32> = (0..m).map(|k| side(k) * OUTWARD_PROBE_MM).collect();
@@ -254,11 +302,16 @@ impl JawContour {
             let depth = p.clone().slice([0..b, 0..m, 0..w, 2..3]).neg();
             p.slice([0..b, 0..m, 0..w, 0..2]) / depth
         };
-        let points = camera_points.select(1, self.padded.clone()).reshape([b, m, w, 3]);
+        let points = camera_points
+            .select(1, self.padded.clone())
+            .reshape([b, m, w, 3]);
         let anchors = points.clone().slice([0..b, 0..m, 0..1, 0..3]);
-        let sideways = rotation.slice([0..b, 0..3, 0..1]).reshape([b, 1, 1, 3]) * self.sides.clone().reshape([1, m, 1, 1]);
+        let sideways = rotation.slice([0..b, 0..3, 0..1]).reshape([b, 1, 1, 3])
+            * self.sides.clone().reshape([1, m, 1, 1]);
         let outward = image(anchors.clone() + sideways) - image(anchors);
-        let score = (image(points.clone()) * outward).sum_dim(3).reshape([b, m, w]);
+        let score = (image(points.clone()) * outward)
+            .sum_dim(3)
+            .reshape([b, m, w]);
         let choice = score.argmax(2).reshape([b, m, 1, 1]).expand([b, m, 1, 3]);
         points.gather(2, choice).reshape([b, m, 3])
     }
@@ -275,7 +328,8 @@ mod tests {
         let mut positions = Vec::new();
         for r in 0..rows {
             for c in 0..cols {
-                let a = -std::f64::consts::FRAC_PI_2 + std::f64::consts::PI * c as f64 / (cols - 1) as f64;
+                let a = -std::f64::consts::FRAC_PI_2
+                    + std::f64::consts::PI * c as f64 / (cols - 1) as f64;
                 positions.push([50.0 * a.sin(), 2.0 * r as f64, 50.0 * a.cos()]);
             }
         }
@@ -307,7 +361,17 @@ mod tests {
         let left_edge = right_edge + cols as u32 - 1;
         let front = right_edge + cols as u32 / 2;
         LandmarkData {
-            multipie68: (0..68).map(|k| if k < CHIN { right_edge } else if (CHIN + 1..JAW).contains(&k) { left_edge } else { front }).collect(),
+            multipie68: (0..68)
+                .map(|k| {
+                    if k < CHIN {
+                        right_edge
+                    } else if (CHIN + 1..JAW).contains(&k) {
+                        left_edge
+                    } else {
+                        front
+                    }
+                })
+                .collect(),
             jawline_right: vec![right_edge; 8],
             jawline_left: vec![left_edge; 8],
             jawline_right_extended: vec![right_edge; 17],
@@ -330,7 +394,10 @@ mod tests {
             // On row 2 (the anchor's height), moving forwards, stopping at |x| = 0.4 · 50.
             assert!(line.iter().all(|&v| v as usize / cols == 2));
             let depth: Vec<f64> = line.iter().map(|&v| positions[v as usize][2]).collect();
-            assert!(depth.windows(2).all(|w| w[1] > w[0]), "not ordered inwards: {depth:?}");
+            assert!(
+                depth.windows(2).all(|w| w[1] > w[0]),
+                "not ordered inwards: {depth:?}"
+            );
             assert!(line.iter().all(|&v| positions[v as usize][0].abs() >= 20.0));
         }
         let distance = 300.0;
@@ -346,7 +413,10 @@ mod tests {
                 // On the side turned towards the camera the silhouette lies behind the line's
                 // first vertex, which stays.
                 if side(k) * yaw < 0.0 {
-                    assert_eq!(pick, contour[k][0], "yaw {yaw}: facing jaw point {k} moved off its frontal vertex");
+                    assert_eq!(
+                        pick, contour[k][0],
+                        "yaw {yaw}: facing jaw point {k} moved off its frontal vertex"
+                    );
                     continue;
                 }
                 // Elsewhere (frontal too: seen in perspective, the outline lies a little in front
@@ -356,8 +426,13 @@ mod tests {
                 let normal = apply(&rotation, [p[0] as f32 / 50.0, 0.0, p[2] as f32 / 50.0]);
                 let q = camera[pick as usize];
                 let to_eye = [-q[0], -q[1], -q[2]];
-                let cosine = (normal[0] * to_eye[0] + normal[1] * to_eye[1] + normal[2] * to_eye[2]) / (to_eye.iter().map(|x| x * x).sum::<f32>()).sqrt();
-                assert!(cosine.abs() < 0.1, "yaw {yaw}: jaw point {k} picked vertex {pick} with n·v {cosine}");
+                let cosine =
+                    (normal[0] * to_eye[0] + normal[1] * to_eye[1] + normal[2] * to_eye[2])
+                        / (to_eye.iter().map(|x| x * x).sum::<f32>()).sqrt();
+                assert!(
+                    cosine.abs() < 0.1,
+                    "yaw {yaw}: jaw point {k} picked vertex {pick} with n·v {cosine}"
+                );
             }
         }
     }
@@ -375,12 +450,28 @@ mod tests {
             let (sp, cp) = pitch.sin_cos();
             let pitch_rotation = [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]];
             let y = yaw_rotation(yaw);
-            let rotation: [[f32; 3]; 3] = [0, 1, 2].map(|r| [0, 1, 2].map(|c| (0..3).map(|i| pitch_rotation[r][i] * y[i][c]).sum()));
-            let camera: Vec<[f32; 3]> = positions.iter().map(|p| apply(&rotation, p.map(|c| c as f32))).map(|p| [p[0], p[1], p[2] - 250.0]).collect();
-            let expected: Vec<[f32; 3]> = pick_contour(&lists, &camera, &rotation).iter().map(|&v| camera[v as usize]).collect();
-            let pt = Tensor::<3>::from_data(TensorData::new(camera.as_flattened().to_vec(), [1, n, 3]), &device);
-            let rt = Tensor::<3>::from_data(TensorData::new(rotation.as_flattened().to_vec(), [1, 3, 3]), &device);
-            let picked = crate::device::read_floats_blocking(contour.pick(pt, rt)).unwrap().0;
+            let rotation: [[f32; 3]; 3] = [0, 1, 2]
+                .map(|r| [0, 1, 2].map(|c| (0..3).map(|i| pitch_rotation[r][i] * y[i][c]).sum()));
+            let camera: Vec<[f32; 3]> = positions
+                .iter()
+                .map(|p| apply(&rotation, p.map(|c| c as f32)))
+                .map(|p| [p[0], p[1], p[2] - 250.0])
+                .collect();
+            let expected: Vec<[f32; 3]> = pick_contour(&lists, &camera, &rotation)
+                .iter()
+                .map(|&v| camera[v as usize])
+                .collect();
+            let pt = Tensor::<3>::from_data(
+                TensorData::new(camera.as_flattened().to_vec(), [1, n, 3]),
+                &device,
+            );
+            let rt = Tensor::<3>::from_data(
+                TensorData::new(rotation.as_flattened().to_vec(), [1, 3, 3]),
+                &device,
+            );
+            let picked = crate::device::read_floats_blocking(contour.pick(pt, rt))
+                .unwrap()
+                .0;
             assert_eq!(picked, expected.as_flattened(), "yaw {yaw}, pitch {pitch}");
         }
     }

@@ -75,7 +75,11 @@ pub struct FaceModel {
 type Spans = Vec<Range<u32>>;
 
 /// The selected regions' vertex ranges and triangle ranges, in ICT order.
-fn selected_spans(header: &Header, selection: RegionSelection, path: &str) -> Result<(Spans, Spans)> {
+fn selected_spans(
+    header: &Header,
+    selection: RegionSelection,
+    path: &str,
+) -> Result<(Spans, Spans)> {
     let mut vertices = Vec::new();
     let mut triangles = Vec::new();
     for region in selection.regions() {
@@ -91,25 +95,43 @@ fn selected_spans(header: &Header, selection: RegionSelection, path: &str) -> Re
 }
 
 fn to_shape(subset: &regions::VertexSubset, ict: u32, what: &str, path: &str) -> Result<u32> {
-    subset.get(ict).ok_or_else(|| Error::model(path, format!("{what} uses vertex {ict}, which is outside the selected regions")))
+    subset.get(ict).ok_or_else(|| {
+        Error::model(
+            path,
+            format!("{what} uses vertex {ict}, which is outside the selected regions"),
+        )
+    })
 }
 
 impl FaceModel {
     /// Loads a model file's bytes (read from disk, or fetched in the browser) onto `device`.
     /// `path` names the file in errors. For gradients, pass the autodiff device the fit runs on.
-    pub fn from_bytes(bytes: &[u8], path: &str, device: &Device, selection: RegionSelection) -> Result<Self> {
+    pub fn from_bytes(
+        bytes: &[u8],
+        path: &str,
+        device: &Device,
+        selection: RegionSelection,
+    ) -> Result<Self> {
         Self::from_file(&ModelFile::parse(bytes, path)?, device, selection)
     }
 
     /// Reads and loads a model file (native).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load(path: impl AsRef<std::path::Path>, device: &Device, selection: RegionSelection) -> Result<Self> {
+    pub fn load(
+        path: impl AsRef<std::path::Path>,
+        device: &Device,
+        selection: RegionSelection,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(&bytes, &path.display().to_string(), device, selection)
     }
 
-    pub fn from_file(file: &ModelFile, device: &Device, selection: RegionSelection) -> Result<Self> {
+    pub fn from_file(
+        file: &ModelFile,
+        device: &Device,
+        selection: RegionSelection,
+    ) -> Result<Self> {
         let header = file.header.clone();
         let path = file.path();
         let (vertex_ranges, triangle_ranges) = selected_spans(&header, selection, path)?;
@@ -132,7 +154,12 @@ impl FaceModel {
                 let mut shape = [0u32; 3];
                 let mut render = [0u32; 3];
                 for c in 0..3 {
-                    shape[c] = to_shape(&subset, triangles[3 * t + c], &format!("triangle {t}"), path)?;
+                    shape[c] = to_shape(
+                        &subset,
+                        triangles[3 * t + c],
+                        &format!("triangle {t}"),
+                        path,
+                    )?;
                     let key = (shape[c], triangle_uvs[3 * t + c], slot);
                     render[c] = *render_of.entry(key).or_insert_with(|| {
                         render_keys.push(key);
@@ -146,14 +173,23 @@ impl FaceModel {
         let render_to_shape: Vec<u32> = render_keys.iter().map(|k| k.0).collect();
         let render_uvs: Vec<[f32; 2]> = render_keys
             .iter()
-            .map(|&(_, uv, slot)| atlas.to_render(slot, [ict_uvs[2 * uv as usize], ict_uvs[2 * uv as usize + 1]]))
+            .map(|&(_, uv, slot)| {
+                atlas.to_render(
+                    slot,
+                    [ict_uvs[2 * uv as usize], ict_uvs[2 * uv as usize + 1]],
+                )
+            })
             .collect();
 
         let mean_all = file.mean()?;
-        let mean: Vec<[f32; 3]> = subset.ict_index.iter().map(|&v| {
-            let i = 3 * v as usize;
-            [mean_all[i], mean_all[i + 1], mean_all[i + 2]]
-        }).collect();
+        let mean: Vec<[f32; 3]> = subset
+            .ict_index
+            .iter()
+            .map(|&v| {
+                let i = 3 * v as usize;
+                [mean_all[i], mean_all[i + 1], mean_all[i + 2]]
+            })
+            .collect();
         let vs = subset.len();
         let mut basis = file.basis_rows("identity", &vertex_ranges)?;
         basis.extend(file.basis_rows("expression", &vertex_ranges)?);
@@ -169,7 +205,11 @@ impl FaceModel {
             .landmarks
             .contour
             .iter()
-            .map(|list| list.iter().map(|&v| to_shape(&subset, v, "a jaw contour candidate", path)).collect::<Result<Vec<u32>>>())
+            .map(|list| {
+                list.iter()
+                    .map(|&v| to_shape(&subset, v, "a jaw contour candidate", path))
+                    .collect::<Result<Vec<u32>>>()
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut face_areas = vec![0u8; vs];
         for (bit, area) in FaceArea::ALL.iter().enumerate() {
@@ -177,7 +217,9 @@ impl FaceModel {
                 .face_areas
                 .iter()
                 .find(|a| a.area == *area)
-                .ok_or_else(|| Error::model(path, format!("has no face area {:?}", area.ict_name())))?;
+                .ok_or_else(|| {
+                    Error::model(path, format!("has no face area {:?}", area.ict_name()))
+                })?;
             for v in span.vertices.clone() {
                 if let Some(s) = subset.get(v) {
                     face_areas[s as usize] |= 1 << bit;
@@ -185,16 +227,35 @@ impl FaceModel {
             }
         }
 
-        let int_tensor = |values: &[u32]| Tensor::<1, Int>::from_data(TensorData::new(values.iter().map(|&i| i as i32).collect::<Vec<_>>(), [values.len()]), device);
+        let int_tensor = |values: &[u32]| {
+            Tensor::<1, Int>::from_data(
+                TensorData::new(
+                    values.iter().map(|&i| i as i32).collect::<Vec<_>>(),
+                    [values.len()],
+                ),
+                device,
+            )
+        };
         let vr = render_to_shape.len();
-        let topology = Topology::with_shared_positions(render_triangles.clone(), vr, Some(&render_to_shape), device)?;
+        let topology = Topology::with_shared_positions(
+            render_triangles.clone(),
+            vr,
+            Some(&render_to_shape),
+            device,
+        )?;
         let shape_topology = Topology::new(shape_triangles.clone(), vs, device)?;
         Ok(Self {
-            mean_row: Tensor::from_data(TensorData::new(mean.as_flattened().to_vec(), [1, vs * 3]), device),
+            mean_row: Tensor::from_data(
+                TensorData::new(mean.as_flattened().to_vec(), [1, vs * 3]),
+                device,
+            ),
             basis: Tensor::from_data(TensorData::new(basis, [modes, vs * 3]), device),
             render_index: int_tensor(&render_to_shape),
             landmark_index: int_tensor(&landmarks),
-            uv_tensor: Tensor::from_data(TensorData::new(render_uvs.as_flattened().to_vec(), [1, vr, 2]), device),
+            uv_tensor: Tensor::from_data(
+                TensorData::new(render_uvs.as_flattened().to_vec(), [1, vr, 2]),
+                device,
+            ),
             contour: JawContour::new(contour_lists, device),
             topology,
             shape_topology,
@@ -270,7 +331,11 @@ impl FaceModel {
     fn check_shape(&self, what: &str, shape: &Tensor<3>) -> Result<()> {
         let [_, v, c] = shape.dims();
         if v != self.num_shape_vertices() || c != 3 {
-            return Err(Error::Invalid(format!("{what}: expected [B, {}, 3] shape vertices, got {:?}", self.num_shape_vertices(), shape.dims())));
+            return Err(Error::Invalid(format!(
+                "{what}: expected [B, {}, 3] shape vertices, got {:?}",
+                self.num_shape_vertices(),
+                shape.dims()
+            )));
         }
         Ok(())
     }
@@ -314,14 +379,25 @@ impl FaceModel {
     /// contour, from camera-space shape vertices `[B, Vs, 3]` (camera at the origin looking
     /// down −z) and the head rotations `[B, 3, 3]` that put them there: see [`landmarks`] for
     /// the rule.
-    pub fn contour_landmarks(&self, camera_points: Tensor<3>, rotation: Tensor<3>) -> Result<Tensor<3>> {
+    pub fn contour_landmarks(
+        &self,
+        camera_points: Tensor<3>,
+        rotation: Tensor<3>,
+    ) -> Result<Tensor<3>> {
         self.check_shape("contour landmarks", &camera_points)?;
         let [b, _, _] = camera_points.dims();
         if rotation.dims() != [b, 3, 3] {
-            return Err(Error::Invalid(format!("contour landmarks: rotations {:?}, expected [{b}, 3, 3]", rotation.dims())));
+            return Err(Error::Invalid(format!(
+                "contour landmarks: rotations {:?}, expected [{b}, 3, 3]",
+                rotation.dims()
+            )));
         }
         let jaw = self.contour.pick(camera_points.clone(), rotation);
-        let fixed = camera_points.select(1, self.landmark_index.clone()).slice([0..b, landmarks::JAW..68, 0..3]);
+        let fixed = camera_points.select(1, self.landmark_index.clone()).slice([
+            0..b,
+            landmarks::JAW..68,
+            0..3,
+        ]);
         Ok(Tensor::cat(vec![jaw, fixed], 1))
     }
 
@@ -339,13 +415,25 @@ impl FaceModel {
     }
 
     fn area_bit(area: FaceArea) -> u8 {
-        1 << FaceArea::ALL.iter().position(|a| *a == area).expect("listed")
+        1 << FaceArea::ALL
+            .iter()
+            .position(|a| *a == area)
+            .expect("listed")
     }
 
     /// `face_mask` on the host, per render vertex.
     pub fn render_face_mask(&self, area: FaceArea) -> Vec<f32> {
         let bit = Self::area_bit(area);
-        self.render_to_shape.iter().map(|&s| if self.face_areas[s as usize] & bit != 0 { 1.0 } else { 0.0 }).collect()
+        self.render_to_shape
+            .iter()
+            .map(|&s| {
+                if self.face_areas[s as usize] & bit != 0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect()
     }
 
     /// Whether each shape vertex lies in `area`.
@@ -357,7 +445,13 @@ impl FaceModel {
     /// The face mask rasterized in texture space, `[height * width]` (row 0 at t = 0): the
     /// region of a uv map that the pixel loss constrains.
     pub fn uv_face_mask(&self, area: FaceArea, width: usize, height: usize) -> Vec<f32> {
-        uv::rasterize_uv(&self.render_uvs, &self.render_triangles, &self.render_face_mask(area), width, height)
+        uv::rasterize_uv(
+            &self.render_uvs,
+            &self.render_triangles,
+            &self.render_face_mask(area),
+            width,
+            height,
+        )
     }
 
     /// Mean shape vertices, mm.
@@ -398,10 +492,20 @@ impl FaceModel {
     /// A mesh for export from shape positions `[Vs]` (mm); normals computed here.
     pub fn mesh_data(&self, positions: Vec<[f32; 3]>) -> Result<MeshData> {
         if positions.len() != self.num_shape_vertices() {
-            return Err(Error::Invalid(format!("mesh: {} positions, the model has {} shape vertices", positions.len(), self.num_shape_vertices())));
+            return Err(Error::Invalid(format!(
+                "mesh: {} positions, the model has {} shape vertices",
+                positions.len(),
+                self.num_shape_vertices()
+            )));
         }
         let normals = area_weighted_normals(&positions, &self.shape_triangles);
-        Ok(MeshData { positions, normals, uvs: self.render_uvs.clone(), position_of: self.render_to_shape.clone(), triangles: self.render_triangles.clone() })
+        Ok(MeshData {
+            positions,
+            normals,
+            uvs: self.render_uvs.clone(),
+            position_of: self.render_to_shape.clone(),
+            triangles: self.render_triangles.clone(),
+        })
     }
 
     /// The mesh of batch element `index` of shape vertices `[B, Vs, 3]`, read back without
@@ -410,9 +514,12 @@ impl FaceModel {
         self.check_shape("mesh", &shape)?;
         let [b, v, _] = shape.dims();
         if index >= b {
-            return Err(Error::Invalid(format!("mesh: batch element {index} of {b}")));
+            return Err(Error::Invalid(format!(
+                "mesh: batch element {index} of {b}"
+            )));
         }
-        let (values, _) = crate::device::read_floats(shape.slice([index..index + 1, 0..v, 0..3])).await?;
+        let (values, _) =
+            crate::device::read_floats(shape.slice([index..index + 1, 0..v, 0..3])).await?;
         self.mesh_data(values.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
     }
 }
@@ -423,8 +530,15 @@ pub fn area_weighted_normals(positions: &[[f32; 3]], triangles: &[[u32; 3]]) -> 
     let mut sums = vec![[0f64; 3]; positions.len()];
     for t in triangles {
         let [a, b, c] = t.map(|i| positions[i as usize].map(f64::from));
-        let (e1, e2) = ([b[0] - a[0], b[1] - a[1], b[2] - a[2]], [c[0] - a[0], c[1] - a[1], c[2] - a[2]]);
-        let n = [e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0]];
+        let (e1, e2) = (
+            [b[0] - a[0], b[1] - a[1], b[2] - a[2]],
+            [c[0] - a[0], c[1] - a[1], c[2] - a[2]],
+        );
+        let n = [
+            e1[1] * e2[2] - e1[2] * e2[1],
+            e1[2] * e2[0] - e1[0] * e2[2],
+            e1[0] * e2[1] - e1[1] * e2[0],
+        ];
         for &i in t {
             for k in 0..3 {
                 sums[i as usize][k] += n[k];
@@ -434,7 +548,11 @@ pub fn area_weighted_normals(positions: &[[f32; 3]], triangles: &[[u32; 3]]) -> 
     sums.iter()
         .map(|s| {
             let len = (s[0] * s[0] + s[1] * s[1] + s[2] * s[2]).sqrt().max(1e-12);
-            [(s[0] / len) as f32, (s[1] / len) as f32, (s[2] / len) as f32]
+            [
+                (s[0] / len) as f32,
+                (s[1] / len) as f32,
+                (s[2] / len) as f32,
+            ]
         })
         .collect()
 }
@@ -472,8 +590,13 @@ mod tests {
         let ex = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0], [1, 2]), &device);
         let v = read_floats_blocking(m.vertices(id, ex).unwrap()).unwrap().0;
         for i in 0..12 {
-            let expected = c.mean[i] + 2.0 * c.identity[i] + 0.5 * c.expression[i] - c.expression[12 + i];
-            assert!((v[i] as f64 - expected).abs() < 1e-5, "{i}: {} vs {expected}", v[i]);
+            let expected =
+                c.mean[i] + 2.0 * c.identity[i] + 0.5 * c.expression[i] - c.expression[12 + i];
+            assert!(
+                (v[i] as f64 - expected).abs() < 1e-5,
+                "{i}: {} vs {expected}",
+                v[i]
+            );
         }
         let wrong = Tensor::<2>::zeros([1, 3], &device);
         assert!(m.vertices(wrong, Tensor::zeros([1, 2], &device)).is_err());
@@ -482,8 +605,14 @@ mod tests {
     #[test]
     fn face_mask_follows_the_area() {
         let m = tiny_model(RegionSelection::default());
-        assert_eq!(m.render_face_mask(FaceArea::Narrow), vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
-        assert_eq!(m.render_face_mask(FaceArea::Full), vec![1.0, 1.0, 1.0, 1.0, 0.0, 1.0]);
+        assert_eq!(
+            m.render_face_mask(FaceArea::Narrow),
+            vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+        );
+        assert_eq!(
+            m.render_face_mask(FaceArea::Full),
+            vec![1.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+        );
         let uv_mask = m.uv_face_mask(FaceArea::Full, 8, 4);
         assert!(uv_mask.iter().any(|&x| x > 0.99));
     }
@@ -492,7 +621,12 @@ mod tests {
     fn mesh_read_back_from_the_device_is_the_shape() {
         let m = tiny_model(RegionSelection::default());
         let device = cpu();
-        let shape = m.vertices(Tensor::zeros([2, 1], &device), Tensor::zeros([2, 2], &device)).unwrap();
+        let shape = m
+            .vertices(
+                Tensor::zeros([2, 1], &device),
+                Tensor::zeros([2, 2], &device),
+            )
+            .unwrap();
         let mesh = crate::device::block_on(m.mesh_data_of(shape.clone(), 1)).unwrap();
         assert_eq!(mesh, m.mesh_data(m.mean_positions().to_vec()).unwrap());
         assert!(crate::device::block_on(m.mesh_data_of(shape, 2)).is_err());
@@ -502,10 +636,19 @@ mod tests {
     fn host_and_device_normals_agree() {
         let m = tiny_model(RegionSelection::default());
         let device = cpu();
-        let shape = Tensor::<3>::from_data(TensorData::new(m.mean_positions().as_flattened().to_vec(), [1, 4, 3]), &device);
-        let dev = read_floats_blocking(m.vertex_normals(shape).unwrap()).unwrap().0;
+        let shape = Tensor::<3>::from_data(
+            TensorData::new(m.mean_positions().as_flattened().to_vec(), [1, 4, 3]),
+            &device,
+        );
+        let dev = read_floats_blocking(m.vertex_normals(shape).unwrap())
+            .unwrap()
+            .0;
         let host = area_weighted_normals(m.mean_positions(), m.shape_triangles());
-        assert!(dev.iter().zip(host.as_flattened()).all(|(a, b)| (a - b).abs() < 1e-5));
+        assert!(
+            dev.iter()
+                .zip(host.as_flattened())
+                .all(|(a, b)| (a - b).abs() < 1e-5)
+        );
         // The tiny mesh lies in z = 0, counter-clockwise seen from +z.
         assert!(host.iter().all(|n| n[2] > 0.99));
     }

@@ -53,7 +53,9 @@ impl Region {
     }
 
     pub fn from_ict_name(name: &str) -> Option<Region> {
-        Region::ALL.into_iter().find(|r| r.ict_name().eq_ignore_ascii_case(name))
+        Region::ALL
+            .into_iter()
+            .find(|r| r.ict_name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -79,7 +81,9 @@ impl FaceArea {
     }
 
     pub fn from_ict_name(name: &str) -> Option<FaceArea> {
-        FaceArea::ALL.into_iter().find(|a| a.ict_name().eq_ignore_ascii_case(name))
+        FaceArea::ALL
+            .into_iter()
+            .find(|a| a.ict_name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -96,19 +100,28 @@ pub struct RegionSelection {
 
 impl RegionSelection {
     pub fn all() -> Self {
-        Self { eyes: true, mouth_interior: true }
+        Self {
+            eyes: true,
+            mouth_interior: true,
+        }
     }
 
     pub fn contains(&self, region: Region) -> bool {
         match region {
             Region::Face | Region::HeadAndNeck => true,
-            Region::EyeSocketLeft | Region::EyeSocketRight | Region::EyeballLeft | Region::EyeballRight => self.eyes,
+            Region::EyeSocketLeft
+            | Region::EyeSocketRight
+            | Region::EyeballLeft
+            | Region::EyeballRight => self.eyes,
             Region::MouthSocket | Region::GumsAndTongue | Region::Teeth => self.mouth_interior,
         }
     }
 
     pub fn regions(&self) -> Vec<Region> {
-        Region::ALL.into_iter().filter(|r| self.contains(*r)).collect()
+        Region::ALL
+            .into_iter()
+            .filter(|r| self.contains(*r))
+            .collect()
     }
 }
 
@@ -149,7 +162,10 @@ impl VertexSubset {
                 }
             }
         }
-        Self { ict_index, shape_index }
+        Self {
+            ict_index,
+            shape_index,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -162,7 +178,10 @@ impl VertexSubset {
 
     /// The shape vertex of an ICT vertex, if selected.
     pub fn get(&self, ict: u32) -> Option<u32> {
-        self.shape_index.get(ict as usize).copied().filter(|&s| s != u32::MAX)
+        self.shape_index
+            .get(ict as usize)
+            .copied()
+            .filter(|&s| s != u32::MAX)
     }
 }
 
@@ -175,8 +194,20 @@ mod tests {
         let s = RegionSelection::default();
         assert_eq!(s.regions(), vec![Region::Face, Region::HeadAndNeck]);
         assert_eq!(RegionSelection::all().regions().len(), Region::ALL.len());
-        assert!(RegionSelection { eyes: true, mouth_interior: false }.contains(Region::EyeSocketLeft));
-        assert!(!RegionSelection { eyes: true, mouth_interior: false }.contains(Region::Teeth));
+        assert!(
+            RegionSelection {
+                eyes: true,
+                mouth_interior: false
+            }
+            .contains(Region::EyeSocketLeft)
+        );
+        assert!(
+            !RegionSelection {
+                eyes: true,
+                mouth_interior: false
+            }
+            .contains(Region::Teeth)
+        );
     }
 
     #[test]

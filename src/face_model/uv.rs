@@ -25,7 +25,10 @@ pub struct UvAtlas {
 
 /// The material name shared by the left and right copies ("M_IrisLeft" → "M_Iris").
 fn slot_name(material: &str) -> &str {
-    material.strip_suffix("Left").or_else(|| material.strip_suffix("Right")).unwrap_or(material)
+    material
+        .strip_suffix("Left")
+        .or_else(|| material.strip_suffix("Right"))
+        .unwrap_or(material)
 }
 
 impl UvAtlas {
@@ -35,7 +38,10 @@ impl UvAtlas {
         match self.slots.iter().position(|s| s.material == name) {
             Some(i) => i as u32,
             None => {
-                self.slots.push(AtlasSlot { material: name.to_string(), tile });
+                self.slots.push(AtlasSlot {
+                    material: name.to_string(),
+                    tile,
+                });
                 self.slots.len() as u32 - 1
             }
         }
@@ -57,7 +63,13 @@ impl UvAtlas {
 /// Rasterizes per-vertex values over triangles in texture space: `[height * width]`, row 0 at
 /// t = 0, each covered pixel (by its centre) the barycentric blend of its triangle's values,
 /// uncovered pixels 0. Used for masks in uv space.
-pub fn rasterize_uv(uvs: &[[f32; 2]], triangles: &[[u32; 3]], values: &[f32], width: usize, height: usize) -> Vec<f32> {
+pub fn rasterize_uv(
+    uvs: &[[f32; 2]],
+    triangles: &[[u32; 3]],
+    values: &[f32],
+    width: usize,
+    height: usize,
+) -> Vec<f32> {
     let mut out = vec![0.0; width * height];
     for tri in triangles {
         let [a, b, c] = tri.map(|i| {
@@ -76,7 +88,9 @@ pub fn rasterize_uv(uvs: &[[f32; 2]], triangles: &[[u32; 3]], values: &[f32], wi
         for y in y0..y1 {
             for x in x0..x1 {
                 let p = [x as f32 + 0.5, y as f32 + 0.5];
-                let edge = |q: [f32; 2], r: [f32; 2]| ((r[0] - q[0]) * (p[1] - q[1]) - (r[1] - q[1]) * (p[0] - q[0])) / area;
+                let edge = |q: [f32; 2], r: [f32; 2]| {
+                    ((r[0] - q[0]) * (p[1] - q[1]) - (r[1] - q[1]) * (p[0] - q[0])) / area
+                };
                 let (wa, wb, wc) = (edge(b, c), edge(c, a), edge(a, b));
                 if wa >= -1e-6 && wb >= -1e-6 && wc >= -1e-6 {
                     out[y * width + x] = wa * va + wb * vb + wc * vc;

@@ -22,14 +22,24 @@ pub struct Adam {
 
 impl Default for Adam {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 }
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step: 0,
+        }
     }
 }
 
 impl Slot {
     pub fn new(value: Tensor<2>, lr: f32) -> Self {
         let zeros = value.zeros_like();
-        Self { value: value.detach(), lr, m: zeros.clone(), v: zeros }
+        Self {
+            value: value.detach(),
+            lr,
+            m: zeros.clone(),
+            v: zeros,
+        }
     }
 
     /// The value as a fresh leaf that records gradients for this step.
@@ -50,7 +60,12 @@ impl Adam {
 
     /// Applies one Adam update with `grad` (same shape as the slot), then `project` (e.g. a
     /// clamp to the valid range).
-    pub fn update(&self, slot: &mut Slot, grad: Tensor<2>, project: impl FnOnce(Tensor<2>) -> Tensor<2>) {
+    pub fn update(
+        &self,
+        slot: &mut Slot,
+        grad: Tensor<2>,
+        project: impl FnOnce(Tensor<2>) -> Tensor<2>,
+    ) {
         let grad = grad.detach();
         slot.m = slot.m.clone() * self.beta1 + grad.clone() * (1.0 - self.beta1);
         slot.v = slot.v.clone() * self.beta2 + grad.powi_scalar(2) * (1.0 - self.beta2);

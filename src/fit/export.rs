@@ -35,17 +35,35 @@ pub fn exports(face: &FaceModel, result: &FitResult) -> Result<FitExports> {
     let obj = obj::write(&mesh, MESH_NAME, texture.map(|_| TEXTURE_FILE))?;
     let glb = glb::write(&mesh, texture, MESH_NAME)?;
     let texture_png = texture.map(png_bytes).transpose()?;
-    let params_json = serde_json::to_string_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(FitExports { mesh, glb, obj, texture_png, params_json, losses_tsv: losses_tsv(result) })
+    let params_json =
+        serde_json::to_string_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(FitExports {
+        mesh,
+        glb,
+        obj,
+        texture_png,
+        params_json,
+        losses_tsv: losses_tsv(result),
+    })
 }
 
 fn losses_tsv(result: &FitResult) -> String {
-    let mut log = String::from("stage\titeration\ttotal\tlandmarks\tpixel\tidentity\trandom_identity\tcontent\tpriors\n");
+    let mut log = String::from(
+        "stage\titeration\ttotal\tlandmarks\tpixel\tidentity\trandom_identity\tcontent\tpriors\n",
+    );
     for e in &result.log {
         let l = &e.losses;
         log.push_str(&format!(
             "{:?}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            e.stage, e.iteration, l.total, l.landmarks, l.pixel, l.identity, l.random_identity, l.content, l.priors
+            e.stage,
+            e.iteration,
+            l.total,
+            l.landmarks,
+            l.pixel,
+            l.identity,
+            l.random_identity,
+            l.content,
+            l.priors
         ));
     }
     log

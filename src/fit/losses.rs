@@ -18,9 +18,17 @@ pub enum LossTerm {
 
 /// Mean squared landmark distance `[N, 68, 2]` vs `[N, 68, 2]` in pixels, divided by the square
 /// of `scale` (the working resolution), with per-point weights `[68]`.
-pub fn landmarks(predicted: Tensor<3>, target: Tensor<3>, weights: Tensor<1>, scale: f32) -> Tensor<1> {
+pub fn landmarks(
+    predicted: Tensor<3>,
+    target: Tensor<3>,
+    weights: Tensor<1>,
+    scale: f32,
+) -> Tensor<1> {
     let [n, k, _] = predicted.dims();
-    let squared = (predicted - target).powi_scalar(2).sum_dim(2).reshape([n, k]);
+    let squared = (predicted - target)
+        .powi_scalar(2)
+        .sum_dim(2)
+        .reshape([n, k]);
     let weighted = squared * weights.clone().reshape([1, k]);
     weighted.sum() / (weights.sum() * (n as f32) * scale * scale)
 }
@@ -40,7 +48,11 @@ pub fn identity(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
 /// Mean over layers of the mean squared difference of intermediate activations (each layer
 /// normalised by its size, as GANFit's content loss).
 pub fn content(a: &[Tensor<4>], b: &[Tensor<4>]) -> Option<Tensor<1>> {
-    let terms: Vec<Tensor<1>> = a.iter().zip(b).map(|(x, y)| (x.clone() - y.clone()).powi_scalar(2).mean()).collect();
+    let terms: Vec<Tensor<1>> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x.clone() - y.clone()).powi_scalar(2).mean())
+        .collect();
     let n = terms.len();
     terms.into_iter().reduce(|s, t| s + t).map(|s| s / n as f32)
 }

@@ -35,13 +35,21 @@ use image::RgbImage;
 pub use self::models::Models;
 pub use self::options::{FitOptions, LossWeights};
 pub use self::params::Rates;
-pub use self::result::{Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview, Progress};
+pub use self::result::{
+    Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview,
+    Progress,
+};
 pub use self::session::{Observer, Session};
 use crate::error::{Error, Result};
 use crate::util::clock::now_ms;
 
 /// Fits `photos` (one person when `options.same_person`, else each photo on its own).
-pub async fn fit(models: &Models, photos: &[RgbImage], options: &FitOptions, observer: &mut Observer<'_>) -> Result<FitResult> {
+pub async fn fit(
+    models: &Models,
+    photos: &[RgbImage],
+    options: &FitOptions,
+    observer: &mut Observer<'_>,
+) -> Result<FitResult> {
     if photos.is_empty() {
         return Err(Error::Invalid("no photos to fit".into()));
     }
@@ -52,7 +60,15 @@ pub async fn fit(models: &Models, photos: &[RgbImage], options: &FitOptions, obs
     let mut combined: Option<FitResult> = None;
     let mut skipped = Vec::new();
     for (index, photo) in photos.iter().enumerate() {
-        let one = match fit_person(models, std::slice::from_ref(photo), index, options, observer).await {
+        let one = match fit_person(
+            models,
+            std::slice::from_ref(photo),
+            index,
+            options,
+            observer,
+        )
+        .await
+        {
             Ok(one) => one,
             Err(Error::NoFace) => {
                 skipped.push(session::no_face_warning(index));
@@ -77,9 +93,26 @@ pub async fn fit(models: &Models, photos: &[RgbImage], options: &FitOptions, obs
 }
 
 /// Fits `photos` as one person; `first_index` numbers them among the caller's photos.
-async fn fit_person(models: &Models, photos: &[RgbImage], first_index: usize, options: &FitOptions, observer: &mut Observer<'_>) -> Result<FitResult> {
-    let mut session = Session::prepare(&models.face, &models.nets, photos, first_index, models.texture.parameters(), options, observer).await?;
-    session.landmark_stage(&models.face, options, observer).await?;
+async fn fit_person(
+    models: &Models,
+    photos: &[RgbImage],
+    first_index: usize,
+    options: &FitOptions,
+    observer: &mut Observer<'_>,
+) -> Result<FitResult> {
+    let mut session = Session::prepare(
+        &models.face,
+        &models.nets,
+        photos,
+        first_index,
+        models.texture.parameters(),
+        options,
+        observer,
+    )
+    .await?;
+    session
+        .landmark_stage(&models.face, options, observer)
+        .await?;
     session.full_stage(models, options, observer).await?;
     session.finish(models, options).await
 }

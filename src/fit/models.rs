@@ -35,7 +35,11 @@ impl TextureChoice {
     /// which writes it into the web app's manifest.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn preferred_in(dir: &std::path::Path) -> Self {
-        if dir.join(TEXTURE_PCA).exists() { TextureChoice::Pca } else { TextureChoice::Gan }
+        if dir.join(TEXTURE_PCA).exists() {
+            TextureChoice::Pca
+        } else {
+            TextureChoice::Gan
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -63,14 +67,29 @@ pub struct ModelFiles {
 
 impl Models {
     pub fn from_files(files: ModelFiles, device: &Device) -> Result<Self> {
-        let face = FaceModel::from_bytes(&files.face_model, FACE_MODEL, device, RegionSelection::default())?;
+        let face = FaceModel::from_bytes(
+            &files.face_model,
+            FACE_MODEL,
+            device,
+            RegionSelection::default(),
+        )?;
         let nets = FaceNets::from_bytes(files.nets, device)?;
         let name = files.texture_choice.file_name();
         let texture = match files.texture_choice {
-            TextureChoice::Gan => TextureModel::Gan(crate::texture::weights::load_generator(files.texture, device, name)?),
-            TextureChoice::Pca => TextureModel::Pca(PcaTexture::from_bytes(files.texture, device, name)?),
+            TextureChoice::Gan => TextureModel::Gan(crate::texture::weights::load_generator(
+                files.texture,
+                device,
+                name,
+            )?),
+            TextureChoice::Pca => {
+                TextureModel::Pca(PcaTexture::from_bytes(files.texture, device, name)?)
+            }
         };
-        Ok(Self { face, nets, texture })
+        Ok(Self {
+            face,
+            nets,
+            texture,
+        })
     }
 
     /// Reads the files from a folder (`models/` by default).
@@ -78,7 +97,12 @@ impl Models {
     pub fn load(dir: &std::path::Path, device: &Device, texture: TextureChoice) -> Result<Self> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| crate::error::Error::model(path.display().to_string(), format!("{e} (run `make models`)")))
+            std::fs::read(&path).map_err(|e| {
+                crate::error::Error::model(
+                    path.display().to_string(),
+                    format!("{e} (run `make models`)"),
+                )
+            })
         };
         Self::from_files(
             ModelFiles {
@@ -100,5 +124,7 @@ impl Models {
 /// The models folder: `$GANFIT_MODELS`, else `models/` in the current directory.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn default_dir() -> std::path::PathBuf {
-    std::env::var_os("GANFIT_MODELS").map(Into::into).unwrap_or_else(|| "models".into())
+    std::env::var_os("GANFIT_MODELS")
+        .map(Into::into)
+        .unwrap_or_else(|| "models".into())
 }

@@ -77,8 +77,24 @@ impl Default for FitOptions {
             iterations: 150,
             same_person: false,
             weights: LossWeights::default(),
-            landmark_rates: Rates { identity: 0.05, expression: 0.02, texture: 0.0, angles: 0.01, translation: 2.0, log_focal: 0.005, light: 0.0 },
-            rates: Rates { identity: 0.02, expression: 0.01, texture: 0.03, angles: 0.003, translation: 0.5, log_focal: 0.002, light: 0.02 },
+            landmark_rates: Rates {
+                identity: 0.05,
+                expression: 0.02,
+                texture: 0.0,
+                angles: 0.01,
+                translation: 2.0,
+                log_focal: 0.005,
+                light: 0.0,
+            },
+            rates: Rates {
+                identity: 0.02,
+                expression: 0.01,
+                texture: 0.03,
+                angles: 0.003,
+                translation: 0.5,
+                log_focal: 0.002,
+                light: 0.02,
+            },
             report_every: 5,
             preview_every: 25,
             blend_photo_texture: true,
@@ -90,7 +106,10 @@ impl Default for FitOptions {
 impl FitOptions {
     pub fn validate(&self) -> Result<()> {
         if !(32..=1024).contains(&self.resolution) {
-            return Err(Error::Invalid(format!("resolution {} must be between 32 and 1024", self.resolution)));
+            return Err(Error::Invalid(format!(
+                "resolution {} must be between 32 and 1024",
+                self.resolution
+            )));
         }
         if self.report_every == 0 {
             return Err(Error::Invalid("report_every must be at least 1".into()));

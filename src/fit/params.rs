@@ -133,9 +133,18 @@ fn tensor(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor
 }
 
 impl Params {
-    pub fn new(persons: usize, initial: &[Initial], identity: usize, expression: usize, texture: usize, device: &Device) -> Self {
+    pub fn new(
+        persons: usize,
+        initial: &[Initial],
+        identity: usize,
+        expression: usize,
+        texture: usize,
+        device: &Device,
+    ) -> Self {
         let n = initial.len();
-        let rows = |f: &dyn Fn(&Initial) -> Vec<f32>, cols| tensor(initial.iter().flat_map(f).collect(), n, cols, device);
+        let rows = |f: &dyn Fn(&Initial) -> Vec<f32>, cols| {
+            tensor(initial.iter().flat_map(f).collect(), n, cols, device)
+        };
         Self {
             identity: Slot::new(Tensor::zeros([persons, identity], device), 0.0),
             expression: Slot::new(Tensor::zeros([n, expression], device), 0.0),
@@ -215,7 +224,11 @@ impl Params {
 impl Leaves {
     /// The camera these values describe.
     pub fn camera(&self) -> Camera {
-        Camera { angles: self.angles.clone(), translation: self.translation.clone(), focal: self.log_focal.clone().exp() }
+        Camera {
+            angles: self.angles.clone(),
+            translation: self.translation.clone(),
+            focal: self.log_focal.clone().exp(),
+        }
     }
 
     /// The light these values describe, with skin's fixed [`SHININESS`].
@@ -254,5 +267,9 @@ impl Rates {
 /// Repeats shared rows `[1, D]` to one per photo `[N, D]` (identity when already `[N, D]`).
 pub fn per_photo(shared: Tensor<2>, photos: usize) -> Tensor<2> {
     let [rows, _] = shared.dims();
-    if rows == photos { shared } else { shared.repeat_dim(0, photos) }
+    if rows == photos {
+        shared
+    } else {
+        shared.repeat_dim(0, photos)
+    }
 }

@@ -67,14 +67,28 @@ pub fn working_crop(landmarks: &[[f32; 2]], resolution: usize) -> Affine {
     // The landmarks sit low in the head: shift the crop up to include the forehead.
     let centre = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0 - 0.08 * side];
     let s = side / resolution as f64;
-    Affine { a: s, b: 0.0, c: 0.0, d: s, tx: centre[0] - 0.5 * side, ty: centre[1] - 0.5 * side }
+    Affine {
+        a: s,
+        b: 0.0,
+        c: 0.0,
+        d: s,
+        tx: centre[0] - 0.5 * side,
+        ty: centre[1] - 0.5 * side,
+    }
 }
 
 /// Prepares `photo` for a fit at `resolution` on the identity network's device.
-pub async fn prepare(nets: &FaceNets, face: &FaceModel, photo: &RgbImage, resolution: usize) -> Result<PhotoTarget> {
+pub async fn prepare(
+    nets: &FaceNets,
+    face: &FaceModel,
+    photo: &RgbImage,
+    resolution: usize,
+) -> Result<PhotoTarget> {
     let analysis = nets.analyse(photo).await?;
     let crop = working_crop(&analysis.landmarks, resolution);
-    let to_crop = crop.inverse().ok_or_else(|| Error::Invalid("degenerate face crop".into()))?;
+    let to_crop = crop
+        .inverse()
+        .ok_or_else(|| Error::Invalid("degenerate face crop".into()))?;
     let landmarks: Vec<[f32; 2]> = analysis
         .landmarks
         .iter()
@@ -85,27 +99,54 @@ pub async fn prepare(nets: &FaceNets, face: &FaceModel, photo: &RgbImage, resolu
         .collect();
     let pixels = align::warp_image(photo, &crop, resolution);
     let device = nets.device.clone();
-    let image = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [1, resolution, resolution, 3]), &device);
-    let points: nets::Points68 = landmarks.as_slice().try_into().map_err(|_| Error::Invalid("expected 68 landmarks".into()))?;
+    let image = Tensor::<4>::from_data(
+        TensorData::new(pixels.clone(), [1, resolution, resolution, 3]),
+        &device,
+    );
+    let points: nets::Points68 = landmarks
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::Invalid("expected 68 landmarks".into()))?;
     let arcface = align::arcface_transform(&points)?;
     // Focal length of a normal lens for the whole photo, in crop pixels.
-    let photo_focal = 0.5 * photo.width().max(photo.height()) as f64 / (0.5 * ASSUMED_FOV_DEGREES.to_radians()).tan();
+    let photo_focal = 0.5 * photo.width().max(photo.height()) as f64
+        / (0.5 * ASSUMED_FOV_DEGREES.to_radians()).tan();
     let focal = (photo_focal / crop.scale()) as f32;
-    let model_points: Vec<[f32; 3]> = face.landmark_indices().iter().map(|&v| face.mean_positions()[v as usize]).collect();
+    let model_points: Vec<[f32; 3]> = face
+        .landmark_indices()
+        .iter()
+        .map(|&v| face.mean_positions()[v as usize])
+        .collect();
     // The jaw points slide along the contour: leave them out of the closed-form pose.
-    let pose = pose_from_landmarks(&model_points[17..], &landmarks[17..], resolution as f32, resolution as f32, focal)
-        .unwrap_or(Pose { angles: [0.0; 3], translation: [0.0, 0.0, -(focal as f64 * 150.0 / resolution as f64) as f32] });
+    let pose = pose_from_landmarks(
+        &model_points[17..],
+        &landmarks[17..],
+        resolution as f32,
+        resolution as f32,
+        focal,
+    )
+    .unwrap_or(Pose {
+        angles: [0.0; 3],
+        translation: [0.0, 0.0, -(focal as f64 * 150.0 / resolution as f64) as f32],
+    });
     let mut warnings = Vec::new();
     if analysis.faces_found > 1 {
-        warnings.push(format!("{} faces found; the largest is fitted", analysis.faces_found));
+        warnings.push(format!(
+            "{} faces found; the largest is fitted",
+            analysis.faces_found
+        ));
     }
     let yaw = pose.angles[1].to_degrees();
     if yaw.abs() > PROFILE_YAW_DEGREES {
-        warnings.push(format!("profile view (yaw {yaw:.0}°): only the visible side is constrained by the photo"));
+        warnings.push(format!(
+            "profile view (yaw {yaw:.0}°): only the visible side is constrained by the photo"
+        ));
     }
     let face_side = crop.scale() * resolution as f64 / CROP_MARGIN;
     if face_side < 40.0 {
-        warnings.push(format!("small face ({face_side:.0} px across): expect a coarse fit"));
+        warnings.push(format!(
+            "small face ({face_side:.0} px across): expect a coarse fit"
+        ));
     }
     Ok(PhotoTarget {
         photo_size: [photo.width(), photo.height()],

@@ -37,7 +37,11 @@ fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> Option<[f64; 
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 fn norm(a: [f64; 3]) -> f64 {
@@ -46,6 +50,37 @@ fn norm(a: [f64; 3]) -> f64 {
 
 fn scale(a: [f64; 3], s: f64) -> [f64; 3] {
     [a[0] * s, a[1] * s, a[2] * s]
+}
+
+/// Euler angles (pitch, yaw, roll) → rows of R = Rz(roll)·Ry(yaw)·Rx(pitch), as the renderer's
+/// `camera::euler_rotation` builds it on the device.
+pub fn euler_matrix(angles: [f32; 3]) -> [[f32; 3]; 3] {
+    let [a, b, c] = angles;
+    let rx = [
+        [1.0, 0.0, 0.0],
+        [0.0, a.cos(), -a.sin()],
+        [0.0, a.sin(), a.cos()],
+    ];
+    let ry = [
+        [b.cos(), 0.0, b.sin()],
+        [0.0, 1.0, 0.0],
+        [-b.sin(), 0.0, b.cos()],
+    ];
+    let rz = [
+        [c.cos(), -c.sin(), 0.0],
+        [c.sin(), c.cos(), 0.0],
+        [0.0, 0.0, 1.0],
+    ];
+    let mul = |x: [[f32; 3]; 3], y: [[f32; 3]; 3]| {
+        let mut o = [[0.0; 3]; 3];
+        for i in 0..3 {
+            for j in 0..3 {
+                o[i][j] = (0..3).map(|k| x[i][k] * y[k][j]).sum();
+            }
+        }
+        o
+    };
+    mul(mul(rz, ry), rx)
 }
 
 /// Rotation matrix rows → Euler angles of R = Rz(roll)·Ry(yaw)·Rx(pitch).
@@ -59,7 +94,13 @@ pub fn euler_from_matrix(r: [[f64; 3]; 3]) -> [f32; 3] {
 /// Pose of a model whose points `model` (x right, y up, z towards the viewer) project to
 /// `image` pixel positions (x right, y down) in an image of `width × height` with focal length
 /// `focal` in pixels. `None` if the points are degenerate.
-pub fn pose_from_landmarks(model: &[[f32; 3]], image: &[[f32; 2]], width: f32, height: f32, focal: f32) -> Option<Pose> {
+pub fn pose_from_landmarks(
+    model: &[[f32; 3]],
+    image: &[[f32; 2]],
+    width: f32,
+    height: f32,
+    focal: f32,
+) -> Option<Pose> {
     if model.len() != image.len() || model.len() < 4 {
         return None;
     }
@@ -93,7 +134,10 @@ pub fn pose_from_landmarks(model: &[[f32; 3]], image: &[[f32; 2]], width: f32, h
     let bisector = [u1[0] + u2[0], u1[1] + u2[1], u1[2] + u2[2]];
     // u1 − u2 is perpendicular to u1 + u2 for unit vectors, and leans towards u1.
     let perpendicular = [u1[0] - u2[0], u1[1] - u2[1], u1[2] - u2[2]];
-    let (b, p) = (scale(bisector, 1.0 / norm(bisector)), scale(perpendicular, 1.0 / norm(perpendicular)));
+    let (b, p) = (
+        scale(bisector, 1.0 / norm(bisector)),
+        scale(perpendicular, 1.0 / norm(perpendicular)),
+    );
     let h = std::f64::consts::FRAC_1_SQRT_2;
     let row1 = [h * (b[0] + p[0]), h * (b[1] + p[1]), h * (b[2] + p[2])];
     let row2 = [h * (b[0] - p[0]), h * (b[1] - p[1]), h * (b[2] - p[2])];
@@ -102,49 +146,63 @@ pub fn pose_from_landmarks(model: &[[f32; 3]], image: &[[f32; 2]], width: f32, h
     // The face sits at the distance where orthographic scale s matches the focal length.
     let distance = focal as f64 / s;
     let translation = [a_u[3] / s, a_v[3] / s, -distance];
-    Some(Pose { angles: euler_from_matrix(r), translation: translation.map(|t| t as f32) })
+    Some(Pose {
+        angles: euler_from_matrix(r),
+        translation: translation.map(|t| t as f32),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rotation(angles: [f32; 3]) -> [[f64; 3]; 3] {
-        let [a, b, c] = angles.map(|v| v as f64);
-        let rx = [[1.0, 0.0, 0.0], [0.0, a.cos(), -a.sin()], [0.0, a.sin(), a.cos()]];
-        let ry = [[b.cos(), 0.0, b.sin()], [0.0, 1.0, 0.0], [-b.sin(), 0.0, b.cos()]];
-        let rz = [[c.cos(), -c.sin(), 0.0], [c.sin(), c.cos(), 0.0], [0.0, 0.0, 1.0]];
-        let mul = |x: [[f64; 3]; 3], y: [[f64; 3]; 3]| {
-            let mut o = [[0.0; 3]; 3];
-            for i in 0..3 {
-                for j in 0..3 {
-                    o[i][j] = (0..3).map(|k| x[i][k] * y[k][j]).sum();
-                }
-            }
-            o
-        };
-        mul(mul(rz, ry), rx)
-    }
-
     #[test]
     fn recovers_a_known_pose_from_perspective_projections() {
         let mut rng = crate::util::rng::SplitMix64::new(3);
-        let model: Vec<[f32; 3]> = (0..68).map(|_| [rng.range(-70.0, 70.0), rng.range(-90.0, 60.0), rng.range(-20.0, 40.0)]).collect();
-        let truth = Pose { angles: [0.15, -0.6, 0.08], translation: [12.0, -8.0, -650.0] };
+        let model: Vec<[f32; 3]> = (0..68)
+            .map(|_| {
+                [
+                    rng.range(-70.0, 70.0),
+                    rng.range(-90.0, 60.0),
+                    rng.range(-20.0, 40.0),
+                ]
+            })
+            .collect();
+        let truth = Pose {
+            angles: [0.15, -0.6, 0.08],
+            translation: [12.0, -8.0, -650.0],
+        };
         let (w, h, f) = (256.0f32, 256.0f32, 400.0f32);
-        let r = rotation(truth.angles);
+        let r = euler_matrix(truth.angles).map(|row| row.map(f64::from));
         let image: Vec<[f32; 2]> = model
             .iter()
             .map(|p| {
-                let c: Vec<f64> = (0..3).map(|i| (0..3).map(|k| r[i][k] * p[k] as f64).sum::<f64>() + truth.translation[i] as f64).collect();
-                [(w as f64 / 2.0 + f as f64 * c[0] / -c[2]) as f32, (h as f64 / 2.0 - f as f64 * c[1] / -c[2]) as f32]
+                let c: Vec<f64> = (0..3)
+                    .map(|i| {
+                        (0..3).map(|k| r[i][k] * p[k] as f64).sum::<f64>()
+                            + truth.translation[i] as f64
+                    })
+                    .collect();
+                [
+                    (w as f64 / 2.0 + f as f64 * c[0] / -c[2]) as f32,
+                    (h as f64 / 2.0 - f as f64 * c[1] / -c[2]) as f32,
+                ]
             })
             .collect();
         let pose = pose_from_landmarks(&model, &image, w, h, f).unwrap();
         for i in 0..3 {
-            assert!((pose.angles[i] - truth.angles[i]).abs() < 0.06, "angle {i}: {:?} vs {:?}", pose.angles, truth.angles);
+            assert!(
+                (pose.angles[i] - truth.angles[i]).abs() < 0.06,
+                "angle {i}: {:?} vs {:?}",
+                pose.angles,
+                truth.angles
+            );
         }
-        assert!((pose.translation[2] / truth.translation[2] - 1.0).abs() < 0.08, "{:?}", pose.translation);
+        assert!(
+            (pose.translation[2] / truth.translation[2] - 1.0).abs() < 0.08,
+            "{:?}",
+            pose.translation
+        );
     }
 
     #[test]

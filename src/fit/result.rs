@@ -4,9 +4,9 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::losses::LossTerm;
+use super::options::FitOptions;
 use super::params::PhotoParams;
 use super::photo::PhotoSummary;
-use super::options::FitOptions;
 
 /// Which stage an event comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,9 +37,10 @@ impl LossValues {
             LossTerm::Identity => self.identity += value,
             LossTerm::RandomIdentity => self.random_identity += value,
             LossTerm::Content => self.content += value,
-            LossTerm::IdentityPrior | LossTerm::ExpressionPrior | LossTerm::TexturePrior | LossTerm::FocalPrior => {
-                self.priors += value
-            }
+            LossTerm::IdentityPrior
+            | LossTerm::ExpressionPrior
+            | LossTerm::TexturePrior
+            | LossTerm::FocalPrior => self.priors += value,
         }
     }
 }

@@ -10,7 +10,10 @@ use crate::nets::align::ARCFACE_TEMPLATE_112;
 use crate::render::{self, Boundary, camera, shading};
 
 /// Depth range of every fit render, mm: faces sit between a hand's width and ten metres away.
-pub const DEPTH: camera::DepthRange = camera::DepthRange { near: 10.0, far: 10_000.0 };
+pub const DEPTH: camera::DepthRange = camera::DepthRange {
+    near: 10.0,
+    far: 10_000.0,
+};
 
 /// Per-photo camera `[N, ...]`.
 #[derive(Debug, Clone)]
@@ -36,14 +39,28 @@ pub struct Rendered {
 /// Camera-space shape vertices and the rotations that put them there.
 pub fn to_camera(shape: Tensor<3>, camera: &Camera) -> (Tensor<3>, Tensor<3>) {
     let rotation = camera::euler_rotation(camera.angles.clone());
-    (camera::transform(shape, rotation.clone(), camera.translation.clone()), rotation)
+    (
+        camera::transform(shape, rotation.clone(), camera.translation.clone()),
+        rotation,
+    )
 }
 
 /// The 68 landmarks projected to pixels `[N, 68, 2]` (no rasterization needed).
-pub fn project_landmarks(face: &FaceModel, shape: Tensor<3>, camera: &Camera, resolution: usize) -> Result<Tensor<3>> {
+pub fn project_landmarks(
+    face: &FaceModel,
+    shape: Tensor<3>,
+    camera: &Camera,
+    resolution: usize,
+) -> Result<Tensor<3>> {
     let (points, rotation) = to_camera(shape, camera);
     let landmarks = face.contour_landmarks(points, rotation)?;
-    let clip = camera::project(landmarks, camera.focal.clone(), resolution, resolution, DEPTH);
+    let clip = camera::project(
+        landmarks,
+        camera.focal.clone(),
+        resolution,
+        resolution,
+        DEPTH,
+    );
     Ok(camera::clip_to_pixels(clip, resolution, resolution))
 }
 
@@ -60,21 +77,44 @@ pub fn render(
     let topology = face.topology();
     let (points, rotation) = to_camera(shape.clone(), camera);
     let landmarks = face.contour_landmarks(points.clone(), rotation.clone())?;
-    let landmarks = camera::clip_to_pixels(camera::project(landmarks, camera.focal.clone(), resolution, resolution, DEPTH), resolution, resolution);
+    let landmarks = camera::clip_to_pixels(
+        camera::project(
+            landmarks,
+            camera.focal.clone(),
+            resolution,
+            resolution,
+            DEPTH,
+        ),
+        resolution,
+        resolution,
+    );
     let normals = face.vertex_normals(shape)?.matmul(rotation.swap_dims(1, 2));
     let render_points = face.render_positions(points)?;
-    let clip = camera::project(render_points.clone(), camera.focal.clone(), resolution, resolution, DEPTH);
+    let clip = camera::project(
+        render_points.clone(),
+        camera.focal.clone(),
+        resolution,
+        resolution,
+        DEPTH,
+    );
     let rast = render::rasterize(clip.clone(), topology, resolution, resolution)?;
     let uv = render::interpolate(face.uvs(), rast.clone(), topology)?;
     let albedo = render::texture(uv_map, uv, Boundary::Clamp)?;
-    let pixel_normals = render::interpolate(face.render_positions(normals)?, rast.clone(), topology)?;
+    let pixel_normals =
+        render::interpolate(face.render_positions(normals)?, rast.clone(), topology)?;
     let view = render::interpolate(render_points, rast.clone(), topology)?.neg();
     let shaded = shading::phong(albedo, pixel_normals, view, light);
     let coverage = render::coverage(&rast);
-    let face_mask = render::interpolate(face.face_mask(FaceArea::Narrow), rast.clone(), topology)? * coverage.clone();
+    let face_mask = render::interpolate(face.face_mask(FaceArea::Narrow), rast.clone(), topology)?
+        * coverage.clone();
     let composite = shaded * coverage.clone() + background * (coverage.clone().neg() + 1.0);
     let image = render::antialias(composite, rast, clip, topology)?;
-    Ok(Rendered { image, face_mask, coverage, landmarks })
+    Ok(Rendered {
+        image,
+        face_mask,
+        coverage,
+        landmarks,
+    })
 }
 
 /// Crops `[N, 112, 112, 3]` of images `[N, R, R, 3]`, each aligned to the ArcFace template by
@@ -86,20 +126,44 @@ pub fn arcface_crops(images: Tensor<4>, landmarks: Tensor<3>, size: usize) -> Re
     let lm = landmarks.detach();
     let point = |range: std::ops::Range<usize>| lm.clone().slice([0..n, range, 0..2]).mean_dim(1);
     // Eye centres, nose tip, mouth corners: [N, 5, 2].
-    let five = Tensor::cat(vec![point(36..42), point(42..48), point(30..31), point(48..49), point(54..55)], 1);
+    let five = Tensor::cat(
+        vec![
+            point(36..42),
+            point(42..48),
+            point(30..31),
+            point(48..49),
+            point(54..55),
+        ],
+        1,
+    );
     let scale = size as f64 / 112.0;
-    let template: Vec<[f64; 2]> = ARCFACE_TEMPLATE_112.iter().map(|[x, y]| [(x + 0.5) * scale, (y + 0.5) * scale]).collect();
-    let mf = [template.iter().map(|p| p[0]).sum::<f64>() / 5.0, template.iter().map(|p| p[1]).sum::<f64>() / 5.0];
-    let fc: Vec<[f32; 2]> = template.iter().map(|p| [(p[0] - mf[0]) as f32, (p[1] - mf[1]) as f32]).collect();
+    let template: Vec<[f64; 2]> = ARCFACE_TEMPLATE_112
+        .iter()
+        .map(|[x, y]| [(x + 0.5) * scale, (y + 0.5) * scale])
+        .collect();
+    let mf = [
+        template.iter().map(|p| p[0]).sum::<f64>() / 5.0,
+        template.iter().map(|p| p[1]).sum::<f64>() / 5.0,
+    ];
+    let fc: Vec<[f32; 2]> = template
+        .iter()
+        .map(|p| [(p[0] - mf[0]) as f32, (p[1] - mf[1]) as f32])
+        .collect();
     let norm: f32 = fc.iter().map(|p| p[0] * p[0] + p[1] * p[1]).sum();
     let col = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [1, 5, 1]), &device);
-    let (fx, fy) = (col(fc.iter().map(|p| p[0]).collect()), col(fc.iter().map(|p| p[1]).collect()));
+    let (fx, fy) = (
+        col(fc.iter().map(|p| p[0]).collect()),
+        col(fc.iter().map(|p| p[1]).collect()),
+    );
     let mt = five.clone().mean_dim(1); // [N, 1, 2]
     let tc = five - mt.clone();
     let tx = tc.clone().slice([0..n, 0..5, 0..1]);
     let ty = tc.slice([0..n, 0..5, 1..2]);
     // Complex least squares: image − mt ≈ (a + ic)(template − mf).
-    let a = (fx.clone() * tx.clone() + fy.clone() * ty.clone()).sum_dim(1).reshape([n, 1]) / norm;
+    let a = (fx.clone() * tx.clone() + fy.clone() * ty.clone())
+        .sum_dim(1)
+        .reshape([n, 1])
+        / norm;
     let c = (fx * ty - fy * tx).sum_dim(1).reshape([n, 1]) / norm;
     let mtx = mt.clone().slice([0..n, 0..1, 0..1]).reshape([n, 1]);
     let mty = mt.slice([0..n, 0..1, 1..2]).reshape([n, 1]);

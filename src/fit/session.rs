@@ -10,7 +10,10 @@ use super::models::Models;
 use super::options::FitOptions;
 use super::params::{Initial, Leaves, Params, Rates, per_photo};
 use super::photo::{self, PhotoTarget};
-use super::result::{Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview, Progress};
+use super::result::{
+    Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview,
+    Progress,
+};
 use super::{scene, unwrap};
 use crate::device::read_floats;
 use crate::error::{Error, Result};
@@ -85,7 +88,17 @@ impl Session {
         let mut skipped = Vec::new();
         for (i, photo) in photos.iter().enumerate() {
             let elapsed_ms = now_ms() - start;
-            notify(observer, Progress { stage: FitStage::Preparing, iteration: i, iterations: n, losses: None, preview: None, elapsed_ms })?;
+            notify(
+                observer,
+                Progress {
+                    stage: FitStage::Preparing,
+                    iteration: i,
+                    iterations: n,
+                    losses: None,
+                    preview: None,
+                    elapsed_ms,
+                },
+            )?;
             match photo::prepare(nets, face, photo, options.resolution).await {
                 Ok(target) => {
                     targets.push(target);
@@ -100,17 +113,48 @@ impl Session {
             return Err(Error::NoFace);
         }
         let n = targets.len();
-        let mut warnings: Vec<String> =
-            targets.iter().zip(&sources).flat_map(|(t, i)| t.warnings.iter().map(move |w| format!("photo {i}: {w}"))).collect();
+        let mut warnings: Vec<String> = targets
+            .iter()
+            .zip(&sources)
+            .flat_map(|(t, i)| t.warnings.iter().map(move |w| format!("photo {i}: {w}")))
+            .collect();
         warnings.extend(skipped);
-        let initial: Vec<Initial> = targets.iter().map(|t| Initial { angles: t.pose.angles, translation: t.pose.translation, focal: t.focal }).collect();
-        let params = Params::new(1, &initial, face.num_identity(), face.num_expression(), texture_parameters, &device);
-        let landmarks: Vec<f32> = targets.iter().flat_map(|t| t.landmarks.iter().flatten().copied()).collect();
-        let target_landmarks = Tensor::<3>::from_data(TensorData::new(landmarks, [n, 68, 2]), &device);
+        let initial: Vec<Initial> = targets
+            .iter()
+            .map(|t| Initial {
+                angles: t.pose.angles,
+                translation: t.pose.translation,
+                focal: t.focal,
+            })
+            .collect();
+        let params = Params::new(
+            1,
+            &initial,
+            face.num_identity(),
+            face.num_expression(),
+            texture_parameters,
+            &device,
+        );
+        let landmarks: Vec<f32> = targets
+            .iter()
+            .flat_map(|t| t.landmarks.iter().flatten().copied())
+            .collect();
+        let target_landmarks =
+            Tensor::<3>::from_data(TensorData::new(landmarks, [n, 68, 2]), &device);
         let focal_logs: Vec<f32> = targets.iter().map(|t| t.focal.ln()).collect();
         let focal_prior = Tensor::<2>::from_data(TensorData::new(focal_logs, [n, 1]), &device);
         let last_good = params.values();
-        Ok(Self { targets, sources, params, log: Vec::new(), warnings, start, target_landmarks, focal_prior, last_good })
+        Ok(Self {
+            targets,
+            sources,
+            params,
+            log: Vec::new(),
+            warnings,
+            start,
+            target_landmarks,
+            focal_prior,
+            last_good,
+        })
     }
 
     fn photos(&self) -> usize {
@@ -125,11 +169,20 @@ impl Session {
     /// The focal-length prior: log focal lengths near each photo's initial estimate.
     fn focal_prior(&self) -> impl Fn(&Leaves) -> Tensor<1> + use<> {
         let prior = self.focal_prior.clone();
-        move |leaves| (leaves.log_focal.clone() - prior.clone()).powi_scalar(2).mean()
+        move |leaves| {
+            (leaves.log_focal.clone() - prior.clone())
+                .powi_scalar(2)
+                .mean()
+        }
     }
 
     /// Stage 1: camera, identity and expression from the landmarks alone.
-    pub async fn landmark_stage(&mut self, face: &FaceModel, options: &FitOptions, observer: &mut Observer<'_>) -> Result<()> {
+    pub async fn landmark_stage(
+        &mut self,
+        face: &FaceModel,
+        options: &FitOptions,
+        observer: &mut Observer<'_>,
+    ) -> Result<()> {
         let (n, r, w) = (self.photos(), options.resolution, options.weights);
         let point_weights = landmark_weights(face.device());
         let target = self.target_landmarks.clone();
@@ -142,40 +195,98 @@ impl Session {
             preview_every: 0,
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
-            let shape = face.vertices(per_photo(leaves.identity.clone(), n), leaves.expression.clone())?;
+            let shape = face.vertices(
+                per_photo(leaves.identity.clone(), n),
+                leaves.expression.clone(),
+            )?;
             let predicted = scene::project_landmarks(face, shape, &leaves.camera(), r)?;
             let terms = vec![
-                (LossTerm::Landmarks, losses::landmarks(predicted, target.clone(), point_weights.clone(), r as f32) * w.landmarks),
-                (LossTerm::IdentityPrior, losses::squared(leaves.identity.clone()) * w.identity_prior),
-                (LossTerm::ExpressionPrior, losses::squared(leaves.expression.clone()) * w.expression_prior),
+                (
+                    LossTerm::Landmarks,
+                    losses::landmarks(predicted, target.clone(), point_weights.clone(), r as f32)
+                        * w.landmarks,
+                ),
+                (
+                    LossTerm::IdentityPrior,
+                    losses::squared(leaves.identity.clone()) * w.identity_prior,
+                ),
+                (
+                    LossTerm::ExpressionPrior,
+                    losses::squared(leaves.expression.clone()) * w.expression_prior,
+                ),
                 (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
             ];
-            Ok(StepLoss { terms, render: None })
+            Ok(StepLoss {
+                terms,
+                render: None,
+            })
         })
         .await
     }
 
     /// Lighting and a flat albedo colour from the pixel loss, with the geometry held: the
     /// shading the corpus builder divides out of the photo's colours.
-    pub async fn lighting_stage(&mut self, face: &FaceModel, iterations: usize, options: &FitOptions, observer: &mut Observer<'_>) -> Result<()> {
+    pub async fn lighting_stage(
+        &mut self,
+        face: &FaceModel,
+        iterations: usize,
+        options: &FitOptions,
+        observer: &mut Observer<'_>,
+    ) -> Result<()> {
         let (n, r) = (self.photos(), options.resolution);
         let photo_images = self.photo_images();
-        let held = Rates { identity: 0.0, expression: 0.0, texture: 0.0, angles: 0.0, translation: 0.0, log_focal: 0.0, light: 0.03 };
-        let plan = StagePlan { stage: FitStage::Full, iterations, rates: held, report_every: options.report_every, preview_every: 0 };
+        let held = Rates {
+            identity: 0.0,
+            expression: 0.0,
+            texture: 0.0,
+            angles: 0.0,
+            translation: 0.0,
+            log_focal: 0.0,
+            light: 0.03,
+        };
+        let plan = StagePlan {
+            stage: FitStage::Full,
+            iterations,
+            rates: held,
+            report_every: options.report_every,
+            preview_every: 0,
+        };
         let albedo = Slot::new(Tensor::<2>::ones([n, 3], face.device()) * 0.6, 0.02);
-        let mut extra = [StageSlot { slot: albedo, project: |v| v.clamp(0.05, 1.0) }];
+        let mut extra = [StageSlot {
+            slot: albedo,
+            project: |v| v.clamp(0.05, 1.0),
+        }];
         self.run_stage(plan, &mut extra, r, observer, |leaves, extra| {
-            let shape = face.vertices(per_photo(leaves.identity.clone(), n), leaves.expression.clone())?;
+            let shape = face.vertices(
+                per_photo(leaves.identity.clone(), n),
+                leaves.expression.clone(),
+            )?;
             let flat = extra[0].clone().reshape([n, 1, 1, 3]);
-            let rendered = scene::render(face, shape, &leaves.camera(), &leaves.light(), flat, photo_images.clone(), r)?;
+            let rendered = scene::render(
+                face,
+                shape,
+                &leaves.camera(),
+                &leaves.light(),
+                flat,
+                photo_images.clone(),
+                r,
+            )?;
             let pixel = losses::masked_l1(rendered.image, photo_images.clone(), rendered.face_mask);
-            Ok(StepLoss { terms: vec![(LossTerm::Pixel, pixel)], render: None })
+            Ok(StepLoss {
+                terms: vec![(LossTerm::Pixel, pixel)],
+                render: None,
+            })
         })
         .await
     }
 
     /// Stage 2: every parameter, every loss.
-    pub async fn full_stage(&mut self, models: &Models, options: &FitOptions, observer: &mut Observer<'_>) -> Result<()> {
+    pub async fn full_stage(
+        &mut self,
+        models: &Models,
+        options: &FitOptions,
+        observer: &mut Observer<'_>,
+    ) -> Result<()> {
         let (n, r, w) = (self.photos(), options.resolution, options.weights);
         let device = models.face.device().clone();
         let point_weights = landmark_weights(&device);
@@ -189,12 +300,22 @@ impl Session {
         let uses_render_identity = w.identity != 0.0 || w.content != 0.0;
         let uses_identity_network = uses_render_identity || w.random_identity != 0.0;
         // The photos' identity features are constants of this stage.
-        let (photo_embedding, photo_activations) = if uses_identity_network {
-            let photo_identity = models.nets.mobilefacenet.forward(crate::nets::align::warp(photo_images.clone(), &arcface, input)?)?;
-            (Some(photo_identity.embedding.detach()), photo_identity.activations.into_iter().map(|a| a.detach()).collect())
-        } else {
-            (None, Vec::new())
-        };
+        let (photo_embedding, photo_activations) =
+            if uses_identity_network {
+                let photo_identity = models.nets.mobilefacenet.forward(
+                    crate::nets::align::warp(photo_images.clone(), &arcface, input)?,
+                )?;
+                (
+                    Some(photo_identity.embedding.detach()),
+                    photo_identity
+                        .activations
+                        .into_iter()
+                        .map(|a| a.detach())
+                        .collect(),
+                )
+            } else {
+                (None, Vec::new())
+            };
         let mut rng = SplitMix64::new(options.seed);
         let plan = StagePlan {
             stage: FitStage::Full,
@@ -205,24 +326,58 @@ impl Session {
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
             let uv_map = models.texture.uv_map(leaves.texture.clone())?;
-            let shape = models.face.vertices(per_photo(leaves.identity.clone(), n), leaves.expression.clone())?;
-            let rendered = scene::render(&models.face, shape, &leaves.camera(), &leaves.light(), uv_map, photo_images.clone(), r)?;
-            let landmarks = losses::landmarks(rendered.landmarks.clone(), target.clone(), point_weights.clone(), r as f32);
-            let pixel = losses::masked_l1(rendered.image.clone(), photo_images.clone(), rendered.face_mask.clone());
+            let shape = models.face.vertices(
+                per_photo(leaves.identity.clone(), n),
+                leaves.expression.clone(),
+            )?;
+            let rendered = scene::render(
+                &models.face,
+                shape,
+                &leaves.camera(),
+                &leaves.light(),
+                uv_map,
+                photo_images.clone(),
+                r,
+            )?;
+            let landmarks = losses::landmarks(
+                rendered.landmarks.clone(),
+                target.clone(),
+                point_weights.clone(),
+                r as f32,
+            );
+            let pixel = losses::masked_l1(
+                rendered.image.clone(),
+                photo_images.clone(),
+                rendered.face_mask.clone(),
+            );
             let mut terms = vec![
                 (LossTerm::Landmarks, landmarks * w.landmarks),
                 (LossTerm::Pixel, pixel * w.pixel),
-                (LossTerm::IdentityPrior, losses::squared(leaves.identity.clone()) * w.identity_prior),
-                (LossTerm::ExpressionPrior, losses::squared(leaves.expression.clone()) * w.expression_prior),
-                (LossTerm::TexturePrior, texture_prior(&models.texture, leaves.texture.clone()) * w.texture_prior),
+                (
+                    LossTerm::IdentityPrior,
+                    losses::squared(leaves.identity.clone()) * w.identity_prior,
+                ),
+                (
+                    LossTerm::ExpressionPrior,
+                    losses::squared(leaves.expression.clone()) * w.expression_prior,
+                ),
+                (
+                    LossTerm::TexturePrior,
+                    texture_prior(&models.texture, leaves.texture.clone()) * w.texture_prior,
+                ),
                 (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
             ];
             if let Some(photo_embedding) = &photo_embedding {
                 if uses_render_identity {
                     let crops = crate::nets::align::warp(rendered.image.clone(), &arcface, input)?;
                     let identity = models.nets.mobilefacenet.forward(crops)?;
-                    terms.push((LossTerm::Identity, losses::identity(identity.embedding, photo_embedding.clone()) * w.identity));
-                    if let Some(content) = losses::content(&identity.activations, &photo_activations) {
+                    terms.push((
+                        LossTerm::Identity,
+                        losses::identity(identity.embedding, photo_embedding.clone()) * w.identity,
+                    ));
+                    if let Some(content) =
+                        losses::content(&identity.activations, &photo_activations)
+                    {
                         terms.push((LossTerm::Content, content * w.content));
                     }
                 }
@@ -236,7 +391,10 @@ impl Session {
                     terms.push((LossTerm::RandomIdentity, term * w.random_identity));
                 }
             }
-            Ok(StepLoss { terms, render: Some(rendered.image) })
+            Ok(StepLoss {
+                terms,
+                render: Some(rendered.image),
+            })
         })
         .await
     }
@@ -253,16 +411,33 @@ impl Session {
     ) -> Result<()> {
         self.params.set_rates(&plan.rates);
         let mut adam = Adam::default();
-        let due = |it: usize, every: usize| every > 0 && ((it + 1).is_multiple_of(every) || it + 1 == plan.iterations);
+        let due = |it: usize, every: usize| {
+            every > 0 && ((it + 1).is_multiple_of(every) || it + 1 == plan.iterations)
+        };
         for it in 0..plan.iterations {
             let leaves = self.params.leaves();
             let extra_leaves: Vec<Tensor<2>> = extra.iter().map(|e| e.slot.leaf()).collect();
             let StepLoss { terms, render } = loss(&leaves, &extra_leaves)?;
-            let total = terms.iter().map(|(_, t)| t.clone()).reduce(|a, b| a + b).expect("every stage has a loss term");
+            let total = terms
+                .iter()
+                .map(|(_, t)| t.clone())
+                .reduce(|a, b| a + b)
+                .expect("every stage has a loss term");
             let grads = total.backward();
             if due(it, plan.report_every) {
                 let preview = render.filter(|_| due(it, plan.preview_every));
-                if !self.report(plan.stage, it, plan.iterations, &terms, preview, resolution, observer).await? {
+                if !self
+                    .report(
+                        plan.stage,
+                        it,
+                        plan.iterations,
+                        &terms,
+                        preview,
+                        resolution,
+                        observer,
+                    )
+                    .await?
+                {
                     return Ok(());
                 }
             }
@@ -295,9 +470,23 @@ impl Session {
                     Some(images) => Some(preview_of(images, 0, resolution).await?),
                     None => None,
                 };
-                self.log.push(LogEntry { stage, iteration, losses: losses.clone() });
+                self.log.push(LogEntry {
+                    stage,
+                    iteration,
+                    losses: losses.clone(),
+                });
                 let elapsed_ms = now_ms() - self.start;
-                notify(observer, Progress { stage, iteration: iteration + 1, iterations, losses: Some(losses), preview, elapsed_ms })?;
+                notify(
+                    observer,
+                    Progress {
+                        stage,
+                        iteration: iteration + 1,
+                        iterations,
+                        losses: Some(losses),
+                        preview,
+                        elapsed_ms,
+                    },
+                )?;
                 Ok(true)
             }
             None => {
@@ -319,21 +508,44 @@ impl Session {
         let values = self.params.values();
         let camera = values.camera();
         let uv_map = models.texture.uv_map(values.texture.clone())?.detach();
-        let shape = models.face.vertices(per_photo(values.identity.clone(), n), values.expression.clone())?.detach();
-        let rendered = scene::render(&models.face, shape.clone(), &camera, &values.light(), uv_map.clone(), self.photo_images(), r)?;
+        let shape = models
+            .face
+            .vertices(
+                per_photo(values.identity.clone(), n),
+                values.expression.clone(),
+            )?
+            .detach();
+        let rendered = scene::render(
+            &models.face,
+            shape.clone(),
+            &camera,
+            &values.light(),
+            uv_map.clone(),
+            self.photo_images(),
+            r,
+        )?;
         let (image_values, _) = read_floats(rendered.image.detach()).await?;
         let (coverage_values, _) = read_floats(rendered.coverage.detach()).await?;
-        let (landmark_values, _) = read_floats(scene::project_landmarks(&models.face, shape.clone(), &camera, r)?.detach()).await?;
+        let (landmark_values, _) = read_floats(
+            scene::project_landmarks(&models.face, shape.clone(), &camera, r)?.detach(),
+        )
+        .await?;
         let vs = models.face.num_shape_vertices();
         // The reconstruction: one photo's expression, or the neutral face of a shared identity.
         let mesh_shape = if n == 1 {
             shape.clone()
         } else {
             let neutral = Tensor::zeros([1, models.face.num_expression()], &device);
-            models.face.vertices(values.identity.clone(), neutral)?.detach()
+            models
+                .face
+                .vertices(values.identity.clone(), neutral)?
+                .detach()
         };
         let (shape_values, _) = read_floats(mesh_shape).await?;
-        let shape_points: Vec<[f32; 3]> = shape_values[..vs * 3].chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let shape_points: Vec<[f32; 3]> = shape_values[..vs * 3]
+            .chunks_exact(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
 
         let mut texture = unwrap::to_rgb8(uv_map).await?;
         if texture.height() < OUTPUT_TEXTURE_HEIGHT {
@@ -341,13 +553,22 @@ impl Session {
             // texture fine enough to carry the photo's detail when it is blended in below.
             let factor = OUTPUT_TEXTURE_HEIGHT.div_ceil(texture.height().max(1));
             let (w, h) = (texture.width() * factor, texture.height() * factor);
-            texture = image::imageops::resize(&texture, w, h, image::imageops::FilterType::Triangle);
+            texture =
+                image::imageops::resize(&texture, w, h, image::imageops::FilterType::Triangle);
         }
         if options.blend_photo_texture {
             let (all_shapes, _) = read_floats(shape).await?;
-            let per_photo_shapes: Vec<Vec<[f32; 3]>> =
-                all_shapes.chunks_exact(vs * 3).map(|s| s.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()).collect();
-            match unwrap::blend_photo_texture(&models.face, &self.targets, &plain, &per_photo_shapes, &texture) {
+            let per_photo_shapes: Vec<Vec<[f32; 3]>> = all_shapes
+                .chunks_exact(vs * 3)
+                .map(|s| s.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+                .collect();
+            match unwrap::blend_photo_texture(
+                &models.face,
+                &self.targets,
+                &plain,
+                &per_photo_shapes,
+                &texture,
+            ) {
                 Ok(blended) => texture = blended,
                 Err(e) => self.warnings.push(format!("kept the model texture: {e}")),
             }
@@ -356,8 +577,14 @@ impl Session {
         let to_u8 = |v: &f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         let photos_out = (0..n)
             .map(|i| {
-                let rgb: Vec<u8> = image_values[i * frame * 3..(i + 1) * frame * 3].iter().map(to_u8).collect();
-                let alpha: Vec<u8> = coverage_values[i * frame..(i + 1) * frame].iter().map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8).collect();
+                let rgb: Vec<u8> = image_values[i * frame * 3..(i + 1) * frame * 3]
+                    .iter()
+                    .map(to_u8)
+                    .collect();
+                let alpha: Vec<u8> = coverage_values[i * frame..(i + 1) * frame]
+                    .iter()
+                    .map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8)
+                    .collect();
                 let crop = self.targets[i].crop;
                 let fitted_landmarks = landmark_values[i * 136..(i + 1) * 136]
                     .chunks_exact(2)
@@ -371,7 +598,10 @@ impl Session {
                     photo: self.targets[i].summary(),
                     params: plain[i].clone(),
                     fitted_landmarks,
-                    render: Some((RgbImage::from_raw(r as u32, r as u32, rgb).expect("sized"), alpha)),
+                    render: Some((
+                        RgbImage::from_raw(r as u32, r as u32, rgb).expect("sized"),
+                        alpha,
+                    )),
                 }
             })
             .collect();
@@ -427,7 +657,13 @@ fn step(adam: &mut Adam, params: &mut Params, leaves: &Leaves, grads: &burn::ten
 
 /// Reads the loss terms at once; `None` if any is not finite.
 async fn read_losses(terms: &[(LossTerm, Tensor<1>)]) -> Result<Option<LossValues>> {
-    let stacked = Tensor::cat(terms.iter().map(|(_, t)| t.clone().detach().reshape([1])).collect(), 0);
+    let stacked = Tensor::cat(
+        terms
+            .iter()
+            .map(|(_, t)| t.clone().detach().reshape([1]))
+            .collect(),
+        0,
+    );
     let (values, _) = read_floats(stacked).await?;
     if values.iter().any(|v| !v.is_finite()) {
         return Ok(None);
@@ -444,24 +680,61 @@ async fn read_losses(terms: &[(LossTerm, Tensor<1>)]) -> Result<Option<LossValue
 /// normalised) and PCA coefficients near their unit-variance prior.
 fn texture_prior(model: &TextureModel, texture: Tensor<2>) -> Tensor<1> {
     match model {
-        TextureModel::Gan(_) => (texture.powi_scalar(2).mean_dim(1) - 1.0).powi_scalar(2).mean(),
+        TextureModel::Gan(_) => (texture.powi_scalar(2).mean_dim(1) - 1.0)
+            .powi_scalar(2)
+            .mean(),
         TextureModel::Pca(_) => losses::squared(texture),
     }
 }
 
 /// A batch of renders with the fitted identity and texture but random expression, pose and
 /// lighting, over grey.
-fn random_render(models: &Models, leaves: &Leaves, rng: &mut SplitMix64, n: usize, r: usize, device: &Device) -> Result<scene::Rendered> {
+fn random_render(
+    models: &Models,
+    leaves: &Leaves,
+    rng: &mut SplitMix64,
+    n: usize,
+    r: usize,
+    device: &Device,
+) -> Result<scene::Rendered> {
     let ne = models.face.num_expression();
-    let expression: Vec<f32> = (0..n * ne).map(|_| if rng.uniform() < 0.15 { rng.range(0.0, 0.6) } else { 0.0 }).collect();
-    let angles: Vec<f32> = (0..n).flat_map(|_| [rng.range(-0.25, 0.25), rng.range(-0.6, 0.6), rng.range(-0.1, 0.1)]).collect();
-    let light: Vec<f32> = (0..n).flat_map(|_| [rng.range(-0.6, 0.6), rng.range(-0.3, 0.7), 1.0]).collect();
-    let level = |lo: f32, hi: f32, rng: &mut SplitMix64| (0..n).flat_map(|_| [rng.range(lo, hi); 3]).collect::<Vec<f32>>();
+    let expression: Vec<f32> = (0..n * ne)
+        .map(|_| {
+            if rng.uniform() < 0.15 {
+                rng.range(0.0, 0.6)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let angles: Vec<f32> = (0..n)
+        .flat_map(|_| {
+            [
+                rng.range(-0.25, 0.25),
+                rng.range(-0.6, 0.6),
+                rng.range(-0.1, 0.1),
+            ]
+        })
+        .collect();
+    let light: Vec<f32> = (0..n)
+        .flat_map(|_| [rng.range(-0.6, 0.6), rng.range(-0.3, 0.7), 1.0])
+        .collect();
+    let level = |lo: f32, hi: f32, rng: &mut SplitMix64| {
+        (0..n)
+            .flat_map(|_| [rng.range(lo, hi); 3])
+            .collect::<Vec<f32>>()
+    };
     let t = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [n, c]), device);
-    let shape = models.face.vertices(per_photo(leaves.identity.clone(), n), t(expression, ne))?;
+    let shape = models
+        .face
+        .vertices(per_photo(leaves.identity.clone(), n), t(expression, ne))?;
     // Keep the fitted distance and focal length so the face fills the frame as in the photo.
     let translation = leaves.translation.clone().detach() * t([0.0f32, 0.0, 1.0].repeat(n), 3);
-    let camera = scene::Camera { angles: t(angles, 3), translation, focal: leaves.log_focal.clone().detach().exp() };
+    let camera = scene::Camera {
+        angles: t(angles, 3),
+        translation,
+        focal: leaves.log_focal.clone().detach().exp(),
+    };
     let light = PhongLight {
         ambient: t(level(0.35, 0.7, rng), 3),
         diffuse: t(level(0.2, 0.6, rng), 3),
@@ -470,11 +743,28 @@ fn random_render(models: &Models, leaves: &Leaves, rng: &mut SplitMix64, n: usiz
         shininess: super::params::SHININESS,
     };
     let uv_map = models.texture.uv_map(leaves.texture.clone())?;
-    scene::render(&models.face, shape, &camera, &light, uv_map, scene::grey(n, r, device), r)
+    scene::render(
+        &models.face,
+        shape,
+        &camera,
+        &light,
+        uv_map,
+        scene::grey(n, r, device),
+        r,
+    )
 }
 
 async fn preview_of(images: Tensor<4>, index: usize, r: usize) -> Result<Preview> {
     let [_, h, w, c] = images.dims();
-    let (values, _) = read_floats(images.detach().slice([index..index + 1, 0..h, 0..w, 0..c])).await?;
-    Ok(Preview { photo: index, width: r, height: r, rgb: values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect() })
+    let (values, _) =
+        read_floats(images.detach().slice([index..index + 1, 0..h, 0..w, 0..c])).await?;
+    Ok(Preview {
+        photo: index,
+        width: r,
+        height: r,
+        rgb: values
+            .iter()
+            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect(),
+    })
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::face_model::{FaceArea, FaceModel};
 use crate::fit::params::PhotoParams;
 use crate::fit::photo::PhotoTarget;
+use crate::fit::pose_init::euler_matrix;
 use crate::fit::scene::DEPTH;
 use crate::render::rasterize;
 
@@ -38,16 +39,40 @@ pub struct UvSampler {
 impl UvSampler {
     pub fn new(face: &FaceModel, width: usize, height: usize) -> Self {
         let uvs = face.uv_list();
-        let clip: Vec<f32> = uvs.iter().flat_map(|uv| [2.0 * uv[0] - 1.0, 1.0 - 2.0 * uv[1], 0.0, 1.0]).collect();
+        let clip: Vec<f32> = uvs
+            .iter()
+            .flat_map(|uv| [2.0 * uv[0] - 1.0, 1.0 - 2.0 * uv[1], 0.0, 1.0])
+            .collect();
         let triangles = face.triangles();
-        let d = rasterize::Dims { batch: 1, vertices: uvs.len(), triangles: triangles.len(), height, width };
+        let d = rasterize::Dims {
+            batch: 1,
+            vertices: uvs.len(),
+            triangles: triangles.len(),
+            height,
+            width,
+        };
         let rast = rasterize::forward_cpu(&clip, triangles, d);
         let texels = rast
             .chunks_exact(4)
-            .map(|p| if p[3] >= 1.0 { (p[3] as u32 - 1, p[0], p[1]) } else { (u32::MAX, 0.0, 0.0) })
+            .map(|p| {
+                if p[3] >= 1.0 {
+                    (p[3] as u32 - 1, p[0], p[1])
+                } else {
+                    (u32::MAX, 0.0, 0.0)
+                }
+            })
             .collect();
-        let face_mask = face.uv_face_mask(FaceArea::Full, width, height).into_iter().map(|m| m > 0.5).collect();
-        Self { width, height, texels, face: face_mask }
+        let face_mask = face
+            .uv_face_mask(FaceArea::Full, width, height)
+            .into_iter()
+            .map(|m| m > 0.5)
+            .collect();
+        Self {
+            width,
+            height,
+            texels,
+            face: face_mask,
+        }
     }
 
     /// Interpolates a per-shape-vertex quantity at texel `i`.
@@ -85,26 +110,14 @@ impl Unwrapped {
     /// Fraction of the face-area texels seen with confidence above `threshold`.
     pub fn coverage(&self, sampler: &UvSampler, threshold: f32) -> f32 {
         let face = sampler.face.iter().filter(|&&f| f).count().max(1);
-        let seen = self.confidence.iter().zip(&sampler.face).filter(|(c, f)| **f && **c > threshold).count();
+        let seen = self
+            .confidence
+            .iter()
+            .zip(&sampler.face)
+            .filter(|(c, f)| **f && **c > threshold)
+            .count();
         seen as f32 / face as f32
     }
-}
-
-fn rotation(angles: [f32; 3]) -> [[f32; 3]; 3] {
-    let [a, b, c] = angles;
-    let rx = [[1.0, 0.0, 0.0], [0.0, a.cos(), -a.sin()], [0.0, a.sin(), a.cos()]];
-    let ry = [[b.cos(), 0.0, b.sin()], [0.0, 1.0, 0.0], [-b.sin(), 0.0, b.cos()]];
-    let rz = [[c.cos(), -c.sin(), 0.0], [c.sin(), c.cos(), 0.0], [0.0, 0.0, 1.0]];
-    let mul = |x: [[f32; 3]; 3], y: [[f32; 3]; 3]| {
-        let mut o = [[0.0; 3]; 3];
-        for i in 0..3 {
-            for j in 0..3 {
-                o[i][j] = (0..3).map(|k| x[i][k] * y[k][j]).sum();
-            }
-        }
-        o
-    };
-    mul(mul(rz, ry), rx)
 }
 
 fn apply(r: &[[f32; 3]; 3], p: [f32; 3]) -> [f32; 3] {
@@ -116,29 +129,55 @@ fn sample(image: &[f32], size: usize, x: f32, y: f32) -> [f32; 3] {
     let (x0, y0) = (fx.floor(), fy.floor());
     let (ax, ay) = (fx - x0, fy - y0);
     let at = |xi: f32, yi: f32| {
-        let (xi, yi) = ((xi as i64).clamp(0, size as i64 - 1) as usize, (yi as i64).clamp(0, size as i64 - 1) as usize);
+        let (xi, yi) = (
+            (xi as i64).clamp(0, size as i64 - 1) as usize,
+            (yi as i64).clamp(0, size as i64 - 1) as usize,
+        );
         let o = (yi * size + xi) * 3;
         [image[o], image[o + 1], image[o + 2]]
     };
-    let (p00, p01, p10, p11) = (at(x0, y0), at(x0 + 1.0, y0), at(x0, y0 + 1.0), at(x0 + 1.0, y0 + 1.0));
-    [0, 1, 2].map(|k| (p00[k] * (1.0 - ax) + p01[k] * ax) * (1.0 - ay) + (p10[k] * (1.0 - ax) + p11[k] * ax) * ay)
+    let (p00, p01, p10, p11) = (
+        at(x0, y0),
+        at(x0 + 1.0, y0),
+        at(x0, y0 + 1.0),
+        at(x0 + 1.0, y0 + 1.0),
+    );
+    [0, 1, 2].map(|k| {
+        (p00[k] * (1.0 - ax) + p01[k] * ax) * (1.0 - ay) + (p10[k] * (1.0 - ax) + p11[k] * ax) * ay
+    })
 }
 
 /// Unwraps the working crop `image` (RGB in [0, 1], `resolution²`) of one fitted photo.
-pub fn unwrap(face: &FaceModel, sampler: &UvSampler, shape: &[[f32; 3]], params: &PhotoParams, image: &[f32], resolution: usize) -> Result<Unwrapped> {
+pub fn unwrap(
+    face: &FaceModel,
+    sampler: &UvSampler,
+    shape: &[[f32; 3]],
+    params: &PhotoParams,
+    image: &[f32],
+    resolution: usize,
+) -> Result<Unwrapped> {
     if shape.len() != face.num_shape_vertices() || image.len() != resolution * resolution * 3 {
-        return Err(Error::Invalid("unwrap: shape or image of the wrong size".into()));
+        return Err(Error::Invalid(
+            "unwrap: shape or image of the wrong size".into(),
+        ));
     }
-    let r = rotation(params.angles);
+    let r = euler_matrix(params.angles);
     let t = params.translation_mm;
-    let camera: Vec<[f32; 3]> = shape.iter().map(|p| {
-        let q = apply(&r, *p);
-        [q[0] + t[0], q[1] + t[1], q[2] + t[2]]
-    }).collect();
-    let normals: Vec<[f32; 3]> = crate::face_model::area_weighted_normals(&camera, face.shape_triangles());
+    let camera: Vec<[f32; 3]> = shape
+        .iter()
+        .map(|p| {
+            let q = apply(&r, *p);
+            [q[0] + t[0], q[1] + t[1], q[2] + t[2]]
+        })
+        .collect();
+    let normals: Vec<[f32; 3]> =
+        crate::face_model::area_weighted_normals(&camera, face.shape_triangles());
     let f = params.focal_px;
     let half = resolution as f32 / 2.0;
-    let (a, b) = (-(DEPTH.far + DEPTH.near) / (DEPTH.far - DEPTH.near), -2.0 * DEPTH.far * DEPTH.near / (DEPTH.far - DEPTH.near));
+    let (a, b) = (
+        -(DEPTH.far + DEPTH.near) / (DEPTH.far - DEPTH.near),
+        -2.0 * DEPTH.far * DEPTH.near / (DEPTH.far - DEPTH.near),
+    );
     // Depth buffer of the fitted face in the crop, with the renderer's rules.
     let clip: Vec<f32> = face
         .render_to_shape()
@@ -148,7 +187,13 @@ pub fn unwrap(face: &FaceModel, sampler: &UvSampler, shape: &[[f32; 3]], params:
             [f * p[0] / half, f * p[1] / half, a * p[2] + b, -p[2]]
         })
         .collect();
-    let d = rasterize::Dims { batch: 1, vertices: face.num_render_vertices(), triangles: face.triangles().len(), height: resolution, width: resolution };
+    let d = rasterize::Dims {
+        batch: 1,
+        vertices: face.num_render_vertices(),
+        triangles: face.triangles().len(),
+        height: resolution,
+        width: resolution,
+    };
     let rast = rasterize::forward_cpu(&clip, face.triangles(), d);
     let light = {
         let l = params.light_direction;
@@ -159,7 +204,12 @@ pub fn unwrap(face: &FaceModel, sampler: &UvSampler, shape: &[[f32; 3]], params:
     let mut albedo = vec![[0f32; 3]; texels];
     let mut confidence = vec![0f32; texels];
     for i in 0..texels {
-        let (Some(p), Some(n)) = (sampler.point(face, &camera, i), sampler.point(face, &normals, i)) else { continue };
+        let (Some(p), Some(n)) = (
+            sampler.point(face, &camera, i),
+            sampler.point(face, &normals, i),
+        ) else {
+            continue;
+        };
         if p[2] >= -DEPTH.near {
             continue;
         }
@@ -192,20 +242,35 @@ pub fn unwrap(face: &FaceModel, sampler: &UvSampler, shape: &[[f32; 3]], params:
         }
         confidence[i] = ((facing - MIN_FACING) / (0.8 - MIN_FACING)).clamp(0.0, 1.0);
     }
-    Ok(Unwrapped { width: sampler.width, height: sampler.height, albedo, confidence })
+    Ok(Unwrapped {
+        width: sampler.width,
+        height: sampler.height,
+        albedo,
+        confidence,
+    })
 }
 
 /// A uv map `[1, R, R, 3]` in [0, 1] as RGB8.
 pub async fn to_rgb8(uv_map: Tensor<4>) -> Result<RgbImage> {
     let [_, h, w, _] = uv_map.dims();
     let (values, _) = crate::device::read_floats(uv_map.slice([0..1, 0..h, 0..w, 0..3])).await?;
-    let bytes = values.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
-    RgbImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| Error::Invalid("uv map size".into()))
+    let bytes = values
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    RgbImage::from_raw(w as u32, h as u32, bytes)
+        .ok_or_else(|| Error::Invalid("uv map size".into()))
 }
 
 /// The fitted texture with the photos' visible skin blended in (confidence-weighted, face area
 /// only): GANFit's generator keeps the occluded parts, the photo gives the visible detail.
-pub fn blend_photo_texture(face: &FaceModel, targets: &[PhotoTarget], params: &[PhotoParams], shapes: &[Vec<[f32; 3]>], texture: &RgbImage) -> Result<RgbImage> {
+pub fn blend_photo_texture(
+    face: &FaceModel,
+    targets: &[PhotoTarget],
+    params: &[PhotoParams],
+    shapes: &[Vec<[f32; 3]>],
+    texture: &RgbImage,
+) -> Result<RgbImage> {
     let (width, height) = (texture.width() as usize, texture.height() as usize);
     let sampler = UvSampler::new(face, width, height);
     let mut sum = vec![[0f32; 3]; width * height];
@@ -233,7 +298,9 @@ pub fn blend_photo_texture(face: &FaceModel, targets: &[PhotoTarget], params: &[
         for k in 0..3 {
             let photo = sum[i][k] / weight[i];
             let model = px[k] as f32 / 255.0;
-            px[k] = ((model * (1.0 - alpha) + photo * alpha) * 255.0).round().clamp(0.0, 255.0) as u8;
+            px[k] = ((model * (1.0 - alpha) + photo * alpha) * 255.0)
+                .round()
+                .clamp(0.0, 255.0) as u8;
         }
     }
     Ok(out)

@@ -12,7 +12,12 @@ use super::mesh::{MeshData, png_bytes};
 use crate::error::{Error, Result};
 
 /// Appends `bytes` to the binary chunk, 4-byte aligned, and adds a view of them.
-fn push_view(root: &mut json::Root, bin: &mut Vec<u8>, bytes: &[u8], target: Option<json::buffer::Target>) -> json::Index<json::buffer::View> {
+fn push_view(
+    root: &mut json::Root,
+    bin: &mut Vec<u8>,
+    bytes: &[u8],
+    target: Option<json::buffer::Target>,
+) -> json::Index<json::buffer::View> {
     bin.resize(bin.len().next_multiple_of(4), 0);
     let offset = bin.len();
     bin.extend_from_slice(bytes);
@@ -36,7 +41,9 @@ fn push_accessor(
     type_: json::accessor::Type,
     bounds: Option<(Vec<f32>, Vec<f32>)>,
 ) -> json::Index<json::Accessor> {
-    let (min, max) = bounds.map_or((None, None), |(lo, hi)| (Some(json::Value::from(lo)), Some(json::Value::from(hi))));
+    let (min, max) = bounds.map_or((None, None), |(lo, hi)| {
+        (Some(json::Value::from(lo)), Some(json::Value::from(hi)))
+    });
     root.push(json::Accessor {
         buffer_view: Some(view),
         byte_offset: None,
@@ -73,21 +80,77 @@ pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> 
     let positions = mesh.render_positions_m();
     let normals = mesh.render_normals();
     let mut root = json::Root {
-        asset: json::Asset { generator: Some(format!("ganfit {}", env!("CARGO_PKG_VERSION"))), ..Default::default() },
+        asset: json::Asset {
+            generator: Some(format!("ganfit {}", env!("CARGO_PKG_VERSION"))),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut bin = Vec::new();
     let float_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
 
-    let view = push_view(&mut root, &mut bin, &float_bytes(positions.as_flattened()), Some(Target::ArrayBuffer));
-    let position_accessor = push_accessor(&mut root, view, positions.len(), ComponentType::F32, Type::Vec3, Some(bounds(&positions)));
-    let view = push_view(&mut root, &mut bin, &float_bytes(normals.as_flattened()), Some(Target::ArrayBuffer));
-    let normal_accessor = push_accessor(&mut root, view, normals.len(), ComponentType::F32, Type::Vec3, None);
-    let view = push_view(&mut root, &mut bin, &float_bytes(mesh.uvs.as_flattened()), Some(Target::ArrayBuffer));
-    let uv_accessor = push_accessor(&mut root, view, mesh.uvs.len(), ComponentType::F32, Type::Vec2, None);
-    let indices: Vec<u8> = mesh.triangles.as_flattened().iter().flat_map(|i| i.to_le_bytes()).collect();
-    let view = push_view(&mut root, &mut bin, &indices, Some(Target::ElementArrayBuffer));
-    let index_accessor = push_accessor(&mut root, view, mesh.triangles.len() * 3, ComponentType::U32, Type::Scalar, None);
+    let view = push_view(
+        &mut root,
+        &mut bin,
+        &float_bytes(positions.as_flattened()),
+        Some(Target::ArrayBuffer),
+    );
+    let position_accessor = push_accessor(
+        &mut root,
+        view,
+        positions.len(),
+        ComponentType::F32,
+        Type::Vec3,
+        Some(bounds(&positions)),
+    );
+    let view = push_view(
+        &mut root,
+        &mut bin,
+        &float_bytes(normals.as_flattened()),
+        Some(Target::ArrayBuffer),
+    );
+    let normal_accessor = push_accessor(
+        &mut root,
+        view,
+        normals.len(),
+        ComponentType::F32,
+        Type::Vec3,
+        None,
+    );
+    let view = push_view(
+        &mut root,
+        &mut bin,
+        &float_bytes(mesh.uvs.as_flattened()),
+        Some(Target::ArrayBuffer),
+    );
+    let uv_accessor = push_accessor(
+        &mut root,
+        view,
+        mesh.uvs.len(),
+        ComponentType::F32,
+        Type::Vec2,
+        None,
+    );
+    let indices: Vec<u8> = mesh
+        .triangles
+        .as_flattened()
+        .iter()
+        .flat_map(|i| i.to_le_bytes())
+        .collect();
+    let view = push_view(
+        &mut root,
+        &mut bin,
+        &indices,
+        Some(Target::ElementArrayBuffer),
+    );
+    let index_accessor = push_accessor(
+        &mut root,
+        view,
+        mesh.triangles.len() * 3,
+        ComponentType::U32,
+        Type::Scalar,
+        None,
+    );
 
     let base_color_texture = match texture {
         None => None,
@@ -110,8 +173,19 @@ pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> 
                 wrap_t: Valid(json::texture::WrappingMode::ClampToEdge),
                 ..Default::default()
             });
-            let index = root.push(json::Texture { name: None, sampler: Some(sampler), source, extensions: None, extras: Default::default() });
-            Some(json::texture::Info { index, tex_coord: 0, extensions: None, extras: Default::default() })
+            let index = root.push(json::Texture {
+                name: None,
+                sampler: Some(sampler),
+                source,
+                extensions: None,
+                extras: Default::default(),
+            });
+            Some(json::texture::Info {
+                index,
+                tex_coord: 0,
+                extensions: None,
+                extras: Default::default(),
+            })
         }
     };
     let material = root.push(json::Material {
@@ -137,20 +211,47 @@ pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> 
         mode: Valid(json::mesh::Mode::Triangles),
         targets: None,
     };
-    let mesh_index = root.push(json::Mesh { extensions: None, extras: Default::default(), name: Some(name.to_string()), primitives: vec![primitive], weights: None });
-    let node = root.push(json::Node { mesh: Some(mesh_index), name: Some(name.to_string()), ..Default::default() });
-    let scene = root.push(json::Scene { extensions: None, extras: Default::default(), name: None, nodes: vec![node] });
+    let mesh_index = root.push(json::Mesh {
+        extensions: None,
+        extras: Default::default(),
+        name: Some(name.to_string()),
+        primitives: vec![primitive],
+        weights: None,
+    });
+    let node = root.push(json::Node {
+        mesh: Some(mesh_index),
+        name: Some(name.to_string()),
+        ..Default::default()
+    });
+    let scene = root.push(json::Scene {
+        extensions: None,
+        extras: Default::default(),
+        name: None,
+        nodes: vec![node],
+    });
     root.scene = Some(scene);
     bin.resize(bin.len().next_multiple_of(4), 0);
-    root.push(json::Buffer { byte_length: USize64::from(bin.len()), extensions: None, extras: Default::default(), name: None, uri: None });
+    root.push(json::Buffer {
+        byte_length: USize64::from(bin.len()),
+        extensions: None,
+        extras: Default::default(),
+        name: None,
+        uri: None,
+    });
 
-    let json_text = json::serialize::to_vec(&root).map_err(|e| Error::Invalid(format!("glTF JSON: {e}")))?;
+    let json_text =
+        json::serialize::to_vec(&root).map_err(|e| Error::Invalid(format!("glTF JSON: {e}")))?;
     let glb = gltf::binary::Glb {
-        header: gltf::binary::Header { magic: *b"glTF", version: 2, length: 0 },
+        header: gltf::binary::Header {
+            magic: *b"glTF",
+            version: 2,
+            length: 0,
+        },
         json: Cow::Owned(json_text),
         bin: Some(Cow::Owned(bin)),
     };
-    glb.to_vec().map_err(|e| Error::Invalid(format!("GLB container: {e}")))
+    glb.to_vec()
+        .map_err(|e| Error::Invalid(format!("GLB container: {e}")))
 }
 
 #[cfg(test)]
@@ -161,7 +262,8 @@ mod tests {
     #[test]
     fn glb_reads_back_with_the_gltf_crate() {
         let mesh = split_square();
-        let texture = image::RgbImage::from_fn(4, 2, |x, y| image::Rgb([60 * x as u8, 100 * y as u8, 9]));
+        let texture =
+            image::RgbImage::from_fn(4, 2, |x, y| image::Rgb([60 * x as u8, 100 * y as u8, 9]));
         let bytes = write(&mesh, Some(&texture), "square").unwrap();
         let (doc, buffers, images) = gltf::import_slice(&bytes).unwrap();
         let prim = doc.meshes().next().unwrap().primitives().next().unwrap();

@@ -21,16 +21,22 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
         .with_guessed_format()
         .map_err(|e| Error::Image(e.to_string()))?;
     if reader.format().is_none() {
-        return Err(Error::Image("unrecognised format (expected JPEG, PNG, WebP, BMP or PNM)".into()));
+        return Err(Error::Image(
+            "unrecognised format (expected JPEG, PNG, WebP, BMP or PNM)".into(),
+        ));
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| Error::Image(e.to_string()))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| Error::Image(e.to_string()))?;
     // A broken EXIF block must not cost the photo: treat it as upright.
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| Error::Image(e.to_string()))?;
     image.apply_orientation(orientation);
     if image.width() == 0 || image.height() == 0 {
@@ -68,12 +74,16 @@ mod tests {
 
     fn test_image() -> RgbImage {
         // 3×2, every pixel distinct, so rotations are recognisable.
-        RgbImage::from_fn(3, 2, |x, y| image::Rgb([(x * 80) as u8, (y * 200) as u8, 7]))
+        RgbImage::from_fn(3, 2, |x, y| {
+            image::Rgb([(x * 80) as u8, (y * 200) as u8, 7])
+        })
     }
 
     fn png(image: &DynamicImage) -> Vec<u8> {
         let mut bytes = Vec::new();
-        image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
         bytes
     }
 
@@ -81,7 +91,12 @@ mod tests {
     fn jpeg_with_orientation(image: &RgbImage, orientation: u16) -> Vec<u8> {
         let mut jpeg = Vec::new();
         codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100)
-            .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+            .write_image(
+                image.as_raw(),
+                image.width(),
+                image.height(),
+                image::ExtendedColorType::Rgb8,
+            )
             .unwrap();
         let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
         tiff.extend([0, 1]); // one IFD entry
@@ -108,7 +123,12 @@ mod tests {
         assert_eq!(rotated.dimensions(), (2, 3));
         // Stored top-left (0, 0) ends at the top-right after a clockwise quarter turn.
         let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 12);
-        assert!(close(rotated.get_pixel(1, 0).0, upright.get_pixel(0, 0).0), "{:?} vs {:?}", rotated.get_pixel(1, 0), upright.get_pixel(0, 0));
+        assert!(
+            close(rotated.get_pixel(1, 0).0, upright.get_pixel(0, 0).0),
+            "{:?} vs {:?}",
+            rotated.get_pixel(1, 0),
+            upright.get_pixel(0, 0)
+        );
         assert!(close(rotated.get_pixel(0, 2).0, upright.get_pixel(2, 1).0));
     }
 
@@ -116,17 +136,43 @@ mod tests {
     fn grayscale_alpha_and_16_bit_become_rgb8() {
         let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(4, 4, image::Luma([90])));
         assert_eq!(decode(&png(&gray)).unwrap().get_pixel(1, 1).0, [90, 90, 90]);
-        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 0])));
-        assert_eq!(decode(&png(&rgba)).unwrap().get_pixel(0, 0).0, [255, 255, 255], "transparent shows the white page");
-        let half = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 128])));
-        assert_eq!(decode(&png(&half)).unwrap().get_pixel(0, 0).0, [127, 127, 127]);
-        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(4, 4, image::Rgb([65535u16, 0, 32896])));
-        assert_eq!(decode(&png(&deep)).unwrap().get_pixel(3, 3).0, [255, 0, 128]);
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            4,
+            4,
+            image::Rgba([0, 0, 0, 0]),
+        ));
+        assert_eq!(
+            decode(&png(&rgba)).unwrap().get_pixel(0, 0).0,
+            [255, 255, 255],
+            "transparent shows the white page"
+        );
+        let half = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            4,
+            4,
+            image::Rgba([0, 0, 0, 128]),
+        ));
+        assert_eq!(
+            decode(&png(&half)).unwrap().get_pixel(0, 0).0,
+            [127, 127, 127]
+        );
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
+            4,
+            4,
+            image::Rgb([65535u16, 0, 32896]),
+        ));
+        assert_eq!(
+            decode(&png(&deep)).unwrap().get_pixel(3, 3).0,
+            [255, 0, 128]
+        );
     }
 
     #[test]
     fn garbage_is_a_clear_image_error() {
-        for bytes in [&b""[..], b"not an image at all", &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]] {
+        for bytes in [
+            &b""[..],
+            b"not an image at all",
+            &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0],
+        ] {
             match decode(bytes) {
                 Err(Error::Image(reason)) => assert!(!reason.is_empty()),
                 other => panic!("expected Error::Image, got {other:?}"),

@@ -42,22 +42,32 @@ impl MeshData {
             return Err(Error::Invalid("mesh: no triangles".into()));
         }
         if let Some(p) = self.position_of.iter().find(|&&p| p as usize >= v) {
-            return Err(Error::Invalid(format!("mesh: render vertex links to position {p} of {v}")));
+            return Err(Error::Invalid(format!(
+                "mesh: render vertex links to position {p} of {v}"
+            )));
         }
         if let Some(i) = self.triangles.iter().flatten().find(|&&i| i as usize >= r) {
-            return Err(Error::Invalid(format!("mesh: triangle uses render vertex {i} of {r}")));
+            return Err(Error::Invalid(format!(
+                "mesh: triangle uses render vertex {i} of {r}"
+            )));
         }
         Ok(())
     }
 
     /// Positions per render vertex, metres (the form glTF needs).
     pub fn render_positions_m(&self) -> Vec<[f32; 3]> {
-        self.position_of.iter().map(|&p| self.positions[p as usize].map(|c| c * METRES_PER_MM)).collect()
+        self.position_of
+            .iter()
+            .map(|&p| self.positions[p as usize].map(|c| c * METRES_PER_MM))
+            .collect()
     }
 
     /// Normals per render vertex.
     pub fn render_normals(&self) -> Vec<[f32; 3]> {
-        self.position_of.iter().map(|&p| self.normals[p as usize]).collect()
+        self.position_of
+            .iter()
+            .map(|&p| self.normals[p as usize])
+            .collect()
     }
 }
 
@@ -65,7 +75,12 @@ impl MeshData {
 pub fn png_bytes(image: &image::RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .map_err(|e| Error::Image(format!("PNG encoding: {e}")))?;
     Ok(out)
 }
@@ -78,9 +93,21 @@ pub(crate) mod tests {
     /// two triangles' copies of the diagonal's vertices have different uvs.
     pub(crate) fn split_square() -> MeshData {
         MeshData {
-            positions: vec![[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [10.0, 10.0, 0.0], [0.0, 10.0, 0.0]],
+            positions: vec![
+                [0.0, 0.0, 0.0],
+                [10.0, 0.0, 0.0],
+                [10.0, 10.0, 0.0],
+                [0.0, 10.0, 0.0],
+            ],
             normals: vec![[0.0, 0.0, 1.0]; 4],
-            uvs: vec![[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.0], [0.0, 0.0]],
+            uvs: vec![
+                [0.0, 1.0],
+                [1.0, 1.0],
+                [1.0, 0.0],
+                [0.0, 1.0],
+                [0.5, 0.0],
+                [0.0, 0.0],
+            ],
             position_of: vec![0, 1, 2, 0, 2, 3],
             triangles: vec![[0, 1, 2], [3, 4, 5]],
         }
@@ -99,7 +126,8 @@ pub(crate) mod tests {
 
     #[test]
     fn png_round_trips() {
-        let img = image::RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8 * 80, y as u8 * 100, 7]));
+        let img =
+            image::RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8 * 80, y as u8 * 100, 7]));
         let bytes = png_bytes(&img).unwrap();
         let back = image::load_from_memory(&bytes).unwrap().to_rgb8();
         assert_eq!(back, img);

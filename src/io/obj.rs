@@ -39,11 +39,18 @@ pub enum Read {
     Everything,
 }
 
-fn numbers<const N: usize>(fields: &mut std::str::SplitAsciiWhitespace, what: &str) -> std::result::Result<[f64; N], String> {
+fn numbers<const N: usize>(
+    fields: &mut std::str::SplitAsciiWhitespace,
+    what: &str,
+) -> std::result::Result<[f64; N], String> {
     let mut out = [0.0; N];
     for (i, slot) in out.iter_mut().enumerate() {
-        let field = fields.next().ok_or_else(|| format!("`{what}` needs {N} numbers, found {i}"))?;
-        *slot = field.parse::<f64>().map_err(|_| format!("`{what}`: {field:?} is not a number"))?;
+        let field = fields
+            .next()
+            .ok_or_else(|| format!("`{what}` needs {N} numbers, found {i}"))?;
+        *slot = field
+            .parse::<f64>()
+            .map_err(|_| format!("`{what}`: {field:?} is not a number"))?;
         if !slot.is_finite() {
             return Err(format!("`{what}`: {field:?} is not finite"));
         }
@@ -53,13 +60,16 @@ fn numbers<const N: usize>(fields: &mut std::str::SplitAsciiWhitespace, what: &s
 
 /// OBJ indices are 1-based, or negative counting back from the last element defined so far.
 fn index(field: &str, defined: usize, what: &str) -> std::result::Result<u32, String> {
-    let i: i64 = field.parse().map_err(|_| format!("face corner: {what} index {field:?} is not an integer"))?;
+    let i: i64 = field
+        .parse()
+        .map_err(|_| format!("face corner: {what} index {field:?} is not an integer"))?;
     let resolved = match i {
         0 => return Err(format!("face corner: {what} index 0 (OBJ counts from 1)")),
         i if i > 0 => i - 1,
         i => defined as i64 + i,
     };
-    u32::try_from(resolved).map_err(|_| format!("face corner: {what} index {i} refers before the first one"))
+    u32::try_from(resolved)
+        .map_err(|_| format!("face corner: {what} index {i} refers before the first one"))
 }
 
 fn corner(field: &str, positions: usize, uvs: usize) -> std::result::Result<Corner, String> {
@@ -74,22 +84,39 @@ fn corner(field: &str, positions: usize, uvs: usize) -> std::result::Result<Corn
 
 /// Parses OBJ text; `name` labels errors, which give the line number and what is wrong.
 pub fn parse(bytes: &[u8], name: &str, read: Read) -> Result<ObjMesh> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| Error::model(name, format!("not UTF-8 text (invalid byte at offset {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::model(
+            name,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
     let mut mesh = ObjMesh::default();
     let mut material = None;
     for (line_number, line) in text.lines().enumerate() {
         let at = |reason: String| Error::model(name, format!("line {}: {reason}", line_number + 1));
         let mut fields = line.split_ascii_whitespace();
         match fields.next() {
-            Some("v") => mesh.positions.push(numbers::<3>(&mut fields, "v").map_err(at)?),
-            Some("vt") if read == Read::Everything => mesh.uvs.push(numbers::<2>(&mut fields, "vt").map_err(at)?),
+            Some("v") => mesh
+                .positions
+                .push(numbers::<3>(&mut fields, "v").map_err(at)?),
+            Some("vt") if read == Read::Everything => {
+                mesh.uvs.push(numbers::<2>(&mut fields, "vt").map_err(at)?)
+            }
             Some("usemtl") if read == Read::Everything => {
-                let m = fields.next().ok_or_else(|| at("`usemtl` without a name".into()))?;
-                let i = mesh.materials.iter().position(|x| x == m).unwrap_or_else(|| {
-                    mesh.materials.push(m.to_string());
-                    mesh.materials.len() - 1
-                });
+                let m = fields
+                    .next()
+                    .ok_or_else(|| at("`usemtl` without a name".into()))?;
+                let i = mesh
+                    .materials
+                    .iter()
+                    .position(|x| x == m)
+                    .unwrap_or_else(|| {
+                        mesh.materials.push(m.to_string());
+                        mesh.materials.len() - 1
+                    });
                 material = Some(i as u32);
             }
             Some("f") if read == Read::Everything => {
@@ -98,7 +125,10 @@ pub fn parse(bytes: &[u8], name: &str, read: Read) -> Result<ObjMesh> {
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(at)?;
                 if corners.len() < 3 {
-                    return Err(at(format!("a face needs at least 3 corners, found {}", corners.len())));
+                    return Err(at(format!(
+                        "a face needs at least 3 corners, found {}",
+                        corners.len()
+                    )));
                 }
                 mesh.polygons.push(Polygon { corners, material });
             }
@@ -111,7 +141,11 @@ pub fn parse(bytes: &[u8], name: &str, read: Read) -> Result<ObjMesh> {
             if c.position as usize >= np || c.uv.is_some_and(|t| t as usize >= nt) {
                 return Err(Error::model(
                     name,
-                    format!("face {p} refers to vertex {} / texture coordinate {:?}, but the file has {np} vertices and {nt} texture coordinates", c.position + 1, c.uv.map(|t| t + 1)),
+                    format!(
+                        "face {p} refers to vertex {} / texture coordinate {:?}, but the file has {np} vertices and {nt} texture coordinates",
+                        c.position + 1,
+                        c.uv.map(|t| t + 1)
+                    ),
                 ));
             }
         }
@@ -132,7 +166,10 @@ pub struct ObjFiles {
 pub fn write(mesh: &MeshData, name: &str, texture_file: Option<&str>) -> Result<ObjFiles> {
     mesh.check()?;
     let mut obj = String::with_capacity(64 * mesh.uvs.len());
-    let _ = writeln!(obj, "# ganfit face mesh, positions in metres\nmtllib {name}.mtl\no {name}");
+    let _ = writeln!(
+        obj,
+        "# ganfit face mesh, positions in metres\nmtllib {name}.mtl\no {name}"
+    );
     for p in &mesh.positions {
         let [x, y, z] = p.map(|c| c * METRES_PER_MM);
         let _ = writeln!(obj, "v {x} {y} {z}");
@@ -152,7 +189,9 @@ pub fn write(mesh: &MeshData, name: &str, texture_file: Option<&str>) -> Result<
         }
         obj.push('\n');
     }
-    let mut mtl = format!("# ganfit face material\nnewmtl {name}\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n");
+    let mut mtl = format!(
+        "# ganfit face material\nnewmtl {name}\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
+    );
     if let Some(file) = texture_file {
         let _ = writeln!(mtl, "map_Kd {file}");
     }
@@ -222,7 +261,21 @@ mod tests {
         for (i, uv) in back.uvs.iter().enumerate() {
             assert!((uv[1] - (1.0 - mesh.uvs[i][1] as f64)).abs() < 1e-9);
         }
-        let corners: Vec<(u32, Option<u32>)> = back.polygons.iter().flat_map(|p| p.corners.iter().map(|c| (c.position, c.uv))).collect();
-        assert_eq!(corners, vec![(0, Some(0)), (1, Some(1)), (2, Some(2)), (0, Some(3)), (2, Some(4)), (3, Some(5))]);
+        let corners: Vec<(u32, Option<u32>)> = back
+            .polygons
+            .iter()
+            .flat_map(|p| p.corners.iter().map(|c| (c.position, c.uv)))
+            .collect();
+        assert_eq!(
+            corners,
+            vec![
+                (0, Some(0)),
+                (1, Some(1)),
+                (2, Some(2)),
+                (0, Some(3)),
+                (2, Some(4)),
+                (3, Some(5))
+            ]
+        );
     }
 }

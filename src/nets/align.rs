@@ -44,8 +44,12 @@ impl Rect {
         let width = (self.x + self.width - x).min(image_width as f64 - x);
         let height = (self.y + self.height - y).min(image_height as f64 - y);
         let (x, y, width, height) = (x.floor(), y.floor(), width.floor(), height.floor());
-        (width > 0.0 && height > 0.0 && x.is_finite() && y.is_finite())
-            .then_some(PixelRect { x: x as u32, y: y as u32, width: width as u32, height: height as u32 })
+        (width > 0.0 && height > 0.0 && x.is_finite() && y.is_finite()).then_some(PixelRect {
+            x: x as u32,
+            y: y as u32,
+            width: width as u32,
+            height: height as u32,
+        })
     }
 }
 
@@ -70,10 +74,20 @@ pub struct Affine {
 }
 
 impl Affine {
-    pub const IDENTITY: Affine = Affine { a: 1.0, b: 0.0, c: 0.0, d: 1.0, tx: 0.0, ty: 0.0 };
+    pub const IDENTITY: Affine = Affine {
+        a: 1.0,
+        b: 0.0,
+        c: 0.0,
+        d: 1.0,
+        tx: 0.0,
+        ty: 0.0,
+    };
 
     pub fn apply(&self, [x, y]: [f64; 2]) -> [f64; 2] {
-        [self.a * x + self.b * y + self.tx, self.c * x + self.d * y + self.ty]
+        [
+            self.a * x + self.b * y + self.tx,
+            self.c * x + self.d * y + self.ty,
+        ]
     }
 
     pub fn inverse(&self) -> Option<Affine> {
@@ -82,7 +96,14 @@ impl Affine {
             return None;
         }
         let (a, b, c, d) = (self.d / det, -self.b / det, -self.c / det, self.a / det);
-        Some(Affine { a, b, c, d, tx: -(a * self.tx + b * self.ty), ty: -(c * self.tx + d * self.ty) })
+        Some(Affine {
+            a,
+            b,
+            c,
+            d,
+            tx: -(a * self.tx + b * self.ty),
+            ty: -(c * self.tx + d * self.ty),
+        })
     }
 
     /// The scale of a similarity (geometric mean of the axes for a general affine).
@@ -114,7 +135,14 @@ impl Affine {
             return None;
         }
         let (a, c) = (re / norm, im / norm);
-        Some(Affine { a, b: -c, c, d: a, tx: mt[0] - (a * mf[0] - c * mf[1]), ty: mt[1] - (c * mf[0] + a * mf[1]) })
+        Some(Affine {
+            a,
+            b: -c,
+            c,
+            d: a,
+            tx: mt[0] - (a * mf[0] - c * mf[1]),
+            ty: mt[1] - (c * mf[0] + a * mf[1]),
+        })
     }
 }
 
@@ -140,10 +168,20 @@ impl SquareCrop {
     pub fn new(rect: PixelRect, size: usize, centre: bool) -> Self {
         let (w, h) = (rect.width, rect.height);
         let diff = w.abs_diff(h);
-        let after = if centre { (diff as f64 * 0.5 + 0.5).floor() as u32 } else { diff };
+        let after = if centre {
+            (diff as f64 * 0.5 + 0.5).floor() as u32
+        } else {
+            diff
+        };
         let before = if centre { diff - after } else { 0 };
         let (pad_x, pad_y) = if h > w { (before, 0) } else { (0, before) };
-        Self { rect, side: w.max(h), pad_x, pad_y, size }
+        Self {
+            rect,
+            side: w.max(h),
+            pad_x,
+            pad_y,
+            size,
+        }
     }
 
     /// WeightSource pixels per input pixel.
@@ -157,14 +195,24 @@ impl SquareCrop {
     pub fn transform(&self) -> Affine {
         let s = self.ratio();
         let t = |pad: u32, origin: u32| 0.5 - 0.5 * s - pad as f64 + origin as f64;
-        Affine { a: s, b: 0.0, c: 0.0, d: s, tx: t(self.pad_x, self.rect.x), ty: t(self.pad_y, self.rect.y) }
+        Affine {
+            a: s,
+            b: 0.0,
+            c: 0.0,
+            d: s,
+            tx: t(self.pad_x, self.rect.x),
+            ty: t(self.pad_y, self.rect.y),
+        }
     }
 
     /// A network output given as a fraction of the input side (face-api's landmark outputs)
     /// in image coordinates of this crate's convention.
     pub fn relative_to_image(&self, [u, v]: [f64; 2]) -> [f64; 2] {
         let s = self.side as f64;
-        [u * s - self.pad_x as f64 + self.rect.x as f64 + 0.5, v * s - self.pad_y as f64 + self.rect.y as f64 + 0.5]
+        [
+            u * s - self.pad_x as f64 + self.rect.x as f64 + 0.5,
+            v * s - self.pad_y as f64 + self.rect.y as f64 + 0.5,
+        ]
     }
 
     /// The network input, NHWC `size × size × 3` in [0, 1].
@@ -178,7 +226,9 @@ impl SquareCrop {
             if ix < 0 || iy < 0 || ix >= self.rect.width as i64 || iy >= self.rect.height as i64 {
                 return [0.0; 3];
             }
-            let p = image.get_pixel(self.rect.x + ix as u32, self.rect.y + iy as u32).0;
+            let p = image
+                .get_pixel(self.rect.x + ix as u32, self.rect.y + iy as u32)
+                .0;
             [p[0] as f64, p[1] as f64, p[2] as f64]
         };
         let last = self.side as i64 - 1;
@@ -208,7 +258,8 @@ impl SquareCrop {
                     let (ry, rx) = (fy - y0, fx - x0);
                     let (y1, x1) = ((fy.ceil() as i64).min(last), (fx.ceil() as i64).min(last));
                     let (y0, x0) = (y0 as i64, x0 as i64);
-                    let (tl, tr, bl, br) = (pixel(x0, y0), pixel(x1, y0), pixel(x0, y1), pixel(x1, y1));
+                    let (tl, tr, bl, br) =
+                        (pixel(x0, y0), pixel(x1, y0), pixel(x0, y1), pixel(x1, y1));
                     std::array::from_fn(|ch| {
                         let top = tl[ch] + (tr[ch] - tl[ch]) * rx;
                         let bottom = bl[ch] + (br[ch] - bl[ch]) * rx;
@@ -227,19 +278,32 @@ impl SquareCrop {
 
 /// ArcFace's 112×112 five-point template (insightface `arcface_dst`: left eye, right eye, nose
 /// tip, left and right mouth corner, image left first), in OpenCV's pixel convention.
-pub const ARCFACE_TEMPLATE_112: [[f64; 2]; 5] =
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
+pub const ARCFACE_TEMPLATE_112: [[f64; 2]; 5] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+];
 
 fn mean_point(points: &[[f32; 2]]) -> [f64; 2] {
     let n = points.len().max(1) as f64;
-    let s = points.iter().fold([0.0, 0.0], |a, p| [a[0] + p[0] as f64, a[1] + p[1] as f64]);
+    let s = points
+        .iter()
+        .fold([0.0, 0.0], |a, p| [a[0] + p[0] as f64, a[1] + p[1] as f64]);
     [s[0] / n, s[1] / n]
 }
 
 /// Eye centres, nose tip and mouth corners from the 68 iBUG points.
 pub fn five_points(landmarks: &[[f32; 2]; 68]) -> [[f64; 2]; 5] {
     let p = |i: usize| [landmarks[i][0] as f64, landmarks[i][1] as f64];
-    [mean_point(&landmarks[36..42]), mean_point(&landmarks[42..48]), p(30), p(48), p(54)]
+    [
+        mean_point(&landmarks[36..42]),
+        mean_point(&landmarks[42..48]),
+        p(30),
+        p(48),
+        p(54),
+    ]
 }
 
 /// The ArcFace crop for MobileFaceNet: crop (112², this crate's convention) to image. As in
@@ -248,7 +312,9 @@ pub fn arcface_transform(landmarks: &[[f32; 2]; 68]) -> Result<Affine> {
     let template = ARCFACE_TEMPLATE_112.map(|[x, y]| [x + 0.5, y + 0.5]);
     Affine::estimate_similarity(&five_points(landmarks), &template)
         .and_then(|to_crop| to_crop.inverse())
-        .ok_or_else(|| Error::Invalid("degenerate landmarks: no similarity to the ArcFace template".into()))
+        .ok_or_else(|| {
+            Error::Invalid("degenerate landmarks: no similarity to the ArcFace template".into())
+        })
 }
 
 /// face-api's descriptor chip (`FaceLandmarks.align` with `useDlibAlignment`): a square of side
@@ -256,17 +322,36 @@ pub fn arcface_transform(landmarks: &[[f32; 2]; 68]) -> Result<Affine> {
 /// and mouth centroids, clipped to the image, padded back to a square and resized to 150.
 /// face-api also caps the side by the landmark crop's size plus the offset, which never binds
 /// for a face inside its own detection box, so the cap is left out.
-pub fn faceapi_chip(landmarks: &[[f32; 2]; 68], image_width: u32, image_height: u32, size: usize) -> Option<SquareCrop> {
+pub fn faceapi_chip(
+    landmarks: &[[f32; 2]; 68],
+    image_width: u32,
+    image_height: u32,
+    size: usize,
+) -> Option<SquareCrop> {
     // face-api's landmark positions put pixel centres at integers.
     let shifted: Vec<[f32; 2]> = landmarks.iter().map(|p| [p[0] - 0.5, p[1] - 0.5]).collect();
-    let centres = [mean_point(&shifted[36..42]), mean_point(&shifted[42..48]), mean_point(&shifted[48..68])];
-    let distance = |a: [f64; 2], b: [f64; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+    let centres = [
+        mean_point(&shifted[36..42]),
+        mean_point(&shifted[42..48]),
+        mean_point(&shifted[48..68]),
+    ];
+    let distance =
+        |a: [f64; 2], b: [f64; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
     let eye_to_mouth = (distance(centres[2], centres[0]) + distance(centres[2], centres[1])) / 2.0;
     let side = (eye_to_mouth / 0.45).floor();
-    let reference = [(centres[0][0] + centres[1][0] + centres[2][0]) / 3.0, (centres[0][1] + centres[1][1] + centres[2][1]) / 3.0];
+    let reference = [
+        (centres[0][0] + centres[1][0] + centres[2][0]) / 3.0,
+        (centres[0][1] + centres[1][1] + centres[2][1]) / 3.0,
+    ];
     let x = (reference[0] - 0.5 * side).max(0.0).floor();
     let y = (reference[1] - 0.43 * side).max(0.0).floor();
-    let rect = Rect { x, y, width: side, height: side }.clip_to_pixels(image_width, image_height)?;
+    let rect = Rect {
+        x,
+        y,
+        width: side,
+        height: side,
+    }
+    .clip_to_pixels(image_width, image_height)?;
     Some(SquareCrop::new(rect, size, true))
 }
 
@@ -293,7 +378,12 @@ pub fn warp(image: Tensor<4>, transforms: &[Affine], out_size: usize) -> Result<
 }
 
 /// Texture coordinates and inside-the-image mask of each output pixel.
-fn sampling_grid(transforms: &[Affine], out_size: usize, width: usize, height: usize) -> (Vec<f32>, Vec<f32>) {
+fn sampling_grid(
+    transforms: &[Affine],
+    out_size: usize,
+    width: usize,
+    height: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let mut uv = Vec::with_capacity(transforms.len() * out_size * out_size * 2);
     let mut mask = Vec::with_capacity(transforms.len() * out_size * out_size);
     for t in transforms {
@@ -302,7 +392,8 @@ fn sampling_grid(transforms: &[Affine], out_size: usize, width: usize, height: u
                 let [x, y] = t.apply([j as f64 + 0.5, i as f64 + 0.5]);
                 uv.push((x / width as f64) as f32);
                 uv.push((y / height as f64) as f32);
-                let inside = (0.0..=width as f64).contains(&x) && (0.0..=height as f64).contains(&y);
+                let inside =
+                    (0.0..=width as f64).contains(&x) && (0.0..=height as f64).contains(&y);
                 mask.push(inside as u8 as f32);
             }
         }
@@ -314,20 +405,52 @@ fn sampling_grid(transforms: &[Affine], out_size: usize, width: usize, height: u
 /// covers is converted, so huge photos cost no more than small ones.
 pub fn warp_image(image: &RgbImage, transform: &Affine, out_size: usize) -> Vec<f32> {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let corners = [[0.0, 0.0], [out_size as f64, 0.0], [0.0, out_size as f64], [out_size as f64, out_size as f64]].map(|p| transform.apply(p));
-    let lo = |k: usize, n: usize| (corners.iter().map(|p| p[k]).fold(f64::INFINITY, f64::min).floor() - 2.0).clamp(0.0, n as f64 - 1.0) as usize;
-    let hi = |k: usize, n: usize| (corners.iter().map(|p| p[k]).fold(f64::NEG_INFINITY, f64::max).ceil() + 2.0).clamp(1.0, n as f64) as usize;
+    let corners = [
+        [0.0, 0.0],
+        [out_size as f64, 0.0],
+        [0.0, out_size as f64],
+        [out_size as f64, out_size as f64],
+    ]
+    .map(|p| transform.apply(p));
+    let lo = |k: usize, n: usize| {
+        (corners
+            .iter()
+            .map(|p| p[k])
+            .fold(f64::INFINITY, f64::min)
+            .floor()
+            - 2.0)
+            .clamp(0.0, n as f64 - 1.0) as usize
+    };
+    let hi = |k: usize, n: usize| {
+        (corners
+            .iter()
+            .map(|p| p[k])
+            .fold(f64::NEG_INFINITY, f64::max)
+            .ceil()
+            + 2.0)
+            .clamp(1.0, n as f64) as usize
+    };
     let (x0, y0) = (lo(0, w), lo(1, h));
     let (x1, y1) = (hi(0, w).max(x0 + 1), hi(1, h).max(y0 + 1));
     let (rw, rh) = (x1 - x0, y1 - y0);
     let mut map = Vec::with_capacity(rw * rh * 3);
     for y in y0..y1 {
         for x in x0..x1 {
-            map.extend(image.get_pixel(x as u32, y as u32).0.iter().map(|&v| v as f32 / 255.0));
+            map.extend(
+                image
+                    .get_pixel(x as u32, y as u32)
+                    .0
+                    .iter()
+                    .map(|&v| v as f32 / 255.0),
+            );
         }
     }
     // The same transform relative to the region; outside-the-image tests use the whole photo.
-    let region = Affine { tx: transform.tx - x0 as f64, ty: transform.ty - y0 as f64, ..*transform };
+    let region = Affine {
+        tx: transform.tx - x0 as f64,
+        ty: transform.ty - y0 as f64,
+        ..*transform
+    };
     let (uv, _) = sampling_grid(&[region], out_size, rw, rh);
     let (_, mask) = sampling_grid(&[*transform], out_size, w, h);
     let dims = render::texture::Dims {
@@ -350,7 +473,13 @@ pub fn warp_image(image: &RgbImage, transform: &Affine, out_size: usize) -> Vec<
 /// An RGB8 photo as an NHWC tensor `[1, H, W, 3]` in [0, 1].
 pub fn image_tensor(image: &RgbImage, device: &burn::tensor::Device) -> Tensor<4> {
     let values: Vec<f32> = image.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
-    Tensor::from_data(TensorData::new(values, [1, image.height() as usize, image.width() as usize, 3]), device)
+    Tensor::from_data(
+        TensorData::new(
+            values,
+            [1, image.height() as usize, image.width() as usize, 3],
+        ),
+        device,
+    )
 }
 
 #[cfg(test)]
@@ -359,7 +488,14 @@ mod tests {
 
     #[test]
     fn similarity_is_recovered_exactly_and_inverts() {
-        let truth = Affine { a: 1.3 * 0.3f64.cos(), b: -1.3 * 0.3f64.sin(), c: 1.3 * 0.3f64.sin(), d: 1.3 * 0.3f64.cos(), tx: 12.0, ty: -4.0 };
+        let truth = Affine {
+            a: 1.3 * 0.3f64.cos(),
+            b: -1.3 * 0.3f64.sin(),
+            c: 1.3 * 0.3f64.sin(),
+            d: 1.3 * 0.3f64.cos(),
+            tx: 12.0,
+            ty: -4.0,
+        };
         let from = [[1.0, 2.0], [10.0, 3.0], [4.0, 9.0], [7.0, 7.0]];
         let to = from.map(|p| truth.apply(p));
         let fit = Affine::estimate_similarity(&from, &to).unwrap();
@@ -370,33 +506,91 @@ mod tests {
         let back = fit.inverse().unwrap().apply(to[2]);
         assert!((back[0] - from[2][0]).abs() < 1e-9 && (back[1] - from[2][1]).abs() < 1e-9);
         assert!((fit.scale() - 1.3).abs() < 1e-9);
-        assert!(Affine::estimate_similarity(&[[1.0, 1.0], [1.0, 1.0]], &[[0.0, 0.0], [1.0, 0.0]]).is_none());
+        assert!(
+            Affine::estimate_similarity(&[[1.0, 1.0], [1.0, 1.0]], &[[0.0, 0.0], [1.0, 0.0]])
+                .is_none()
+        );
     }
 
     #[test]
     fn pad_to_square_matches_face_api() {
         // face-api: append round(diff / 2) after, the rest before; odd diff 5 -> 3 after, 2 before.
-        let crop = SquareCrop::new(PixelRect { x: 10, y: 20, width: 30, height: 35 }, 112, true);
+        let crop = SquareCrop::new(
+            PixelRect {
+                x: 10,
+                y: 20,
+                width: 30,
+                height: 35,
+            },
+            112,
+            true,
+        );
         assert_eq!((crop.side, crop.pad_x, crop.pad_y), (35, 2, 0));
-        let crop = SquareCrop::new(PixelRect { x: 0, y: 0, width: 40, height: 30 }, 512, false);
+        let crop = SquareCrop::new(
+            PixelRect {
+                x: 0,
+                y: 0,
+                width: 40,
+                height: 30,
+            },
+            512,
+            false,
+        );
         assert_eq!((crop.side, crop.pad_x, crop.pad_y), (40, 0, 0));
     }
 
     #[test]
     fn clip_follows_face_api() {
-        let r = Rect { x: -3.7, y: 5.2, width: 50.9, height: 200.0 };
-        assert_eq!(r.clip_to_pixels(40, 100), Some(PixelRect { x: 0, y: 5, width: 40, height: 94 }));
-        assert_eq!(Rect { x: 50.0, y: 0.0, width: 10.0, height: 10.0 }.clip_to_pixels(40, 40), None);
+        let r = Rect {
+            x: -3.7,
+            y: 5.2,
+            width: 50.9,
+            height: 200.0,
+        };
+        assert_eq!(
+            r.clip_to_pixels(40, 100),
+            Some(PixelRect {
+                x: 0,
+                y: 5,
+                width: 40,
+                height: 94
+            })
+        );
+        assert_eq!(
+            Rect {
+                x: 50.0,
+                y: 0.0,
+                width: 10.0,
+                height: 10.0
+            }
+            .clip_to_pixels(40, 40),
+            None
+        );
     }
 
     fn gradient_image(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) * 3 % 256) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x + y) * 3 % 256) as u8,
+            ])
+        })
     }
 
     #[test]
     fn square_crop_without_resize_is_the_padded_slice() {
         let image = gradient_image(50, 40);
-        let crop = SquareCrop::new(PixelRect { x: 5, y: 3, width: 20, height: 16 }, 20, true);
+        let crop = SquareCrop::new(
+            PixelRect {
+                x: 5,
+                y: 3,
+                width: 20,
+                height: 16,
+            },
+            20,
+            true,
+        );
         let input = crop.sample(&image);
         // 4 rows of padding: 2 after, 2 before.
         assert_eq!(crop.pad_y, 2);
@@ -412,58 +606,116 @@ mod tests {
         // A linear ramp survives bilinear resampling exactly, so each sample's value tells where
         // it was taken: check it against the crop transform at the sample's pixel centre.
         let image = RgbImage::from_fn(300, 200, |x, _| image::Rgb([(x * 255 / 299) as u8, 0, 0]));
-        let crop = SquareCrop::new(PixelRect { x: 40, y: 30, width: 150, height: 150 }, 112, true);
+        let crop = SquareCrop::new(
+            PixelRect {
+                x: 40,
+                y: 30,
+                width: 150,
+                height: 150,
+            },
+            112,
+            true,
+        );
         let input = crop.sample(&image);
         let t = crop.transform();
         for c in [3usize, 50, 100] {
             let [x, _] = t.apply([c as f64 + 0.5, 10.5]);
             let expected = ((x - 0.5) * 255.0 / 299.0) / 255.0;
             let got = input[(10 * 112 + c) * 3] as f64;
-            assert!((got - expected).abs() < 0.01, "column {c}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() < 0.01,
+                "column {c}: {got} vs {expected}"
+            );
         }
     }
 
     #[test]
     fn huge_reductions_are_area_averaged() {
         // A fine checkerboard averages to grey instead of aliasing to black or white.
-        let image = RgbImage::from_fn(4000, 4000, |x, y| if (x + y) % 2 == 0 { image::Rgb([255; 3]) } else { image::Rgb([0; 3]) });
-        let crop = SquareCrop::new(PixelRect { x: 0, y: 0, width: 4000, height: 4000 }, 64, false);
+        let image = RgbImage::from_fn(4000, 4000, |x, y| {
+            if (x + y) % 2 == 0 {
+                image::Rgb([255; 3])
+            } else {
+                image::Rgb([0; 3])
+            }
+        });
+        let crop = SquareCrop::new(
+            PixelRect {
+                x: 0,
+                y: 0,
+                width: 4000,
+                height: 4000,
+            },
+            64,
+            false,
+        );
         let input = crop.sample(&image);
-        let interior: Vec<f32> = (1..63).flat_map(|r| (1..63).map(move |c| (r * 64 + c) * 3)).map(|i| input[i]).collect();
-        assert!(interior.iter().all(|&v| (v - 0.5).abs() < 0.05), "min {:?}", interior.iter().cloned().fold(1.0, f32::min));
+        let interior: Vec<f32> = (1..63)
+            .flat_map(|r| (1..63).map(move |c| (r * 64 + c) * 3))
+            .map(|i| input[i])
+            .collect();
+        assert!(
+            interior.iter().all(|&v| (v - 0.5).abs() < 0.05),
+            "min {:?}",
+            interior.iter().cloned().fold(1.0, f32::min)
+        );
     }
 
     #[test]
     fn arcface_transform_maps_template_to_landmarks() {
         let mut l = [[0f32; 2]; 68];
         // Eyes as 6 equal points, so their centres are exact.
-        let pts = ARCFACE_TEMPLATE_112.map(|[x, y]| [(2.0 * x + 100.0) as f32, (2.0 * y + 40.0) as f32]);
+        let pts =
+            ARCFACE_TEMPLATE_112.map(|[x, y]| [(2.0 * x + 100.0) as f32, (2.0 * y + 40.0) as f32]);
         l[36..42].iter_mut().for_each(|p| *p = pts[0]);
         l[42..48].iter_mut().for_each(|p| *p = pts[1]);
         l[30] = pts[2];
         l[48] = pts[3];
         l[54] = pts[4];
         let t = arcface_transform(&l).unwrap();
-        let p = t.apply([ARCFACE_TEMPLATE_112[2][0] + 0.5, ARCFACE_TEMPLATE_112[2][1] + 0.5]);
-        assert!((p[0] - pts[2][0] as f64).abs() < 1e-3 && (p[1] - pts[2][1] as f64).abs() < 1e-3, "{p:?}");
+        let p = t.apply([
+            ARCFACE_TEMPLATE_112[2][0] + 0.5,
+            ARCFACE_TEMPLATE_112[2][1] + 0.5,
+        ]);
+        assert!(
+            (p[0] - pts[2][0] as f64).abs() < 1e-3 && (p[1] - pts[2][1] as f64).abs() < 1e-3,
+            "{p:?}"
+        );
         assert!((t.scale() - 2.0).abs() < 1e-6);
     }
 
     #[test]
     fn warp_image_matches_direct_bilinear_sampling() {
         let image = gradient_image(64, 48);
-        let t = Affine { a: 0.8, b: -0.3, c: 0.3, d: 0.8, tx: 20.0, ty: 5.0 };
+        let t = Affine {
+            a: 0.8,
+            b: -0.3,
+            c: 0.3,
+            d: 0.8,
+            tx: 20.0,
+            ty: 5.0,
+        };
         let out = warp_image(&image, &t, 16);
         for (i, j) in [(0usize, 0usize), (5, 9), (15, 15)] {
             let [x, y] = t.apply([j as f64 + 0.5, i as f64 + 0.5]);
             let (fx, fy) = (x - 0.5, y - 0.5);
             let (x0, y0) = (fx.floor(), fy.floor());
-            let at = |xx: f64, yy: f64| image.get_pixel(xx.clamp(0.0, 63.0) as u32, yy.clamp(0.0, 47.0) as u32).0[1] as f64 / 255.0;
+            let at = |xx: f64, yy: f64| {
+                image
+                    .get_pixel(xx.clamp(0.0, 63.0) as u32, yy.clamp(0.0, 47.0) as u32)
+                    .0[1] as f64
+                    / 255.0
+            };
             let (ax, ay) = (fx - x0, fy - y0);
-            let v = (at(x0, y0) * (1.0 - ax) + at(x0 + 1.0, y0) * ax) * (1.0 - ay) + (at(x0, y0 + 1.0) * (1.0 - ax) + at(x0 + 1.0, y0 + 1.0) * ax) * ay;
+            let v = (at(x0, y0) * (1.0 - ax) + at(x0 + 1.0, y0) * ax) * (1.0 - ay)
+                + (at(x0, y0 + 1.0) * (1.0 - ax) + at(x0 + 1.0, y0 + 1.0) * ax) * ay;
             let inside = (0.0..=64.0).contains(&x) && (0.0..=48.0).contains(&y);
             let want = if inside { v } else { 0.0 };
-            assert!((out[(i * 16 + j) * 3 + 1] as f64 - want).abs() < 1e-4, "({i}, {j}): {} vs {want}", out[(i * 16 + j) * 3 + 1]);
+            assert!(
+                (out[(i * 16 + j) * 3 + 1] as f64 - want).abs() < 1e-4,
+                "({i}, {j}): {} vs {want}",
+                out[(i * 16 + j) * 3 + 1]
+            );
         }
     }
 }

@@ -38,17 +38,45 @@ pub struct SeparableConv {
 }
 
 impl SeparableConv {
-    fn build(source: &mut WeightSource, prefix: &str, channels: [usize; 2], stride: usize, separable: bool, device: &Device) -> Result<Self> {
+    fn build(
+        source: &mut WeightSource,
+        prefix: &str,
+        channels: [usize; 2],
+        stride: usize,
+        separable: bool,
+        device: &Device,
+    ) -> Result<Self> {
         let bias = format!("{prefix}/bias");
         if !separable {
             let filters = format!("{prefix}/filters");
-            let conv = layers::conv(source, ConvSpec::new(&filters, 3, channels, stride, Bias::Plain(&bias)), device)?;
-            return Ok(Self { depthwise: None, conv });
+            let conv = layers::conv(
+                source,
+                ConvSpec::new(&filters, 3, channels, stride, Bias::Plain(&bias)),
+                device,
+            )?;
+            return Ok(Self {
+                depthwise: None,
+                conv,
+            });
         }
-        let (dw, pw) = (format!("{prefix}/depthwise_filter"), format!("{prefix}/pointwise_filter"));
-        let depthwise = layers::conv(source, ConvSpec::depthwise(&dw, 3, channels[0], stride, Bias::None), device)?;
-        let conv = layers::conv(source, ConvSpec::new(&pw, 1, channels, 1, Bias::Plain(&bias)), device)?;
-        Ok(Self { depthwise: Some(depthwise), conv })
+        let (dw, pw) = (
+            format!("{prefix}/depthwise_filter"),
+            format!("{prefix}/pointwise_filter"),
+        );
+        let depthwise = layers::conv(
+            source,
+            ConvSpec::depthwise(&dw, 3, channels[0], stride, Bias::None),
+            device,
+        )?;
+        let conv = layers::conv(
+            source,
+            ConvSpec::new(&pw, 1, channels, 1, Bias::Plain(&bias)),
+            device,
+        )?;
+        Ok(Self {
+            depthwise: Some(depthwise),
+            conv,
+        })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -67,10 +95,30 @@ pub struct DenseBlock {
 }
 
 impl DenseBlock {
-    fn build(source: &mut WeightSource, prefix: &str, channels: [usize; 2], first: bool, device: &Device) -> Result<Self> {
-        let mut convs = vec![SeparableConv::build(source, &format!("{prefix}/conv0"), channels, 2, !first, device)?];
+    fn build(
+        source: &mut WeightSource,
+        prefix: &str,
+        channels: [usize; 2],
+        first: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut convs = vec![SeparableConv::build(
+            source,
+            &format!("{prefix}/conv0"),
+            channels,
+            2,
+            !first,
+            device,
+        )?];
         for i in 1..4 {
-            convs.push(SeparableConv::build(source, &format!("{prefix}/conv{i}"), [channels[1]; 2], 1, true, device)?);
+            convs.push(SeparableConv::build(
+                source,
+                &format!("{prefix}/conv{i}"),
+                [channels[1]; 2],
+                1,
+                true,
+                device,
+            )?);
         }
         Ok(Self { convs })
     }
@@ -98,7 +146,15 @@ impl FaceLandmark68Net {
     pub fn build(source: &mut WeightSource, device: &Device) -> Result<Self> {
         let channels = [3, 32, 64, 128, 256];
         let blocks = (0..4)
-            .map(|i| DenseBlock::build(source, &format!("dense{i}"), [channels[i], channels[i + 1]], i == 0, device))
+            .map(|i| {
+                DenseBlock::build(
+                    source,
+                    &format!("dense{i}"),
+                    [channels[i], channels[i + 1]],
+                    i == 0,
+                    device,
+                )
+            })
             .collect::<Result<_>>()?;
         let fc = layers::linear(source, "fc/weights", Some("fc/bias"), [256, 136], device)?;
         Ok(Self { blocks, fc })
@@ -109,7 +165,10 @@ impl FaceLandmark68Net {
     pub fn forward(&self, input: Tensor<4>) -> Result<Tensor<2>> {
         layers::check_input("the landmark network", &input, INPUT_SIZE)?;
         let device = input.device();
-        let mean = Tensor::<1>::from_data(TensorData::new(FACE_API_MEAN_RGB.map(|m| m / 255.0).to_vec(), [3]), &device);
+        let mean = Tensor::<1>::from_data(
+            TensorData::new(FACE_API_MEAN_RGB.map(|m| m / 255.0).to_vec(), [3]),
+            &device,
+        );
         let mut x = layers::nhwc_to_nchw(input - mean.reshape([1, 1, 1, 3]));
         for block in &self.blocks {
             x = block.forward(x);
@@ -120,9 +179,17 @@ impl FaceLandmark68Net {
     }
 
     /// The 68 points of a detected face, in image pixels.
-    pub async fn landmarks68(&self, image: &RgbImage, face: &Detection, device: &Device) -> Result<Points68> {
+    pub async fn landmarks68(
+        &self,
+        image: &RgbImage,
+        face: &Detection,
+        device: &Device,
+    ) -> Result<Points68> {
         let crop = input_crop(face, image.width(), image.height())?;
-        let input = Tensor::<4>::from_data(TensorData::new(crop.sample(image), [1, INPUT_SIZE, INPUT_SIZE, 3]), device);
+        let input = Tensor::<4>::from_data(
+            TensorData::new(crop.sample(image), [1, INPUT_SIZE, INPUT_SIZE, 3]),
+            device,
+        );
         let (raw, _) = read_floats(self.forward(input)?).await?;
         points_in_image(&raw, &crop)
     }
@@ -130,14 +197,21 @@ impl FaceLandmark68Net {
 
 /// The crop face-api feeds the landmark network for a detection.
 pub fn input_crop(face: &Detection, image_width: u32, image_height: u32) -> Result<SquareCrop> {
-    let rect = face.rect.clip_to_pixels(image_width, image_height).ok_or(Error::NoFace)?;
+    let rect = face
+        .rect
+        .clip_to_pixels(image_width, image_height)
+        .ok_or(Error::NoFace)?;
     Ok(SquareCrop::new(rect, INPUT_SIZE, true))
 }
 
 /// Network outputs (136 fractions of the input side) to image pixels.
 pub fn points_in_image(raw: &[f32], crop: &SquareCrop) -> Result<Points68> {
     if raw.len() != 136 || raw.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Execution(format!("the landmark network returned {} values (finite: {})", raw.len(), raw.iter().all(|v| v.is_finite()))));
+        return Err(Error::Execution(format!(
+            "the landmark network returned {} values (finite: {})",
+            raw.len(),
+            raw.iter().all(|v| v.is_finite())
+        )));
     }
     Ok(std::array::from_fn(|i| {
         let [x, y] = crop.relative_to_image([raw[2 * i] as f64, raw[2 * i + 1] as f64]);

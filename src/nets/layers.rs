@@ -18,8 +18,8 @@ use burn::store::ModuleSnapshot;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::tfjs::TfjsWeights;
-use crate::io::burnpack;
 use crate::error::{Error, Result};
+use crate::io::burnpack;
 
 /// Where a network's parameters come from while it is built.
 pub enum WeightSource<'a> {
@@ -43,9 +43,19 @@ pub enum Bias<'n> {
     /// A plain bias vector.
     Plain(&'n str),
     /// Inference batch norm `(x - mean) / sqrt(var + eps) * gamma + beta`.
-    BatchNorm { gamma: &'n str, beta: &'n str, mean: &'n str, variance: &'n str, epsilon: f64 },
+    BatchNorm {
+        gamma: &'n str,
+        beta: &'n str,
+        mean: &'n str,
+        variance: &'n str,
+        epsilon: f64,
+    },
     /// A bias, then face-api's per-channel "scale layer" `x * weights + biases`.
-    Scaled { bias: &'n str, scale: &'n str, shift: &'n str },
+    Scaled {
+        bias: &'n str,
+        scale: &'n str,
+        shift: &'n str,
+    },
 }
 
 /// One convolution as the original defines it.
@@ -66,16 +76,43 @@ pub struct ConvSpec<'n> {
 }
 
 impl<'n> ConvSpec<'n> {
-    pub fn new(filter: &'n str, kernel: usize, channels: [usize; 2], stride: usize, bias: Bias<'n>) -> Self {
-        Self { filter, kernel, channels, stride, padding: Padding::Same, depthwise: false, bias, fused: &["BiasAdd"] }
+    pub fn new(
+        filter: &'n str,
+        kernel: usize,
+        channels: [usize; 2],
+        stride: usize,
+        bias: Bias<'n>,
+    ) -> Self {
+        Self {
+            filter,
+            kernel,
+            channels,
+            stride,
+            padding: Padding::Same,
+            depthwise: false,
+            bias,
+            fused: &["BiasAdd"],
+        }
     }
 
-    pub fn depthwise(filter: &'n str, kernel: usize, channels: usize, stride: usize, bias: Bias<'n>) -> Self {
-        Self { depthwise: true, ..Self::new(filter, kernel, [channels, channels], stride, bias) }
+    pub fn depthwise(
+        filter: &'n str,
+        kernel: usize,
+        channels: usize,
+        stride: usize,
+        bias: Bias<'n>,
+    ) -> Self {
+        Self {
+            depthwise: true,
+            ..Self::new(filter, kernel, [channels, channels], stride, bias)
+        }
     }
 
     pub fn valid(self) -> Self {
-        Self { padding: Padding::Valid, ..self }
+        Self {
+            padding: Padding::Valid,
+            ..self
+        }
     }
 
     pub fn fused(self, fused: &'n [&'n str]) -> Self {
@@ -84,12 +121,20 @@ impl<'n> ConvSpec<'n> {
 
     fn burn_shape(&self) -> [usize; 4] {
         let [cin, cout] = self.channels;
-        if self.depthwise { [cout, 1, self.kernel, self.kernel] } else { [cout, cin, self.kernel, self.kernel] }
+        if self.depthwise {
+            [cout, 1, self.kernel, self.kernel]
+        } else {
+            [cout, cin, self.kernel, self.kernel]
+        }
     }
 
     fn tf_shape(&self) -> [usize; 4] {
         let [cin, cout] = self.channels;
-        if self.depthwise { [self.kernel, self.kernel, cin, 1] } else { [self.kernel, self.kernel, cin, cout] }
+        if self.depthwise {
+            [self.kernel, self.kernel, cin, 1]
+        } else {
+            [self.kernel, self.kernel, cin, cout]
+        }
     }
 }
 
@@ -105,20 +150,34 @@ fn check_graph_node(weights: &TfjsWeights, spec: &ConvSpec) -> Result<()> {
     if !weights.has_graph() {
         return Ok(());
     }
-    let node = weights
-        .conv_node(spec.filter)
-        .ok_or_else(|| Error::model(&weights.origin, format!("no graph node convolves with {}", spec.filter)))?;
+    let node = weights.conv_node(spec.filter).ok_or_else(|| {
+        Error::model(
+            &weights.origin,
+            format!("no graph node convolves with {}", spec.filter),
+        )
+    })?;
     let padding = match spec.padding {
         Padding::Same => "SAME",
         Padding::Valid => "VALID",
     };
     let depthwise = node.op.contains("Depthwise");
-    if node.strides != [spec.stride; 2] || node.padding != padding || node.fused_ops != spec.fused || depthwise != spec.depthwise {
+    if node.strides != [spec.stride; 2]
+        || node.padding != padding
+        || node.fused_ops != spec.fused
+        || depthwise != spec.depthwise
+    {
         return Err(Error::model(
             &weights.origin,
             format!(
                 "graph node {} ({}, strides {:?}, padding {}, fused {:?}) differs from the architecture (stride {}, padding {padding}, fused {:?}, depthwise {})",
-                node.name, node.op, node.strides, node.padding, node.fused_ops, spec.stride, spec.fused, spec.depthwise
+                node.name,
+                node.op,
+                node.strides,
+                node.padding,
+                node.fused_ops,
+                spec.stride,
+                spec.fused,
+                spec.depthwise
             ),
         ));
     }
@@ -126,7 +185,10 @@ fn check_graph_node(weights: &TfjsWeights, spec: &ConvSpec) -> Result<()> {
 }
 
 /// Filter and bias in burn layout with any batch norm or scale folded in.
-fn conv_weights(weights: &mut TfjsWeights, spec: &ConvSpec) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+fn conv_weights(
+    weights: &mut TfjsWeights,
+    spec: &ConvSpec,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
     check_graph_node(weights, spec)?;
     let [kh, kw, cin_tf, cout_tf] = spec.tf_shape();
     let filter = weights.take(spec.filter, &spec.tf_shape())?.values;
@@ -148,16 +210,38 @@ fn conv_weights(weights: &mut TfjsWeights, spec: &ConvSpec) -> Result<(Vec<f32>,
     let vector = |w: &mut TfjsWeights, name: &str| w.take(name, &[out]).map(|w| w.values);
     let (scale, bias): (Option<Vec<f64>>, Option<Vec<f64>>) = match spec.bias {
         Bias::None => (None, None),
-        Bias::Plain(name) => (None, Some(vector(weights, name)?.iter().map(|&v| v as f64).collect())),
-        Bias::BatchNorm { gamma, beta, mean, variance, epsilon } => {
-            let (g, b, m, v) = (vector(weights, gamma)?, vector(weights, beta)?, vector(weights, mean)?, vector(weights, variance)?);
-            let s: Vec<f64> = (0..out).map(|c| g[c] as f64 / (v[c] as f64 + epsilon).sqrt()).collect();
+        Bias::Plain(name) => (
+            None,
+            Some(vector(weights, name)?.iter().map(|&v| v as f64).collect()),
+        ),
+        Bias::BatchNorm {
+            gamma,
+            beta,
+            mean,
+            variance,
+            epsilon,
+        } => {
+            let (g, b, m, v) = (
+                vector(weights, gamma)?,
+                vector(weights, beta)?,
+                vector(weights, mean)?,
+                vector(weights, variance)?,
+            );
+            let s: Vec<f64> = (0..out)
+                .map(|c| g[c] as f64 / (v[c] as f64 + epsilon).sqrt())
+                .collect();
             let bias = (0..out).map(|c| b[c] as f64 - m[c] as f64 * s[c]).collect();
             (Some(s), Some(bias))
         }
         Bias::Scaled { bias, scale, shift } => {
-            let (b, s, t) = (vector(weights, bias)?, vector(weights, scale)?, vector(weights, shift)?);
-            let folded = (0..out).map(|c| b[c] as f64 * s[c] as f64 + t[c] as f64).collect();
+            let (b, s, t) = (
+                vector(weights, bias)?,
+                vector(weights, scale)?,
+                vector(weights, shift)?,
+            );
+            let folded = (0..out)
+                .map(|c| b[c] as f64 * s[c] as f64 + t[c] as f64)
+                .collect();
             (Some(s.iter().map(|&v| v as f64).collect()), Some(folded))
         }
     };
@@ -167,7 +251,10 @@ fn conv_weights(weights: &mut TfjsWeights, spec: &ConvSpec) -> Result<(Vec<f32>,
             *w = (*w as f64 * scale[i / per_out]) as f32;
         }
     }
-    Ok((burn, bias.map(|b| b.into_iter().map(|v| v as f32).collect())))
+    Ok((
+        burn,
+        bias.map(|b| b.into_iter().map(|v| v as f32).collect()),
+    ))
 }
 
 /// A convolution as `spec` describes it.
@@ -175,10 +262,16 @@ pub fn conv(source: &mut WeightSource, spec: ConvSpec, device: &Device) -> Resul
     let shape = spec.burn_shape();
     let has_bias = !matches!(spec.bias, Bias::None);
     let (weight, bias) = match source {
-        WeightSource::Empty => (zeros(shape, device), has_bias.then(|| zeros([shape[0]], device))),
+        WeightSource::Empty => (
+            zeros(shape, device),
+            has_bias.then(|| zeros([shape[0]], device)),
+        ),
         WeightSource::Tfjs(weights) => {
             let (w, b) = conv_weights(weights, &spec)?;
-            (param(w, shape, device), b.map(|b| param(b, [shape[0]], device)))
+            (
+                param(w, shape, device),
+                b.map(|b| param(b, [shape[0]], device)),
+            )
         }
     };
     Ok(Conv2d {
@@ -196,28 +289,65 @@ pub fn conv(source: &mut WeightSource, spec: ConvSpec, device: &Device) -> Resul
 }
 
 /// A fully connected layer; tfjs and burn both store the matrix as `[in, out]`.
-pub fn linear(source: &mut WeightSource, weight: &str, bias: Option<&str>, [inputs, outputs]: [usize; 2], device: &Device) -> Result<Linear> {
+pub fn linear(
+    source: &mut WeightSource,
+    weight: &str,
+    bias: Option<&str>,
+    [inputs, outputs]: [usize; 2],
+    device: &Device,
+) -> Result<Linear> {
     Ok(match source {
-        WeightSource::Empty => Linear { weight: zeros([inputs, outputs], device), bias: bias.map(|_| zeros([outputs], device)) },
+        WeightSource::Empty => Linear {
+            weight: zeros([inputs, outputs], device),
+            bias: bias.map(|_| zeros([outputs], device)),
+        },
         WeightSource::Tfjs(weights) => {
             let w = weights.take(weight, &[inputs, outputs])?.values;
-            let b = bias.map(|name| weights.take(name, &[outputs])).transpose()?;
-            Linear { weight: param(w, [inputs, outputs], device), bias: b.map(|b| param(b.values, [outputs], device)) }
+            let b = bias
+                .map(|name| weights.take(name, &[outputs]))
+                .transpose()?;
+            Linear {
+                weight: param(w, [inputs, outputs], device),
+                bias: b.map(|b| param(b.values, [outputs], device)),
+            }
         }
     })
 }
 
 /// PReLU from a graph that decomposed it as `relu(x) + mul * (x - |x|)`, i.e. alpha = 2 * mul.
-pub fn prelu_from_decomposed(source: &mut WeightSource, mul: &str, channels: usize, device: &Device) -> Result<PRelu> {
+pub fn prelu_from_decomposed(
+    source: &mut WeightSource,
+    mul: &str,
+    channels: usize,
+    device: &Device,
+) -> Result<PRelu> {
     let alpha = match source {
         WeightSource::Empty => zeros([channels], device),
-        WeightSource::Tfjs(weights) => param(weights.take(mul, &[channels])?.values.iter().map(|m| 2.0 * m).collect(), [channels], device),
+        WeightSource::Tfjs(weights) => param(
+            weights
+                .take(mul, &[channels])?
+                .values
+                .iter()
+                .map(|m| 2.0 * m)
+                .collect(),
+            [channels],
+            device,
+        ),
     };
-    Ok(PRelu { alpha, alpha_value: 0.0 })
+    Ok(PRelu {
+        alpha,
+        alpha_value: 0.0,
+    })
 }
 
 /// A constant tensor the original keeps with the weights (e.g. detector anchors), reshaped.
-pub fn constant<const D: usize>(source: &mut WeightSource, name: &str, tf_shape: &[usize], shape: [usize; D], device: &Device) -> Result<Param<Tensor<D>>> {
+pub fn constant<const D: usize>(
+    source: &mut WeightSource,
+    name: &str,
+    tf_shape: &[usize],
+    shape: [usize; D],
+    device: &Device,
+) -> Result<Param<Tensor<D>>> {
     Ok(match source {
         WeightSource::Empty => zeros(shape, device),
         WeightSource::Tfjs(weights) => param(weights.take(name, tf_shape)?.values, shape, device),
@@ -238,7 +368,10 @@ pub fn nhwc_to_nchw(x: Tensor<4>) -> Tensor<4> {
 pub fn check_input(what: &str, x: &Tensor<4>, size: usize) -> Result<()> {
     let [b, h, w, c] = x.dims();
     if b == 0 || h != size || w != size || c != 3 {
-        return Err(Error::Invalid(format!("{what} expects NHWC [B, {size}, {size}, 3] with B > 0, got {:?}", x.dims())));
+        return Err(Error::Invalid(format!(
+            "{what} expects NHWC [B, {size}, {size}, 3] with B > 0, got {:?}",
+            x.dims()
+        )));
     }
     Ok(())
 }
@@ -250,6 +383,10 @@ pub fn load_record<M: Module + ModuleSnapshot>(module: M, bytes: Vec<u8>, name: 
 }
 
 /// Serialises a network into burnpack bytes, optionally storing floats as f16.
-pub fn save_record<M: Module + ModuleSnapshot>(module: &M, half: bool, name: &str) -> Result<Vec<u8>> {
+pub fn save_record<M: Module + ModuleSnapshot>(
+    module: &M,
+    half: bool,
+    name: &str,
+) -> Result<Vec<u8>> {
     burnpack::write(module, half, &[("network", name.to_string())], name)
 }

@@ -36,20 +36,51 @@ const PREFIX: &str = "MobileFaceNet/MobileFaceNet";
 const BIAS_RELU: &[&str] = &["BiasAdd", "Relu"];
 
 fn names(prefix: &str) -> [String; 2] {
-    [format!("{prefix}/Conv2D_weights"), format!("{prefix}/Conv2D_bn_offset")]
+    [
+        format!("{prefix}/Conv2D_weights"),
+        format!("{prefix}/Conv2D_bn_offset"),
+    ]
 }
 
-fn pointwise(source: &mut WeightSource, prefix: &str, channels: [usize; 2], device: &Device) -> Result<Conv2d> {
+fn pointwise(
+    source: &mut WeightSource,
+    prefix: &str,
+    channels: [usize; 2],
+    device: &Device,
+) -> Result<Conv2d> {
     let [w, b] = names(prefix);
-    layers::conv(source, ConvSpec::new(&w, 1, channels, 1, Bias::Plain(&b)), device)
+    layers::conv(
+        source,
+        ConvSpec::new(&w, 1, channels, 1, Bias::Plain(&b)),
+        device,
+    )
 }
 
-fn depthwise(source: &mut WeightSource, prefix: &str, kernel: usize, channels: usize, stride: usize, device: &Device) -> Result<Conv2d> {
-    let (w, b) = (format!("{prefix}/depthwise_weights"), format!("{prefix}/depthwise_bn_offset"));
-    layers::conv(source, ConvSpec::depthwise(&w, kernel, channels, stride, Bias::Plain(&b)).fused(BIAS_RELU), device)
+fn depthwise(
+    source: &mut WeightSource,
+    prefix: &str,
+    kernel: usize,
+    channels: usize,
+    stride: usize,
+    device: &Device,
+) -> Result<Conv2d> {
+    let (w, b) = (
+        format!("{prefix}/depthwise_weights"),
+        format!("{prefix}/depthwise_bn_offset"),
+    );
+    layers::conv(
+        source,
+        ConvSpec::depthwise(&w, kernel, channels, stride, Bias::Plain(&b)).fused(BIAS_RELU),
+        device,
+    )
 }
 
-fn prelu(source: &mut WeightSource, prefix: &str, channels: usize, device: &Device) -> Result<PRelu> {
+fn prelu(
+    source: &mut WeightSource,
+    prefix: &str,
+    channels: usize,
+    device: &Device,
+) -> Result<PRelu> {
     layers::prelu_from_decomposed(source, &format!("{prefix}/mul"), channels, device)
 }
 
@@ -64,11 +95,25 @@ pub struct InvertedResidual {
 }
 
 impl InvertedResidual {
-    fn build(source: &mut WeightSource, prefix: &str, [cin, hidden, cout]: [usize; 3], stride: usize, shortcut: bool, device: &Device) -> Result<Self> {
+    fn build(
+        source: &mut WeightSource,
+        prefix: &str,
+        [cin, hidden, cout]: [usize; 3],
+        stride: usize,
+        shortcut: bool,
+        device: &Device,
+    ) -> Result<Self> {
         Ok(Self {
             expand: pointwise(source, &format!("{prefix}/Conv"), [cin, hidden], device)?,
             expand_act: prelu(source, &format!("{prefix}/Conv"), hidden, device)?,
-            depthwise: depthwise(source, &format!("{prefix}/SeparableConv2d"), 3, hidden, stride, device)?,
+            depthwise: depthwise(
+                source,
+                &format!("{prefix}/SeparableConv2d"),
+                3,
+                hidden,
+                stride,
+                device,
+            )?,
             project: pointwise(source, &format!("{prefix}/Conv_1"), [hidden, cout], device)?,
             shortcut,
         })
@@ -115,7 +160,11 @@ impl MobileFaceNet {
     pub fn build(source: &mut WeightSource, device: &Device) -> Result<Self> {
         let p = |name: &str| format!("{PREFIX}/{name}");
         let [w, b] = names(&p("Conv2d_0"));
-        let stem = layers::conv(source, ConvSpec::new(&w, 3, [3, 64], 2, Bias::Plain(&b)), device)?;
+        let stem = layers::conv(
+            source,
+            ConvSpec::new(&w, 3, [3, 64], 2, Bias::Plain(&b)),
+            device,
+        )?;
         let stem_act = prelu(source, &p("Conv2d_0"), 64, device)?;
         let stem_depthwise = depthwise(source, &p("SeparableConv2d"), 3, 64, 1, device)?;
         let stem_project = pointwise(source, &p("Conv"), [64, 64], device)?;
@@ -123,8 +172,19 @@ impl MobileFaceNet {
         for (name, blocks, channels, stride, first_shortcut) in STAGES {
             let stage = (0..blocks)
                 .map(|i| {
-                    let (stride, shortcut) = if i == 0 { (stride, first_shortcut) } else { (1, true) };
-                    InvertedResidual::build(source, &p(&format!("{name}_InvResBlock_{i}")), channels, stride, shortcut, device)
+                    let (stride, shortcut) = if i == 0 {
+                        (stride, first_shortcut)
+                    } else {
+                        (1, true)
+                    };
+                    InvertedResidual::build(
+                        source,
+                        &p(&format!("{name}_InvResBlock_{i}")),
+                        channels,
+                        stride,
+                        shortcut,
+                        device,
+                    )
                 })
                 .collect::<Result<_>>()?;
             stages.push(stage);
@@ -132,28 +192,67 @@ impl MobileFaceNet {
         let expand = pointwise(source, &p("Conv2d_7"), [128, 512], device)?;
         let expand_act = prelu(source, &p("Conv2d_7"), 512, device)?;
         let logits = "MobileFaceNet/Logits";
-        let (gw, gb) = (format!("{logits}/SeparableConv2d/depthwise_weights"), format!("{logits}/SeparableConv2d/depthwise_bn_offset"));
-        let global_depthwise = layers::conv(source, ConvSpec::depthwise(&gw, 7, 512, 1, Bias::Plain(&gb)).valid(), device)?;
+        let (gw, gb) = (
+            format!("{logits}/SeparableConv2d/depthwise_weights"),
+            format!("{logits}/SeparableConv2d/depthwise_bn_offset"),
+        );
+        let global_depthwise = layers::conv(
+            source,
+            ConvSpec::depthwise(&gw, 7, 512, 1, Bias::Plain(&gb)).valid(),
+            device,
+        )?;
         let [w, b] = names(&format!("{logits}/Conv"));
-        let linear = layers::conv(source, ConvSpec::new(&w, 1, [512, 512], 1, Bias::Plain(&b)).valid(), device)?;
-        let embedding = pointwise(source, &format!("{logits}/LinearConv1x1"), [512, EMBEDDING_SIZE], device)?;
+        let linear = layers::conv(
+            source,
+            ConvSpec::new(&w, 1, [512, 512], 1, Bias::Plain(&b)).valid(),
+            device,
+        )?;
+        let embedding = pointwise(
+            source,
+            &format!("{logits}/LinearConv1x1"),
+            [512, EMBEDDING_SIZE],
+            device,
+        )?;
         if let WeightSource::Tfjs(weights) = source {
             // The ReLU fused into the depthwise convolutions makes these PReLU slopes inert:
             // taken only to account for every weight of the graph.
             let mut inert = vec![(p("SeparableConv2d/mul"), 64)];
             for (name, blocks, [_, hidden, _], ..) in STAGES {
-                inert.extend((0..blocks).map(|i| (format!("{PREFIX}/{name}_InvResBlock_{i}/SeparableConv2d/mul"), hidden)));
+                inert.extend((0..blocks).map(|i| {
+                    (
+                        format!("{PREFIX}/{name}_InvResBlock_{i}/SeparableConv2d/mul"),
+                        hidden,
+                    )
+                }));
             }
             for (name, channels) in inert {
                 weights.take(&name, &[channels])?;
             }
             let epsilon = weights.take("embeddings/Maximum/y", &[])?.values;
             if epsilon != [super::L2_EPSILON] {
-                return Err(Error::model(&weights.origin, format!("the graph normalises with epsilon {epsilon:?}, this port with {}", super::L2_EPSILON)));
+                return Err(Error::model(
+                    &weights.origin,
+                    format!(
+                        "the graph normalises with epsilon {epsilon:?}, this port with {}",
+                        super::L2_EPSILON
+                    ),
+                ));
             }
         }
         let centre = Param::from_tensor(Tensor::zeros([EMBEDDING_SIZE], device));
-        Ok(Self { stem, stem_act, stem_depthwise, stem_project, stages, expand, expand_act, global_depthwise, linear, embedding, centre })
+        Ok(Self {
+            stem,
+            stem_act,
+            stem_depthwise,
+            stem_project,
+            stages,
+            expand,
+            expand_act,
+            global_depthwise,
+            linear,
+            embedding,
+            centre,
+        })
     }
 
     /// NHWC `[B, 112, 112, 3]` RGB in [0, 1] (an ArcFace-aligned crop) to the centred,
@@ -163,7 +262,10 @@ impl MobileFaceNet {
     pub fn forward(&self, input: Tensor<4>) -> Result<IdentityOutput> {
         let (raw, activations) = self.raw(input)?;
         let centre = self.centre.val().unsqueeze_dim::<2>(0);
-        Ok(IdentityOutput { embedding: super::l2_normalise(raw - centre), activations })
+        Ok(IdentityOutput {
+            embedding: super::l2_normalise(raw - centre),
+            activations,
+        })
     }
 
     /// The graph's output before its L2 normalisation, `[B, 192]`, uncentred
@@ -172,7 +274,9 @@ impl MobileFaceNet {
         layers::check_input("MobileFaceNet", &input, INPUT_SIZE)?;
         let x = layers::nhwc_to_nchw(input);
         let x = self.stem_act.forward(self.stem.forward(x));
-        let mut x = self.stem_project.forward(relu(self.stem_depthwise.forward(x)));
+        let mut x = self
+            .stem_project
+            .forward(relu(self.stem_depthwise.forward(x)));
         let mut activations = vec![x.clone()];
         for (i, stage) in self.stages.iter().enumerate() {
             for block in stage {
@@ -183,7 +287,9 @@ impl MobileFaceNet {
             }
         }
         let x = self.expand_act.forward(self.expand.forward(x));
-        let x = self.embedding.forward(self.linear.forward(self.global_depthwise.forward(x)));
+        let x = self
+            .embedding
+            .forward(self.linear.forward(self.global_depthwise.forward(x)));
         let [b, c, _, _] = x.dims();
         Ok((x.reshape([b, c]), activations))
     }
@@ -196,10 +302,16 @@ impl MobileFaceNet {
     /// The same network with another centre (192 values: the mean of [`Self::raw`] over faces).
     pub fn with_centre(mut self, centre: &[f32]) -> Result<Self> {
         if centre.len() != EMBEDDING_SIZE || centre.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Invalid(format!("a MobileFaceNet centre needs {EMBEDDING_SIZE} finite values, got {}", centre.len())));
+            return Err(Error::Invalid(format!(
+                "a MobileFaceNet centre needs {EMBEDDING_SIZE} finite values, got {}",
+                centre.len()
+            )));
         }
         let device = self.centre.val().device();
-        self.centre = Param::from_tensor(Tensor::from_data(TensorData::new(centre.to_vec(), [EMBEDDING_SIZE]), &device));
+        self.centre = Param::from_tensor(Tensor::from_data(
+            TensorData::new(centre.to_vec(), [EMBEDDING_SIZE]),
+            &device,
+        ));
         Ok(self)
     }
 }

@@ -51,7 +51,12 @@ pub const L2_EPSILON: f32 = 1e-10;
 
 /// `x / sqrt(max(|x|², eps))` along dimension 1, as the MobileFaceNet graph normalises.
 pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).clamp_min(L2_EPSILON).sqrt();
+    let norm = x
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(1)
+        .clamp_min(L2_EPSILON)
+        .sqrt();
     x / norm
 }
 
@@ -65,7 +70,12 @@ pub enum Network {
 }
 
 impl Network {
-    pub const ALL: [Network; 4] = [Network::Detector, Network::Landmarks68, Network::ResNet, Network::MobileFaceNet];
+    pub const ALL: [Network; 4] = [
+        Network::Detector,
+        Network::Landmarks68,
+        Network::ResNet,
+        Network::MobileFaceNet,
+    ];
 
     /// The record's file name in `models/`.
     pub fn file_name(self) -> &'static str {
@@ -81,9 +91,18 @@ impl Network {
     /// inside the package.
     pub fn source_manifest(self) -> (&'static str, &'static str) {
         match self {
-            Network::Detector => ("face-api", "model/ssd_mobilenetv1_model-weights_manifest.json"),
-            Network::Landmarks68 => ("face-api", "model/face_landmark_68_model-weights_manifest.json"),
-            Network::ResNet => ("face-api", "model/face_recognition_model-weights_manifest.json"),
+            Network::Detector => (
+                "face-api",
+                "model/ssd_mobilenetv1_model-weights_manifest.json",
+            ),
+            Network::Landmarks68 => (
+                "face-api",
+                "model/face_landmark_68_model-weights_manifest.json",
+            ),
+            Network::ResNet => (
+                "face-api",
+                "model/face_recognition_model-weights_manifest.json",
+            ),
             Network::MobileFaceNet => ("human-models", "models/mobilefacenet.json"),
         }
     }
@@ -91,15 +110,29 @@ impl Network {
     /// Converts the original tfjs weights (manifest and shards) into a burnpack record,
     /// optionally stored as f16. Returns the record and the float weights the architecture did
     /// not use (expected empty).
-    pub fn convert(self, manifest: &[u8], shards: &[&[u8]], half: bool, device: &Device) -> Result<(Vec<u8>, Vec<String>)> {
+    pub fn convert(
+        self,
+        manifest: &[u8],
+        shards: &[&[u8]],
+        half: bool,
+        device: &Device,
+    ) -> Result<(Vec<u8>, Vec<String>)> {
         let mut weights = TfjsWeights::parse(manifest, shards, self.source_manifest().1)?;
         let mut source = WeightSource::Tfjs(&mut weights);
         let name = self.file_name();
         let record = match self {
-            Network::Detector => layers::save_record(&SsdMobilenetV1::build(&mut source, device)?, half, name)?,
-            Network::Landmarks68 => layers::save_record(&FaceLandmark68Net::build(&mut source, device)?, half, name)?,
-            Network::ResNet => layers::save_record(&FaceRecognitionNet::build(&mut source, device)?, half, name)?,
-            Network::MobileFaceNet => layers::save_record(&MobileFaceNet::build(&mut source, device)?, half, name)?,
+            Network::Detector => {
+                layers::save_record(&SsdMobilenetV1::build(&mut source, device)?, half, name)?
+            }
+            Network::Landmarks68 => {
+                layers::save_record(&FaceLandmark68Net::build(&mut source, device)?, half, name)?
+            }
+            Network::ResNet => {
+                layers::save_record(&FaceRecognitionNet::build(&mut source, device)?, half, name)?
+            }
+            Network::MobileFaceNet => {
+                layers::save_record(&MobileFaceNet::build(&mut source, device)?, half, name)?
+            }
         };
         Ok((record, weights.unused()))
     }
@@ -107,25 +140,41 @@ impl Network {
 
 impl SsdMobilenetV1 {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::Detector.file_name())
+        layers::load_record(
+            Self::build(&mut WeightSource::Empty, device)?,
+            bytes,
+            Network::Detector.file_name(),
+        )
     }
 }
 
 impl FaceLandmark68Net {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::Landmarks68.file_name())
+        layers::load_record(
+            Self::build(&mut WeightSource::Empty, device)?,
+            bytes,
+            Network::Landmarks68.file_name(),
+        )
     }
 }
 
 impl FaceRecognitionNet {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::ResNet.file_name())
+        layers::load_record(
+            Self::build(&mut WeightSource::Empty, device)?,
+            bytes,
+            Network::ResNet.file_name(),
+        )
     }
 }
 
 impl MobileFaceNet {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
-        layers::load_record(Self::build(&mut WeightSource::Empty, device)?, bytes, Network::MobileFaceNet.file_name())
+        layers::load_record(
+            Self::build(&mut WeightSource::Empty, device)?,
+            bytes,
+            Network::MobileFaceNet.file_name(),
+        )
     }
 }
 
@@ -164,7 +213,10 @@ pub struct FaceAnalysis {
 
 impl FaceAnalysis {
     pub fn points(&self) -> Result<Points68> {
-        self.landmarks.as_slice().try_into().map_err(|_| Error::Invalid(format!("{} landmarks, expected 68", self.landmarks.len())))
+        self.landmarks
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Invalid(format!("{} landmarks, expected 68", self.landmarks.len())))
     }
 }
 
@@ -173,7 +225,10 @@ impl FaceNets {
         Ok(Self {
             detector: SsdMobilenetV1::from_bytes(bytes.detector, device)?,
             landmarks: FaceLandmark68Net::from_bytes(bytes.landmarks68, device)?,
-            resnet: bytes.resnet.map(|b| FaceRecognitionNet::from_bytes(b, device)).transpose()?,
+            resnet: bytes
+                .resnet
+                .map(|b| FaceRecognitionNet::from_bytes(b, device))
+                .transpose()?,
             mobilefacenet: MobileFaceNet::from_bytes(bytes.mobilefacenet, device)?,
             device: device.clone(),
         })
@@ -184,7 +239,12 @@ impl FaceNets {
     pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self> {
         let read = |n: Network| {
             let path = dir.join(n.file_name());
-            std::fs::read(&path).map_err(|e| Error::model(path.display().to_string(), format!("{e} (run `make models`)")))
+            std::fs::read(&path).map_err(|e| {
+                Error::model(
+                    path.display().to_string(),
+                    format!("{e} (run `make models`)"),
+                )
+            })
         };
         Self::from_bytes(
             ModelBytes {
@@ -199,12 +259,19 @@ impl FaceNets {
 
     /// face-api's ResNet (evaluation only); [`Error::ModelFile`] when it was not loaded.
     pub fn resnet(&self) -> Result<&FaceRecognitionNet> {
-        self.resnet.as_ref().ok_or_else(|| Error::model(Network::ResNet.file_name(), "not loaded (the fitter does not need it)"))
+        self.resnet.as_ref().ok_or_else(|| {
+            Error::model(
+                Network::ResNet.file_name(),
+                "not loaded (the fitter does not need it)",
+            )
+        })
     }
 
     /// All faces, largest first.
     pub async fn detect(&self, image: &RgbImage) -> Result<Detections> {
-        self.detector.detect(image, &self.device, &DetectorOptions::default()).await
+        self.detector
+            .detect(image, &self.device, &DetectorOptions::default())
+            .await
     }
 
     /// The 68 points of a detected face, in image pixels.
@@ -237,6 +304,9 @@ impl FaceNets {
     pub fn resnet_input(&self, image: &RgbImage, analysis: &FaceAnalysis) -> Result<Tensor<4>> {
         let chip = analysis.chip.ok_or(Error::NoFace)?;
         let n = resnet::INPUT_SIZE;
-        Ok(Tensor::from_data(TensorData::new(chip.sample(image), [1, n, n, 3]), &self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(chip.sample(image), [1, n, n, 3]),
+            &self.device,
+        ))
     }
 }

@@ -24,12 +24,28 @@ pub const INPUT_SIZE: usize = 150;
 /// Descriptor length.
 pub const EMBEDDING_SIZE: usize = 128;
 
-fn conv_layer(source: &mut WeightSource, prefix: &str, kernel: usize, channels: [usize; 2], stride: usize, device: &Device) -> Result<Conv2d> {
-    let names = ["conv/filters", "conv/bias", "scale/weights", "scale/biases"].map(|n| format!("{prefix}/{n}"));
-    let bias = Bias::Scaled { bias: &names[1], scale: &names[2], shift: &names[3] };
+fn conv_layer(
+    source: &mut WeightSource,
+    prefix: &str,
+    kernel: usize,
+    channels: [usize; 2],
+    stride: usize,
+    device: &Device,
+) -> Result<Conv2d> {
+    let names = ["conv/filters", "conv/bias", "scale/weights", "scale/biases"]
+        .map(|n| format!("{prefix}/{n}"));
+    let bias = Bias::Scaled {
+        bias: &names[1],
+        scale: &names[2],
+        shift: &names[3],
+    };
     let spec = ConvSpec::new(&names[0], kernel, channels, stride, bias);
     // face-api's strided convolutions use VALID padding, the others SAME.
-    layers::conv(source, if stride == 2 { spec.valid() } else { spec }, device)
+    layers::conv(
+        source,
+        if stride == 2 { spec.valid() } else { spec },
+        device,
+    )
 }
 
 /// Two 3×3 convolutions with a shortcut.
@@ -41,9 +57,29 @@ pub struct Residual {
 }
 
 impl Residual {
-    fn build(source: &mut WeightSource, prefix: &str, channels: [usize; 2], down: bool, device: &Device) -> Result<Self> {
-        let conv1 = conv_layer(source, &format!("{prefix}/conv1"), 3, channels, if down { 2 } else { 1 }, device)?;
-        let conv2 = conv_layer(source, &format!("{prefix}/conv2"), 3, [channels[1]; 2], 1, device)?;
+    fn build(
+        source: &mut WeightSource,
+        prefix: &str,
+        channels: [usize; 2],
+        down: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let conv1 = conv_layer(
+            source,
+            &format!("{prefix}/conv1"),
+            3,
+            channels,
+            if down { 2 } else { 1 },
+            device,
+        )?;
+        let conv2 = conv_layer(
+            source,
+            &format!("{prefix}/conv2"),
+            3,
+            [channels[1]; 2],
+            1,
+            device,
+        )?;
         Ok(Self { conv1, conv2, down })
     }
 
@@ -58,7 +94,14 @@ impl Residual {
         if co != c {
             pooled = Tensor::cat(vec![pooled.clone(), pooled.zeros_like()], 1);
         }
-        let out = if (ho, wo) != (h, w) { out.pad([(0, h.saturating_sub(ho)), (0, w.saturating_sub(wo))], PadMode::Constant(0.0)) } else { out };
+        let out = if (ho, wo) != (h, w) {
+            out.pad(
+                [(0, h.saturating_sub(ho)), (0, w.saturating_sub(wo))],
+                PadMode::Constant(0.0),
+            )
+        } else {
+            out
+        };
         relu(pooled + out)
     }
 }
@@ -88,13 +131,24 @@ impl FaceRecognitionNet {
             let mut stage = Vec::new();
             for (i, suffix) in blocks.iter().enumerate() {
                 let channels = [if i == 0 { cin } else { cout }, cout];
-                stage.push(Residual::build(source, &format!("{name}{suffix}"), channels, *suffix == "_down", device)?);
+                stage.push(Residual::build(
+                    source,
+                    &format!("{name}{suffix}"),
+                    channels,
+                    *suffix == "_down",
+                    device,
+                )?);
             }
             stages.push(stage);
         }
         let head = Residual::build(source, "conv256_down_out", [256, 256], true, device)?;
         let fc = layers::linear(source, "fc", None, [256, EMBEDDING_SIZE], device)?;
-        Ok(Self { stem, stages, head, fc })
+        Ok(Self {
+            stem,
+            stages,
+            head,
+            fc,
+        })
     }
 
     /// NHWC `[B, 150, 150, 3]` RGB in [0, 1] (a face-api chip) to the L2-normalised 128-d
@@ -103,15 +157,24 @@ impl FaceRecognitionNet {
     pub fn forward(&self, input: Tensor<4>) -> Result<IdentityOutput> {
         layers::check_input("the recognition ResNet", &input, INPUT_SIZE)?;
         let (raw, activations) = self.descriptor_with_activations(input);
-        Ok(IdentityOutput { embedding: super::l2_normalise(raw), activations })
+        Ok(IdentityOutput {
+            embedding: super::l2_normalise(raw),
+            activations,
+        })
     }
 
     /// face-api's raw (unnormalised) descriptor and the stage activations.
     pub fn descriptor_with_activations(&self, input: Tensor<4>) -> (Tensor<2>, Vec<Tensor<4>>) {
         let device = input.device();
-        let mean = Tensor::<1>::from_data(TensorData::new(FACE_API_MEAN_RGB.map(|m| m / 255.0).to_vec(), [3]), &device);
+        let mean = Tensor::<1>::from_data(
+            TensorData::new(FACE_API_MEAN_RGB.map(|m| m / 255.0).to_vec(), [3]),
+            &device,
+        );
         let x = layers::nhwc_to_nchw(input - mean.reshape([1, 1, 1, 3]));
-        let mut x = max_pool2d(relu(self.stem.forward(x)), MaxPoolOptions::new([3, 3]).with_stride([2, 2]));
+        let mut x = max_pool2d(
+            relu(self.stem.forward(x)),
+            MaxPoolOptions::new([3, 3]).with_stride([2, 2]),
+        );
         let mut activations = Vec::new();
         for stage in &self.stages {
             for block in stage {

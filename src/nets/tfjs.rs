@@ -74,21 +74,28 @@ pub fn shard_paths(manifest_json: &[u8], origin: &str) -> Result<Vec<String>> {
     Ok(groups.into_iter().flat_map(|g| g.paths).collect())
 }
 
-fn parse_manifest(manifest_json: &[u8], origin: &str) -> Result<(Vec<Group>, Option<serde_json::Value>)> {
+fn parse_manifest(
+    manifest_json: &[u8],
+    origin: &str,
+) -> Result<(Vec<Group>, Option<serde_json::Value>)> {
     let value: serde_json::Value =
         serde_json::from_slice(manifest_json).map_err(|e| bad(origin, format!("not JSON: {e}")))?;
     // A weights manifest is the bare array of groups; a graph model wraps it with the topology.
     let (groups, topology) = match value {
         serde_json::Value::Array(_) => (value, None),
         serde_json::Value::Object(mut map) => {
-            let groups = map
-                .remove("weightsManifest")
-                .ok_or_else(|| bad(origin, "neither a weights manifest nor a model.json with weightsManifest"))?;
+            let groups = map.remove("weightsManifest").ok_or_else(|| {
+                bad(
+                    origin,
+                    "neither a weights manifest nor a model.json with weightsManifest",
+                )
+            })?;
             (groups, map.remove("modelTopology"))
         }
         _ => return Err(bad(origin, "unexpected JSON type")),
     };
-    let groups: Vec<Group> = serde_json::from_value(groups).map_err(|e| bad(origin, format!("bad manifest: {e}")))?;
+    let groups: Vec<Group> =
+        serde_json::from_value(groups).map_err(|e| bad(origin, format!("bad manifest: {e}")))?;
     Ok((groups, topology))
 }
 
@@ -97,13 +104,19 @@ fn element_bytes(entry: &Entry, origin: &str) -> Result<usize> {
         return match q.dtype.as_str() {
             "uint8" => Ok(1),
             "uint16" | "float16" => Ok(2),
-            other => Err(bad(origin, format!("{}: unsupported quantization dtype {other}", entry.name))),
+            other => Err(bad(
+                origin,
+                format!("{}: unsupported quantization dtype {other}", entry.name),
+            )),
         };
     }
     match entry.dtype.as_str() {
         "float32" | "int32" => Ok(4),
         "bool" => Ok(1),
-        other => Err(bad(origin, format!("{}: unsupported dtype {other}", entry.name))),
+        other => Err(bad(
+            origin,
+            format!("{}: unsupported dtype {other}", entry.name),
+        )),
     }
 }
 
@@ -114,18 +127,38 @@ fn decode(entry: &Entry, bytes: &[u8], origin: &str) -> Result<Vec<f32>> {
         Some(q) if q.dtype == "uint8" || q.dtype == "uint16" => {
             let (scale, min) = match (q.scale, q.min) {
                 (Some(s), Some(m)) => (s, m),
-                _ => return Err(bad(origin, format!("{}: quantization without scale/min", entry.name))),
+                _ => {
+                    return Err(bad(
+                        origin,
+                        format!("{}: quantization without scale/min", entry.name),
+                    ));
+                }
             };
             if q.dtype == "uint8" {
-                bytes.iter().map(|&b| round(b as f64 * scale + min) as f32).collect()
+                bytes
+                    .iter()
+                    .map(|&b| round(b as f64 * scale + min) as f32)
+                    .collect()
             } else {
-                bytes.chunks_exact(2).map(|c| round(u16::from_le_bytes([c[0], c[1]]) as f64 * scale + min) as f32).collect()
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| round(u16::from_le_bytes([c[0], c[1]]) as f64 * scale + min) as f32)
+                    .collect()
             }
         }
-        Some(_) => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Some(_) => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         None => match entry.dtype.as_str() {
-            "float32" => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            "int32" => bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+            "float32" => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            "int32" => bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
             _ => bytes.iter().map(|&b| (b != 0) as u8 as f32).collect(),
         },
     };
@@ -133,7 +166,10 @@ fn decode(entry: &Entry, bytes: &[u8], origin: &str) -> Result<Vec<f32>> {
 }
 
 fn attr_string(attr: &serde_json::Value, key: &str) -> Option<String> {
-    attr.get(key)?.get("s").and_then(|s| s.as_str()).and_then(base64_decode)
+    attr.get(key)?
+        .get("s")
+        .and_then(|s| s.as_str())
+        .and_then(base64_decode)
 }
 
 fn attr_strings(attr: &serde_json::Value, key: &str) -> Vec<String> {
@@ -141,7 +177,12 @@ fn attr_strings(attr: &serde_json::Value, key: &str) -> Vec<String> {
         .and_then(|v| v.get("list"))
         .and_then(|l| l.get("s"))
         .and_then(|s| s.as_array())
-        .map(|items| items.iter().filter_map(|s| s.as_str().and_then(base64_decode)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|s| s.as_str().and_then(base64_decode))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -153,7 +194,11 @@ fn attr_ints(attr: &serde_json::Value, key: &str) -> Vec<usize> {
         .map(|items| {
             items
                 .iter()
-                .filter_map(|i| i.as_str().and_then(|s| s.parse().ok()).or_else(|| i.as_u64().map(|v| v as usize)))
+                .filter_map(|i| {
+                    i.as_str()
+                        .and_then(|s| s.parse().ok())
+                        .or_else(|| i.as_u64().map(|v| v as usize))
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -186,15 +231,26 @@ fn base64_decode(text: &str) -> Option<String> {
 
 fn conv_nodes(topology: &serde_json::Value) -> BTreeMap<String, ConvNode> {
     let mut nodes = BTreeMap::new();
-    let Some(list) = topology.get("node").and_then(|n| n.as_array()) else { return nodes };
+    let Some(list) = topology.get("node").and_then(|n| n.as_array()) else {
+        return nodes;
+    };
     for node in list {
         let op = node.get("op").and_then(|o| o.as_str()).unwrap_or_default();
-        if !matches!(op, "_FusedConv2D" | "FusedDepthwiseConv2dNative" | "Conv2D" | "DepthwiseConv2dNative") {
+        if !matches!(
+            op,
+            "_FusedConv2D" | "FusedDepthwiseConv2dNative" | "Conv2D" | "DepthwiseConv2dNative"
+        ) {
             continue;
         }
-        let inputs: Vec<&str> =
-            node.get("input").and_then(|i| i.as_array()).map(|a| a.iter().filter_map(|s| s.as_str()).collect()).unwrap_or_default();
-        let (Some(filter), Some(name)) = (inputs.get(1), node.get("name").and_then(|n| n.as_str())) else { continue };
+        let inputs: Vec<&str> = node
+            .get("input")
+            .and_then(|i| i.as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+            .unwrap_or_default();
+        let (Some(filter), Some(name)) = (inputs.get(1), node.get("name").and_then(|n| n.as_str()))
+        else {
+            continue;
+        };
         let attr = node.get("attr").cloned().unwrap_or_default();
         let strides = attr_ints(&attr, "strides");
         nodes.insert(
@@ -202,7 +258,10 @@ fn conv_nodes(topology: &serde_json::Value) -> BTreeMap<String, ConvNode> {
             ConvNode {
                 name: name.to_string(),
                 op: op.to_string(),
-                strides: [strides.get(1).copied().unwrap_or(1), strides.get(2).copied().unwrap_or(1)],
+                strides: [
+                    strides.get(1).copied().unwrap_or(1),
+                    strides.get(2).copied().unwrap_or(1),
+                ],
                 padding: attr_string(&attr, "padding").unwrap_or_default(),
                 fused_ops: attr_strings(&attr, "fused_ops"),
             },
@@ -218,41 +277,87 @@ impl TfjsWeights {
         let (groups, topology) = parse_manifest(manifest_json, origin)?;
         let expected: usize = groups.iter().map(|g| g.paths.len()).sum();
         if expected != shards.len() {
-            return Err(bad(origin, format!("the manifest names {expected} shard files, {} were given", shards.len())));
+            return Err(bad(
+                origin,
+                format!(
+                    "the manifest names {expected} shard files, {} were given",
+                    shards.len()
+                ),
+            ));
         }
         let mut shards = shards.iter();
         let mut weights = BTreeMap::new();
         let mut integers = BTreeSet::new();
         for group in groups {
             // A group's weights are laid out back to back across its shards.
-            let data: Vec<u8> = shards.by_ref().take(group.paths.len()).flat_map(|s| s.iter().copied()).collect();
+            let data: Vec<u8> = shards
+                .by_ref()
+                .take(group.paths.len())
+                .flat_map(|s| s.iter().copied())
+                .collect();
             let mut offset = 0usize;
             for entry in group.weights {
                 let count: usize = entry.shape.iter().product();
                 let size = count * element_bytes(&entry, origin)?;
                 let bytes = data.get(offset..offset + size).ok_or_else(|| {
-                    bad(origin, format!("{}: shard data ends at byte {} but the weight needs {}..{}", entry.name, data.len(), offset, offset + size))
+                    bad(
+                        origin,
+                        format!(
+                            "{}: shard data ends at byte {} but the weight needs {}..{}",
+                            entry.name,
+                            data.len(),
+                            offset,
+                            offset + size
+                        ),
+                    )
                 })?;
                 offset += size;
                 let values = decode(&entry, bytes, origin)?;
                 if entry.dtype != "float32" {
                     integers.insert(entry.name.clone());
                 }
-                weights.insert(entry.name.clone(), Weight { shape: entry.shape, values });
+                weights.insert(
+                    entry.name.clone(),
+                    Weight {
+                        shape: entry.shape,
+                        values,
+                    },
+                );
             }
             if offset != data.len() {
-                return Err(bad(origin, format!("shards hold {} bytes, the manifest describes {offset}", data.len())));
+                return Err(bad(
+                    origin,
+                    format!(
+                        "shards hold {} bytes, the manifest describes {offset}",
+                        data.len()
+                    ),
+                ));
             }
         }
         let conv_nodes = topology.as_ref().map(conv_nodes).unwrap_or_default();
-        Ok(Self { origin: origin.to_string(), weights, conv_nodes, integers, taken: BTreeSet::new() })
+        Ok(Self {
+            origin: origin.to_string(),
+            weights,
+            conv_nodes,
+            integers,
+            taken: BTreeSet::new(),
+        })
     }
 
     /// The weight `name`, checked against the expected tfjs shape, marked as used.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
-        let weight = self.weights.get(name).ok_or_else(|| bad(&self.origin, format!("weight {name} is missing")))?;
+        let weight = self
+            .weights
+            .get(name)
+            .ok_or_else(|| bad(&self.origin, format!("weight {name} is missing")))?;
         if weight.shape != shape {
-            return Err(bad(&self.origin, format!("weight {name}: shape {:?}, the architecture expects {shape:?}", weight.shape)));
+            return Err(bad(
+                &self.origin,
+                format!(
+                    "weight {name}: shape {:?}, the architecture expects {shape:?}",
+                    weight.shape
+                ),
+            ));
         }
         self.taken.insert(name.to_string());
         Ok(weight.clone())
@@ -273,7 +378,9 @@ impl TfjsWeights {
     pub fn unused(&self) -> Vec<String> {
         self.weights
             .iter()
-            .filter(|(name, w)| !self.taken.contains(*name) && !self.integers.contains(*name) && !w.shape.is_empty())
+            .filter(|(name, w)| {
+                !self.taken.contains(*name) && !self.integers.contains(*name) && !w.shape.is_empty()
+            })
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -298,12 +405,21 @@ mod tests {
     #[test]
     fn dequantises_uint8_like_tfjs() {
         // tfjs: Float32Array(q * scale + min) with the product in double precision.
-        let m = manifest(r#"{"name": "w", "shape": [2, 2], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.1, "min": -1.3}}"#);
+        let m = manifest(
+            r#"{"name": "w", "shape": [2, 2], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.1, "min": -1.3}}"#,
+        );
         let mut w = TfjsWeights::parse(&m, &[&[0, 1, 13, 255]], "test").unwrap();
         let values = w.take("w", &[2, 2]).unwrap().values;
-        let expected: Vec<f32> = [0u8, 1, 13, 255].iter().map(|&q| (q as f64 * 0.1 - 1.3) as f32).collect();
+        let expected: Vec<f32> = [0u8, 1, 13, 255]
+            .iter()
+            .map(|&q| (q as f64 * 0.1 - 1.3) as f32)
+            .collect();
         assert_eq!(values, expected);
-        assert!((values[2] - 0.0).abs() < 1e-6, "13 * 0.1 - 1.3 should be ~0, got {}", values[2]);
+        assert!(
+            (values[2] - 0.0).abs() < 1e-6,
+            "13 * 0.1 - 1.3 should be ~0, got {}",
+            values[2]
+        );
     }
 
     #[test]
@@ -322,7 +438,10 @@ mod tests {
         bytes.push(0);
         let mut w = TfjsWeights::parse(&m, &[&bytes], "test").unwrap();
         assert_eq!(w.take("f", &[2]).unwrap().values, vec![1.5, -2.25]);
-        assert_eq!(w.take("h", &[1]).unwrap().values, vec![half::f16::from_f32(0.333).to_f32()]);
+        assert_eq!(
+            w.take("h", &[1]).unwrap().values,
+            vec![half::f16::from_f32(0.333).to_f32()]
+        );
         assert_eq!(w.take("u", &[1]).unwrap().values, vec![4.5]);
         assert_eq!(w.take("i", &[]).unwrap().values, vec![5118.0]);
     }
@@ -330,9 +449,18 @@ mod tests {
     #[test]
     fn rejects_short_shards_wrong_shapes_and_missing_names() {
         let m = manifest(r#"{"name": "w", "shape": [3], "dtype": "float32"}"#);
-        assert!(matches!(TfjsWeights::parse(&m, &[&[0u8; 8]], "t"), Err(Error::ModelFile { .. })));
-        assert!(matches!(TfjsWeights::parse(&m, &[&[0u8; 16]], "t"), Err(Error::ModelFile { .. })));
-        assert!(matches!(TfjsWeights::parse(b"{]", &[], "t"), Err(Error::ModelFile { .. })));
+        assert!(matches!(
+            TfjsWeights::parse(&m, &[&[0u8; 8]], "t"),
+            Err(Error::ModelFile { .. })
+        ));
+        assert!(matches!(
+            TfjsWeights::parse(&m, &[&[0u8; 16]], "t"),
+            Err(Error::ModelFile { .. })
+        ));
+        assert!(matches!(
+            TfjsWeights::parse(b"{]", &[], "t"),
+            Err(Error::ModelFile { .. })
+        ));
         let mut w = TfjsWeights::parse(&m, &[&[0u8; 12]], "t").unwrap();
         assert!(w.take("w", &[1, 3]).is_err());
         assert!(w.take("v", &[3]).is_err());
@@ -352,7 +480,13 @@ mod tests {
         let node = w.conv_node("c/w").unwrap();
         assert_eq!(node.strides, [2, 2]);
         assert_eq!(node.padding, "SAME");
-        assert_eq!(node.fused_ops, vec!["BiasAdd".to_string(), "Relu".to_string()]);
-        assert_eq!(shard_paths(json.as_bytes(), "g").unwrap(), vec!["m.bin".to_string()]);
+        assert_eq!(
+            node.fused_ops,
+            vec!["BiasAdd".to_string(), "Relu".to_string()]
+        );
+        assert_eq!(
+            shard_paths(json.as_bytes(), "g").unwrap(),
+            vec!["m.bin".to_string()]
+        );
     }
 }

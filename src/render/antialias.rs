@@ -7,8 +7,7 @@ use super::kernel::{self, Launch, WgslKernel, kernel_params};
 use super::rasterize::pixel_groups;
 
 const SHADER: &str = include_str!("../../shaders/antialias.wgsl");
-const FORWARD: WgslKernel<AntialiasParams> =
-    WgslKernel::new(SHADER, "antialias_forward", (8, 8));
+const FORWARD: WgslKernel<AntialiasParams> = WgslKernel::new(SHADER, "antialias_forward", (8, 8));
 const BACKWARD_COLOR: WgslKernel<AntialiasParams> =
     WgslKernel::new(SHADER, "antialias_backward_color", (8, 8));
 const BACKWARD_POSITION: WgslKernel<AntialiasParams> =
@@ -91,7 +90,12 @@ struct Pair {
 impl Scene<'_> {
     fn vertex(&self, b: usize, v: u32) -> [f32; 4] {
         let o = (b * self.dims.vertices + v as usize) * 4;
-        [self.pos[o], self.pos[o + 1], self.pos[o + 2], self.pos[o + 3]]
+        [
+            self.pos[o],
+            self.pos[o + 1],
+            self.pos[o + 2],
+            self.pos[o + 3],
+        ]
     }
 
     fn to_pixel(&self, p: [f32; 4]) -> [f32; 2] {
@@ -103,7 +107,11 @@ impl Scene<'_> {
 
     fn triangle_id(&self, pixel: usize) -> usize {
         let id = self.rast[pixel * 4 + 3];
-        if id >= 1.0 && id <= self.dims.triangles as f32 { id as usize } else { 0 }
+        if id >= 1.0 && id <= self.dims.triangles as f32 {
+            id as usize
+        } else {
+            0
+        }
     }
 
     fn pair(&self, b: usize, x: usize, y: usize, down: bool) -> Option<Pair> {
@@ -118,7 +126,11 @@ impl Scene<'_> {
         if id0 == id1 {
             return None;
         }
-        let use_first = if id0 != 0 && id1 != 0 { self.rast[p0 * 4 + 2] <= self.rast[p1 * 4 + 2] } else { id1 == 0 };
+        let use_first = if id0 != 0 && id1 != 0 {
+            self.rast[p0 * 4 + 2] <= self.rast[p1 * 4 + 2]
+        } else {
+            id1 == 0
+        };
         let (t, ref_pixel, other_pixel, centre, sigma) = if use_first {
             (id0 - 1, p0, p1, [x as f32 + 0.5, y as f32 + 0.5], 1.0)
         } else {
@@ -126,7 +138,11 @@ impl Scene<'_> {
         };
         let to_local = |q: [f32; 2]| {
             let dq = [q[0] - centre[0], q[1] - centre[1]];
-            if down { [sigma * dq[1], dq[0]] } else { [sigma * dq[0], dq[1]] }
+            if down {
+                [sigma * dq[1], dq[0]]
+            } else {
+                [sigma * dq[0], dq[1]]
+            }
         };
         let idx = self.tris[t];
         let mut local = [[0f32; 2]; 3];
@@ -177,7 +193,11 @@ impl Scene<'_> {
         }
         let tc = xc.clamp(0.0, 1.0);
         let weight = (0.5 - tc).abs();
-        let (target, source, mut dweight) = if tc < 0.5 { (ref_pixel, other_pixel, -1.0) } else { (other_pixel, ref_pixel, 1.0) };
+        let (target, source, mut dweight) = if tc < 0.5 {
+            (ref_pixel, other_pixel, -1.0)
+        } else {
+            (other_pixel, ref_pixel, 1.0)
+        };
         if !(0.0..=1.0).contains(&xc) {
             dweight = 0.0;
         }
@@ -218,7 +238,8 @@ pub fn forward_cpu(scene: &Scene) -> Vec<f32> {
     let mut out = scene.color.to_vec();
     for pair in scene.pairs() {
         for ch in 0..c {
-            out[pair.target * c + ch] += pair.weight * (scene.color[pair.source * c + ch] - scene.color[pair.target * c + ch]);
+            out[pair.target * c + ch] += pair.weight
+                * (scene.color[pair.source * c + ch] - scene.color[pair.target * c + ch]);
         }
     }
     out
@@ -246,7 +267,11 @@ pub fn backward_cpu(scene: &Scene, grad_out: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let b = pair.target / (d.height * d.width);
         for (v, dt) in [(pair.va, pair.dt_da), (pair.vb, pair.dt_db)] {
             let gl = [g_t * dt[0], g_t * dt[1]];
-            let gp = if pair.down { [gl[1], pair.sigma * gl[0]] } else { [pair.sigma * gl[0], gl[1]] };
+            let gp = if pair.down {
+                [gl[1], pair.sigma * gl[0]]
+            } else {
+                [pair.sigma * gl[0], gl[1]]
+            };
             let p = scene.vertex(b, v);
             let (sx, sy) = (0.5 * d.width as f32, 0.5 * d.height as f32);
             let inv_w = 1.0 / p[3];
@@ -281,7 +306,11 @@ impl CubeScene {
 pub fn forward_cube(scene: &CubeScene) -> CubeTensor {
     let out = kernel::empty(&scene.color, scene.color.meta.shape().clone());
     let groups = pixel_groups(&scene.dims.raster());
-    scene.launch(FORWARD).arg(&scene.color).arg(&out).run(&scene.dims.params(), groups);
+    scene
+        .launch(FORWARD)
+        .arg(&scene.color)
+        .arg(&out)
+        .run(&scene.dims.params(), groups);
     out
 }
 
@@ -289,7 +318,11 @@ pub fn backward_cube(scene: &CubeScene, grad_out: CubeTensor) -> (CubeTensor, Cu
     let groups = pixel_groups(&scene.dims.raster());
     let params = scene.dims.params();
     let grad_color = kernel::empty(&scene.color, scene.color.meta.shape().clone());
-    scene.launch(BACKWARD_COLOR).arg(&grad_out).arg(&grad_color).run(&params, groups);
+    scene
+        .launch(BACKWARD_COLOR)
+        .arg(&grad_out)
+        .arg(&grad_color)
+        .run(&params, groups);
     let grad_pos = kernel::zeros(&scene.color, scene.pos.meta.shape().clone());
     scene
         .launch(BACKWARD_POSITION)

@@ -1,6 +1,9 @@
 //! [`RenderOps`] for each backend: WGSL kernels on cubecl, CPU references on Flex, and the
 //! backward passes for autodiff.
 
+#[cfg(not(target_arch = "wasm32"))]
+use burn::backend::Flex;
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -10,25 +13,30 @@ use burn::backend::autodiff::{
 use burn::backend::ops::{FloatTensorOps, IntTensorOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::wgpu::{CubeBackend, CubeTensor, into_contiguous};
-#[cfg(not(target_family = "wasm"))]
-use burn::backend::Flex;
-use burn::backend::TensorMetadata;
 use burn::tensor::{DType, FloatDType, IntDType};
 
-use super::{RenderOps, antialias, interpolate, rasterize, texture};
-#[cfg(not(target_family = "wasm"))]
+#[cfg(not(target_arch = "wasm32"))]
 use super::cpu;
+use super::{RenderOps, antialias, interpolate, rasterize, texture};
 
 // ---------------------------------------------------------------------------------------------
 // cubecl (wgpu natively, WebGPU in the browser)
 
 fn f32_contiguous(t: CubeTensor) -> CubeTensor {
-    let t = if t.dtype == DType::F32 { t } else { CubeBackend::float_cast(t, FloatDType::F32) };
+    let t = if t.dtype == DType::F32 {
+        t
+    } else {
+        CubeBackend::float_cast(t, FloatDType::F32)
+    };
     into_contiguous(t)
 }
 
 fn i32_contiguous(t: CubeTensor) -> CubeTensor {
-    let t = if t.dtype == DType::I32 { t } else { CubeBackend::int_cast(t, IntDType::I32) };
+    let t = if t.dtype == DType::I32 {
+        t
+    } else {
+        CubeBackend::int_cast(t, IntDType::I32)
+    };
     into_contiguous(t)
 }
 
@@ -42,35 +50,88 @@ fn dims3(t: &impl TensorMetadata) -> [usize; 3] {
     [s[0], s[1], s[2]]
 }
 
-fn raster_dims(pos: &impl TensorMetadata, tri: &impl TensorMetadata, height: usize, width: usize) -> rasterize::Dims {
+fn raster_dims(
+    pos: &impl TensorMetadata,
+    tri: &impl TensorMetadata,
+    height: usize,
+    width: usize,
+) -> rasterize::Dims {
     let [batch, vertices, _] = dims3(pos);
-    rasterize::Dims { batch, vertices, triangles: tri.shape()[0], height, width }
+    rasterize::Dims {
+        batch,
+        vertices,
+        triangles: tri.shape()[0],
+        height,
+        width,
+    }
 }
 
-fn interp_dims(attr: &impl TensorMetadata, rast: &impl TensorMetadata, tri: &impl TensorMetadata) -> interpolate::Dims {
+fn interp_dims(
+    attr: &impl TensorMetadata,
+    rast: &impl TensorMetadata,
+    tri: &impl TensorMetadata,
+) -> interpolate::Dims {
     let [ab, vertices, channels] = dims3(attr);
     let [batch, height, width, _] = dims4(rast);
-    interpolate::Dims { batch, vertices, triangles: tri.shape()[0], height, width, channels, attr_batched: ab > 1 }
+    interpolate::Dims {
+        batch,
+        vertices,
+        triangles: tri.shape()[0],
+        height,
+        width,
+        channels,
+        attr_batched: ab > 1,
+    }
 }
 
 fn texture_dims(map: &impl TensorMetadata, uv: &impl TensorMetadata, wrap: bool) -> texture::Dims {
     let [mb, map_height, map_width, channels] = dims4(map);
     let [batch, height, width, _] = dims4(uv);
-    texture::Dims { batch, height, width, channels, map_height, map_width, map_batched: mb > 1, wrap }
+    texture::Dims {
+        batch,
+        height,
+        width,
+        channels,
+        map_height,
+        map_width,
+        map_batched: mb > 1,
+        wrap,
+    }
 }
 
-fn aa_dims(color: &impl TensorMetadata, pos: &impl TensorMetadata, tri: &impl TensorMetadata) -> antialias::Dims {
+fn aa_dims(
+    color: &impl TensorMetadata,
+    pos: &impl TensorMetadata,
+    tri: &impl TensorMetadata,
+) -> antialias::Dims {
     let [batch, height, width, channels] = dims4(color);
-    antialias::Dims { batch, vertices: pos.shape()[1], triangles: tri.shape()[0], height, width, channels }
+    antialias::Dims {
+        batch,
+        vertices: pos.shape()[1],
+        triangles: tri.shape()[0],
+        height,
+        width,
+        channels,
+    }
 }
 
 impl RenderOps for CubeBackend {
-    fn rasterize(positions: CubeTensor, triangles: CubeTensor, height: usize, width: usize) -> CubeTensor {
+    fn rasterize(
+        positions: CubeTensor,
+        triangles: CubeTensor,
+        height: usize,
+        width: usize,
+    ) -> CubeTensor {
         let d = raster_dims(&positions, &triangles, height, width);
         rasterize::forward_cube(f32_contiguous(positions), i32_contiguous(triangles), d)
     }
 
-    fn rasterize_backward(positions: CubeTensor, triangles: CubeTensor, rast: CubeTensor, grad_rast: CubeTensor) -> CubeTensor {
+    fn rasterize_backward(
+        positions: CubeTensor,
+        triangles: CubeTensor,
+        rast: CubeTensor,
+        grad_rast: CubeTensor,
+    ) -> CubeTensor {
         let [_, height, width, _] = dims4(&rast);
         let d = raster_dims(&positions, &triangles, height, width);
         rasterize::backward_cube(
@@ -82,12 +143,26 @@ impl RenderOps for CubeBackend {
         )
     }
 
-    fn interpolate_attributes(attributes: CubeTensor, rast: CubeTensor, triangles: CubeTensor) -> CubeTensor {
+    fn interpolate_attributes(
+        attributes: CubeTensor,
+        rast: CubeTensor,
+        triangles: CubeTensor,
+    ) -> CubeTensor {
         let d = interp_dims(&attributes, &rast, &triangles);
-        interpolate::forward_cube(f32_contiguous(attributes), f32_contiguous(rast), i32_contiguous(triangles), d)
+        interpolate::forward_cube(
+            f32_contiguous(attributes),
+            f32_contiguous(rast),
+            i32_contiguous(triangles),
+            d,
+        )
     }
 
-    fn interpolate_attributes_backward(attributes: CubeTensor, rast: CubeTensor, triangles: CubeTensor, grad_out: CubeTensor) -> (CubeTensor, CubeTensor) {
+    fn interpolate_attributes_backward(
+        attributes: CubeTensor,
+        rast: CubeTensor,
+        triangles: CubeTensor,
+        grad_out: CubeTensor,
+    ) -> (CubeTensor, CubeTensor) {
         let d = interp_dims(&attributes, &rast, &triangles);
         interpolate::backward_cube(
             f32_contiguous(attributes),
@@ -103,12 +178,28 @@ impl RenderOps for CubeBackend {
         texture::forward_cube(f32_contiguous(map), f32_contiguous(uv), d)
     }
 
-    fn texture_backward(map: CubeTensor, uv: CubeTensor, grad_out: CubeTensor, wrap: bool) -> (CubeTensor, CubeTensor) {
+    fn texture_backward(
+        map: CubeTensor,
+        uv: CubeTensor,
+        grad_out: CubeTensor,
+        wrap: bool,
+    ) -> (CubeTensor, CubeTensor) {
         let d = texture_dims(&map, &uv, wrap);
-        texture::backward_cube(f32_contiguous(map), f32_contiguous(uv), f32_contiguous(grad_out), d)
+        texture::backward_cube(
+            f32_contiguous(map),
+            f32_contiguous(uv),
+            f32_contiguous(grad_out),
+            d,
+        )
     }
 
-    fn antialias(color: CubeTensor, rast: CubeTensor, positions: CubeTensor, triangles: CubeTensor, wings: CubeTensor) -> CubeTensor {
+    fn antialias(
+        color: CubeTensor,
+        rast: CubeTensor,
+        positions: CubeTensor,
+        triangles: CubeTensor,
+        wings: CubeTensor,
+    ) -> CubeTensor {
         let dims = aa_dims(&color, &positions, &triangles);
         antialias::forward_cube(&antialias::CubeScene {
             color: f32_contiguous(color),
@@ -144,104 +235,154 @@ impl RenderOps for CubeBackend {
 // ---------------------------------------------------------------------------------------------
 // Flex: the CPU references
 
-#[cfg(not(target_family = "wasm"))]
+#[cfg(not(target_arch = "wasm32"))]
 mod flex {
-use super::*;
+    use super::*;
 
-type FlexFloat = FloatTensor<Flex>;
-type FlexInt = IntTensor<Flex>;
+    type FlexFloat = FloatTensor<Flex>;
+    type FlexInt = IntTensor<Flex>;
 
-impl RenderOps for Flex {
-    fn rasterize(positions: FlexFloat, triangles: FlexInt, height: usize, width: usize) -> FlexFloat {
-        let d = raster_dims(&positions, &triangles, height, width);
-        let (pos, _) = cpu::floats(positions.clone());
-        let rast = rasterize::forward_cpu(&pos, &cpu::triangles(triangles), d);
-        cpu::tensor(rast, &[d.batch, height, width, 4], &positions)
+    impl RenderOps for Flex {
+        fn rasterize(
+            positions: FlexFloat,
+            triangles: FlexInt,
+            height: usize,
+            width: usize,
+        ) -> FlexFloat {
+            let d = raster_dims(&positions, &triangles, height, width);
+            let (pos, _) = cpu::floats(positions.clone());
+            let rast = rasterize::forward_cpu(&pos, &cpu::triangles(triangles), d);
+            cpu::tensor(rast, &[d.batch, height, width, 4], &positions)
+        }
+
+        fn rasterize_backward(
+            positions: FlexFloat,
+            triangles: FlexInt,
+            rast: FlexFloat,
+            grad_rast: FlexFloat,
+        ) -> FlexFloat {
+            let [_, height, width, _] = dims4(&rast);
+            let d = raster_dims(&positions, &triangles, height, width);
+            let (pos, pos_dims) = cpu::floats(positions.clone());
+            let grad = rasterize::backward_cpu(
+                &pos,
+                &cpu::triangles(triangles),
+                &cpu::floats(rast).0,
+                &cpu::floats(grad_rast).0,
+                d,
+            );
+            cpu::tensor(grad, &pos_dims, &positions)
+        }
+
+        fn interpolate_attributes(
+            attributes: FlexFloat,
+            rast: FlexFloat,
+            triangles: FlexInt,
+        ) -> FlexFloat {
+            let d = interp_dims(&attributes, &rast, &triangles);
+            let out = interpolate::forward_cpu(
+                &cpu::floats(attributes.clone()).0,
+                &cpu::floats(rast).0,
+                &cpu::triangles(triangles),
+                d,
+            );
+            cpu::tensor(out, &[d.batch, d.height, d.width, d.channels], &attributes)
+        }
+
+        fn interpolate_attributes_backward(
+            attributes: FlexFloat,
+            rast: FlexFloat,
+            triangles: FlexInt,
+            grad_out: FlexFloat,
+        ) -> (FlexFloat, FlexFloat) {
+            let d = interp_dims(&attributes, &rast, &triangles);
+            let (attr, attr_dims) = cpu::floats(attributes.clone());
+            let (grad_attr, grad_rast) = interpolate::backward_cpu(
+                &attr,
+                &cpu::floats(rast).0,
+                &cpu::triangles(triangles),
+                &cpu::floats(grad_out).0,
+                d,
+            );
+            (
+                cpu::tensor(grad_attr, &attr_dims, &attributes),
+                cpu::tensor(grad_rast, &[d.batch, d.height, d.width, 4], &attributes),
+            )
+        }
+
+        fn texture(map: FlexFloat, uv: FlexFloat, wrap: bool) -> FlexFloat {
+            let d = texture_dims(&map, &uv, wrap);
+            let out = texture::forward_cpu(&cpu::floats(map.clone()).0, &cpu::floats(uv).0, d);
+            cpu::tensor(out, &[d.batch, d.height, d.width, d.channels], &map)
+        }
+
+        fn texture_backward(
+            map: FlexFloat,
+            uv: FlexFloat,
+            grad_out: FlexFloat,
+            wrap: bool,
+        ) -> (FlexFloat, FlexFloat) {
+            let d = texture_dims(&map, &uv, wrap);
+            let (map_values, map_dims) = cpu::floats(map.clone());
+            let (uv_values, uv_dims) = cpu::floats(uv);
+            let (grad_map, grad_uv) =
+                texture::backward_cpu(&map_values, &uv_values, &cpu::floats(grad_out).0, d);
+            (
+                cpu::tensor(grad_map, &map_dims, &map),
+                cpu::tensor(grad_uv, &uv_dims, &map),
+            )
+        }
+
+        fn antialias(
+            color: FlexFloat,
+            rast: FlexFloat,
+            positions: FlexFloat,
+            triangles: FlexInt,
+            wings: FlexInt,
+        ) -> FlexFloat {
+            let dims = aa_dims(&color, &positions, &triangles);
+            let (color_values, color_dims) = cpu::floats(color.clone());
+            let (rast, pos) = (cpu::floats(rast).0, cpu::floats(positions).0);
+            let (tris, wings) = (cpu::triangles(triangles), cpu::wings(wings));
+            let scene = antialias::Scene {
+                color: &color_values,
+                rast: &rast,
+                pos: &pos,
+                tris: &tris,
+                wings: &wings,
+                dims,
+            };
+            cpu::tensor(antialias::forward_cpu(&scene), &color_dims, &color)
+        }
+
+        fn antialias_backward(
+            color: FlexFloat,
+            rast: FlexFloat,
+            positions: FlexFloat,
+            triangles: FlexInt,
+            wings: FlexInt,
+            grad_out: FlexFloat,
+        ) -> (FlexFloat, FlexFloat) {
+            let dims = aa_dims(&color, &positions, &triangles);
+            let (color_values, color_dims) = cpu::floats(color.clone());
+            let (pos, pos_dims) = cpu::floats(positions);
+            let rast = cpu::floats(rast).0;
+            let (tris, wings) = (cpu::triangles(triangles), cpu::wings(wings));
+            let scene = antialias::Scene {
+                color: &color_values,
+                rast: &rast,
+                pos: &pos,
+                tris: &tris,
+                wings: &wings,
+                dims,
+            };
+            let (grad_color, grad_pos) = antialias::backward_cpu(&scene, &cpu::floats(grad_out).0);
+            (
+                cpu::tensor(grad_color, &color_dims, &color),
+                cpu::tensor(grad_pos, &pos_dims, &color),
+            )
+        }
     }
-
-    fn rasterize_backward(positions: FlexFloat, triangles: FlexInt, rast: FlexFloat, grad_rast: FlexFloat) -> FlexFloat {
-        let [_, height, width, _] = dims4(&rast);
-        let d = raster_dims(&positions, &triangles, height, width);
-        let (pos, pos_dims) = cpu::floats(positions.clone());
-        let grad = rasterize::backward_cpu(
-            &pos,
-            &cpu::triangles(triangles),
-            &cpu::floats(rast).0,
-            &cpu::floats(grad_rast).0,
-            d,
-        );
-        cpu::tensor(grad, &pos_dims, &positions)
-    }
-
-    fn interpolate_attributes(attributes: FlexFloat, rast: FlexFloat, triangles: FlexInt) -> FlexFloat {
-        let d = interp_dims(&attributes, &rast, &triangles);
-        let out = interpolate::forward_cpu(
-            &cpu::floats(attributes.clone()).0,
-            &cpu::floats(rast).0,
-            &cpu::triangles(triangles),
-            d,
-        );
-        cpu::tensor(out, &[d.batch, d.height, d.width, d.channels], &attributes)
-    }
-
-    fn interpolate_attributes_backward(attributes: FlexFloat, rast: FlexFloat, triangles: FlexInt, grad_out: FlexFloat) -> (FlexFloat, FlexFloat) {
-        let d = interp_dims(&attributes, &rast, &triangles);
-        let (attr, attr_dims) = cpu::floats(attributes.clone());
-        let (grad_attr, grad_rast) = interpolate::backward_cpu(
-            &attr,
-            &cpu::floats(rast).0,
-            &cpu::triangles(triangles),
-            &cpu::floats(grad_out).0,
-            d,
-        );
-        (
-            cpu::tensor(grad_attr, &attr_dims, &attributes),
-            cpu::tensor(grad_rast, &[d.batch, d.height, d.width, 4], &attributes),
-        )
-    }
-
-    fn texture(map: FlexFloat, uv: FlexFloat, wrap: bool) -> FlexFloat {
-        let d = texture_dims(&map, &uv, wrap);
-        let out = texture::forward_cpu(&cpu::floats(map.clone()).0, &cpu::floats(uv).0, d);
-        cpu::tensor(out, &[d.batch, d.height, d.width, d.channels], &map)
-    }
-
-    fn texture_backward(map: FlexFloat, uv: FlexFloat, grad_out: FlexFloat, wrap: bool) -> (FlexFloat, FlexFloat) {
-        let d = texture_dims(&map, &uv, wrap);
-        let (map_values, map_dims) = cpu::floats(map.clone());
-        let (uv_values, uv_dims) = cpu::floats(uv);
-        let (grad_map, grad_uv) = texture::backward_cpu(&map_values, &uv_values, &cpu::floats(grad_out).0, d);
-        (cpu::tensor(grad_map, &map_dims, &map), cpu::tensor(grad_uv, &uv_dims, &map))
-    }
-
-    fn antialias(color: FlexFloat, rast: FlexFloat, positions: FlexFloat, triangles: FlexInt, wings: FlexInt) -> FlexFloat {
-        let dims = aa_dims(&color, &positions, &triangles);
-        let (color_values, color_dims) = cpu::floats(color.clone());
-        let (rast, pos) = (cpu::floats(rast).0, cpu::floats(positions).0);
-        let (tris, wings) = (cpu::triangles(triangles), cpu::wings(wings));
-        let scene = antialias::Scene { color: &color_values, rast: &rast, pos: &pos, tris: &tris, wings: &wings, dims };
-        cpu::tensor(antialias::forward_cpu(&scene), &color_dims, &color)
-    }
-
-    fn antialias_backward(
-        color: FlexFloat,
-        rast: FlexFloat,
-        positions: FlexFloat,
-        triangles: FlexInt,
-        wings: FlexInt,
-        grad_out: FlexFloat,
-    ) -> (FlexFloat, FlexFloat) {
-        let dims = aa_dims(&color, &positions, &triangles);
-        let (color_values, color_dims) = cpu::floats(color.clone());
-        let (pos, pos_dims) = cpu::floats(positions);
-        let rast = cpu::floats(rast).0;
-        let (tris, wings) = (cpu::triangles(triangles), cpu::wings(wings));
-        let scene = antialias::Scene { color: &color_values, rast: &rast, pos: &pos, tris: &tris, wings: &wings, dims };
-        let (grad_color, grad_pos) = antialias::backward_cpu(&scene, &cpu::floats(grad_out).0);
-        (cpu::tensor(grad_color, &color_dims, &color), cpu::tensor(grad_pos, &pos_dims, &color))
-    }
-}
-
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,7 +456,13 @@ impl<B: RenderOps> Backward<B, 2> for TextureBackward {
 struct AntialiasBackward;
 
 impl<B: RenderOps> Backward<B, 2> for AntialiasBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, IntTensor<B>, IntTensor<B>);
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        IntTensor<B>,
+        IntTensor<B>,
+    );
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_color, node_pos] = ops.parents;
@@ -332,9 +479,18 @@ impl<B: RenderOps> Backward<B, 2> for AntialiasBackward {
 }
 
 impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
-    fn rasterize(positions: AdFloat<B, C>, triangles: AdInt<B, C>, height: usize, width: usize) -> AdFloat<B, C> {
+    fn rasterize(
+        positions: AdFloat<B, C>,
+        triangles: AdInt<B, C>,
+        height: usize,
+        width: usize,
+    ) -> AdFloat<B, C> {
         let (pos, node) = positions.into_parts();
-        match RasterizeBackward.prepare::<C>([node]).compute_bound().stateful() {
+        match RasterizeBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let rast = B::rasterize(pos.clone(), triangles.clone(), height, width);
                 prep.finish((pos, triangles, rast.clone()), rast)
@@ -343,7 +499,12 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
         }
     }
 
-    fn rasterize_backward(positions: AdFloat<B, C>, triangles: AdInt<B, C>, rast: AdFloat<B, C>, grad_rast: AdFloat<B, C>) -> AdFloat<B, C> {
+    fn rasterize_backward(
+        positions: AdFloat<B, C>,
+        triangles: AdInt<B, C>,
+        rast: AdFloat<B, C>,
+        grad_rast: AdFloat<B, C>,
+    ) -> AdFloat<B, C> {
         constant::<B, C>(B::rasterize_backward(
             positions.into_primitive(),
             triangles,
@@ -352,15 +513,25 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
         ))
     }
 
-    fn interpolate_attributes(attributes: AdFloat<B, C>, rast: AdFloat<B, C>, triangles: AdInt<B, C>) -> AdFloat<B, C> {
+    fn interpolate_attributes(
+        attributes: AdFloat<B, C>,
+        rast: AdFloat<B, C>,
+        triangles: AdInt<B, C>,
+    ) -> AdFloat<B, C> {
         let (attr, node_attr) = attributes.into_parts();
         let (rast, node_rast) = rast.into_parts();
-        match InterpolateBackward.prepare::<C>([node_attr, node_rast]).compute_bound().stateful() {
+        match InterpolateBackward
+            .prepare::<C>([node_attr, node_rast])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let out = B::interpolate_attributes(attr.clone(), rast.clone(), triangles.clone());
                 prep.finish((attr, rast, triangles), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::interpolate_attributes(attr, rast, triangles)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::interpolate_attributes(attr, rast, triangles))
+            }
         }
     }
 
@@ -370,14 +541,23 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
         triangles: AdInt<B, C>,
         grad_out: AdFloat<B, C>,
     ) -> (AdFloat<B, C>, AdFloat<B, C>) {
-        let (a, r) = B::interpolate_attributes_backward(attributes.into_primitive(), rast.into_primitive(), triangles, grad_out.into_primitive());
+        let (a, r) = B::interpolate_attributes_backward(
+            attributes.into_primitive(),
+            rast.into_primitive(),
+            triangles,
+            grad_out.into_primitive(),
+        );
         (constant::<B, C>(a), constant::<B, C>(r))
     }
 
     fn texture(map: AdFloat<B, C>, uv: AdFloat<B, C>, wrap: bool) -> AdFloat<B, C> {
         let (map, node_map) = map.into_parts();
         let (uv, node_uv) = uv.into_parts();
-        match TextureBackward.prepare::<C>([node_map, node_uv]).compute_bound().stateful() {
+        match TextureBackward
+            .prepare::<C>([node_map, node_uv])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let out = B::texture(map.clone(), uv.clone(), wrap);
                 prep.finish((map, uv, wrap), out)
@@ -386,21 +566,49 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
         }
     }
 
-    fn texture_backward(map: AdFloat<B, C>, uv: AdFloat<B, C>, grad_out: AdFloat<B, C>, wrap: bool) -> (AdFloat<B, C>, AdFloat<B, C>) {
-        let (m, u) = B::texture_backward(map.into_primitive(), uv.into_primitive(), grad_out.into_primitive(), wrap);
+    fn texture_backward(
+        map: AdFloat<B, C>,
+        uv: AdFloat<B, C>,
+        grad_out: AdFloat<B, C>,
+        wrap: bool,
+    ) -> (AdFloat<B, C>, AdFloat<B, C>) {
+        let (m, u) = B::texture_backward(
+            map.into_primitive(),
+            uv.into_primitive(),
+            grad_out.into_primitive(),
+            wrap,
+        );
         (constant::<B, C>(m), constant::<B, C>(u))
     }
 
-    fn antialias(color: AdFloat<B, C>, rast: AdFloat<B, C>, positions: AdFloat<B, C>, triangles: AdInt<B, C>, wings: AdInt<B, C>) -> AdFloat<B, C> {
+    fn antialias(
+        color: AdFloat<B, C>,
+        rast: AdFloat<B, C>,
+        positions: AdFloat<B, C>,
+        triangles: AdInt<B, C>,
+        wings: AdInt<B, C>,
+    ) -> AdFloat<B, C> {
         let (color, node_color) = color.into_parts();
         let (pos, node_pos) = positions.into_parts();
         let rast = rast.into_primitive();
-        match AntialiasBackward.prepare::<C>([node_color, node_pos]).compute_bound().stateful() {
+        match AntialiasBackward
+            .prepare::<C>([node_color, node_pos])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
-                let out = B::antialias(color.clone(), rast.clone(), pos.clone(), triangles.clone(), wings.clone());
+                let out = B::antialias(
+                    color.clone(),
+                    rast.clone(),
+                    pos.clone(),
+                    triangles.clone(),
+                    wings.clone(),
+                );
                 prep.finish((color, rast, pos, triangles, wings), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::antialias(color, rast, pos, triangles, wings)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::antialias(color, rast, pos, triangles, wings))
+            }
         }
     }
 

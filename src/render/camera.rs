@@ -24,7 +24,10 @@ pub fn euler_rotation(angles: Tensor<2>) -> Tensor<3> {
     let zero = cx.clone().zeros_like();
     let one = zero.clone().ones_like();
     let matrix = |rows: [[Tensor<2>; 3]; 3]| {
-        let rows: Vec<Tensor<2>> = rows.into_iter().map(|r| Tensor::cat(r.to_vec(), 1)).collect();
+        let rows: Vec<Tensor<2>> = rows
+            .into_iter()
+            .map(|r| Tensor::cat(r.to_vec(), 1))
+            .collect();
         Tensor::stack::<3>(rows, 1)
     };
     let rx = matrix([
@@ -53,7 +56,13 @@ pub fn transform(points: Tensor<3>, rotation: Tensor<3>, translation: Tensor<2>)
 
 /// Clip-space positions `[B, V, 4]` of camera-space points `[B, V, 3]`, for images of
 /// `width × height` pixels and focal lengths `[B, 1]` in pixels.
-pub fn project(points: Tensor<3>, focal: Tensor<2>, width: usize, height: usize, depth: DepthRange) -> Tensor<3> {
+pub fn project(
+    points: Tensor<3>,
+    focal: Tensor<2>,
+    width: usize,
+    height: usize,
+    depth: DepthRange,
+) -> Tensor<3> {
     let [b, v, _] = points.dims();
     let coord = |i: usize| points.clone().slice([0..b, 0..v, i..i + 1]);
     let (x, y, z) = (coord(0), coord(1), coord(2));

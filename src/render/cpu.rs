@@ -8,9 +8,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use burn::backend::Flex;
+use burn::backend::TensorMetadata;
 use burn::backend::ops::{FloatTensorOps, IntTensorOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::TensorMetadata;
 use burn::tensor::{Shape, TensorData};
 
 fn ready<F: Future>(future: F) -> F::Output {
@@ -25,13 +25,18 @@ fn ready<F: Future>(future: F) -> F::Output {
 pub fn floats(tensor: FloatTensor<Flex>) -> (Vec<f32>, Vec<usize>) {
     let data = ready(Flex::float_into_data(tensor)).expect("reading a CPU tensor cannot fail");
     let dims = data.shape().to_vec();
-    let values = data.convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
+    let values = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32");
     (values, dims)
 }
 
 pub fn ints(tensor: IntTensor<Flex>) -> Vec<i64> {
     let data = ready(Flex::int_into_data(tensor)).expect("reading a CPU tensor cannot fail");
-    data.convert::<i64>().try_into_vec::<i64>().expect("converted to i64")
+    data.convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("converted to i64")
 }
 
 pub fn triangles(tensor: IntTensor<Flex>) -> Vec<[u32; 3]> {

@@ -77,7 +77,9 @@ pub fn forward_cpu(attr: &[f32], rast: &[f32], tris: &[[u32; 3]], d: Dims) -> Ve
     let mut out = vec![0f32; d.batch * d.height * d.width * c];
     for b in 0..d.batch {
         for p in b * d.height * d.width..(b + 1) * d.height * d.width {
-            let Some([a0, a1, a2]) = d.corners(tris, b, rast[p * 4 + 3]) else { continue };
+            let Some([a0, a1, a2]) = d.corners(tris, b, rast[p * 4 + 3]) else {
+                continue;
+            };
             let (u, v) = (rast[p * 4], rast[p * 4 + 1]);
             let w = 1.0 - u - v;
             for ch in 0..c {
@@ -89,13 +91,21 @@ pub fn forward_cpu(attr: &[f32], rast: &[f32], tris: &[[u32; 3]], d: Dims) -> Ve
 }
 
 /// CPU reference of the backward pass: (d attributes, d rast).
-pub fn backward_cpu(attr: &[f32], rast: &[f32], tris: &[[u32; 3]], grad_out: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
+pub fn backward_cpu(
+    attr: &[f32],
+    rast: &[f32],
+    tris: &[[u32; 3]],
+    grad_out: &[f32],
+    d: Dims,
+) -> (Vec<f32>, Vec<f32>) {
     let c = d.channels;
     let mut grad_attr = vec![0f32; attr.len()];
     let mut grad_rast = vec![0f32; rast.len()];
     for b in 0..d.batch {
         for p in b * d.height * d.width..(b + 1) * d.height * d.width {
-            let Some([a0, a1, a2]) = d.corners(tris, b, rast[p * 4 + 3]) else { continue };
+            let Some([a0, a1, a2]) = d.corners(tris, b, rast[p * 4 + 3]) else {
+                continue;
+            };
             let (u, v) = (rast[p * 4], rast[p * 4 + 1]);
             let w = 1.0 - u - v;
             let (mut du, mut dv) = (0f32, 0f32);
@@ -125,7 +135,13 @@ pub fn forward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, d: Dims
     out
 }
 
-pub fn backward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, grad_out: CubeTensor, d: Dims) -> (CubeTensor, CubeTensor) {
+pub fn backward_cube(
+    attr: CubeTensor,
+    rast: CubeTensor,
+    tri: CubeTensor,
+    grad_out: CubeTensor,
+    d: Dims,
+) -> (CubeTensor, CubeTensor) {
     let grad_attr = kernel::zeros(&attr, attr.meta.shape().clone());
     let grad_rast = kernel::empty(&attr, Shape::new([d.batch, d.height, d.width, 4]));
     Launch::new(BACKWARD, &attr)

@@ -92,7 +92,12 @@ pub struct WgslKernel<P> {
 impl<P: KernelParams> WgslKernel<P> {
     /// Section `name` of `file`, run by workgroups of `workgroup`.
     pub const fn new(file: &'static str, name: &'static str, workgroup: (u32, u32)) -> Self {
-        Self { file, name, workgroup, params: PhantomData }
+        Self {
+            file,
+            name,
+            workgroup,
+            params: PhantomData,
+        }
     }
 
     /// The WGSL module for this kernel: `params` and its struct, the prelude and the section.
@@ -103,7 +108,10 @@ impl<P: KernelParams> WgslKernel<P> {
             .find(|s| s.lines().next().map(str::trim) == Some(self.name))
             .unwrap_or_else(|| panic!("shader section `{}` is missing", self.name));
         // Skip the section's name line.
-        let body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or_default();
+        let body = body
+            .split_once('\n')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
         format!("{}\n{prelude}\n{body}", params_declaration::<P>())
     }
 }
@@ -146,7 +154,11 @@ pub struct Launch<'a, P> {
 impl<'a, P: KernelParams> Launch<'a, P> {
     /// Starts a launch; `template` provides the client and device.
     pub fn new(kernel: WgslKernel<P>, template: &'a CubeTensor) -> Self {
-        Self { kernel, template, buffers: Vec::new() }
+        Self {
+            kernel,
+            template,
+            buffers: Vec::new(),
+        }
     }
 
     /// Binds the next buffer, from binding 1 on.
@@ -238,7 +250,11 @@ mod tests {
 
     /// (name, type) of each field of a generated WGSL struct, in declaration order.
     fn wgsl_fields(wgsl: &str) -> Vec<(&str, &str)> {
-        let body = wgsl.split_once('{').and_then(|(_, rest)| rest.split_once('}')).unwrap().0;
+        let body = wgsl
+            .split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .unwrap()
+            .0;
         body.split(',')
             .map(str::trim)
             .filter(|field| !field.is_empty())
@@ -248,7 +264,11 @@ mod tests {
 
     /// (name, value) of each field as Rust's `Debug` lists them: in declaration order.
     fn rust_fields(debug: &str) -> Vec<(String, String)> {
-        let body = debug.split_once('{').and_then(|(_, rest)| rest.split_once('}')).unwrap().0;
+        let body = debug
+            .split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .unwrap()
+            .0;
         body.split(',')
             .map(|field| field.split_once(": ").unwrap())
             .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
@@ -261,7 +281,12 @@ mod tests {
                         fourth: u32,\n}\n";
         assert_eq!(Mixed::WGSL, expected);
         assert_eq!(Mixed::NAME, "Mixed");
-        let mixed = Mixed { first: 7, second: 1.5, third: -2, fourth: 9 };
+        let mixed = Mixed {
+            first: 7,
+            second: 1.5,
+            third: -2,
+            fourth: 9,
+        };
         let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&mixed));
         assert_eq!(words, [7, 1.5f32.to_bits(), (-2i32).cast_unsigned(), 9]);
     }
@@ -280,7 +305,12 @@ mod tests {
         assert_eq!(rust.len(), wgsl.len(), "{}", P::NAME);
         for (i, ((rust_name, value), (wgsl_name, ty))) in rust.iter().zip(&wgsl).enumerate() {
             assert_eq!(rust_name, wgsl_name, "{}: field {i}", P::NAME);
-            assert_eq!(*value, (i + 1).to_string(), "{}.{rust_name} is not word {i}", P::NAME);
+            assert_eq!(
+                *value,
+                (i + 1).to_string(),
+                "{}.{rust_name} is not word {i}",
+                P::NAME
+            );
             assert_eq!(*ty, "u32", "{}.{rust_name}", P::NAME);
         }
     }
@@ -295,15 +325,25 @@ mod tests {
 
     /// A shader reads only fields its params struct declares, and leaves binding 0 to `params`.
     fn check_shader<P: KernelParams>(file: &str) {
-        let fields: Vec<&str> = wgsl_fields(P::WGSL).into_iter().map(|(name, _)| name).collect();
+        let fields: Vec<&str> = wgsl_fields(P::WGSL)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         for (at, _) in file.match_indices("params.") {
             let rest = &file[at + "params.".len()..];
             let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
             let field = &rest[..end.unwrap_or(rest.len())];
-            assert!(fields.contains(&field), "{} has no field `{field}`", P::NAME);
+            assert!(
+                fields.contains(&field),
+                "{} has no field `{field}`",
+                P::NAME
+            );
         }
         assert!(!file.contains("@binding(0)"), "binding 0 holds {}", P::NAME);
-        assert!(!file.contains("info["), "a kernel still reads a positional `info` array");
+        assert!(
+            !file.contains("info["),
+            "a kernel still reads a positional `info` array"
+        );
     }
 
     #[test]
@@ -319,8 +359,14 @@ mod tests {
         let file = "fn helper() {}\n//#kernel first\nfn main() {}\n//#kernel second\nfn other() {}";
         let source = WgslKernel::<Mixed>::new(file, "second", (8, 8)).module_source();
         let params = "@group(0) @binding(0) var<storage, read_write> params: Mixed;\n";
-        assert!(source.contains(Mixed::WGSL) && source.contains(params), "{source}");
+        assert!(
+            source.contains(Mixed::WGSL) && source.contains(params),
+            "{source}"
+        );
         assert!(source.find(params) < source.find("fn helper"), "{source}");
-        assert!(source.contains("fn other") && !source.contains("fn main"), "{source}");
+        assert!(
+            source.contains("fn other") && !source.contains("fn main"),
+            "{source}"
+        );
     }
 }

@@ -21,7 +21,7 @@
 pub mod antialias;
 mod backends;
 pub mod camera;
-#[cfg(not(target_family = "wasm"))]
+#[cfg(not(target_arch = "wasm32"))]
 mod cpu;
 pub mod interpolate;
 mod kernel;
@@ -58,7 +58,7 @@ pub enum Boundary {
 }
 
 /// The renderer's primitive operations, extending burn's backend trait.
-#[backend_extension(Cube, Flex: cfg(not(target_family = "wasm")), Autodiff)]
+#[backend_extension(Cube, Flex: cfg(not(target_arch = "wasm32")), Autodiff)]
 pub trait RenderOps: burn::backend::Backend {
     /// See [`rasterize()`].
     fn rasterize(
@@ -122,8 +122,15 @@ pub trait RenderOps: burn::backend::Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
-fn check_rank(what: &'static str, dims: &[usize], rank: usize, last: Option<usize>) -> Result<(), RenderError> {
-    let ok = dims.len() == rank && last.is_none_or(|c| dims[rank - 1] == c) && dims.iter().all(|&d| d > 0);
+fn check_rank(
+    what: &'static str,
+    dims: &[usize],
+    rank: usize,
+    last: Option<usize>,
+) -> Result<(), RenderError> {
+    let ok = dims.len() == rank
+        && last.is_none_or(|c| dims[rank - 1] == c)
+        && dims.iter().all(|&d| d > 0);
     if ok {
         Ok(())
     } else {
@@ -131,12 +138,21 @@ fn check_rank(what: &'static str, dims: &[usize], rank: usize, last: Option<usiz
         if let Some(c) = last {
             expected[rank - 1] = c.to_string();
         }
-        Err(RenderError::Shape { what, expected: format!("[{}] (all non-zero)", expected.join(", ")), got: dims.to_vec() })
+        Err(RenderError::Shape {
+            what,
+            expected: format!("[{}] (all non-zero)", expected.join(", ")),
+            got: dims.to_vec(),
+        })
     }
 }
 
 fn check_resolution(batch: usize, height: usize, width: usize) -> Result<(), RenderError> {
-    if height == 0 || width == 0 || height > MAX_SIDE || width > MAX_SIDE || batch * height * width > MAX_PIXELS {
+    if height == 0
+        || width == 0
+        || height > MAX_SIDE
+        || width > MAX_SIDE
+        || batch * height * width > MAX_PIXELS
+    {
         return Err(RenderError::Resolution {
             width,
             height,
@@ -164,7 +180,12 @@ fn check_rast(rast: &[usize], batch: usize) -> Result<(), RenderError> {
 ///
 /// Differentiable with respect to the positions through u, v and z/w (not through coverage:
 /// silhouette gradients come from [`antialias`]).
-pub fn rasterize(positions: Tensor<3>, topology: &Topology, height: usize, width: usize) -> Result<Tensor<4>, RenderError> {
+pub fn rasterize(
+    positions: Tensor<3>,
+    topology: &Topology,
+    height: usize,
+    width: usize,
+) -> Result<Tensor<4>, RenderError> {
     let [batch, vertices, four] = positions.dims();
     check_rank("positions", &[batch, vertices, four], 3, Some(4))?;
     topology.check_vertices(vertices)?;
@@ -179,14 +200,22 @@ pub fn rasterize(positions: Tensor<3>, topology: &Topology, height: usize, width
 }
 
 /// Interpolates per-vertex attributes `[Ba, V, C]` (Ba = 1 or B) over the rasterized pixels.
-pub fn interpolate(attributes: Tensor<3>, rast: Tensor<4>, topology: &Topology) -> Result<Tensor<4>, RenderError> {
+pub fn interpolate(
+    attributes: Tensor<3>,
+    rast: Tensor<4>,
+    topology: &Topology,
+) -> Result<Tensor<4>, RenderError> {
     let dims = attributes.dims();
     check_rank("attributes", &dims, 3, None)?;
     topology.check_vertices(dims[1])?;
     let rast_dims = rast.dims();
     check_rast(&rast_dims, rast_dims[0])?;
     if dims[0] != 1 && dims[0] != rast_dims[0] {
-        return Err(RenderError::Shape { what: "attributes", expected: format!("[1 or {}, V, C]", rast_dims[0]), got: dims.to_vec() });
+        return Err(RenderError::Shape {
+            what: "attributes",
+            expected: format!("[1 or {}, V, C]", rast_dims[0]),
+            got: dims.to_vec(),
+        });
     }
     let out = Dispatch::interpolate_attributes(
         attributes.into_dispatch(),
@@ -197,32 +226,60 @@ pub fn interpolate(attributes: Tensor<3>, rast: Tensor<4>, topology: &Topology) 
 }
 
 /// Samples a texture map `[Bt, Ht, Wt, C]` (Bt = 1 or B) bilinearly at uv `[B, H, W, 2]`.
-pub fn texture(map: Tensor<4>, uv: Tensor<4>, boundary: Boundary) -> Result<Tensor<4>, RenderError> {
+pub fn texture(
+    map: Tensor<4>,
+    uv: Tensor<4>,
+    boundary: Boundary,
+) -> Result<Tensor<4>, RenderError> {
     let map_dims = map.dims();
     let uv_dims = uv.dims();
     check_rank("texture map", &map_dims, 4, None)?;
     check_rank("uv", &uv_dims, 4, Some(2))?;
     check_resolution(uv_dims[0], uv_dims[1], uv_dims[2])?;
     if map_dims[0] != 1 && map_dims[0] != uv_dims[0] {
-        return Err(RenderError::Shape { what: "texture map", expected: format!("[1 or {}, Ht, Wt, C]", uv_dims[0]), got: map_dims.to_vec() });
+        return Err(RenderError::Shape {
+            what: "texture map",
+            expected: format!("[1 or {}, Ht, Wt, C]", uv_dims[0]),
+            got: map_dims.to_vec(),
+        });
     }
-    let out = Dispatch::texture(map.into_dispatch(), uv.into_dispatch(), boundary == Boundary::Wrap);
+    let out = Dispatch::texture(
+        map.into_dispatch(),
+        uv.into_dispatch(),
+        boundary == Boundary::Wrap,
+    );
     Ok(Tensor::from_dispatch(out))
 }
 
 /// Antialiases silhouette edges of a rendered image `[B, H, W, C]`.
-pub fn antialias(color: Tensor<4>, rast: Tensor<4>, positions: Tensor<3>, topology: &Topology) -> Result<Tensor<4>, RenderError> {
+pub fn antialias(
+    color: Tensor<4>,
+    rast: Tensor<4>,
+    positions: Tensor<3>,
+    topology: &Topology,
+) -> Result<Tensor<4>, RenderError> {
     let color_dims = color.dims();
     check_rank("color", &color_dims, 4, None)?;
     let rast_dims = rast.dims();
     check_rast(&rast_dims, color_dims[0])?;
     if rast_dims[1..3] != color_dims[1..3] {
-        return Err(RenderError::Shape { what: "rast", expected: format!("[{}, {}, {}, 4]", color_dims[0], color_dims[1], color_dims[2]), got: rast_dims.to_vec() });
+        return Err(RenderError::Shape {
+            what: "rast",
+            expected: format!(
+                "[{}, {}, {}, 4]",
+                color_dims[0], color_dims[1], color_dims[2]
+            ),
+            got: rast_dims.to_vec(),
+        });
     }
     let pos_dims = positions.dims();
     check_rank("positions", &pos_dims, 3, Some(4))?;
     if pos_dims[0] != color_dims[0] {
-        return Err(RenderError::Shape { what: "positions", expected: format!("[{}, V, 4]", color_dims[0]), got: pos_dims.to_vec() });
+        return Err(RenderError::Shape {
+            what: "positions",
+            expected: format!("[{}, V, 4]", color_dims[0]),
+            got: pos_dims.to_vec(),
+        });
     }
     topology.check_vertices(pos_dims[1])?;
     let out = Dispatch::antialias(
@@ -238,11 +295,19 @@ pub fn antialias(color: Tensor<4>, rast: Tensor<4>, positions: Tensor<3>, topolo
 /// The triangle id channel of a rast output as a 0/1 coverage mask `[B, H, W, 1]`.
 pub fn coverage(rast: &Tensor<4>) -> Tensor<4> {
     let [b, h, w, _] = rast.dims();
-    rast.clone().slice([0..b, 0..h, 0..w, 3..4]).greater_elem(0.5).float().detach()
+    rast.clone()
+        .slice([0..b, 0..h, 0..w, 3..4])
+        .greater_elem(0.5)
+        .float()
+        .detach()
 }
 
 /// Triangle ids of a rast output, 0 for background.
 pub fn triangle_ids(rast: &Tensor<4>) -> Tensor<4, Int> {
     let [b, h, w, _] = rast.dims();
-    rast.clone().slice([0..b, 0..h, 0..w, 3..4]).detach().round().int()
+    rast.clone()
+        .slice([0..b, 0..h, 0..w, 3..4])
+        .detach()
+        .round()
+        .int()
 }

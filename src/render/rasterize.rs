@@ -113,10 +113,25 @@ fn finite(p: V4) -> bool {
 }
 
 /// Calls `hit(pixel, depth_bits)` for every pixel the triangle covers, as the kernel does.
-fn for_each_fragment(pos: &[f32], tris: &[[u32; 3]], d: &Dims, b: usize, t: usize, mut hit: impl FnMut(usize, u32)) {
+fn for_each_fragment(
+    pos: &[f32],
+    tris: &[[u32; 3]],
+    d: &Dims,
+    b: usize,
+    t: usize,
+    mut hit: impl FnMut(usize, u32),
+) {
     let [i0, i1, i2] = tris[t];
-    let (p0, p1, p2) = (vertex(pos, d, b, i0), vertex(pos, d, b, i1), vertex(pos, d, b, i2));
-    if !(finite(p0) && finite(p1) && finite(p2)) || p0[3] <= W_MIN || p1[3] <= W_MIN || p2[3] <= W_MIN {
+    let (p0, p1, p2) = (
+        vertex(pos, d, b, i0),
+        vertex(pos, d, b, i1),
+        vertex(pos, d, b, i2),
+    );
+    if !(finite(p0) && finite(p1) && finite(p2))
+        || p0[3] <= W_MIN
+        || p1[3] <= W_MIN
+        || p2[3] <= W_MIN
+    {
         return;
     }
     let s = orientation(p0, p1, p2);
@@ -141,7 +156,10 @@ fn for_each_fragment(pos: &[f32], tris: &[[u32; 3]], d: &Dims, b: usize, t: usiz
             let k0 = edge_value(p1, p2, i1, i2, ndc);
             let k1 = edge_value(p2, p0, i2, i0, ndc);
             let k2 = edge_value(p0, p1, i0, i1, ndc);
-            if !(edge_inside(k0, s, p1, p2) && edge_inside(k1, s, p2, p0) && edge_inside(k2, s, p0, p1)) {
+            if !(edge_inside(k0, s, p1, p2)
+                && edge_inside(k1, s, p2, p0)
+                && edge_inside(k2, s, p0, p1))
+            {
                 continue;
             }
             let den = k0 * p0[3] + k1 * p1[3] + k2 * p2[3];
@@ -152,7 +170,10 @@ fn for_each_fragment(pos: &[f32], tris: &[[u32; 3]], d: &Dims, b: usize, t: usiz
             if !(-1.0..=1.0).contains(&zw) {
                 continue;
             }
-            hit((b * d.height + py) * d.width + px, (zw * 0.5 + 0.5).to_bits());
+            hit(
+                (b * d.height + py) * d.width + px,
+                (zw * 0.5 + 0.5).to_bits(),
+            );
         }
     }
 }
@@ -184,7 +205,11 @@ pub fn forward_cpu(pos: &[f32], tris: &[[u32; 3]], d: Dims) -> Vec<f32> {
                     continue;
                 }
                 let [i0, i1, i2] = tris[t as usize];
-                let (p0, p1, p2) = (vertex(pos, &d, b, i0), vertex(pos, &d, b, i1), vertex(pos, &d, b, i2));
+                let (p0, p1, p2) = (
+                    vertex(pos, &d, b, i0),
+                    vertex(pos, &d, b, i1),
+                    vertex(pos, &d, b, i2),
+                );
                 let ndc = pixel_ndc(px, py, &d);
                 let k0 = edge_value(p1, p2, i1, i2, ndc);
                 let k1 = edge_value(p2, p0, i2, i0, ndc);
@@ -214,7 +239,13 @@ pub fn coverage_counts(pos: &[f32], tris: &[[u32; 3]], d: Dims) -> Vec<u32> {
 }
 
 /// CPU reference of the backward pass: d positions `[B, V, 4]` from d rast.
-pub fn backward_cpu(pos: &[f32], tris: &[[u32; 3]], rast: &[f32], grad_rast: &[f32], d: Dims) -> Vec<f32> {
+pub fn backward_cpu(
+    pos: &[f32],
+    tris: &[[u32; 3]],
+    rast: &[f32],
+    grad_rast: &[f32],
+    d: Dims,
+) -> Vec<f32> {
     let mut grad = vec![0f32; d.batch * d.vertices * 4];
     for b in 0..d.batch {
         for py in 0..d.height {
@@ -233,7 +264,11 @@ pub fn backward_cpu(pos: &[f32], tris: &[[u32; 3]], rast: &[f32], grad_rast: &[f
                 let ndc = pixel_ndc(px, py, &d);
                 let a = v.map(|q| q[0] - ndc.0 * q[3]);
                 let c = v.map(|q| q[1] - ndc.1 * q[3]);
-                let k = [a[1] * c[2] - a[2] * c[1], a[2] * c[0] - a[0] * c[2], a[0] * c[1] - a[1] * c[0]];
+                let k = [
+                    a[1] * c[2] - a[2] * c[1],
+                    a[2] * c[0] - a[0] * c[2],
+                    a[0] * c[1] - a[1] * c[0],
+                ];
                 let sum = k[0] + k[1] + k[2];
                 let w = v.map(|q| q[3]);
                 let z = v.map(|q| q[2]);
@@ -251,8 +286,16 @@ pub fn backward_cpu(pos: &[f32], tris: &[[u32; 3]], rast: &[f32], grad_rast: &[f
                 for i in 0..3 {
                     gk[i] += dz * (z[i] - zw * w[i]) / den;
                 }
-                let ga = [gk[2] * c[1] - gk[1] * c[2], gk[0] * c[2] - gk[2] * c[0], gk[1] * c[0] - gk[0] * c[1]];
-                let gc = [gk[1] * a[2] - gk[2] * a[1], gk[2] * a[0] - gk[0] * a[2], gk[0] * a[1] - gk[1] * a[0]];
+                let ga = [
+                    gk[2] * c[1] - gk[1] * c[2],
+                    gk[0] * c[2] - gk[2] * c[0],
+                    gk[1] * c[0] - gk[0] * c[1],
+                ];
+                let gc = [
+                    gk[1] * a[2] - gk[2] * a[1],
+                    gk[2] * a[0] - gk[0] * a[2],
+                    gk[0] * a[1] - gk[1] * a[0],
+                ];
                 for i in 0..3 {
                     let o = (b * d.vertices + tri[i] as usize) * 4;
                     grad[o] += ga[i];
@@ -279,7 +322,10 @@ pub fn forward_cube(pos: CubeTensor, tri: CubeTensor, d: Dims) -> CubeTensor {
             .arg(&depth)
             .arg(&ids)
             .run(
-                &RasterizeParams { pass_index, ..params },
+                &RasterizeParams {
+                    pass_index,
+                    ..params
+                },
                 (kernel::groups(d.triangles, 64), ROW_SPLIT, d.batch as u32),
             );
     }
@@ -294,7 +340,13 @@ pub fn forward_cube(pos: CubeTensor, tri: CubeTensor, d: Dims) -> CubeTensor {
 }
 
 /// WGSL backward.
-pub fn backward_cube(pos: CubeTensor, tri: CubeTensor, rast: CubeTensor, grad_rast: CubeTensor, d: Dims) -> CubeTensor {
+pub fn backward_cube(
+    pos: CubeTensor,
+    tri: CubeTensor,
+    rast: CubeTensor,
+    grad_rast: CubeTensor,
+    d: Dims,
+) -> CubeTensor {
     let grad = kernel::zeros(&pos, Shape::new([d.batch, d.vertices, 4]));
     Launch::new(BACKWARD, &pos)
         .arg(&pos)
@@ -307,5 +359,9 @@ pub fn backward_cube(pos: CubeTensor, tri: CubeTensor, rast: CubeTensor, grad_ra
 }
 
 pub(super) fn pixel_groups(d: &Dims) -> (u32, u32, u32) {
-    (kernel::groups(d.width, 8), kernel::groups(d.height, 8), d.batch as u32)
+    (
+        kernel::groups(d.width, 8),
+        kernel::groups(d.height, 8),
+        d.batch as u32,
+    )
 }

@@ -23,8 +23,19 @@ pub fn grid(n: usize, extent: f32, z: f32, jitter: f32, seed: u64) -> Mesh {
     for j in 0..=n {
         for i in 0..=n {
             let interior = i > 0 && j > 0 && i < n && j < n;
-            let (dx, dy) = if interior { (rng.range(-jitter, jitter) * cell, rng.range(-jitter, jitter) * cell) } else { (0.0, 0.0) };
-            positions.push([-extent + i as f32 * cell + dx, -extent + j as f32 * cell + dy, z]);
+            let (dx, dy) = if interior {
+                (
+                    rng.range(-jitter, jitter) * cell,
+                    rng.range(-jitter, jitter) * cell,
+                )
+            } else {
+                (0.0, 0.0)
+            };
+            positions.push([
+                -extent + i as f32 * cell + dx,
+                -extent + j as f32 * cell + dy,
+                z,
+            ]);
             colors.push([i as f32 / n as f32, j as f32 / n as f32, 0.5]);
         }
     }
@@ -42,15 +53,31 @@ pub fn grid(n: usize, extent: f32, z: f32, jitter: f32, seed: u64) -> Mesh {
             }
         }
     }
-    Mesh { positions, triangles, colors }
+    Mesh {
+        positions,
+        triangles,
+        colors,
+    }
 }
 
 /// A closed UV sphere of radius `r`: `rings` latitude bands, `segments` longitudes, one
 /// vertex at each pole, counter-clockwise seen from outside, with smooth colours.
 pub fn sphere(rings: usize, segments: usize, r: f32) -> Mesh {
     use std::f32::consts::PI;
-    let point = |theta: f32, phi: f32| [r * theta.sin() * phi.cos(), r * theta.cos(), r * theta.sin() * phi.sin()];
-    let colour = |theta: f32, phi: f32| [0.5 + 0.5 * phi.cos(), 0.5 + 0.5 * theta.cos(), 0.5 + 0.5 * (3.0 * phi).sin()];
+    let point = |theta: f32, phi: f32| {
+        [
+            r * theta.sin() * phi.cos(),
+            r * theta.cos(),
+            r * theta.sin() * phi.sin(),
+        ]
+    };
+    let colour = |theta: f32, phi: f32| {
+        [
+            0.5 + 0.5 * phi.cos(),
+            0.5 + 0.5 * theta.cos(),
+            0.5 + 0.5 * (3.0 * phi).sin(),
+        ]
+    };
     let mut positions = vec![point(0.0, 0.0)];
     let mut colors = vec![colour(0.0, 0.0)];
     for j in 1..rings {
@@ -77,7 +104,11 @@ pub fn sphere(rings: usize, segments: usize, r: f32) -> Mesh {
             triangles.push([b, c, d]);
         }
     }
-    Mesh { positions, triangles, colors }
+    Mesh {
+        positions,
+        triangles,
+        colors,
+    }
 }
 
 /// `count` random triangles with random depths inside the view volume (for id tests).
@@ -87,15 +118,27 @@ pub fn random_triangles(count: usize, seed: u64) -> Mesh {
     let mut colors = Vec::new();
     let mut triangles = Vec::new();
     for t in 0..count {
-        let centre = [rng.range(-0.8, 0.8), rng.range(-0.8, 0.8), rng.range(-0.9, 0.9)];
+        let centre = [
+            rng.range(-0.8, 0.8),
+            rng.range(-0.8, 0.8),
+            rng.range(-0.9, 0.9),
+        ];
         for _ in 0..3 {
-            positions.push([centre[0] + rng.range(-0.5, 0.5), centre[1] + rng.range(-0.5, 0.5), centre[2] + rng.range(-0.05, 0.05)]);
+            positions.push([
+                centre[0] + rng.range(-0.5, 0.5),
+                centre[1] + rng.range(-0.5, 0.5),
+                centre[2] + rng.range(-0.05, 0.05),
+            ]);
             colors.push([rng.uniform(), rng.uniform(), rng.uniform()]);
         }
         let base = 3 * t as u32;
         triangles.push([base, base + 1, base + 2]);
     }
-    Mesh { positions, triangles, colors }
+    Mesh {
+        positions,
+        triangles,
+        colors,
+    }
 }
 
 impl Mesh {

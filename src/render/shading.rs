@@ -19,19 +19,35 @@ pub fn vertex_normals(vertices: Tensor<3>, topology: &Topology) -> Tensor<3> {
     let [b, _, _] = vertices.dims();
     let t = topology.num_triangles();
     let idx = flat_indices(topology);
-    let corners = vertices.clone().select(1, idx.clone()).reshape([b, t, 3, 3]);
-    let corner = |i: usize| corners.clone().slice([0..b, 0..t, i..i + 1, 0..3]).reshape([b, t, 3]);
+    let corners = vertices
+        .clone()
+        .select(1, idx.clone())
+        .reshape([b, t, 3, 3]);
+    let corner = |i: usize| {
+        corners
+            .clone()
+            .slice([0..b, 0..t, i..i + 1, 0..3])
+            .reshape([b, t, 3])
+    };
     let (p0, p1, p2) = (corner(0), corner(1), corner(2));
     // Unnormalised cross product: its length is twice the triangle area.
     let face = (p1 - p0.clone()).cross(p2 - p0, 2);
-    let per_corner = Tensor::stack::<4>(vec![face.clone(), face.clone(), face], 2).reshape([b, t * 3, 3]);
-    let summed = vertices.zeros_like().select_assign(1, idx, per_corner, IndexingUpdateOp::Add);
+    let per_corner =
+        Tensor::stack::<4>(vec![face.clone(), face.clone(), face], 2).reshape([b, t * 3, 3]);
+    let summed = vertices
+        .zeros_like()
+        .select_assign(1, idx, per_corner, IndexingUpdateOp::Add);
     normalize(summed, 2)
 }
 
 /// `x / |x|` along `dim`, safe at zero.
 pub fn normalize<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
-    let norm = x.clone().powi_scalar(2).sum_dim(dim).add_scalar(1e-12).sqrt();
+    let norm = x
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(dim)
+        .add_scalar(1e-12)
+        .sqrt();
     x / norm
 }
 
@@ -53,7 +69,12 @@ pub struct PhongLight {
 /// Shaded colour `[B, H, W, 3]` = albedo · (ambient + diffuse · max(n·l, 0)) + specular ·
 /// diffuse · max(r·v, 0)^shininess, with normals and view directions (towards the eye) in
 /// camera space, all `[B, H, W, 3]`.
-pub fn phong(albedo: Tensor<4>, normals: Tensor<4>, view: Tensor<4>, light: &PhongLight) -> Tensor<4> {
+pub fn phong(
+    albedo: Tensor<4>,
+    normals: Tensor<4>,
+    view: Tensor<4>,
+    light: &PhongLight,
+) -> Tensor<4> {
     let [b, _, _, _] = albedo.dims();
     let per_image = |t: Tensor<2>, c: usize| t.reshape([b, 1, 1, c]);
     let l = per_image(normalize(light.direction.clone(), 1), 3);
@@ -64,7 +85,8 @@ pub fn phong(albedo: Tensor<4>, normals: Tensor<4>, view: Tensor<4>, light: &Pho
     let r_dot_v = (reflected * normalize(view, 3)).sum_dim(3).clamp_min(1e-6);
     let specular_term = r_dot_v.powf_scalar(light.shininess) * per_image(light.specular.clone(), 1);
     let diffuse_rgb = per_image(light.diffuse.clone(), 3);
-    albedo * (per_image(light.ambient.clone(), 3) + diffuse_rgb.clone() * diffuse_term) + diffuse_rgb * specular_term
+    albedo * (per_image(light.ambient.clone(), 3) + diffuse_rgb.clone() * diffuse_term)
+        + diffuse_rgb * specular_term
 }
 
 /// The nine real spherical-harmonic basis functions (bands 0-2) of unit normals `[.., 3]`,

@@ -54,13 +54,21 @@ impl Dims {
     }
 
     fn groups(&self) -> (u32, u32, u32) {
-        (kernel::groups(self.width, 8), kernel::groups(self.height, 8), self.batch as u32)
+        (
+            kernel::groups(self.width, 8),
+            kernel::groups(self.height, 8),
+            self.batch as u32,
+        )
     }
 }
 
 fn texel(i: i64, n: usize, wrap: bool) -> usize {
     let n = n as i64;
-    if wrap { i.rem_euclid(n) as usize } else { i.clamp(0, n - 1) as usize }
+    if wrap {
+        i.rem_euclid(n) as usize
+    } else {
+        i.clamp(0, n - 1) as usize
+    }
 }
 
 /// The four texels (flat offsets of their first channel) and the bilinear fractions.
@@ -75,7 +83,11 @@ fn footprint(s: f32, t: f32, b: usize, d: &Dims) -> ([usize; 4], f32, f32) {
     let y1 = texel(yi + 1, d.map_height, d.wrap);
     let base = if d.map_batched { b } else { 0 } * d.map_height * d.map_width;
     let at = |y: usize, x: usize| (base + y * d.map_width + x) * d.channels;
-    ([at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)], x - xf, y - yf)
+    (
+        [at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)],
+        x - xf,
+        y - yf,
+    )
 }
 
 fn lerp(a: f32, b: f32, t: f32) -> f32 {
@@ -119,7 +131,8 @@ pub fn backward_cpu(map: &[f32], uv: &[f32], grad_out: &[f32], d: Dims) -> (Vec<
             let (mut gx, mut gy) = (0f32, 0f32);
             for ch in 0..c {
                 let g = grad_out[p * c + ch];
-                let (c00, c01, c10, c11) = (map[t00 + ch], map[t01 + ch], map[t10 + ch], map[t11 + ch]);
+                let (c00, c01, c10, c11) =
+                    (map[t00 + ch], map[t01 + ch], map[t10 + ch], map[t11 + ch]);
                 gx += g * ((1.0 - fy) * (c01 - c00) + fy * (c11 - c10));
                 gy += g * (lerp(c10, c11, fx) - lerp(c00, c01, fx));
                 grad_map[t00 + ch] += g * (1.0 - fx) * (1.0 - fy);
@@ -136,11 +149,20 @@ pub fn backward_cpu(map: &[f32], uv: &[f32], grad_out: &[f32], d: Dims) -> (Vec<
 
 pub fn forward_cube(map: CubeTensor, uv: CubeTensor, d: Dims) -> CubeTensor {
     let out = kernel::empty(&map, Shape::new([d.batch, d.height, d.width, d.channels]));
-    Launch::new(FORWARD, &map).arg(&map).arg(&uv).arg(&out).run(&d.params(), d.groups());
+    Launch::new(FORWARD, &map)
+        .arg(&map)
+        .arg(&uv)
+        .arg(&out)
+        .run(&d.params(), d.groups());
     out
 }
 
-pub fn backward_cube(map: CubeTensor, uv: CubeTensor, grad_out: CubeTensor, d: Dims) -> (CubeTensor, CubeTensor) {
+pub fn backward_cube(
+    map: CubeTensor,
+    uv: CubeTensor,
+    grad_out: CubeTensor,
+    d: Dims,
+) -> (CubeTensor, CubeTensor) {
     let grad_map = kernel::zeros(&map, map.meta.shape().clone());
     let grad_uv = kernel::empty(&map, Shape::new([d.batch, d.height, d.width, 2]));
     Launch::new(BACKWARD, &map)

@@ -21,7 +21,11 @@ pub struct Topology {
 
 impl Topology {
     /// Validates the indices against `num_vertices` and uploads the tables to `device`.
-    pub fn new(triangles: Vec<[u32; 3]>, num_vertices: usize, device: &Device) -> Result<Self, RenderError> {
+    pub fn new(
+        triangles: Vec<[u32; 3]>,
+        num_vertices: usize,
+        device: &Device,
+    ) -> Result<Self, RenderError> {
         Self::with_shared_positions(triangles, num_vertices, None, device)
     }
 
@@ -40,13 +44,21 @@ impl Topology {
         }
         for (t, tri) in triangles.iter().enumerate() {
             if let Some(&bad) = tri.iter().find(|&&i| i as usize >= num_vertices) {
-                return Err(RenderError::IndexOutOfRange { triangle: t, index: bad as i64, vertices: num_vertices });
+                return Err(RenderError::IndexOutOfRange {
+                    triangle: t,
+                    index: bad as i64,
+                    vertices: num_vertices,
+                });
             }
         }
-        if let Some(map) = position_of {
-            if map.len() != num_vertices {
-                return Err(RenderError::Shape { what: "position map", expected: format!("[{num_vertices}]"), got: vec![map.len()] });
-            }
+        if let Some(map) = position_of
+            && map.len() != num_vertices
+        {
+            return Err(RenderError::Shape {
+                what: "position map",
+                expected: format!("[{num_vertices}]"),
+                got: vec![map.len()],
+            });
         }
         let wings = wing_table(&triangles, position_of);
         let tri_flat: Vec<i32> = triangles.iter().flat_map(|t| t.map(|i| i as i32)).collect();
@@ -62,14 +74,26 @@ impl Topology {
     }
 
     /// Triangles as signed indices, as the JS/GPU side receives them.
-    pub fn from_indices(indices: &[i64], num_vertices: usize, device: &Device) -> Result<Self, RenderError> {
-        if indices.len() % 3 != 0 {
-            return Err(RenderError::Shape { what: "triangles", expected: "[T, 3]".into(), got: vec![indices.len()] });
+    pub fn from_indices(
+        indices: &[i64],
+        num_vertices: usize,
+        device: &Device,
+    ) -> Result<Self, RenderError> {
+        if !indices.len().is_multiple_of(3) {
+            return Err(RenderError::Shape {
+                what: "triangles",
+                expected: "[T, 3]".into(),
+                got: vec![indices.len()],
+            });
         }
         let mut triangles = Vec::with_capacity(indices.len() / 3);
         for (t, c) in indices.chunks(3).enumerate() {
             if let Some(&bad) = c.iter().find(|&&i| i < 0 || i as usize >= num_vertices) {
-                return Err(RenderError::IndexOutOfRange { triangle: t, index: bad, vertices: num_vertices });
+                return Err(RenderError::IndexOutOfRange {
+                    triangle: t,
+                    index: bad,
+                    vertices: num_vertices,
+                });
             }
             triangles.push([c[0] as u32, c[1] as u32, c[2] as u32]);
         }
@@ -121,7 +145,8 @@ impl Topology {
 pub fn wing_table(triangles: &[[u32; 3]], position_of: Option<&[u32]>) -> Vec<[i32; 3]> {
     let geometric = |v: u32| position_of.map_or(v, |map| map[v as usize]);
     // Undirected edge -> (triangle, corner opposite the edge) of each triangle using it.
-    let mut edges: HashMap<(u32, u32), Vec<(usize, usize)>> = HashMap::with_capacity(triangles.len() * 2);
+    let mut edges: HashMap<(u32, u32), Vec<(usize, usize)>> =
+        HashMap::with_capacity(triangles.len() * 2);
     for (t, tri) in triangles.iter().enumerate() {
         for m in 0..3 {
             let a = geometric(tri[(m + 1) % 3]);

@@ -72,7 +72,8 @@ pub struct Corpus {
 pub fn read_index(dir: &Path) -> Result<Index> {
     let path = dir.join("index.json");
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::model(path.display().to_string(), e.to_string()))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::model(path.display().to_string(), e.to_string()))
 }
 
 impl Corpus {
@@ -80,7 +81,14 @@ impl Corpus {
     pub fn open(dir: &Path, split: Split) -> Result<Self> {
         let index = read_index(dir)?;
         let (h, w) = (index.resolution, index.resolution * index.aspect);
-        let mut corpus = Corpus { dir: dir.to_path_buf(), resolution: h, aspect: index.aspect, entries: Vec::new(), textures: Vec::new(), masks: Vec::new() };
+        let mut corpus = Corpus {
+            dir: dir.to_path_buf(),
+            resolution: h,
+            aspect: index.aspect,
+            entries: Vec::new(),
+            textures: Vec::new(),
+            masks: Vec::new(),
+        };
         for entry in index.entries {
             let keep = match split {
                 Split::All => true,
@@ -92,17 +100,28 @@ impl Corpus {
             }
             // PNG as the unwrapper writes it, or JPEG in a compressed copy for transfer.
             let png = dir.join(format!("{}.png", entry.id));
-            let texture_path = if png.exists() { png } else { dir.join(format!("{}.jpg", entry.id)) };
+            let texture_path = if png.exists() {
+                png
+            } else {
+                dir.join(format!("{}.jpg", entry.id))
+            };
             let texture = load(&texture_path, w, h, false)?;
             // Masks matter to evaluation and PCA; a training-only copy may leave them out.
             let mask_path = dir.join(format!("{}_mask.png", entry.id));
-            let mask = if mask_path.exists() { load(&mask_path, w, h, true)? } else { vec![0; w * h] };
+            let mask = if mask_path.exists() {
+                load(&mask_path, w, h, true)?
+            } else {
+                vec![0; w * h]
+            };
             corpus.textures.push(texture);
             corpus.masks.push(mask);
             corpus.entries.push(entry);
         }
         if corpus.entries.is_empty() {
-            return Err(Error::Invalid(format!("{}: no textures in this split of the corpus", dir.display())));
+            return Err(Error::Invalid(format!(
+                "{}: no textures in this split of the corpus",
+                dir.display()
+            )));
         }
         Ok(corpus)
     }
@@ -173,5 +192,9 @@ fn load(path: &Path, width: usize, height: usize, gray: bool) -> Result<Vec<u8>>
             img.height()
         )));
     }
-    Ok(if gray { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() })
+    Ok(if gray {
+        img.to_luma8().into_raw()
+    } else {
+        img.to_rgb8().into_raw()
+    })
 }

@@ -45,7 +45,12 @@ pub fn save_grid(images: Tensor<4>, columns: usize, path: &Path) -> Result<()> {
     let factor = (128 / width.max(1)).max(1);
     if factor > 1 {
         let nearest = image::imageops::FilterType::Nearest;
-        tiles = tiles.iter().map(|t| image::imageops::resize(t, t.width() * factor, t.height() * factor, nearest)).collect();
+        tiles = tiles
+            .iter()
+            .map(|t| image::imageops::resize(t, t.width() * factor, t.height() * factor, nearest))
+            .collect();
     }
-    grid(&tiles, columns).save(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))
+    grid(&tiles, columns)
+        .save(path)
+        .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
 }

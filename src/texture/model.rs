@@ -34,20 +34,40 @@ struct PcaShape {
 
 impl PcaTexture {
     pub fn new(mean: Tensor<2>, basis: Tensor<2>, resolution: usize, aspect: usize) -> Self {
-        Self { mean: Param::from_tensor(mean), basis: Param::from_tensor(basis), resolution, aspect }
+        Self {
+            mean: Param::from_tensor(mean),
+            basis: Param::from_tensor(basis),
+            resolution,
+            aspect,
+        }
     }
 
     /// Loads a PCA texture file (burnpack; metadata `pca_texture` = {resolution, components}).
     pub fn from_bytes(bytes: Vec<u8>, device: &Device, name: &str) -> Result<Self> {
-        let json = crate::io::burnpack::metadata(&bytes, PCA_KEY, "ganfit PCA texture model", name)?;
-        let shape: PcaShape = serde_json::from_str(&json).map_err(|e| Error::model(name, format!("bad {PCA_KEY}: {e}")))?;
+        let json =
+            crate::io::burnpack::metadata(&bytes, PCA_KEY, "ganfit PCA texture model", name)?;
+        let shape: PcaShape = serde_json::from_str(&json)
+            .map_err(|e| Error::model(name, format!("bad {PCA_KEY}: {e}")))?;
         let n = shape.resolution * shape.resolution * shape.aspect * 3;
-        let empty = Self::new(Tensor::zeros([1, n], device), Tensor::zeros([shape.components, n], device), shape.resolution, shape.aspect);
-        Ok(crate::io::burnpack::read(empty, bytes, name, "the file does not fit this generator")?.no_grad())
+        let empty = Self::new(
+            Tensor::zeros([1, n], device),
+            Tensor::zeros([shape.components, n], device),
+            shape.resolution,
+            shape.aspect,
+        );
+        Ok(
+            crate::io::burnpack::read(empty, bytes, name, "the file does not fit this generator")?
+                .no_grad(),
+        )
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let shape = serde_json::to_string(&PcaShape { resolution: self.resolution, aspect: self.aspect, components: self.components() }).map_err(|e| Error::Invalid(e.to_string()))?;
+        let shape = serde_json::to_string(&PcaShape {
+            resolution: self.resolution,
+            aspect: self.aspect,
+            components: self.components(),
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
         crate::io::burnpack::write(self, true, &[(PCA_KEY, shape)], "pca texture")
     }
 
@@ -81,7 +101,10 @@ impl TextureModel {
     /// UV map height and width.
     pub fn size(&self) -> (usize, usize) {
         match self {
-            TextureModel::Gan(g) => (g.config().resolution, g.config().resolution * g.config().aspect),
+            TextureModel::Gan(g) => (
+                g.config().resolution,
+                g.config().resolution * g.config().aspect,
+            ),
             TextureModel::Pca(p) => (p.resolution, p.resolution * p.aspect),
         }
     }
@@ -98,7 +121,11 @@ impl TextureModel {
     pub fn uv_map(&self, params: Tensor<2>) -> Result<Tensor<4>> {
         let [_, p] = params.dims();
         if p != self.parameters() {
-            return Err(Error::Invalid(format!("texture parameters: {p} per row, the {} model takes {}", self.name(), self.parameters())));
+            return Err(Error::Invalid(format!(
+                "texture parameters: {p} per row, the {} model takes {}",
+                self.name(),
+                self.parameters()
+            )));
         }
         Ok(match self {
             TextureModel::Gan(g) => {

@@ -41,7 +41,14 @@ fn one() -> usize {
 
 impl Default for PgganConfig {
     fn default() -> Self {
-        Self { latent: 512, resolution: 256, aspect: 2, base_channels: 256, full_channel_levels: 4, min_channels: 32 }
+        Self {
+            latent: 512,
+            resolution: 256,
+            aspect: 2,
+            base_channels: 256,
+            full_channel_levels: 4,
+            min_channels: 32,
+        }
     }
 }
 
@@ -62,9 +69,13 @@ impl PgganConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         if !self.resolution.is_power_of_two() || self.resolution < 8 {
-            return Err(format!("resolution {} must be a power of two ≥ 8", self.resolution));
+            return Err(format!(
+                "resolution {} must be a power of two ≥ 8",
+                self.resolution
+            ));
         }
-        if self.latent == 0 || self.base_channels == 0 || self.min_channels == 0 || self.aspect == 0 {
+        if self.latent == 0 || self.base_channels == 0 || self.min_channels == 0 || self.aspect == 0
+        {
             return Err("latent and channel counts must be positive".into());
         }
         Ok(())
@@ -81,7 +92,10 @@ pub struct Stage {
 
 impl Stage {
     pub fn full(config: &PgganConfig) -> Self {
-        Self { level: config.levels() - 1, alpha: 1.0 }
+        Self {
+            level: config.levels() - 1,
+            alpha: 1.0,
+        }
     }
 
     /// Output height at this stage (the width is `aspect` times more).
@@ -103,7 +117,11 @@ pub struct EqConv2d {
 
 impl EqConv2d {
     pub fn new(channels_in: usize, channels_out: usize, kernel: usize, device: &Device) -> Self {
-        let weight = Tensor::random([channels_out, channels_in, kernel, kernel], Distribution::Normal(0.0, 1.0), device);
+        let weight = Tensor::random(
+            [channels_out, channels_in, kernel, kernel],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
         Self {
             weight: Param::from_tensor(weight),
             bias: Param::from_tensor(Tensor::zeros([channels_out], device)),
@@ -114,7 +132,12 @@ impl EqConv2d {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let p = self.padding;
-        conv2d(x, self.weight.val() * self.scale, Some(self.bias.val()), ConvOptions::new([1, 1], [p, p], [1, 1], 1))
+        conv2d(
+            x,
+            self.weight.val() * self.scale,
+            Some(self.bias.val()),
+            ConvOptions::new([1, 1], [p, p], [1, 1], 1),
+        )
     }
 }
 
@@ -130,7 +153,11 @@ pub struct EqLinear {
 impl EqLinear {
     pub fn new(inputs: usize, outputs: usize, gain: f32, device: &Device) -> Self {
         Self {
-            weight: Param::from_tensor(Tensor::random([inputs, outputs], Distribution::Normal(0.0, 1.0), device)),
+            weight: Param::from_tensor(Tensor::random(
+                [inputs, outputs],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            )),
             bias: Param::from_tensor(Tensor::zeros([outputs], device)),
             scale: gain * (1.0 / inputs as f32).sqrt(),
         }
@@ -150,7 +177,10 @@ pub fn pixel_norm(x: Tensor<4>) -> Tensor<4> {
 
 fn upsample2(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1]).repeat_dim(3, 2).repeat_dim(5, 2).reshape([b, c, 2 * h, 2 * w])
+    x.reshape([b, c, h, 1, w, 1])
+        .repeat_dim(3, 2)
+        .repeat_dim(5, 2)
+        .reshape([b, c, 2 * h, 2 * w])
 }
 
 fn downsample2(x: Tensor<4>) -> Tensor<4> {
@@ -181,10 +211,19 @@ pub struct Generator {
 impl Generator {
     pub fn new(config: &PgganConfig, device: &Device) -> Self {
         let c0 = config.channels(0);
-        let input = EqLinear::new(config.latent, c0 * 16 * config.aspect, std::f32::consts::SQRT_2 / 4.0, device);
+        let input = EqLinear::new(
+            config.latent,
+            c0 * 16 * config.aspect,
+            std::f32::consts::SQRT_2 / 4.0,
+            device,
+        );
         let blocks = (0..config.levels())
             .map(|level| {
-                let c_in = if level == 0 { c0 } else { config.channels(level - 1) };
+                let c_in = if level == 0 {
+                    c0
+                } else {
+                    config.channels(level - 1)
+                };
                 let c = config.channels(level);
                 GeneratorBlock {
                     // The 4×4 block's first layer is the dense input; its conv1 refines it.
@@ -194,7 +233,11 @@ impl Generator {
                 }
             })
             .collect();
-        Self { input, blocks, config: config.clone() }
+        Self {
+            input,
+            blocks,
+            config: config.clone(),
+        }
     }
 
     pub fn config(&self) -> &PgganConfig {
@@ -206,12 +249,18 @@ impl Generator {
         let [b, _] = latent.dims();
         let c0 = self.config.channels(0);
         let z = latent.clone() / (latent.powi_scalar(2).mean_dim(1) + 1e-8).sqrt();
-        let mut x = pixel_norm(act(self.input.forward(z).reshape([b, c0, 4, 4 * self.config.aspect])));
+        let mut x = pixel_norm(act(self.input.forward(z).reshape([
+            b,
+            c0,
+            4,
+            4 * self.config.aspect,
+        ])));
         let mut previous_rgb = None;
         for (level, block) in self.blocks.iter().enumerate().take(stage.level + 1) {
             if level > 0 {
                 if level == stage.level && stage.alpha < 1.0 {
-                    previous_rgb = Some(upsample2(self.blocks[level - 1].to_rgb.forward(x.clone())));
+                    previous_rgb =
+                        Some(upsample2(self.blocks[level - 1].to_rgb.forward(x.clone())));
                 }
                 x = upsample2(x);
             }
@@ -269,7 +318,12 @@ impl Discriminator {
         let c0 = config.channels(0);
         Self {
             blocks,
-            dense: EqLinear::new(c0 * 16 * config.aspect, c0, std::f32::consts::SQRT_2, device),
+            dense: EqLinear::new(
+                c0 * 16 * config.aspect,
+                c0,
+                std::f32::consts::SQRT_2,
+                device,
+            ),
             output: EqLinear::new(c0, 1, 1.0, device),
             config: config.clone(),
         }
@@ -284,7 +338,9 @@ impl Discriminator {
             x = act(block.conv1.forward(x));
             x = downsample2(act(block.conv2.forward(x)));
             if level == top && stage.alpha < 1.0 {
-                let skip = act(self.blocks[level - 1].from_rgb.forward(downsample2(images.clone())));
+                let skip = act(self.blocks[level - 1]
+                    .from_rgb
+                    .forward(downsample2(images.clone())));
                 x = skip * (1.0 - stage.alpha) + x * stage.alpha;
             }
         }
@@ -305,6 +361,11 @@ pub fn minibatch_stddev(x: Tensor<4>) -> Tensor<4> {
     let [b, _, h, w] = x.dims();
     let mean = x.clone().mean_dim(0);
     let std = ((x.clone() - mean).powi_scalar(2).mean_dim(0) + 1e-8).sqrt();
-    let feature = std.mean().reshape([1, 1, 1, 1]).repeat_dim(0, b).repeat_dim(2, h).repeat_dim(3, w);
+    let feature = std
+        .mean()
+        .reshape([1, 1, 1, 1])
+        .repeat_dim(0, b)
+        .repeat_dim(2, h)
+        .repeat_dim(3, w);
     Tensor::cat(vec![x, feature], 1)
 }

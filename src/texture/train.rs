@@ -96,12 +96,19 @@ fn schedule(levels: usize, fraction: f64) -> Stage {
         if fraction < start + span || level + 1 == levels {
             let local = ((fraction - start) / span).clamp(0.0, 1.0);
             // Level 0 has nothing to fade from.
-            let alpha = if level == 0 { 1.0 } else { (local * 2.0).min(1.0) as f32 };
+            let alpha = if level == 0 {
+                1.0
+            } else {
+                (local * 2.0).min(1.0) as f32
+            };
             return Stage { level, alpha };
         }
         start += span;
     }
-    Stage { level: levels - 1, alpha: 1.0 }
+    Stage {
+        level: levels - 1,
+        alpha: 1.0,
+    }
 }
 
 /// Real images at the stage's resolution, blended between levels during fade-in as PGGAN does
@@ -109,11 +116,19 @@ fn schedule(levels: usize, fraction: f64) -> Stage {
 fn real_at_stage(images: Tensor<4>, full: usize, stage: Stage) -> Tensor<4> {
     let target = stage.resolution();
     let factor = full / target;
-    let x = if factor > 1 { avg_pool2d(images, AvgPoolOptions::new([factor, factor])) } else { images };
+    let x = if factor > 1 {
+        avg_pool2d(images, AvgPoolOptions::new([factor, factor]))
+    } else {
+        images
+    };
     if stage.alpha < 1.0 && stage.level > 0 {
         let [b, c, h, w] = x.dims();
         let coarse = avg_pool2d(x.clone(), AvgPoolOptions::new([2, 2]));
-        let coarse = coarse.reshape([b, c, h / 2, 1, w / 2, 1]).repeat_dim(3, 2).repeat_dim(5, 2).reshape([b, c, h, w]);
+        let coarse = coarse
+            .reshape([b, c, h / 2, 1, w / 2, 1])
+            .repeat_dim(3, 2)
+            .repeat_dim(5, 2)
+            .reshape([b, c, h, w]);
         coarse * (1.0 - stage.alpha) + x * stage.alpha
     } else {
         x
@@ -155,7 +170,11 @@ impl ModuleMapper for Blend<'_> {
 fn blend(average: Generator, generator: &Generator, beta: f32) -> Generator {
     let mut collect = Collect(Vec::new());
     generator.visit(&mut collect);
-    average.map(&mut Blend { current: &collect.0, next: 0, beta })
+    average.map(&mut Blend {
+        current: &collect.0,
+        next: 0,
+        beta,
+    })
 }
 
 fn check_finite(value: f32, what: &str) -> Result<()> {
@@ -177,7 +196,10 @@ impl RunFiles {
     pub fn new(out: &Path) -> Self {
         let mut checkpoint = out.as_os_str().to_owned();
         checkpoint.push(".ckpt");
-        Self { generator: out.to_path_buf(), checkpoint: PathBuf::from(checkpoint) }
+        Self {
+            generator: out.to_path_buf(),
+            checkpoint: PathBuf::from(checkpoint),
+        }
     }
 }
 
@@ -211,17 +233,32 @@ impl Trainer {
         // The average starts equal to the generator.
         let average = blend(Generator::new(&options.config, device), &generator, 0.0);
         let (opt_g, opt_d) = (adam().init(), adam().init());
-        Ok(Self { generator, discriminator, average, opt_g, opt_d, options, device: ad })
+        Ok(Self {
+            generator,
+            discriminator,
+            average,
+            opt_g,
+            opt_d,
+            options,
+            device: ad,
+        })
     }
 
     /// Networks and optimiser state from a checkpoint folder written by [`Trainer::save`].
-    pub fn resume(options: TrainOptions, dir: &Path, device: &Device) -> Result<(Self, TrainingProgress)> {
+    pub fn resume(
+        options: TrainOptions,
+        dir: &Path,
+        device: &Device,
+    ) -> Result<(Self, TrainingProgress)> {
         options.config.validate().map_err(Error::Invalid)?;
         let ad = device.clone().autodiff();
         let state = load_checkpoint(dir, &options.config, &ad, device)?;
         let load = |file: &str| {
             let path = dir.join(file);
-            adam().init().load(path.clone()).map_err(|e| Error::model(path.display().to_string(), e.to_string()))
+            adam()
+                .init()
+                .load(path.clone())
+                .map_err(|e| Error::model(path.display().to_string(), e.to_string()))
         };
         let trainer = Self {
             generator: state.generator,
@@ -248,46 +285,86 @@ impl Trainer {
         let latent = options.config.latent;
         let lr = options.learning_rate;
 
-        let z = Tensor::random([batch, latent], Distribution::Normal(0.0, 1.0), &self.device);
+        let z = Tensor::random(
+            [batch, latent],
+            Distribution::Normal(0.0, 1.0),
+            &self.device,
+        );
         let fake = self.generator.forward(z, stage).detach();
         let d_real = self.discriminator.forward(real.clone(), stage);
         let d_fake = self.discriminator.forward(fake, stage);
-        let mut loss_d = softplus(d_fake, 1.0).mean() + softplus(-d_real.clone(), 1.0).mean() + d_real.clone().powi_scalar(2).mean() * options.drift;
+        let mut loss_d = softplus(d_fake, 1.0).mean()
+            + softplus(-d_real.clone(), 1.0).mean()
+            + d_real.clone().powi_scalar(2).mean() * options.drift;
         let interval = options.r1_interval.max(1);
         if step.is_multiple_of(interval as u64) {
             let u = Tensor::random(real.dims(), Distribution::Normal(0.0, 1.0), &self.device);
-            let d_nudged = self.discriminator.forward(real + u * options.r1_step, stage);
-            let r1 = ((d_nudged - d_real) / options.r1_step).powi_scalar(2).mean();
+            let d_nudged = self
+                .discriminator
+                .forward(real + u * options.r1_step, stage);
+            let r1 = ((d_nudged - d_real) / options.r1_step)
+                .powi_scalar(2)
+                .mean();
             loss_d = loss_d + r1 * (options.r1_gamma / 2.0 * interval as f32);
         }
         let grads = GradientsParams::from_grads(loss_d.backward(), &self.discriminator);
         self.discriminator = self.opt_d.step(lr, self.discriminator.clone(), grads);
 
-        let z = Tensor::random([batch, latent], Distribution::Normal(0.0, 1.0), &self.device);
-        let loss_g = softplus(-self.discriminator.forward(self.generator.forward(z, stage), stage), 1.0).mean();
+        let z = Tensor::random(
+            [batch, latent],
+            Distribution::Normal(0.0, 1.0),
+            &self.device,
+        );
+        let loss_g = softplus(
+            -self
+                .discriminator
+                .forward(self.generator.forward(z, stage), stage),
+            1.0,
+        )
+        .mean();
         let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
         self.generator = self.opt_g.step(lr, self.generator.clone(), grads);
 
         self.average = blend(self.average.clone(), &self.generator, options.ema_beta);
-        StepLosses { discriminator: loss_d.detach(), generator: loss_g.detach() }
+        StepLosses {
+            discriminator: loss_d.detach(),
+            generator: loss_g.detach(),
+        }
     }
 
     /// Writes the checkpoint folder, a sample grid of the average at `progress.stage`, and —
     /// once fully grown — the generator file.
-    pub fn save(&self, files: &RunFiles, progress: &TrainingProgress, fixed_latents: &Tensor<2>) -> Result<()> {
+    pub fn save(
+        &self,
+        files: &RunFiles,
+        progress: &TrainingProgress,
+        fixed_latents: &Tensor<2>,
+    ) -> Result<()> {
         let dir = &files.checkpoint;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        save_checkpoint(dir, &self.generator, &self.discriminator, &self.average, progress)?;
+        save_checkpoint(
+            dir,
+            &self.generator,
+            &self.discriminator,
+            &self.average,
+            progress,
+        )?;
         let save = |opt: &ModuleOptimizer, file: &str| {
             let path = dir.join(file);
-            opt.save(path.clone()).map_err(|e| Error::model(path.display().to_string(), e.to_string()))
+            opt.save(path.clone())
+                .map_err(|e| Error::model(path.display().to_string(), e.to_string()))
         };
         save(&self.opt_g, "optim_g.bin")?;
         save(&self.opt_d, "optim_d.bin")?;
         // Only a fully grown generator is a usable texture model.
-        let grown = progress.stage.level + 1 == self.options.config.levels() && progress.stage.alpha >= 1.0;
+        let grown =
+            progress.stage.level + 1 == self.options.config.levels() && progress.stage.alpha >= 1.0;
         let samples = self.average.forward(fixed_latents.clone(), progress.stage);
-        super::images::save_grid(samples, 4, &dir.join(format!("samples_{:07}.png", progress.steps)))?;
+        super::images::save_grid(
+            samples,
+            4,
+            &dir.join(format!("samples_{:07}.png", progress.steps)),
+        )?;
         if grown {
             weights::save_generator(&self.average, &files.generator)?;
         }
@@ -297,7 +374,10 @@ impl Trainer {
 
 /// PGGAN's Adam: no momentum, fast second-moment decay.
 fn adam() -> AdamConfig {
-    AdamConfig::new().with_beta_1(0.0).with_beta_2(0.99).with_epsilon(1e-8)
+    AdamConfig::new()
+        .with_beta_1(0.0)
+        .with_beta_2(0.99)
+        .with_epsilon(1e-8)
 }
 
 /// Trains (or resumes) on `corpus`, writing checkpoints, sample grids and the final averaged
@@ -311,7 +391,8 @@ pub fn train(
     mut log: impl FnMut(&str),
 ) -> Result<TrainingProgress> {
     options.config.validate().map_err(Error::Invalid)?;
-    if corpus.resolution() != options.config.resolution || corpus.aspect() != options.config.aspect {
+    if corpus.resolution() != options.config.resolution || corpus.aspect() != options.config.aspect
+    {
         return Err(Error::Invalid(format!(
             "corpus textures are {}x{}, the generator makes {}x{}",
             corpus.width(),
@@ -325,7 +406,10 @@ pub fn train(
         Some(dir) => {
             let (trainer, mut progress) = Trainer::resume(options.clone(), dir, device)?;
             progress.options.minutes = options.minutes;
-            log(&format!("resumed at {:.1} min, step {}, level {} alpha {:.2}", progress.minutes_done, progress.steps, progress.stage.level, progress.stage.alpha));
+            log(&format!(
+                "resumed at {:.1} min, step {}, level {} alpha {:.2}",
+                progress.minutes_done, progress.steps, progress.stage.level, progress.stage.alpha
+            ));
             (trainer, progress)
         }
         None => {
@@ -334,7 +418,10 @@ pub fn train(
                 minutes_done: 0.0,
                 steps: 0,
                 images_shown: 0,
-                stage: Stage { level: 0, alpha: 1.0 },
+                stage: Stage {
+                    level: 0,
+                    alpha: 1.0,
+                },
                 last_losses: (0.0, 0.0),
             };
             (Trainer::new(options.clone(), device)?, progress)
@@ -354,7 +441,11 @@ pub fn train(
             break;
         }
         let stage = schedule(config.levels(), minutes / options.minutes);
-        let batch = *options.batch.get(stage.level).or(options.batch.last()).unwrap_or(&8);
+        let batch = *options
+            .batch
+            .get(stage.level)
+            .or(options.batch.last())
+            .unwrap_or(&8);
         let real = real_at_stage(corpus.batch(batch, &mut rng, &ad)?, full, stage);
         let losses = trainer.step(real, stage, progress.steps);
         progress.steps += 1;
@@ -385,14 +476,20 @@ pub fn train(
         }
         if checkpoint_due {
             trainer.save(files, &progress, &fixed_latents)?;
-            log(&format!("checkpoint written to {}", files.checkpoint.display()));
+            log(&format!(
+                "checkpoint written to {}",
+                files.checkpoint.display()
+            ));
             last_checkpoint = now_ms();
         }
     }
     progress.minutes_done = done_before + (now_ms() - started) / 60_000.0;
     progress.stage = schedule(config.levels(), 1.0);
     trainer.save(files, &progress, &fixed_latents)?;
-    log(&format!("done: {} steps, {} images, {:.1} min", progress.steps, progress.images_shown, progress.minutes_done));
+    log(&format!(
+        "done: {} steps, {} images, {:.1} min",
+        progress.steps, progress.images_shown, progress.minutes_done
+    ));
     Ok(progress)
 }
 
@@ -416,18 +513,39 @@ pub struct Checkpoint {
     pub progress: TrainingProgress,
 }
 
-pub fn save_checkpoint(dir: &Path, generator: &Generator, discriminator: &Discriminator, average: &Generator, progress: &TrainingProgress) -> Result<()> {
-    let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
+pub fn save_checkpoint(
+    dir: &Path,
+    generator: &Generator,
+    discriminator: &Discriminator,
+    average: &Generator,
+    progress: &TrainingProgress,
+) -> Result<()> {
+    let config =
+        serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
     let meta = [(weights::CONFIG_KEY, config)];
-    write_atomic(&dir.join("generator.bpk"), &burnpack::write(generator, false, &meta, "generator")?)?;
-    write_atomic(&dir.join("discriminator.bpk"), &burnpack::write(discriminator, false, &meta, "discriminator")?)?;
-    write_atomic(&dir.join("average.bpk"), &burnpack::write(average, false, &meta, "average")?)?;
+    write_atomic(
+        &dir.join("generator.bpk"),
+        &burnpack::write(generator, false, &meta, "generator")?,
+    )?;
+    write_atomic(
+        &dir.join("discriminator.bpk"),
+        &burnpack::write(discriminator, false, &meta, "discriminator")?,
+    )?;
+    write_atomic(
+        &dir.join("average.bpk"),
+        &burnpack::write(average, false, &meta, "average")?,
+    )?;
     let json = serde_json::to_vec_pretty(progress).map_err(|e| Error::Invalid(e.to_string()))?;
     write_atomic(&dir.join("progress.json"), &json)
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`]; the configuration must match.
-pub fn load_checkpoint(dir: &Path, config: &PgganConfig, train_device: &Device, device: &Device) -> Result<Checkpoint> {
+pub fn load_checkpoint(
+    dir: &Path,
+    config: &PgganConfig,
+    train_device: &Device,
+    device: &Device,
+) -> Result<Checkpoint> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|e| Error::io(&path, e))
@@ -438,14 +556,29 @@ pub fn load_checkpoint(dir: &Path, config: &PgganConfig, train_device: &Device, 
     if &progress.options.config != config {
         return Err(Error::model(
             progress_path.display().to_string(),
-            format!("checkpoint was trained with {:?}, not {:?}", progress.options.config, config),
+            format!(
+                "checkpoint was trained with {:?}, not {:?}",
+                progress.options.config, config
+            ),
         ));
     }
     let name = |f: &str| dir.join(f).display().to_string();
     Ok(Checkpoint {
-        generator: weights::from_bytes(Generator::new(config, train_device), read("generator.bpk")?, &name("generator.bpk"))?,
-        discriminator: weights::from_bytes(Discriminator::new(config, train_device), read("discriminator.bpk")?, &name("discriminator.bpk"))?,
-        average: weights::from_bytes(Generator::new(config, device), read("average.bpk")?, &name("average.bpk"))?,
+        generator: weights::from_bytes(
+            Generator::new(config, train_device),
+            read("generator.bpk")?,
+            &name("generator.bpk"),
+        )?,
+        discriminator: weights::from_bytes(
+            Discriminator::new(config, train_device),
+            read("discriminator.bpk")?,
+            &name("discriminator.bpk"),
+        )?,
+        average: weights::from_bytes(
+            Generator::new(config, device),
+            read("average.bpk")?,
+            &name("average.bpk"),
+        )?,
         progress,
     })
 }
@@ -456,23 +589,58 @@ mod tests {
 
     #[test]
     fn the_weight_average_follows_the_generator() {
-        let config = PgganConfig { latent: 16, resolution: 8, aspect: 2, base_channels: 8, full_channel_levels: 2, min_channels: 4 };
+        let config = PgganConfig {
+            latent: 16,
+            resolution: 8,
+            aspect: 2,
+            base_channels: 8,
+            full_channel_levels: 2,
+            min_channels: 4,
+        };
         let device = crate::device::cpu();
         let z = latents(3, 16, 5, &device);
-        let images = |g: &Generator| crate::device::read_floats_blocking(g.forward(z.clone(), Stage::full(&config))).unwrap().0;
-        let max_gap = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        let options = TrainOptions { config: config.clone(), ema_beta: 0.0, ..TrainOptions::default() };
+        let images = |g: &Generator| {
+            crate::device::read_floats_blocking(g.forward(z.clone(), Stage::full(&config)))
+                .unwrap()
+                .0
+        };
+        let max_gap = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let options = TrainOptions {
+            config: config.clone(),
+            ema_beta: 0.0,
+            ..TrainOptions::default()
+        };
         let mut trainer = Trainer::new(options, &device).unwrap();
         let initial = images(&trainer.average);
-        let real = Tensor::<4>::random([4, 3, 8, 16], Distribution::Uniform(-1.0, 1.0), trainer.device());
+        let real = Tensor::<4>::random(
+            [4, 3, 8, 16],
+            Distribution::Uniform(-1.0, 1.0),
+            trainer.device(),
+        );
         for step in 0..2 {
             trainer.step(real.clone(), Stage::full(&config), step);
         }
         // β = 0: the average is the generator after every step, and so it has moved.
-        let generator = images(&blend(Generator::new(&config, &device), &trainer.generator, 0.0));
+        let generator = images(&blend(
+            Generator::new(&config, &device),
+            &trainer.generator,
+            0.0,
+        ));
         let average = images(&trainer.average);
-        assert!(max_gap(&average, &generator) < 1e-5, "average and generator differ by {}", max_gap(&average, &generator));
-        assert!(max_gap(&average, &initial) > 1e-4, "the average never moved");
+        assert!(
+            max_gap(&average, &generator) < 1e-5,
+            "average and generator differ by {}",
+            max_gap(&average, &generator)
+        );
+        assert!(
+            max_gap(&average, &initial) > 1e-4,
+            "the average never moved"
+        );
         // β near 1: it barely moves from where it was.
         let before = trainer.average.clone();
         let slow = blend(before.clone(), &trainer.generator, 0.999);
@@ -491,7 +659,13 @@ mod tests {
             last = (s.level, s.alpha);
         }
         assert!(seen.iter().all(|&s| s));
-        assert_eq!(schedule(levels, 1.0), Stage { level: levels - 1, alpha: 1.0 });
+        assert_eq!(
+            schedule(levels, 1.0),
+            Stage {
+                level: levels - 1,
+                alpha: 1.0
+            }
+        );
         assert!(schedule(levels, 0.3).alpha <= 1.0);
     }
 }

@@ -21,7 +21,11 @@ use crate::io::burnpack;
 pub(crate) const CONFIG_KEY: &str = "pggan_config";
 
 /// Reads a generator (or training checkpoint) record into a freshly built module.
-pub(crate) fn from_bytes<M: Module + ModuleSnapshot>(module: M, bytes: Vec<u8>, name: &str) -> Result<M> {
+pub(crate) fn from_bytes<M: Module + ModuleSnapshot>(
+    module: M,
+    bytes: Vec<u8>,
+    name: &str,
+) -> Result<M> {
     burnpack::read(module, bytes, name, "the file does not fit this generator")
 }
 
@@ -39,7 +43,8 @@ pub fn load_generator(bytes: Vec<u8>, device: &Device, name: &str) -> Result<Gen
 }
 
 pub fn generator_bytes(generator: &Generator) -> Result<Vec<u8>> {
-    let config = serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
+    let config =
+        serde_json::to_string(generator.config()).map_err(|e| Error::Invalid(e.to_string()))?;
     burnpack::write(generator, true, &[(CONFIG_KEY, config)], "generator")
 }
 

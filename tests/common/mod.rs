@@ -13,15 +13,20 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("GANFIT_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
+    std::env::var_os("GANFIT_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data"))
 }
 
 pub fn models_dir() -> PathBuf {
-    std::env::var_os("GANFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
+    std::env::var_os("GANFIT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models"))
 }
 
 /// A photo of `../shared/data/samples`.
 pub fn sample(name: &str) -> RgbImage {
     let path = data_dir().join("samples").join(name);
-    ganfit::io::image::read(&path).unwrap_or_else(|e| panic!("sample photo {}: {e}", path.display()))
+    ganfit::io::image::read(&path)
+        .unwrap_or_else(|e| panic!("sample photo {}: {e}", path.display()))
 }

@@ -9,7 +9,14 @@ use ganfit::texture::pggan::{Generator, PgganConfig, Stage};
 use ganfit::util::rng::SplitMix64;
 
 pub fn config() -> PgganConfig {
-    PgganConfig { latent: 16, resolution: 16, aspect: 2, base_channels: 16, full_channel_levels: 1, min_channels: 8 }
+    PgganConfig {
+        latent: 16,
+        resolution: 16,
+        aspect: 2,
+        base_channels: 16,
+        full_channel_levels: 1,
+        min_channels: 8,
+    }
 }
 
 struct Seeded(SplitMix64);
@@ -20,7 +27,9 @@ impl ModuleMapper for Seeded {
         param.map(|t| {
             let shape = t.shape();
             // Biases get small values too, so that a backend dropping them would show.
-            let values: Vec<f32> = (0..shape.num_elements()).map(|_| rng.normal() * 0.5).collect();
+            let values: Vec<f32> = (0..shape.num_elements())
+                .map(|_| rng.normal() * 0.5)
+                .collect();
             Tensor::from_data(TensorData::new(values, shape), &t.device())
         })
     }
@@ -38,7 +47,13 @@ pub fn latents(device: &Device) -> Tensor<2> {
 
 /// The fully grown output and one mid-fade-in stage, as the fitter and training run them.
 pub fn stages() -> [Stage; 2] {
-    [Stage::full(&config()), Stage { level: 1, alpha: 0.3 }]
+    [
+        Stage::full(&config()),
+        Stage {
+            level: 1,
+            alpha: 0.3,
+        },
+    ]
 }
 
 /// Every 97th value of an output (`[2, 3, H, 2H]`, NCHW), and its mean absolute value.
@@ -51,12 +66,51 @@ pub fn probe(values: &[f32]) -> Vec<f32> {
 /// `probe` of the outputs at `stages()`, on the CPU backend.
 pub const EXPECTED: [&[f32]; 2] = [
     &[
-        -0.6128254, -0.20983648, -0.60350734, -0.4203549, 0.07548953, -0.17204957, 0.1921667, 0.056806102, 0.14652254,
-        -0.072167724, -0.19572036, -1.3570426, -1.370607, -0.8575301, -0.7595776, -1.2175224, -0.6105152, -0.57560086,
-        -0.51999336, -0.52052337, -0.23621175, -0.20364738, 0.12978004, 0.2179087, 0.14959954, 0.2437772, -0.056251988,
-        -1.335324, -1.2843986, -1.3286576, -1.2117093, -0.7664633, 0.57024795,
+        -0.6128254,
+        -0.20983648,
+        -0.60350734,
+        -0.4203549,
+        0.07548953,
+        -0.17204957,
+        0.1921667,
+        0.056806102,
+        0.14652254,
+        -0.072167724,
+        -0.19572036,
+        -1.3570426,
+        -1.370607,
+        -0.8575301,
+        -0.7595776,
+        -1.2175224,
+        -0.6105152,
+        -0.57560086,
+        -0.51999336,
+        -0.52052337,
+        -0.23621175,
+        -0.20364738,
+        0.12978004,
+        0.2179087,
+        0.14959954,
+        0.2437772,
+        -0.056251988,
+        -1.335324,
+        -1.2843986,
+        -1.3286576,
+        -1.2117093,
+        -0.7664633,
+        0.57024795,
     ],
-    &[0.4645066, -0.1789112, 0.35209215, -0.33879885, -0.073864534, 0.13224259, 0.63536596, -0.1681183, 0.42264035],
+    &[
+        0.4645066,
+        -0.1789112,
+        0.35209215,
+        -0.33879885,
+        -0.073864534,
+        0.13224259,
+        0.63536596,
+        -0.1681183,
+        0.42264035,
+    ],
 ];
 
 /// The largest difference between two probes (infinite when their lengths differ).
@@ -64,5 +118,8 @@ pub fn max_gap(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return f32::INFINITY;
     }
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -2,9 +2,9 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Subcommand;
+use ganfit::Result;
 use ganfit::render::{self, Boundary, Topology, camera, scenes};
 use ganfit::texture::pggan::PgganConfig;
-use ganfit::Result;
 
 use crate::common::{Backend, open_devices, time_ms};
 
@@ -69,12 +69,40 @@ pub enum Bench {
 pub fn run(what: Bench) -> Result<()> {
     match what {
         Bench::Raster { device, repeat } => raster(device, repeat),
-        Bench::Nets { device, repeat, models } => nets(device, repeat, &crate::common::models_dir(models)),
-        Bench::Fit { device, resolution, repeat, landmark_iterations, iterations, models, photo } => {
-            crate::bench_fit::run(device, resolution, repeat, landmark_iterations, iterations, &crate::common::models_dir(models), photo)
-        }
-        Bench::Gan { device, resolution, batch, channels, repeat } => {
-            let config = channels.apply(PgganConfig { resolution, aspect: 2, ..PgganConfig::default() });
+        Bench::Nets {
+            device,
+            repeat,
+            models,
+        } => nets(device, repeat, &crate::common::models_dir(models)),
+        Bench::Fit {
+            device,
+            resolution,
+            repeat,
+            landmark_iterations,
+            iterations,
+            models,
+            photo,
+        } => crate::bench_fit::run(
+            device,
+            resolution,
+            repeat,
+            landmark_iterations,
+            iterations,
+            &crate::common::models_dir(models),
+            photo,
+        ),
+        Bench::Gan {
+            device,
+            resolution,
+            batch,
+            channels,
+            repeat,
+        } => {
+            let config = channels.apply(PgganConfig {
+                resolution,
+                aspect: 2,
+                ..PgganConfig::default()
+            });
             crate::bench_gan::run(device, config, batch, repeat)
         }
     }
@@ -96,20 +124,37 @@ fn face_like_scene(device: &Device) -> Result<Scene> {
     let uv: Vec<f32> = mesh.colors.iter().flat_map(|c| [c[0], c[1]]).collect();
     let uv = Tensor::<3>::from_data(TensorData::new(uv, [1, v, 2]), device);
     let map = Tensor::<4>::ones([1, 256, 256, 3], device) * 0.5;
-    Ok(Scene { topology, points, uv, map })
+    Ok(Scene {
+        topology,
+        points,
+        uv,
+        map,
+    })
 }
 
 fn clip(scene: &Scene, batch: usize, size: usize, device: &Device) -> Tensor<3> {
-    let angles = Tensor::<2>::from_data(TensorData::new([0.2f32, 0.3, 0.0].repeat(batch), [batch, 3]), device);
-    let translation = Tensor::<2>::from_data(TensorData::new([0.0f32, 0.0, -2.6].repeat(batch), [batch, 3]), device);
-    let focal = Tensor::<2>::from_data(TensorData::new(vec![1.2 * size as f32; batch], [batch, 1]), device);
+    let angles = Tensor::<2>::from_data(
+        TensorData::new([0.2f32, 0.3, 0.0].repeat(batch), [batch, 3]),
+        device,
+    );
+    let translation = Tensor::<2>::from_data(
+        TensorData::new([0.0f32, 0.0, -2.6].repeat(batch), [batch, 3]),
+        device,
+    );
+    let focal = Tensor::<2>::from_data(
+        TensorData::new(vec![1.2 * size as f32; batch], [batch, 1]),
+        device,
+    );
     let points = scene.points.clone().repeat_dim(0, batch);
     camera::project(
         camera::transform(points, camera::euler_rotation(angles), translation),
         focal,
         size,
         size,
-        camera::DepthRange { near: 0.5, far: 10.0 },
+        camera::DepthRange {
+            near: 0.5,
+            far: 10.0,
+        },
     )
 }
 
@@ -131,12 +176,19 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
         for size in [256, 512] {
             for batch in [1, 4] {
                 let c = clip(&scene, batch, size, &device);
-                let forward = time_ms(&device, repeat, || render_once(&scene, c.clone(), size).map(|_| ()))?;
+                let forward = time_ms(&device, repeat, || {
+                    render_once(&scene, c.clone(), size).map(|_| ())
+                })?;
                 let c_ad = clip(&scene_ad, batch, size, &ad);
                 let both = time_ms(&ad, repeat, || {
                     let map = scene_ad.map.clone().require_grad();
                     let pos = c_ad.clone().require_grad();
-                    let s = Scene { topology: scene_ad.topology.clone(), points: scene_ad.points.clone(), uv: scene_ad.uv.clone(), map: map.clone() };
+                    let s = Scene {
+                        topology: scene_ad.topology.clone(),
+                        points: scene_ad.points.clone(),
+                        uv: scene_ad.uv.clone(),
+                        map: map.clone(),
+                    };
                     let image = render_once(&s, pos.clone(), size)?;
                     let grads = image.sum().backward();
                     let _ = (map.grad(&grads), pos.grad(&grads));
@@ -153,8 +205,14 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
         if backend == "Gpu"
             && let Some((cf, cb)) = results.get(&("Cpu".to_string(), key.clone()))
         {
-            println!("raster speedup wgsl/cpu {key} forward: {:.2} x", cf / forward);
-            println!("raster speedup wgsl/cpu {key} forward+backward: {:.2} x", cb / both);
+            println!(
+                "raster speedup wgsl/cpu {key} forward: {:.2} x",
+                cf / forward
+            );
+            println!(
+                "raster speedup wgsl/cpu {key} forward+backward: {:.2} x",
+                cb / both
+            );
         }
     }
     Ok(())
@@ -164,26 +222,40 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
     use ganfit::nets::{FaceNets, detector, landmarks68, mobilefacenet, resnet};
     for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let nets = FaceNets::load(models, &device)?;
-        let input = |size: usize, device: &Device| Tensor::<4>::ones([1, size, size, 3], device) * 0.5;
+        let input =
+            |size: usize, device: &Device| Tensor::<4>::ones([1, size, size, 3], device) * 0.5;
         let sync = |t: Tensor<2>| t.into_data();
         let detector = time_ms(&device, repeat, || {
-            let (_, scores) = nets.detector.forward(input(detector::INPUT_SIZE, &device))?;
+            let (_, scores) = nets
+                .detector
+                .forward(input(detector::INPUT_SIZE, &device))?;
             sync(scores);
             Ok(())
         })?;
         println!("nets {backend:?} detector 512x512 forward: {detector:.2} ms");
         let landmarks = time_ms(&device, repeat, || {
-            sync(nets.landmarks.forward(input(landmarks68::INPUT_SIZE, &device))?);
+            sync(
+                nets.landmarks
+                    .forward(input(landmarks68::INPUT_SIZE, &device))?,
+            );
             Ok(())
         })?;
         println!("nets {backend:?} landmarks68 112x112 forward: {landmarks:.2} ms");
         let resnet = time_ms(&device, repeat, || {
-            sync(nets.resnet()?.forward(input(resnet::INPUT_SIZE, &device))?.embedding);
+            sync(
+                nets.resnet()?
+                    .forward(input(resnet::INPUT_SIZE, &device))?
+                    .embedding,
+            );
             Ok(())
         })?;
         println!("nets {backend:?} resnet 150x150 forward: {resnet:.2} ms");
         let mobile = time_ms(&device, repeat, || {
-            sync(nets.mobilefacenet.forward(input(mobilefacenet::INPUT_SIZE, &device))?.embedding);
+            sync(
+                nets.mobilefacenet
+                    .forward(input(mobilefacenet::INPUT_SIZE, &device))?
+                    .embedding,
+            );
             Ok(())
         })?;
         println!("nets {backend:?} mobilefacenet 112x112 forward: {mobile:.2} ms");
@@ -198,9 +270,13 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
                 Ok(())
             })
         };
-        let resnet = backward(resnet::INPUT_SIZE, &|x| Ok(nets.resnet()?.forward(x)?.embedding))?;
+        let resnet = backward(resnet::INPUT_SIZE, &|x| {
+            Ok(nets.resnet()?.forward(x)?.embedding)
+        })?;
         println!("nets {backend:?} resnet 150x150 forward+backward: {resnet:.2} ms");
-        let mobile = backward(mobilefacenet::INPUT_SIZE, &|x| Ok(nets.mobilefacenet.forward(x)?.embedding))?;
+        let mobile = backward(mobilefacenet::INPUT_SIZE, &|x| {
+            Ok(nets.mobilefacenet.forward(x)?.embedding)
+        })?;
         println!("nets {backend:?} mobilefacenet 112x112 forward+backward: {mobile:.2} ms");
     }
     Ok(())

@@ -1,13 +1,13 @@
 //! `ganfit bench fit`: what one fitting iteration costs and where the time goes.
 
 use burn::tensor::{Tensor, TensorData};
+use ganfit::Result;
 use ganfit::device::block_on;
 use ganfit::fit::{self, Control, FitOptions, FitStage, Models, Progress, scene};
 use ganfit::nets::mobilefacenet;
 use ganfit::render::shading::{PhongLight, normalize};
 use ganfit::util::clock::now_ms;
 use ganfit::util::rng::SplitMix64;
-use ganfit::Result;
 
 use crate::common::Backend;
 use crate::common::time_ms;
@@ -16,7 +16,11 @@ use crate::common::time_ms;
 fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
     let device = models.face.device().clone();
     let t2 = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [1, c]), &device);
-    let (ni, ne, nt) = (models.face.num_identity(), models.face.num_expression(), models.texture.parameters());
+    let (ni, ne, nt) = (
+        models.face.num_identity(),
+        models.face.num_expression(),
+        models.texture.parameters(),
+    );
     let mut rng = SplitMix64::new(3);
     let latent: Vec<f32> = (0..nt).map(|_| rng.normal()).collect();
 
@@ -33,7 +37,9 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
     let focal = 1.8 * resolution as f32;
     let render = time_ms(&device, repeat, || {
         let identity = t2(vec![0.0; ni], ni).require_grad();
-        let shape = models.face.vertices(identity.clone(), t2(vec![0.0; ne], ne))?;
+        let shape = models
+            .face
+            .vertices(identity.clone(), t2(vec![0.0; ne], ne))?;
         let camera = scene::Camera {
             angles: t2(vec![0.0, 0.3, 0.0], 3),
             translation: t2(vec![0.0, 5.0, -focal * 300.0 / resolution as f32], 3),
@@ -47,7 +53,15 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
             shininess: 20.0,
         };
         let background = scene::grey(1, resolution, &device);
-        let rendered = scene::render(&models.face, shape, &camera, &light, uv_map.clone(), background, resolution)?;
+        let rendered = scene::render(
+            &models.face,
+            shape,
+            &camera,
+            &light,
+            uv_map.clone(),
+            background,
+            resolution,
+        )?;
         let grads = rendered.image.sum().backward();
         let _ = identity.grad(&grads);
         Ok(())
@@ -70,31 +84,62 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
     let mask = Tensor::<4>::ones([1, resolution, resolution, 1], &device);
     let target_landmarks = Tensor::<3>::ones([1, 68, 2], &device) * (resolution as f32 / 2.0);
     let lm_weights = Tensor::<1>::ones([68], &device);
-    let photo_features = models.nets.mobilefacenet.forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.5)?;
+    let photo_features = models
+        .nets
+        .mobilefacenet
+        .forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.5)?;
     let photo_embedding = photo_features.embedding.detach();
-    let photo_activations: Vec<Tensor<4>> = photo_features.activations.into_iter().map(|a| a.detach()).collect();
-    let render_features = models.nets.mobilefacenet.forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.3)?;
+    let photo_activations: Vec<Tensor<4>> = photo_features
+        .activations
+        .into_iter()
+        .map(|a| a.detach())
+        .collect();
+    let render_features = models
+        .nets
+        .mobilefacenet
+        .forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.3)?;
     let render_embedding = render_features.embedding.detach();
-    let render_activations: Vec<Tensor<4>> = render_features.activations.into_iter().map(|a| a.detach()).collect();
+    let render_activations: Vec<Tensor<4>> = render_features
+        .activations
+        .into_iter()
+        .map(|a| a.detach())
+        .collect();
     let loss_terms = time_ms(&device, repeat, || {
         let image = rendered.clone().require_grad();
-        let landmarks = (Tensor::<3>::ones([1, 68, 2], &device) * (resolution as f32 / 2.1)).require_grad();
+        let landmarks =
+            (Tensor::<3>::ones([1, 68, 2], &device) * (resolution as f32 / 2.1)).require_grad();
         let embedding = render_embedding.clone().require_grad();
-        let activations: Vec<Tensor<4>> = render_activations.iter().map(|a| a.clone().require_grad()).collect();
+        let activations: Vec<Tensor<4>> = render_activations
+            .iter()
+            .map(|a| a.clone().require_grad())
+            .collect();
         let mut total = fit::losses::masked_l1(image.clone(), photo.clone(), mask.clone())
-            + fit::losses::landmarks(landmarks.clone(), target_landmarks.clone(), lm_weights.clone(), resolution as f32)
+            + fit::losses::landmarks(
+                landmarks.clone(),
+                target_landmarks.clone(),
+                lm_weights.clone(),
+                resolution as f32,
+            )
             + fit::losses::identity(embedding.clone(), photo_embedding.clone());
         if let Some(content) = fit::losses::content(&activations, &photo_activations) {
             total = total + content;
         }
         let grads = total.backward();
-        let _ = (image.grad(&grads), landmarks.grad(&grads), embedding.grad(&grads));
+        let _ = (
+            image.grad(&grads),
+            landmarks.grad(&grads),
+            embedding.grad(&grads),
+        );
         Ok(())
     })?;
     println!("fit {resolution}² losses forward+backward: {loss_terms:.1} ms");
 
     // One Adam update of every parameter group (stage 2 updates them all).
-    let initial = [fit::params::Initial { angles: [0.0; 3], translation: [0.0, 0.0, -500.0], focal }];
+    let initial = [fit::params::Initial {
+        angles: [0.0; 3],
+        translation: [0.0, 0.0, -500.0],
+        focal,
+    }];
     let mut params = fit::params::Params::new(1, &initial, ni, ne, nt, &device);
     params.set_rates(&FitOptions::default().rates);
     let mut adam = fit::adam::Adam::default();
@@ -111,8 +156,21 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
 }
 
 /// Times a whole fit of `photo`, stage by stage, from the progress reports.
-fn whole_fit(models: &Models, photo: &image::RgbImage, resolution: usize, landmark_iterations: usize, iterations: usize) -> Result<()> {
-    let options = FitOptions { resolution, landmark_iterations, iterations, report_every: 5, preview_every: 0, ..FitOptions::default() };
+fn whole_fit(
+    models: &Models,
+    photo: &image::RgbImage,
+    resolution: usize,
+    landmark_iterations: usize,
+    iterations: usize,
+) -> Result<()> {
+    let options = FitOptions {
+        resolution,
+        landmark_iterations,
+        iterations,
+        report_every: 5,
+        preview_every: 0,
+        ..FitOptions::default()
+    };
     // (stage, iteration, elapsed) of each report.
     let mut reports: Vec<(FitStage, usize, f64)> = Vec::new();
     let mut observer = |p: &Progress| {
@@ -120,7 +178,12 @@ fn whole_fit(models: &Models, photo: &image::RgbImage, resolution: usize, landma
         Control::Continue
     };
     let start = now_ms();
-    let result = block_on(fit::fit(models, std::slice::from_ref(photo), &options, &mut observer))?;
+    let result = block_on(fit::fit(
+        models,
+        std::slice::from_ref(photo),
+        &options,
+        &mut observer,
+    ))?;
     let wall = now_ms() - start;
     for stage in [FitStage::Landmarks, FitStage::Full] {
         let of_stage: Vec<_> = reports.iter().filter(|r| r.0 == stage && r.1 > 0).collect();
@@ -131,19 +194,40 @@ fn whole_fit(models: &Models, photo: &image::RgbImage, resolution: usize, landma
             println!("fit {resolution}² {stage:?} stage: {per:.1} ms/iteration");
         }
     }
-    println!("fit {resolution}² whole fit ({landmark_iterations} + {iterations} iterations): {:.1} s", wall / 1000.0);
-    println!("fit {resolution}² engine-reported time: {:.1} s", result.milliseconds / 1000.0);
+    println!(
+        "fit {resolution}² whole fit ({landmark_iterations} + {iterations} iterations): {:.1} s",
+        wall / 1000.0
+    );
+    println!(
+        "fit {resolution}² engine-reported time: {:.1} s",
+        result.milliseconds / 1000.0
+    );
     Ok(())
 }
 
-pub fn run(devices: Vec<Backend>, resolutions: Vec<usize>, repeat: usize, landmark_iterations: usize, iterations: usize, models: &std::path::Path, photo: Option<std::path::PathBuf>) -> Result<()> {
+pub fn run(
+    devices: Vec<Backend>,
+    resolutions: Vec<usize>,
+    repeat: usize,
+    landmark_iterations: usize,
+    iterations: usize,
+    models: &std::path::Path,
+    photo: Option<std::path::PathBuf>,
+) -> Result<()> {
     let photo_path = match photo {
         Some(p) => p,
-        None => std::path::PathBuf::from(std::env::var("GANFIT_DATA").unwrap_or_else(|_| "../shared/data".into())).join("samples/astronaut.png"),
+        None => std::path::PathBuf::from(
+            std::env::var("GANFIT_DATA").unwrap_or_else(|_| "../shared/data".into()),
+        )
+        .join("samples/astronaut.png"),
     };
     let photo = ganfit::io::image::read(&photo_path)?;
     println!("# photo: {}", photo_path.display());
-    let resolutions = if resolutions.is_empty() { vec![224, 256] } else { resolutions };
+    let resolutions = if resolutions.is_empty() {
+        vec![224, 256]
+    } else {
+        resolutions
+    };
     for (_, device) in crate::common::open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let models = crate::common::load_models(models, &device.autodiff(), None)?;
         println!("# texture model: {}", models.texture.name());

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
+use ganfit::Result;
 use ganfit::device::{self, Device};
 use ganfit::fit::Models;
 use ganfit::fit::models::TextureChoice;
 use ganfit::util::clock::now_ms;
-use ganfit::Result;
 
 /// Where a command computes.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -32,7 +32,10 @@ impl Backend {
                 Ok((d, info)) if !info.is_software() => (d, format!("wgpu: {info}")),
                 Ok((_, info)) => {
                     let (d, name) = cpu();
-                    (d, format!("{name}; the only GPU adapter, {info}, is a software one"))
+                    (
+                        d,
+                        format!("{name}; the only GPU adapter, {info}, is a software one"),
+                    )
                 }
                 Err(e) => {
                     let (d, name) = cpu();
@@ -51,26 +54,38 @@ pub fn models_dir(arg: Option<PathBuf>) -> PathBuf {
 /// Loads the models for fitting on `device` (autodiff) with `texture`, or else the folder's
 /// preferred texture model ([`TextureChoice::preferred_in`]).
 pub fn load_models(dir: &Path, device: &Device, texture: Option<TextureChoice>) -> Result<Models> {
-    Models::load(dir, device, texture.unwrap_or_else(|| TextureChoice::preferred_in(dir)))
+    Models::load(
+        dir,
+        device,
+        texture.unwrap_or_else(|| TextureChoice::preferred_in(dir)),
+    )
 }
 
 /// Mean milliseconds of `f` over `repeat` runs after one warm-up (shader compilation,
 /// allocations), synchronised with the device: natively the work is queued lazily.
 pub fn time_ms(device: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
-    device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
+    device
+        .sync()
+        .map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
     let start = now_ms();
     for _ in 0..repeat {
         f()?;
     }
-    device.sync().map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
+    device
+        .sync()
+        .map_err(|e| ganfit::Error::Execution(format!("{e:?}")))?;
     Ok((now_ms() - start) / repeat.max(1) as f64)
 }
 
 /// The devices a benchmark runs on (`default` when none is named), opened, each announced with
 /// a `# name` line; one that cannot be opened is reported and left out.
 pub fn open_devices(devices: Vec<Backend>, default: &[Backend]) -> Vec<(Backend, Device)> {
-    let devices = if devices.is_empty() { default.to_vec() } else { devices };
+    let devices = if devices.is_empty() {
+        default.to_vec()
+    } else {
+        devices
+    };
     devices
         .into_iter()
         .filter_map(|backend| match backend.open() {

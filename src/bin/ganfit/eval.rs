@@ -13,8 +13,8 @@ use ganfit::util::clock::now_ms;
 use ganfit::{Error, Result, device};
 
 use crate::common::Backend;
-use crate::eval_data::{annotated_images, pairs_limited};
 use crate::common::models_dir;
+use crate::eval_data::{annotated_images, pairs_limited};
 
 #[derive(Subcommand)]
 pub enum Eval {
@@ -110,7 +110,8 @@ pub(crate) fn read_options(path: Option<&Path>) -> Result<ganfit::fit::FitOption
     match path {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
         }
         None => Ok(ganfit::fit::FitOptions::default()),
     }
@@ -129,7 +130,11 @@ impl FittedArgs {
     }
 }
 
-fn fit_models(models: Option<PathBuf>, backend: Backend, texture: Option<TextureChoice>) -> Result<ganfit::fit::Models> {
+fn fit_models(
+    models: Option<PathBuf>,
+    backend: Backend,
+    texture: Option<TextureChoice>,
+) -> Result<ganfit::fit::Models> {
     let (device, name) = backend.open()?;
     println!("# device: {name}");
     let models = crate::common::load_models(&models_dir(models), &device.autodiff(), texture)?;
@@ -139,13 +144,66 @@ fn fit_models(models: Option<PathBuf>, backend: Backend, texture: Option<Texture
 
 pub fn run(what: Eval) -> Result<()> {
     match what {
-        Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, fitted } if fitted.fitted => {
-            crate::eval_fit::landmarks(&fit_models(models, device, fitted.texture)?, &data, annotation_pixel_centre, limit, &fitted.options()?)
-        }
-        Eval::Identity { data, models, device, limit, fitted } if fitted.fitted => crate::eval_fit::identity(&fit_models(models, device, fitted.texture)?, &data, limit, &fitted.options()?),
-        Eval::Landmarks { data, models, device, annotation_pixel_centre, limit, .. } => landmarks(&data, &models_dir(models), device, annotation_pixel_centre, limit),
-        Eval::Identity { data, models, device, limit, .. } => identity(&data, &models_dir(models), device, limit),
-        Eval::Synthetic { models, device, count, seed, size, same_person, landmark_iterations, iterations, save, options, texture } => {
+        Eval::Landmarks {
+            data,
+            models,
+            device,
+            annotation_pixel_centre,
+            limit,
+            fitted,
+        } if fitted.fitted => crate::eval_fit::landmarks(
+            &fit_models(models, device, fitted.texture)?,
+            &data,
+            annotation_pixel_centre,
+            limit,
+            &fitted.options()?,
+        ),
+        Eval::Identity {
+            data,
+            models,
+            device,
+            limit,
+            fitted,
+        } if fitted.fitted => crate::eval_fit::identity(
+            &fit_models(models, device, fitted.texture)?,
+            &data,
+            limit,
+            &fitted.options()?,
+        ),
+        Eval::Landmarks {
+            data,
+            models,
+            device,
+            annotation_pixel_centre,
+            limit,
+            ..
+        } => landmarks(
+            &data,
+            &models_dir(models),
+            device,
+            annotation_pixel_centre,
+            limit,
+        ),
+        Eval::Identity {
+            data,
+            models,
+            device,
+            limit,
+            ..
+        } => identity(&data, &models_dir(models), device, limit),
+        Eval::Synthetic {
+            models,
+            device,
+            count,
+            seed,
+            size,
+            same_person,
+            landmark_iterations,
+            iterations,
+            save,
+            options,
+            texture,
+        } => {
             let models = fit_models(models, device, texture)?;
             let mut options = read_options(options.as_deref())?;
             if let Some(n) = landmark_iterations {
@@ -154,7 +212,15 @@ pub fn run(what: Eval) -> Result<()> {
             if let Some(n) = iterations {
                 options.iterations = n;
             }
-            crate::eval_fit::synthetic(&models, count, seed, &options, same_person, size, save.as_deref())
+            crate::eval_fit::synthetic(
+                &models,
+                count,
+                seed,
+                &options,
+                same_person,
+                size,
+                save.as_deref(),
+            )
         }
     }
 }
@@ -165,7 +231,13 @@ fn load(models: &Path, backend: Backend) -> Result<FaceNets> {
     FaceNets::load(models, &device)
 }
 
-fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, limit: Option<usize>) -> Result<()> {
+fn landmarks(
+    data: &Path,
+    models: &Path,
+    backend: Backend,
+    pixel_centre: f32,
+    limit: Option<usize>,
+) -> Result<()> {
     let nets = load(models, backend)?;
     let mut acc = NmeAccumulator::default();
     let (mut offset, mut offset_count) = ([0f64; 2], 0usize);
@@ -181,7 +253,10 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
         let result = device::block_on(async {
             let detections = nets.detect(&image).await?;
             let face = *detections.largest()?;
-            Ok::<_, Error>((nets.landmarks68(&image, &face).await?, detections.faces.len()))
+            Ok::<_, Error>((
+                nets.landmarks68(&image, &face).await?,
+                detections.faces.len(),
+            ))
         });
         match result {
             Ok((points, found)) => {
@@ -207,7 +282,10 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
     println!("skipped: {} images", r.skipped);
     println!("several faces detected (largest used): {multiple} images");
     println!("nme mean: {:.3} %", 100.0 * r.mean);
-    println!("nme balanced (mean of yaw bins): {:.3} %", 100.0 * r.balanced);
+    println!(
+        "nme balanced (mean of yaw bins): {:.3} %",
+        100.0 * r.balanced
+    );
     for ((label, mean, count, failures), _) in r.bins.iter().zip(YAW_BINS) {
         println!("nme yaw {label}: {:.3} %", 100.0 * mean);
         println!("evaluated yaw {label}: {count} images");
@@ -216,7 +294,10 @@ fn landmarks(data: &Path, models: &Path, backend: Backend, pixel_centre: f32, li
     let n = offset_count.max(1) as f64;
     println!("mean signed error x: {:.3} px", offset[0] / n);
     println!("mean signed error y: {:.3} px", offset[1] / n);
-    println!("time per image: {:.0} ms", (now_ms() - start) / images.max(1) as f64);
+    println!(
+        "time per image: {:.0} ms",
+        (now_ms() - start) / images.max(1) as f64
+    );
     Ok(())
 }
 
@@ -230,8 +311,12 @@ fn embed(nets: &FaceNets, path: &Path) -> Result<Embeddings> {
     let image = ganfit::io::image::read(path)?;
     device::block_on(async {
         let analysis = nets.analyse(&image).await?;
-        let mobile = nets.mobilefacenet.forward(nets.mobilefacenet_input(&image, &analysis))?;
-        let resnet = nets.resnet()?.forward(nets.resnet_input(&image, &analysis)?)?;
+        let mobile = nets
+            .mobilefacenet
+            .forward(nets.mobilefacenet_input(&image, &analysis))?;
+        let resnet = nets
+            .resnet()?
+            .forward(nets.resnet_input(&image, &analysis)?)?;
         Ok(Embeddings {
             mobilefacenet: device::read_floats(mobile.embedding).await?.0,
             resnet: device::read_floats(resnet.embedding).await?.0,
@@ -243,7 +328,11 @@ fn print_report(name: &str, r: &VerificationReport) {
     println!("{name} accuracy: {:.2} %", 100.0 * r.accuracy);
     println!("{name} best threshold: {:.4} cosine", r.threshold);
     println!("{name} roc auc: {:.4}", r.auc);
-    println!("{name} tar at far {:.0}%: {:.2} %", 100.0 * r.far, 100.0 * r.tar);
+    println!(
+        "{name} tar at far {:.0}%: {:.2} %",
+        100.0 * r.far,
+        100.0 * r.tar
+    );
 }
 
 fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) -> Result<()> {
@@ -275,17 +364,26 @@ fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) 
     let (mut mobile, mut resnet) = (Vec::new(), Vec::new());
     for (a, b, same) in &list {
         if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
-            mobile.push((verification::cosine(&ea.mobilefacenet, &eb.mobilefacenet), *same));
+            mobile.push((
+                verification::cosine(&ea.mobilefacenet, &eb.mobilefacenet),
+                *same,
+            ));
             resnet.push((verification::cosine(&ea.resnet, &eb.resnet), *same));
         }
     }
     println!("images: {images} images");
     println!("images without a detected face: {no_face} images");
-    println!("images skipped (unreadable or other error): {} images", cache.values().filter(|e| e.is_none()).count() - no_face);
+    println!(
+        "images skipped (unreadable or other error): {} images",
+        cache.values().filter(|e| e.is_none()).count() - no_face
+    );
     println!("pairs: {} pairs", list.len());
     println!("pairs evaluated (both faces found): {} pairs", mobile.len());
     print_report("mobilefacenet", &verification::verify(&mobile, 0.01)?);
     print_report("resnet", &verification::verify(&resnet, 0.01)?);
-    println!("time per image: {:.0} ms", (now_ms() - start) / images.max(1) as f64);
+    println!(
+        "time per image: {:.0} ms",
+        (now_ms() - start) / images.max(1) as f64
+    );
     Ok(())
 }

@@ -14,19 +14,29 @@ pub struct Annotation {
 pub fn annotations(data: &Path) -> Result<Vec<Annotation>> {
     let path = data.join("annotations.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
     let mut out = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let image = entry.get("image").and_then(|v| v.as_str());
-        let points: Option<Vec<[f32; 2]>> = entry.get("landmarks68_2d_reannotated").and_then(|v| v.as_array()).map(|list| {
-            list.iter()
-                .filter_map(|p| Some([p.get(0)?.as_f64()? as f32, p.get(1)?.as_f64()? as f32]))
-                .collect()
-        });
+        let points: Option<Vec<[f32; 2]>> = entry
+            .get("landmarks68_2d_reannotated")
+            .and_then(|v| v.as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| Some([p.get(0)?.as_f64()? as f32, p.get(1)?.as_f64()? as f32]))
+                    .collect()
+            });
         let yaw = entry.get("yaw").and_then(|v| v.as_f64());
         match (image, points, yaw) {
-            (Some(image), Some(points), Some(yaw)) if points.len() == 68 => out.push(Annotation { image: image.to_string(), points, yaw }),
-            _ => eprintln!("skip annotation {i}: needs image, 68 landmarks68_2d_reannotated and yaw"),
+            (Some(image), Some(points), Some(yaw)) if points.len() == 68 => out.push(Annotation {
+                image: image.to_string(),
+                points,
+                yaw,
+            }),
+            _ => {
+                eprintln!("skip annotation {i}: needs image, 68 landmarks68_2d_reannotated and yaw")
+            }
         }
     }
     Ok(out)
@@ -47,14 +57,20 @@ pub fn annotated_images(
     let mut list = annotations(data)?;
     list.truncate(limit.unwrap_or(usize::MAX));
     let shift = 0.5 - pixel_centre;
-    Ok(list.into_iter().map(move |a| match ganfit::io::image::read(data.join("images").join(&a.image)) {
-        Ok(image) => {
-            let truth = a.points.iter().map(|p| [p[0] + shift, p[1] + shift]).collect();
-            Some((a, truth, image))
-        }
-        Err(e) => {
-            eprintln!("skip {}: {e}", a.image);
-            None
+    Ok(list.into_iter().map(move |a| {
+        match ganfit::io::image::read(data.join("images").join(&a.image)) {
+            Ok(image) => {
+                let truth = a
+                    .points
+                    .iter()
+                    .map(|p| [p[0] + shift, p[1] + shift])
+                    .collect();
+                Some((a, truth, image))
+            }
+            Err(e) => {
+                eprintln!("skip {}: {e}", a.image);
+                None
+            }
         }
     }))
 }
@@ -66,9 +82,14 @@ pub fn pairs(data: &Path) -> Result<Vec<(String, String, bool)>> {
     for (i, line) in text.lines().enumerate() {
         let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
         match fields.as_slice() {
-            [a, b, same] if *same == "1" || *same == "0" => out.push((a.to_string(), b.to_string(), *same == "1")),
+            [a, b, same] if *same == "1" || *same == "0" => {
+                out.push((a.to_string(), b.to_string(), *same == "1"))
+            }
             _ if i == 0 => {} // header
-            _ => eprintln!("skip pairs.tsv line {}: expected image_a, image_b, 0/1", i + 1),
+            _ => eprintln!(
+                "skip pairs.tsv line {}: expected image_a, image_b, 0/1",
+                i + 1
+            ),
         }
     }
     Ok(out)
@@ -79,7 +100,11 @@ pub fn pairs_limited(data: &Path, limit: Option<usize>) -> Result<Vec<(String, S
     let mut list = pairs(data)?;
     if let Some(n) = limit {
         let (same, different): (Vec<_>, Vec<_>) = list.into_iter().partition(|p| p.2);
-        list = same.into_iter().take(n.div_ceil(2)).chain(different.into_iter().take(n / 2)).collect();
+        list = same
+            .into_iter()
+            .take(n.div_ceil(2))
+            .chain(different.into_iter().take(n / 2))
+            .collect();
     }
     Ok(list)
 }

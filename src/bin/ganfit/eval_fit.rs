@@ -20,7 +20,12 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 
 fn shape_of(models: &Models, identity: &[f32], expression: &[f32]) -> Result<Vec<[f32; 3]>> {
     let device = models.face.device().clone();
-    let t2 = |v: &[f32]| burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(v.to_vec(), [1, v.len()]), &device);
+    let t2 = |v: &[f32]| {
+        burn::tensor::Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(v.to_vec(), [1, v.len()]),
+            &device,
+        )
+    };
     let shape = models.face.vertices(t2(identity), t2(expression))?;
     let (values, _) = ganfit::device::read_floats_blocking(shape)?;
     Ok(values.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
@@ -31,26 +36,43 @@ fn quiet(_: &fit::Progress) -> Control {
 }
 
 /// `ganfit eval synthetic`: faces rendered from random parameters, fitted from the image alone.
-pub fn synthetic(models: &Models, count: usize, seed: u64, options: &FitOptions, same_person: bool, size: usize, save: Option<&Path>) -> Result<()> {
+pub fn synthetic(
+    models: &Models,
+    count: usize,
+    seed: u64,
+    options: &FitOptions,
+    same_person: bool,
+    size: usize,
+    save: Option<&Path>,
+) -> Result<()> {
     let mut rng = SplitMix64::new(seed);
     let mask = models.face.shape_face_mask(FaceArea::Narrow);
     let ne = models.face.num_expression();
-    let (mut fitted_errors, mut mean_errors, mut neutral_errors, mut mean_neutral_errors) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut fitted_errors, mut mean_errors, mut neutral_errors, mut mean_neutral_errors) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut failures = 0;
     let start = ganfit::util::clock::now_ms();
     let mean_shape = models.face.mean_positions().to_vec();
     for case in 0..count {
         let person = random_person(models, &mut rng);
         let views = if same_person { 3 } else { 1 };
-        let faces: Vec<SyntheticFace> = (0..views).map(|_| block_on(render_face(models, &person, &mut rng, size))).collect::<Result<_>>()?;
+        let faces: Vec<SyntheticFace> = (0..views)
+            .map(|_| block_on(render_face(models, &person, &mut rng, size)))
+            .collect::<Result<_>>()?;
         if let Some(dir) = save {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             for (v, f) in faces.iter().enumerate() {
-                f.image.save(dir.join(format!("synthetic_{case:03}_{v}.png"))).map_err(|e| Error::Image(e.to_string()))?;
+                f.image
+                    .save(dir.join(format!("synthetic_{case:03}_{v}.png")))
+                    .map_err(|e| Error::Image(e.to_string()))?;
             }
         }
         let photos: Vec<_> = faces.iter().map(|f| f.image.clone()).collect();
-        let options = FitOptions { same_person, blend_photo_texture: false, ..options.clone() };
+        let options = FitOptions {
+            same_person,
+            blend_photo_texture: false,
+            ..options.clone()
+        };
         let result: FitResult = match block_on(fit::fit(models, &photos, &options, &mut quiet)) {
             Ok(r) => r,
             Err(e) => {
@@ -67,13 +89,24 @@ pub fn synthetic(models: &Models, count: usize, seed: u64, options: &FitOptions,
         mean_neutral_errors.push(e_mean_neutral);
         if !same_person {
             let truth = shape_of(models, &person.identity, &faces[0].expression)?;
-            let fitted = shape_of(models, &result.photos[0].params.identity, &result.photos[0].params.expression)?;
+            let fitted = shape_of(
+                models,
+                &result.photos[0].params.identity,
+                &result.photos[0].params.expression,
+            )?;
             fitted_errors.push(aligned_error(&fitted, &truth, &mask).unwrap_or(f64::NAN));
             mean_errors.push(aligned_error(&mean_shape, &truth, &mask).unwrap_or(f64::NAN));
         }
-        eprintln!("case {case}: yaw {:.0}°, identity shape error {e_neutral:.2} mm (mean face {e_mean_neutral:.2} mm)", faces[0].yaw_degrees);
+        eprintln!(
+            "case {case}: yaw {:.0}°, identity shape error {e_neutral:.2} mm (mean face {e_mean_neutral:.2} mm)",
+            faces[0].yaw_degrees
+        );
     }
-    let label = if same_person { "same-person (3 views)" } else { "single image" };
+    let label = if same_person {
+        "same-person (3 views)"
+    } else {
+        "single image"
+    };
     println!("synthetic cases: {count} ({label}), not fitted: {failures}");
     if !fitted_errors.is_empty() {
         let (m, s) = mean_std(&fitted_errors);
@@ -85,17 +118,29 @@ pub fn synthetic(models: &Models, count: usize, seed: u64, options: &FitOptions,
     let (bm, bs) = mean_std(&mean_neutral_errors);
     println!("synthetic identity shape error fitted: {m:.2} ± {s:.2} mm");
     println!("synthetic identity shape error mean face: {bm:.2} ± {bs:.2} mm");
-    println!("synthetic time per case: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / count.max(1) as f64);
+    println!(
+        "synthetic time per case: {:.1} s",
+        (ganfit::util::clock::now_ms() - start) / 1000.0 / count.max(1) as f64
+    );
     Ok(())
 }
 
 /// `ganfit eval landmarks --fitted`: NME of the fitted model's projected landmarks, next to the
 /// detector's own landmarks on the same images, by yaw bin.
-pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<usize>, options: &FitOptions) -> Result<()> {
+pub fn landmarks(
+    models: &Models,
+    data: &Path,
+    pixel_centre: f32,
+    limit: Option<usize>,
+    options: &FitOptions,
+) -> Result<()> {
     use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
     let (mut fitted, mut detector) = (NmeAccumulator::default(), NmeAccumulator::default());
     let start = ganfit::util::clock::now_ms();
-    let options = FitOptions { blend_photo_texture: false, ..options.clone() };
+    let options = FitOptions {
+        blend_photo_texture: false,
+        ..options.clone()
+    };
     let mut images = 0usize;
     for item in crate::eval_data::annotated_images(data, pixel_centre, limit)? {
         images += 1;
@@ -104,13 +149,26 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
             detector.add_skipped();
             continue;
         };
-        match block_on(fit::fit(models, std::slice::from_ref(&image), &options, &mut quiet)) {
+        match block_on(fit::fit(
+            models,
+            std::slice::from_ref(&image),
+            &options,
+            &mut quiet,
+        )) {
             Ok(result) => {
                 let photo = &result.photos[0];
                 fitted.add(&photo.fitted_landmarks, &truth, a.yaw);
                 detector.add(&photo.photo.landmarks, &truth, a.yaw);
-                let n = |p: &[[f32; 2]]| ganfit::eval::landmarks::nme(p, &truth).unwrap_or(f64::NAN) * 100.0;
-                eprintln!("{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} %", a.image, a.yaw, n(&photo.fitted_landmarks), n(&photo.photo.landmarks));
+                let n = |p: &[[f32; 2]]| {
+                    ganfit::eval::landmarks::nme(p, &truth).unwrap_or(f64::NAN) * 100.0
+                };
+                eprintln!(
+                    "{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} %",
+                    a.image,
+                    a.yaw,
+                    n(&photo.fitted_landmarks),
+                    n(&photo.photo.landmarks)
+                );
             }
             Err(Error::NoFace) => {
                 fitted.add_failure(a.yaw);
@@ -132,23 +190,40 @@ pub fn landmarks(models: &Models, data: &Path, pixel_centre: f32, limit: Option<
             println!("skipped: {} images", r.skipped);
         }
         println!("{name} nme mean: {:.3} %", 100.0 * r.mean);
-        println!("{name} nme balanced (mean of yaw bins): {:.3} %", 100.0 * r.balanced);
+        println!(
+            "{name} nme balanced (mean of yaw bins): {:.3} %",
+            100.0 * r.balanced
+        );
         for ((label, mean, count, _), _) in r.bins.iter().zip(YAW_BINS) {
-            println!("{name} nme yaw {label}: {:.3} % ({count} images)", 100.0 * mean);
+            println!(
+                "{name} nme yaw {label}: {:.3} % ({count} images)",
+                100.0 * mean
+            );
         }
     }
-    println!("time per image: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / images.max(1) as f64);
+    println!(
+        "time per image: {:.1} s",
+        (ganfit::util::clock::now_ms() - start) / 1000.0 / images.max(1) as f64
+    );
     Ok(())
 }
 
 /// `ganfit eval identity --fitted`: how recognisable fitted renders are to the identity network
 /// the fit did not optimise against (face-api's ResNet). Each render is composited over its
 /// photo and cut with the photo's own alignment.
-pub fn identity(models: &Models, data: &Path, limit: Option<usize>, options: &FitOptions) -> Result<()> {
+pub fn identity(
+    models: &Models,
+    data: &Path,
+    limit: Option<usize>,
+    options: &FitOptions,
+) -> Result<()> {
     use ganfit::eval::verification::{cosine, verify};
     use std::collections::BTreeMap;
     let list = crate::eval_data::pairs_limited(data, limit)?;
-    let options = FitOptions { blend_photo_texture: false, ..options.clone() };
+    let options = FitOptions {
+        blend_photo_texture: false,
+        ..options.clone()
+    };
     let resnet = models.nets.resnet()?;
     let start = ganfit::util::clock::now_ms();
     // Per image: (photo embedding, render embedding), or `None` where the fit failed.
@@ -160,14 +235,35 @@ pub fn identity(models: &Models, data: &Path, limit: Option<usize>, options: &Fi
         }
         let embed = || -> Result<(Vec<f32>, Vec<f32>)> {
             let image = ganfit::io::image::read(data.join("images").join(name))?;
-            let result = block_on(fit::fit(models, std::slice::from_ref(&image), &options, &mut quiet))?;
+            let result = block_on(fit::fit(
+                models,
+                std::slice::from_ref(&image),
+                &options,
+                &mut quiet,
+            ))?;
             let photo_fit = &result.photos[0];
-            let (render, alpha) = photo_fit.render.as_ref().ok_or_else(|| Error::Invalid("no render".into()))?;
-            let composite = fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0);
+            let (render, alpha) = photo_fit
+                .render
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("no render".into()))?;
+            let composite =
+                fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0);
             block_on(async {
                 let analysis = models.nets.analyse(&image).await?;
-                let photo = ganfit::device::read_floats(resnet.forward(models.nets.resnet_input(&image, &analysis)?)?.embedding).await?.0;
-                let render = ganfit::device::read_floats(resnet.forward(models.nets.resnet_input(&composite, &analysis)?)?.embedding).await?.0;
+                let photo = ganfit::device::read_floats(
+                    resnet
+                        .forward(models.nets.resnet_input(&image, &analysis)?)?
+                        .embedding,
+                )
+                .await?
+                .0;
+                let render = ganfit::device::read_floats(
+                    resnet
+                        .forward(models.nets.resnet_input(&composite, &analysis)?)?
+                        .embedding,
+                )
+                .await?
+                .0;
                 Ok((photo, render))
             })
         };
@@ -183,7 +279,11 @@ pub fn identity(models: &Models, data: &Path, limit: Option<usize>, options: &Fi
         };
         cache.insert(name.clone(), entry);
     }
-    let fitted: Vec<f64> = cache.values().flatten().map(|(p, r)| cosine(p, r)).collect();
+    let fitted: Vec<f64> = cache
+        .values()
+        .flatten()
+        .map(|(p, r)| cosine(p, r))
+        .collect();
     let (mut photo_pairs, mut render_pairs) = (Vec::new(), Vec::new());
     for (a, b, same) in &list {
         if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
@@ -199,11 +299,20 @@ pub fn identity(models: &Models, data: &Path, limit: Option<usize>, options: &Fi
     if !photo_pairs.is_empty() {
         let photos = verify(&photo_pairs, 0.01)?;
         let renders = verify(&render_pairs, 0.01)?;
-        println!("resnet accuracy photo-photo: {:.2} %", 100.0 * photos.accuracy);
-        println!("resnet accuracy render-photo: {:.2} %", 100.0 * renders.accuracy);
+        println!(
+            "resnet accuracy photo-photo: {:.2} %",
+            100.0 * photos.accuracy
+        );
+        println!(
+            "resnet accuracy render-photo: {:.2} %",
+            100.0 * renders.accuracy
+        );
         println!("resnet roc auc photo-photo: {:.4}", photos.auc);
         println!("resnet roc auc render-photo: {:.4}", renders.auc);
     }
-    println!("time per image: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0 / cache.len().max(1) as f64);
+    println!(
+        "time per image: {:.1} s",
+        (ganfit::util::clock::now_ms() - start) / 1000.0 / cache.len().max(1) as f64
+    );
     Ok(())
 }

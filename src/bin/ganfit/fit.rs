@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use ganfit::device::block_on;
-use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models};
 use ganfit::fit::models::{TextureChoice, default_dir};
+use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models};
 use ganfit::{Error, Result};
 
 use crate::common::Backend;
@@ -51,7 +51,8 @@ pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
     let mut options = match &args.options {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
         }
         None => FitOptions::default(),
     };
@@ -74,12 +75,23 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes every output of `result` into `out`.
-pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbImage], out: &Path) -> Result<()> {
+pub fn write_outputs(
+    models: &Models,
+    result: &FitResult,
+    photos: &[image::RgbImage],
+    out: &Path,
+) -> Result<()> {
     use ganfit::fit::export::{self, MESH_NAME, TEXTURE_FILE};
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let files = export::exports(&models.face, result)?;
-    write(&out.join(format!("{MESH_NAME}.obj")), files.obj.obj.as_bytes())?;
-    write(&out.join(format!("{MESH_NAME}.mtl")), files.obj.mtl.as_bytes())?;
+    write(
+        &out.join(format!("{MESH_NAME}.obj")),
+        files.obj.obj.as_bytes(),
+    )?;
+    write(
+        &out.join(format!("{MESH_NAME}.mtl")),
+        files.obj.mtl.as_bytes(),
+    )?;
     if let Some(png) = &files.texture_png {
         write(&out.join(TEXTURE_FILE), png)?;
     }
@@ -89,8 +101,14 @@ pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbIm
         let (i, photo) = (photo_fit.index, &photos[photo_fit.index]);
         if let Some((render, alpha)) = &photo_fit.render {
             let overlay = fit::overlay::compose(photo, &photo_fit.photo.crop, render, alpha, 0.85);
-            let name = if photos.len() == 1 { "overlay.png".to_string() } else { format!("overlay_{i}.png") };
-            overlay.save(out.join(&name)).map_err(|e| Error::Image(format!("{name}: {e}")))?;
+            let name = if photos.len() == 1 {
+                "overlay.png".to_string()
+            } else {
+                format!("overlay_{i}.png")
+            };
+            overlay
+                .save(out.join(&name))
+                .map_err(|e| Error::Image(format!("{name}: {e}")))?;
         }
     }
     write(&out.join("losses.tsv"), files.losses_tsv.as_bytes())
@@ -98,12 +116,20 @@ pub fn write_outputs(models: &Models, result: &FitResult, photos: &[image::RgbIm
 
 pub fn run(args: FitArgs) -> Result<()> {
     let options = options_from(&args)?;
-    let photos = args.photos.iter().map(ganfit::io::image::read).collect::<Result<Vec<_>>>()?;
+    let photos = args
+        .photos
+        .iter()
+        .map(ganfit::io::image::read)
+        .collect::<Result<Vec<_>>>()?;
     let (device, name) = args.device.open()?;
     let device = device.autodiff();
     let dir = args.models.clone().unwrap_or_else(default_dir);
     let models = crate::common::load_models(&dir, &device, args.texture)?;
-    eprintln!("fitting {} photo(s) on {name} with the {} texture model", photos.len(), models.texture.name());
+    eprintln!(
+        "fitting {} photo(s) on {name} with the {} texture model",
+        photos.len(),
+        models.texture.name()
+    );
     let mut stderr = std::io::stderr();
     let result = block_on(fit::fit(&models, &photos, &options, &mut |p| {
         if let Some(l) = &p.losses {
@@ -123,7 +149,12 @@ pub fn run(args: FitArgs) -> Result<()> {
             );
         } else if p.stage == FitStage::Preparing {
             // Photos are numbered from 0, as in warnings, results and overlay file names.
-            let _ = writeln!(stderr, "preparing photo {} (photos 0 to {})", p.iteration, p.iterations.saturating_sub(1));
+            let _ = writeln!(
+                stderr,
+                "preparing photo {} (photos 0 to {})",
+                p.iteration,
+                p.iterations.saturating_sub(1)
+            );
         }
         Control::Continue
     }))?;
@@ -131,6 +162,10 @@ pub fn run(args: FitArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     write_outputs(&models, &result, &photos, &args.out)?;
-    println!("fit: {:.1} s, outputs in {}", result.milliseconds / 1000.0, args.out.display());
+    println!(
+        "fit: {:.1} s, outputs in {}",
+        result.milliseconds / 1000.0,
+        args.out.display()
+    );
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! The `ganfit` command line: fitting, evaluation, benchmarks and model conversion.
 
 mod bench;
-mod common;
 mod bench_fit;
 mod bench_gan;
-mod fit;
-mod model;
+mod common;
 mod eval;
 mod eval_data;
 mod eval_fit;
+mod fit;
+mod model;
 mod nets;
 mod texture;
 
@@ -19,7 +19,11 @@ use ganfit::{Error, Result};
 use crate::common::Backend;
 
 #[derive(Parser)]
-#[command(name = "ganfit", version, about = "3D face reconstruction from photos (GANFit-style), natively and on WebGPU")]
+#[command(
+    name = "ganfit",
+    version,
+    about = "3D face reconstruction from photos (GANFit-style), natively and on WebGPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +71,12 @@ enum Command {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Devices => {
-            println!("cpu: flex, {} threads", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            println!(
+                "cpu: flex, {} threads",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            );
             match device::gpu() {
                 Ok((_, info)) => println!("gpu: {info}"),
                 Err(e) => println!("gpu: unavailable ({e})"),
@@ -77,14 +86,29 @@ fn run(cli: Cli) -> Result<()> {
         Command::Selftest { device } => {
             let (dev, name) = device.open()?;
             let dev = dev.autodiff();
-            let reference = device::block_on(ganfit::render::selftest::compare_with_reference(&dev, 64, 64))?;
+            let reference = device::block_on(ganfit::render::selftest::compare_with_reference(
+                &dev, 64, 64,
+            ))?;
             let pose = device::block_on(ganfit::render::selftest::recover_pose(&dev, 48, 60))?;
             println!("device: {name}");
             println!("reference id mismatches: {}", reference.id_mismatches);
-            println!("reference max colour error: {:.2e}", reference.max_color_error);
-            println!("reference max gradient error: {:.2e}", reference.max_gradient_error);
-            println!("pose loss: {:.3e} -> {:.3e}", pose.losses[0], pose.losses.last().copied().unwrap_or(f32::NAN));
-            println!("pose parameter error: {:.4} -> {:.4}", pose.initial_error, pose.final_error);
+            println!(
+                "reference max colour error: {:.2e}",
+                reference.max_color_error
+            );
+            println!(
+                "reference max gradient error: {:.2e}",
+                reference.max_gradient_error
+            );
+            println!(
+                "pose loss: {:.3e} -> {:.3e}",
+                pose.losses[0],
+                pose.losses.last().copied().unwrap_or(f32::NAN)
+            );
+            println!(
+                "pose parameter error: {:.4} -> {:.4}",
+                pose.initial_error, pose.final_error
+            );
             println!("pose time: {:.0} ms", pose.milliseconds);
             if reference.passed() && pose.converged() {
                 println!("selftest: passed");
@@ -102,7 +126,27 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Mesa's Vulkan drivers probe for a Wayland display whenever wgpu enumerates adapters, and
+/// libwayland prints "XDG_RUNTIME_DIR is invalid or not set" each time when the variable is unset
+/// (servers, CI). The CLI opens no window: a private, empty runtime directory quiets the probe.
+#[allow(unsafe_code)]
+fn quiet_window_system_probes() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join("ganfit-runtime");
+    let private = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)));
+    if private.is_ok() {
+        // SAFETY: called first thing in `main`, before any thread exists that could read the
+        // environment concurrently.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
 fn main() {
+    quiet_window_system_probes();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e}");

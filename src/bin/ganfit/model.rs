@@ -54,7 +54,9 @@ pub enum Model {
 }
 
 fn env_dir(var: &str, fallback: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(fallback))
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(fallback))
 }
 
 fn default_model() -> PathBuf {
@@ -65,9 +67,21 @@ pub fn run(what: Model) -> Result<()> {
     match what {
         Model::Convert { source, out, f32 } => convert(source, out, f32),
         Model::Info { path, check } => info(&path.unwrap_or_else(default_model), check),
-        Model::Export { model, out, eyes, mouth, texture_size } => {
-            export(&model.unwrap_or_else(default_model), &out, RegionSelection { eyes, mouth_interior: mouth }, texture_size)
-        }
+        Model::Export {
+            model,
+            out,
+            eyes,
+            mouth,
+            texture_size,
+        } => export(
+            &model.unwrap_or_else(default_model),
+            &out,
+            RegionSelection {
+                eyes,
+                mouth_interior: mouth,
+            },
+            texture_size,
+        ),
     }
 }
 
@@ -76,7 +90,8 @@ fn megabytes(bytes: usize) -> String {
 }
 
 fn convert(source: Option<PathBuf>, out: Option<PathBuf>, f32: bool) -> Result<()> {
-    let source = source.unwrap_or_else(|| env_dir("GANFIT_DATA", "../shared/data").join("ict-facekit.tar.xz"));
+    let source = source
+        .unwrap_or_else(|| env_dir("GANFIT_DATA", "../shared/data").join("ict-facekit.tar.xz"));
     let out = out.unwrap_or_else(default_model);
     let precision = if f32 { Precision::F32 } else { Precision::F16 };
     println!("source: {}", source.display());
@@ -84,9 +99,22 @@ fn convert(source: Option<PathBuf>, out: Option<PathBuf>, f32: bool) -> Result<(
     let e = &report.storage.max_error;
     println!("wrote: {} ({})", out.display(), megabytes(report.bytes));
     println!("bases: {}", report.storage.bases);
-    println!("max vertex error of storage: mean {:.2e} mm, identity {:.2e} mm, expression {:.2e} mm", e.mean_mm, e.identity_mm, e.expression_mm);
-    println!("winding: {}", if report.flipped_winding { "reversed to face outwards" } else { "ICT's own (counter-clockwise from outside)" });
-    println!("conversion time: {:.1} s (reading and parsing {:.1} s)", report.seconds, report.read_seconds);
+    println!(
+        "max vertex error of storage: mean {:.2e} mm, identity {:.2e} mm, expression {:.2e} mm",
+        e.mean_mm, e.identity_mm, e.expression_mm
+    );
+    println!(
+        "winding: {}",
+        if report.flipped_winding {
+            "reversed to face outwards"
+        } else {
+            "ICT's own (counter-clockwise from outside)"
+        }
+    );
+    println!(
+        "conversion time: {:.1} s (reading and parsing {:.1} s)",
+        report.seconds, report.read_seconds
+    );
     Ok(())
 }
 
@@ -96,27 +124,81 @@ fn info(path: &Path, check: bool) -> Result<()> {
     let file = ModelFile::parse(&bytes, &label)?;
     let h = &file.header;
     if check && h.converter != ict::converter_id() {
-        return Err(Error::model(label, format!("written by {:?}, this build converts with {:?}: convert again", h.converter, ict::converter_id())));
+        return Err(Error::model(
+            label,
+            format!(
+                "written by {:?}, this build converts with {:?}: convert again",
+                h.converter,
+                ict::converter_id()
+            ),
+        ));
     }
     let s = &h.source;
-    println!("file: {} ({}, format v{})", path.display(), megabytes(bytes.len()), face_model::format::VERSION);
-    println!("source: {} {} @ {}", s.name, s.repository, &s.commit[..12.min(s.commit.len())]);
+    println!(
+        "file: {} ({}, format v{})",
+        path.display(),
+        megabytes(bytes.len()),
+        face_model::format::VERSION
+    );
+    println!(
+        "source: {} {} @ {}",
+        s.name,
+        s.repository,
+        &s.commit[..12.min(s.commit.len())]
+    );
     println!("licence: {}, {}", s.license, s.copyright);
-    println!("source files: {} checksummed (sha256){}", s.files.len(), s.archive_sha256.as_ref().map(|a| format!(", archive {a}")).unwrap_or_default());
+    println!(
+        "source files: {} checksummed (sha256){}",
+        s.files.len(),
+        s.archive_sha256
+            .as_ref()
+            .map(|a| format!(", archive {a}"))
+            .unwrap_or_default()
+    );
     println!("converter: {}", h.converter);
     println!("unit: mm (ICT's cm x 10); axes x to the subject's left, y up, z out of the face");
-    println!("vertices: {}, triangles: {}, uvs: {}", h.num_vertices, h.num_triangles, h.num_uvs);
-    println!("{:<18} {:>14} {:>10} {:>10}", "region", "ICT vertices", "vertices", "triangles");
+    println!(
+        "vertices: {}, triangles: {}, uvs: {}",
+        h.num_vertices, h.num_triangles, h.num_uvs
+    );
+    println!(
+        "{:<18} {:>14} {:>10} {:>10}",
+        "region", "ICT vertices", "vertices", "triangles"
+    );
     for r in &h.regions {
         let range = format!("{}-{}", r.vertices.start, r.vertices.end - 1);
-        println!("{:<18} {:>14} {:>10} {:>10}", r.region.ict_name(), range, r.vertices.len(), r.triangles.len());
+        println!(
+            "{:<18} {:>14} {:>10} {:>10}",
+            r.region.ict_name(),
+            range,
+            r.vertices.len(),
+            r.triangles.len()
+        );
     }
     for a in &h.face_areas {
-        println!("face area {:<8} vertices {}-{} ({})", format!("{:?}", a.area).to_lowercase(), a.vertices.start, a.vertices.end - 1, a.vertices.len());
+        println!(
+            "face area {:<8} vertices {}-{} ({})",
+            format!("{:?}", a.area).to_lowercase(),
+            a.vertices.start,
+            a.vertices.end - 1,
+            a.vertices.len()
+        );
     }
     let e = &h.storage.max_error;
-    println!("identity basis: {} modes x {} vertices x 3, {}, max vertex error {:.2e} mm", h.identity_names.len(), h.num_vertices, h.storage.bases, e.identity_mm);
-    println!("expression basis: {} blendshapes x {} vertices x 3, {}, max vertex error {:.2e} mm", h.expression_names.len(), h.num_vertices, h.storage.bases, e.expression_mm);
+    println!(
+        "identity basis: {} modes x {} vertices x 3, {}, max vertex error {:.2e} mm",
+        h.identity_names.len(),
+        h.num_vertices,
+        h.storage.bases,
+        e.identity_mm
+    );
+    println!(
+        "expression basis: {} blendshapes x {} vertices x 3, {}, max vertex error {:.2e} mm",
+        h.expression_names.len(),
+        h.num_vertices,
+        h.storage.bases,
+        e.expression_mm
+    );
     println!("mean: f32, max vertex error {:.2e} mm", e.mean_mm);
     let lengths: Vec<usize> = h.landmarks.contour.iter().map(Vec::len).collect();
     println!(
@@ -127,11 +209,22 @@ fn info(path: &Path, check: bool) -> Result<()> {
     let device = device::cpu();
     for (name, selection) in [
         ("face + head/neck (default)", RegionSelection::default()),
-        ("+ eyes", RegionSelection { eyes: true, mouth_interior: false }),
+        (
+            "+ eyes",
+            RegionSelection {
+                eyes: true,
+                mouth_interior: false,
+            },
+        ),
         ("+ eyes + mouth interior", RegionSelection::all()),
     ] {
         let m = FaceModel::from_file(&file, &device, selection)?;
-        let slots: Vec<&str> = m.uv_atlas().slots.iter().map(|s| s.material.as_str()).collect();
+        let slots: Vec<&str> = m
+            .uv_atlas()
+            .slots
+            .iter()
+            .map(|s| s.material.as_str())
+            .collect();
         println!(
             "selection {name}: {} shape vertices, {} render vertices, {} triangles, uv atlas {}:1 [{}], narrow face mask {} vertices",
             m.num_shape_vertices(),
@@ -139,7 +232,10 @@ fn info(path: &Path, check: bool) -> Result<()> {
             m.triangles().len(),
             m.uv_atlas().aspect(),
             slots.join(", "),
-            m.shape_face_mask(FaceArea::Narrow).iter().filter(|&&x| x).count()
+            m.shape_face_mask(FaceArea::Narrow)
+                .iter()
+                .filter(|&&x| x)
+                .count()
         );
     }
     Ok(())
@@ -152,7 +248,14 @@ fn uv_check_texture(model: &FaceModel, height: u32) -> image::RgbImage {
     let slots = model.uv_atlas().aspect() as u32;
     let width = height * slots;
     let mask = model.uv_face_mask(FaceArea::Narrow, width as usize, height as usize);
-    let palette = [[214, 170, 140], [120, 150, 200], [200, 90, 110], [230, 230, 210], [240, 240, 240], [90, 130, 90]];
+    let palette = [
+        [214, 170, 140],
+        [120, 150, 200],
+        [200, 90, 110],
+        [230, 230, 210],
+        [240, 240, 240],
+        [90, 130, 90],
+    ];
     image::RgbImage::from_fn(width, height, |x, y| {
         let slot = (x / height) as usize;
         let (u, v) = (x % height, y);
@@ -169,7 +272,12 @@ fn uv_check_texture(model: &FaceModel, height: u32) -> image::RgbImage {
     })
 }
 
-fn export(model_path: &Path, out: &Path, selection: RegionSelection, texture_size: u32) -> Result<()> {
+fn export(
+    model_path: &Path,
+    out: &Path,
+    selection: RegionSelection,
+    texture_size: u32,
+) -> Result<()> {
     let model = FaceModel::load(model_path, &device::cpu(), selection)?;
     let mesh = model.mesh_data(model.mean_positions().to_vec())?;
     let texture = uv_check_texture(&model, texture_size);
@@ -180,14 +288,26 @@ fn export(model_path: &Path, out: &Path, selection: RegionSelection, texture_siz
         (format!("{name}.obj"), obj.obj.into_bytes()),
         (format!("{name}.mtl"), obj.mtl.into_bytes()),
         (format!("{name}.png"), io::png_bytes(&texture)?),
-        (format!("{name}.glb"), io::glb::write(&mesh, Some(&texture), name)?),
+        (
+            format!("{name}.glb"),
+            io::glb::write(&mesh, Some(&texture), name)?,
+        ),
     ];
     for (file, bytes) in files {
         let path = out.join(file);
         std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
         println!("wrote: {} ({})", path.display(), megabytes(bytes.len()));
     }
-    let regions: Vec<&str> = selection.regions().iter().map(|r: &Region| r.ict_name()).collect();
-    println!("regions: {}; {} vertices, {} triangles; positions in metres", regions.join(", "), mesh.positions.len(), mesh.triangles.len());
+    let regions: Vec<&str> = selection
+        .regions()
+        .iter()
+        .map(|r: &Region| r.ict_name())
+        .collect();
+    println!(
+        "regions: {}; {} vertices, {} triangles; positions in metres",
+        regions.join(", "),
+        mesh.positions.len(),
+        mesh.triangles.len()
+    );
     Ok(())
 }

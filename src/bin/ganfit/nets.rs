@@ -49,17 +49,30 @@ pub enum Nets {
 
 pub fn run(what: Nets) -> Result<()> {
     match what {
-        Nets::Convert { face_api, human_models, out, f16, centre_faces, centre_limit } => {
+        Nets::Convert {
+            face_api,
+            human_models,
+            out,
+            f16,
+            centre_faces,
+            centre_limit,
+        } => {
             convert(&face_api, &human_models, &out, f16)?;
             match centre_faces {
                 Some(dir) => centre(&out, &dir, centre_limit, f16),
                 None => {
-                    eprintln!("warning: no --centre-faces: MobileFaceNet's embeddings are uncentred (useless for the identity loss)");
+                    eprintln!(
+                        "warning: no --centre-faces: MobileFaceNet's embeddings are uncentred (useless for the identity loss)"
+                    );
                     Ok(())
                 }
             }
         }
-        Nets::Analyse { images, models, device } => analyse(&images, &models_dir(models), device),
+        Nets::Analyse {
+            images,
+            models,
+            device,
+        } => analyse(&images, &models_dir(models), device),
     }
 }
 
@@ -72,21 +85,39 @@ fn convert(face_api: &Path, human_models: &Path, out: &Path, half: bool) -> Resu
     let cpu = device::cpu();
     for network in Network::ALL {
         let (package, manifest_path) = network.source_manifest();
-        let root = if package == "face-api" { face_api } else { human_models };
+        let root = if package == "face-api" {
+            face_api
+        } else {
+            human_models
+        };
         let manifest_file = root.join(manifest_path);
-        let manifest = read(&manifest_file).map_err(|e| Error::model(manifest_file.display().to_string(), format!("{e} (run `make setup`)")))?;
+        let manifest = read(&manifest_file).map_err(|e| {
+            Error::model(
+                manifest_file.display().to_string(),
+                format!("{e} (run `make setup`)"),
+            )
+        })?;
         let folder = manifest_file.parent().unwrap_or(root);
-        let shards: Vec<Vec<u8>> = tfjs::shard_paths(&manifest, &manifest_file.display().to_string())?
-            .iter()
-            .map(|p| read(&folder.join(p)))
-            .collect::<Result<_>>()?;
+        let shards: Vec<Vec<u8>> =
+            tfjs::shard_paths(&manifest, &manifest_file.display().to_string())?
+                .iter()
+                .map(|p| read(&folder.join(p)))
+                .collect::<Result<_>>()?;
         let shard_refs: Vec<&[u8]> = shards.iter().map(|s| s.as_slice()).collect();
         let (record, unused) = network.convert(&manifest, &shard_refs, half, &cpu)?;
         if !unused.is_empty() {
-            return Err(Error::model(manifest_file.display().to_string(), format!("weights the architecture does not use: {unused:?}")));
+            return Err(Error::model(
+                manifest_file.display().to_string(),
+                format!("weights the architecture does not use: {unused:?}"),
+            ));
         }
         let target = write_record(out, network, &record)?;
-        println!("{}: {:.1} MB ({})", target.display(), record.len() as f64 / 1e6, if half { "f16" } else { "f32" });
+        println!(
+            "{}: {:.1} MB ({})",
+            target.display(),
+            record.len() as f64 / 1e6,
+            if half { "f16" } else { "f32" }
+        );
     }
     Ok(())
 }
@@ -117,24 +148,34 @@ fn centre(out: &Path, dir: &Path, limit: usize, half: bool) -> Result<()> {
     let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
         .collect();
     photos.sort();
     let step = (photos.len() as f64 / limit.max(1) as f64).max(1.0);
-    let chosen: Vec<&PathBuf> = (0..limit.min(photos.len())).map(|i| &photos[(i as f64 * step) as usize]).collect();
+    let chosen: Vec<&PathBuf> = (0..limit.min(photos.len()))
+        .map(|i| &photos[(i as f64 * step) as usize])
+        .collect();
     let mut sum = vec![0f64; ganfit::nets::mobilefacenet::EMBEDDING_SIZE];
     let mut faces = 0usize;
     for path in &chosen {
         let raw = ganfit::io::image::read(path).and_then(|image| {
             device::block_on(async {
                 let analysis = nets.analyse(&image).await?;
-                let (raw, _) = nets.mobilefacenet.raw(nets.mobilefacenet_input(&image, &analysis))?;
+                let (raw, _) = nets
+                    .mobilefacenet
+                    .raw(nets.mobilefacenet_input(&image, &analysis))?;
                 Ok(device::read_floats(raw).await?.0)
             })
         });
         match raw {
             Ok(values) => {
-                sum.iter_mut().zip(&values).for_each(|(s, v)| *s += *v as f64);
+                sum.iter_mut()
+                    .zip(&values)
+                    .for_each(|(s, v)| *s += *v as f64);
                 faces += 1;
             }
             Err(Error::NoFace) => {}
@@ -142,14 +183,28 @@ fn centre(out: &Path, dir: &Path, limit: usize, half: bool) -> Result<()> {
         }
     }
     if faces < 50 {
-        return Err(Error::Invalid(format!("MobileFaceNet centre: only {faces} faces found in {} photos of {} (50 needed)", chosen.len(), dir.display())));
+        return Err(Error::Invalid(format!(
+            "MobileFaceNet centre: only {faces} faces found in {} photos of {} (50 needed)",
+            chosen.len(),
+            dir.display()
+        )));
     }
     let centre: Vec<f32> = sum.iter().map(|s| (*s / faces as f64) as f32).collect();
-    let norm = centre.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    let norm = centre
+        .iter()
+        .map(|v| (*v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let network = nets.mobilefacenet.with_centre(&centre)?;
-    let record = ganfit::nets::layers::save_record(&network, half, Network::MobileFaceNet.file_name())?;
+    let record =
+        ganfit::nets::layers::save_record(&network, half, Network::MobileFaceNet.file_name())?;
     let target = write_record(out, Network::MobileFaceNet, &record)?;
-    println!("{}: centred on the mean of {faces} faces from {} photos of {} (norm {norm:.1})", target.display(), chosen.len(), dir.display());
+    println!(
+        "{}: centred on the mean of {faces} faces from {} photos of {} (norm {norm:.1})",
+        target.display(),
+        chosen.len(),
+        dir.display()
+    );
     Ok(())
 }
 
@@ -157,13 +212,23 @@ fn analyse(images: &[PathBuf], models: &Path, backend: Backend) -> Result<()> {
     let (device, _) = backend.open()?;
     let nets = FaceNets::load(models, &device)?;
     for path in images {
-        let result = ganfit::io::image::read(path).and_then(|image| device::block_on(nets.analyse(&image)));
+        let result =
+            ganfit::io::image::read(path).and_then(|image| device::block_on(nets.analyse(&image)));
         match result {
             Ok(analysis) => {
-                let json = serde_json::to_string(&analysis).map_err(|e| Error::Invalid(e.to_string()))?;
-                println!("{{\"image\": {:?}, \"face\": {json}}}", path.display().to_string());
+                let json =
+                    serde_json::to_string(&analysis).map_err(|e| Error::Invalid(e.to_string()))?;
+                println!(
+                    "{{\"image\": {:?}, \"face\": {json}}}",
+                    path.display().to_string()
+                );
             }
-            Err(e) => println!("{{\"image\": {:?}, \"error\": {:?}, \"kind\": {:?}}}", path.display().to_string(), e.to_string(), e.kind()),
+            Err(e) => println!(
+                "{{\"image\": {:?}, \"error\": {:?}, \"kind\": {:?}}}",
+                path.display().to_string(),
+                e.to_string(),
+                e.kind()
+            ),
         }
     }
     Ok(())

@@ -8,12 +8,12 @@ use ganfit::eval::swd::{FloatImage, multiscale_swd};
 use ganfit::face_model::{FaceModel, RegionSelection};
 use ganfit::fit::models::{TEXTURE_GAN, TEXTURE_PCA, TextureChoice, default_dir};
 use ganfit::nets::FaceNets;
-use ganfit::texture_corpus::{BuildOptions, build, contact_sheet};
 use ganfit::texture::corpus::{Corpus, Split};
 use ganfit::texture::model::{PcaTexture, TextureModel};
 use ganfit::texture::pggan::PgganConfig;
 use ganfit::texture::train::{RunFiles, TrainOptions, latents, train};
 use ganfit::texture::{pca, weights};
+use ganfit::texture_corpus::{BuildOptions, build, contact_sheet};
 use ganfit::{Error, Result};
 
 use crate::common::Backend;
@@ -35,7 +35,9 @@ pub struct ChannelArgs {
 impl ChannelArgs {
     pub fn apply(&self, mut config: PgganConfig) -> PgganConfig {
         config.base_channels = self.channels.unwrap_or(config.base_channels);
-        config.full_channel_levels = self.full_channel_levels.unwrap_or(config.full_channel_levels);
+        config.full_channel_levels = self
+            .full_channel_levels
+            .unwrap_or(config.full_channel_levels);
         config.min_channels = self.min_channels.unwrap_or(config.min_channels);
         config
     }
@@ -158,35 +160,75 @@ pub enum TextureCommand {
 pub fn run(what: TextureCommand) -> Result<()> {
     match what {
         TextureCommand::Default { models } => {
-            println!("{}", TextureChoice::preferred_in(&crate::common::models_dir(models)).name());
+            println!(
+                "{}",
+                TextureChoice::preferred_in(&crate::common::models_dir(models)).name()
+            );
             Ok(())
         }
-        TextureCommand::Unwrap { photos, out, limit, every, resolution, device, models } => {
+        TextureCommand::Unwrap {
+            photos,
+            out,
+            limit,
+            every,
+            resolution,
+            device,
+            models,
+        } => {
             let (device, name) = device.open()?;
             let device = device.autodiff();
             let dir = models.unwrap_or_else(default_dir);
-            let face = FaceModel::load(dir.join(ganfit::fit::models::FACE_MODEL), &device, RegionSelection::default())?;
+            let face = FaceModel::load(
+                dir.join(ganfit::fit::models::FACE_MODEL),
+                &device,
+                RegionSelection::default(),
+            )?;
             let nets = FaceNets::load(&dir, &device)?;
             eprintln!("unwrapping {} on {name}", photos.display());
-            let options = BuildOptions { resolution, ..BuildOptions::default() };
-            let index = build(&face, &nets, &photos, &out, &options, every, limit, |l| eprintln!("{l}"))?;
+            let options = BuildOptions {
+                resolution,
+                ..BuildOptions::default()
+            };
+            let index = build(&face, &nets, &photos, &out, &options, every, limit, |l| {
+                eprintln!("{l}")
+            })?;
             let total = index.entries.len() + index.rejected.len();
             println!("corpus photos: {total}");
             println!("corpus kept: {}", index.entries.len());
-            println!("corpus rejection rate: {:.1} %", 100.0 * index.rejected.len() as f64 / total.max(1) as f64);
+            println!(
+                "corpus rejection rate: {:.1} %",
+                100.0 * index.rejected.len() as f64 / total.max(1) as f64
+            );
             let mut reasons = std::collections::BTreeMap::new();
             for (_, r) in &index.rejected {
-                *reasons.entry(r.split(|c: char| c.is_ascii_digit()).next().unwrap_or(r).trim().to_string()).or_insert(0) += 1;
+                *reasons
+                    .entry(
+                        r.split(|c: char| c.is_ascii_digit())
+                            .next()
+                            .unwrap_or(r)
+                            .trim()
+                            .to_string(),
+                    )
+                    .or_insert(0) += 1;
             }
             for (r, n) in reasons {
                 println!("corpus rejected ({r}): {n}");
             }
             Ok(())
         }
-        TextureCommand::Pack { corpus, out, quality, max, resolution, full } => {
+        TextureCommand::Pack {
+            corpus,
+            out,
+            quality,
+            max,
+            resolution,
+            full,
+        } => {
             let mut index = ganfit::texture::corpus::read_index(&corpus)?;
             if !full {
-                index.entries.retain(|e| !ganfit::texture::corpus::is_held_out(&e.id));
+                index
+                    .entries
+                    .retain(|e| !ganfit::texture::corpus::is_held_out(&e.id));
             }
             if let Some(n) = max {
                 index.entries.truncate(n);
@@ -195,33 +237,54 @@ pub fn run(what: TextureCommand) -> Result<()> {
             let source_resolution = index.resolution;
             if let Some(r) = resolution {
                 if !r.is_power_of_two() || r < 8 || r > index.resolution {
-                    return Err(Error::Invalid(format!("--resolution {r}: a power of two from 8 to the corpus's {}", index.resolution)));
+                    return Err(Error::Invalid(format!(
+                        "--resolution {r}: a power of two from 8 to the corpus's {}",
+                        index.resolution
+                    )));
                 }
                 index.resolution = r;
             }
             std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
             for e in &index.entries {
                 let src = corpus.join(format!("{}.png", e.id));
-                let mut img = image::open(&src).map_err(|err| Error::Image(format!("{}: {err}", src.display())))?.to_rgb8();
+                let mut img = image::open(&src)
+                    .map_err(|err| Error::Image(format!("{}: {err}", src.display())))?
+                    .to_rgb8();
                 if index.resolution != source_resolution {
                     let r = index.resolution as u32;
-                    img = image::imageops::resize(&img, r * index.aspect as u32, r, image::imageops::FilterType::Triangle);
+                    img = image::imageops::resize(
+                        &img,
+                        r * index.aspect as u32,
+                        r,
+                        image::imageops::FilterType::Triangle,
+                    );
                 }
                 if full {
                     let src = corpus.join(format!("{}_mask.png", e.id));
-                    let mut mask = image::open(&src).map_err(|err| Error::Image(format!("{}: {err}", src.display())))?.to_luma8();
+                    let mut mask = image::open(&src)
+                        .map_err(|err| Error::Image(format!("{}: {err}", src.display())))?
+                        .to_luma8();
                     if index.resolution != source_resolution {
                         let r = index.resolution as u32;
-                        mask = image::imageops::resize(&mask, r * index.aspect as u32, r, image::imageops::FilterType::Triangle);
+                        mask = image::imageops::resize(
+                            &mask,
+                            r * index.aspect as u32,
+                            r,
+                            image::imageops::FilterType::Triangle,
+                        );
                     }
                     let dst = out.join(format!("{}_mask.png", e.id));
-                    mask.save(&dst).map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
+                    mask.save(&dst)
+                        .map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
                 }
                 let dst = out.join(format!("{}.jpg", e.id));
                 let file = std::fs::File::create(&dst).map_err(|err| Error::io(&dst, err))?;
-                image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), quality)
-                    .encode_image(&img)
-                    .map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
+                image::codecs::jpeg::JpegEncoder::new_with_quality(
+                    std::io::BufWriter::new(file),
+                    quality,
+                )
+                .encode_image(&img)
+                .map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
             }
             let json = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
             std::fs::write(out.join("index.json"), json).map_err(|e| Error::io(&out, e))?;
@@ -229,55 +292,123 @@ pub fn run(what: TextureCommand) -> Result<()> {
             Ok(())
         }
         TextureCommand::Sheet { corpus, out, count } => {
-            contact_sheet(&corpus, count)?.save(&out).map_err(|e| Error::Image(format!("{}: {e}", out.display())))?;
+            contact_sheet(&corpus, count)?
+                .save(&out)
+                .map_err(|e| Error::Image(format!("{}: {e}", out.display())))?;
             println!("contact sheet: {}", out.display());
             Ok(())
         }
-        TextureCommand::Pca { corpus, out, components, max_textures } => {
+        TextureCommand::Pca {
+            corpus,
+            out,
+            components,
+            max_textures,
+        } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
             let device = ganfit::device::cpu();
             let start = ganfit::util::clock::now_ms();
-            let model = pca::fit(&corpus, pca::PcaOptions { components, max_textures, ..Default::default() }, &device, |l| eprintln!("{l}"))?;
+            let model = pca::fit(
+                &corpus,
+                pca::PcaOptions {
+                    components,
+                    max_textures,
+                    ..Default::default()
+                },
+                &device,
+                |l| eprintln!("{l}"),
+            )?;
             let out = out.unwrap_or_else(|| default_dir().join(TEXTURE_PCA));
             ganfit::io::write_atomic(&out, &model.to_bytes()?)?;
             println!("pca components: {}", model.components());
-            println!("pca time: {:.1} s", (ganfit::util::clock::now_ms() - start) / 1000.0);
+            println!(
+                "pca time: {:.1} s",
+                (ganfit::util::clock::now_ms() - start) / 1000.0
+            );
             println!("pca file: {}", out.display());
             Ok(())
         }
-        TextureCommand::Train { corpus, out, minutes, resume, device, batch, channels, r1_interval, r1_gamma, ema_beta } => {
+        TextureCommand::Train {
+            corpus,
+            out,
+            minutes,
+            resume,
+            device,
+            batch,
+            channels,
+            r1_interval,
+            r1_gamma,
+            ema_beta,
+        } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
             let (device, name) = device.open()?;
-            let config = channels.apply(PgganConfig { resolution: corpus.resolution(), aspect: corpus.aspect(), ..PgganConfig::default() });
-            let mut options = TrainOptions { config, minutes, ..TrainOptions::default() };
+            let config = channels.apply(PgganConfig {
+                resolution: corpus.resolution(),
+                aspect: corpus.aspect(),
+                ..PgganConfig::default()
+            });
+            let mut options = TrainOptions {
+                config,
+                minutes,
+                ..TrainOptions::default()
+            };
             if let Some(interval) = r1_interval {
                 options.r1_interval = interval.max(1);
             }
             if let Some(gamma) = r1_gamma {
                 if !(gamma >= 0.0 && gamma.is_finite()) {
-                    return Err(Error::Invalid(format!("--r1-gamma {gamma}: expected a finite γ ≥ 0")));
+                    return Err(Error::Invalid(format!(
+                        "--r1-gamma {gamma}: expected a finite γ ≥ 0"
+                    )));
                 }
                 options.r1_gamma = gamma;
             }
             if let Some(beta) = ema_beta {
                 if !(0.0..1.0).contains(&beta) {
-                    return Err(Error::Invalid(format!("--ema-beta {beta}: expected 0 ≤ β < 1")));
+                    return Err(Error::Invalid(format!(
+                        "--ema-beta {beta}: expected 0 ≤ β < 1"
+                    )));
                 }
                 options.ema_beta = beta;
             }
             if let Some(b) = batch {
-                options.batch = b.split(',').map(|s| s.trim().parse().map_err(|_| Error::Invalid(format!("bad batch list {b}")))).collect::<Result<_>>()?;
+                options.batch = b
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse()
+                            .map_err(|_| Error::Invalid(format!("bad batch list {b}")))
+                    })
+                    .collect::<Result<_>>()?;
             }
             let out = out.unwrap_or_else(|| default_dir().join(TEXTURE_GAN));
-            eprintln!("training on {name}: {} textures ({}x{})", corpus.len(), corpus.width(), corpus.resolution());
-            let progress = train(&corpus, &device, options, &RunFiles::new(&out), resume.as_deref(), |l| eprintln!("{l}"))?;
+            eprintln!(
+                "training on {name}: {} textures ({}x{})",
+                corpus.len(),
+                corpus.width(),
+                corpus.resolution()
+            );
+            let progress = train(
+                &corpus,
+                &device,
+                options,
+                &RunFiles::new(&out),
+                resume.as_deref(),
+                |l| eprintln!("{l}"),
+            )?;
             println!("gan steps: {}", progress.steps);
             println!("gan images shown: {}", progress.images_shown);
             println!("gan training time: {:.1} min", progress.minutes_done);
             println!("gan file: {}", out.display());
             Ok(())
         }
-        TextureCommand::Eval { corpus, gan, pca, reconstruct, device, grids } => evaluate(&corpus, gan, pca, reconstruct, device, grids),
+        TextureCommand::Eval {
+            corpus,
+            gan,
+            pca,
+            reconstruct,
+            device,
+            grids,
+        } => evaluate(&corpus, gan, pca, reconstruct, device, grids),
     }
 }
 
@@ -313,7 +444,14 @@ fn corpus_images(corpus: &Corpus, indices: &[usize]) -> Vec<FloatImage> {
         .collect()
 }
 
-fn evaluate(corpus_dir: &std::path::Path, gan: Option<PathBuf>, pca_path: Option<PathBuf>, reconstruct: usize, backend: Backend, grids: Option<PathBuf>) -> Result<()> {
+fn evaluate(
+    corpus_dir: &std::path::Path,
+    gan: Option<PathBuf>,
+    pca_path: Option<PathBuf>,
+    reconstruct: usize,
+    backend: Backend,
+    grids: Option<PathBuf>,
+) -> Result<()> {
     let test = Corpus::open(corpus_dir, Split::Test)?;
     let (device, _) = backend.open()?;
     let (h, w) = (test.resolution(), test.width());
@@ -325,21 +463,36 @@ fn evaluate(corpus_dir: &std::path::Path, gan: Option<PathBuf>, pca_path: Option
     let mut models = Vec::new();
     if gan.exists() {
         let bytes = std::fs::read(&gan).map_err(|e| Error::io(&gan, e))?;
-        models.push(TextureModel::Gan(weights::load_generator(bytes, &device, &gan.display().to_string())?));
+        models.push(TextureModel::Gan(weights::load_generator(
+            bytes,
+            &device,
+            &gan.display().to_string(),
+        )?));
     }
     if pca_path.exists() {
         let bytes = std::fs::read(&pca_path).map_err(|e| Error::io(&pca_path, e))?;
-        models.push(TextureModel::Pca(PcaTexture::from_bytes(bytes, &device, &pca_path.display().to_string())?));
+        models.push(TextureModel::Pca(PcaTexture::from_bytes(
+            bytes,
+            &device,
+            &pca_path.display().to_string(),
+        )?));
     }
     if models.is_empty() {
-        return Err(Error::model(gan.display().to_string(), "neither a GAN nor a PCA texture model found"));
+        return Err(Error::model(
+            gan.display().to_string(),
+            "neither a GAN nor a PCA texture model found",
+        ));
     }
     let count = real.len().max(64);
     for model in &models {
         let name = model.name();
         let factor = downsampling(model, h, w)?;
         if factor > 1 {
-            println!("# the {name} model's {}x{} maps are compared box-filtered to the corpus's {w}x{h}", model.size().1, model.size().0);
+            println!(
+                "# the {name} model's {}x{} maps are compared box-filtered to the corpus's {w}x{h}",
+                model.size().1,
+                model.size().0
+            );
         }
         // Samples: GAN latents ~ N(0, I); PCA coefficients ~ N(0, I) (unit variance by construction).
         let params = latents(count, model.parameters(), 17, &device);
@@ -354,9 +507,23 @@ fn evaluate(corpus_dir: &std::path::Path, gan: Option<PathBuf>, pca_path: Option
         println!("reconstruction {name} l1 visible texels: {l1:.4}");
         if let Some(dir) = &grids {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            let samples_nchw = samples.clone().slice([0..16, 0..h, 0..w, 0..3]).permute([0, 3, 1, 2]) * 2.0 - 1.0;
-            ganfit::texture::images::save_grid(samples_nchw, 4, &dir.join(format!("samples_{name}.png")))?;
-            nearest_neighbour_grid(&fake[..8.min(fake.len())], &real, &test, &dir.join(format!("neighbours_{name}.png")))?;
+            let samples_nchw = samples
+                .clone()
+                .slice([0..16, 0..h, 0..w, 0..3])
+                .permute([0, 3, 1, 2])
+                * 2.0
+                - 1.0;
+            ganfit::texture::images::save_grid(
+                samples_nchw,
+                4,
+                &dir.join(format!("samples_{name}.png")),
+            )?;
+            nearest_neighbour_grid(
+                &fake[..8.min(fake.len())],
+                &real,
+                &test,
+                &dir.join(format!("neighbours_{name}.png")),
+            )?;
         }
     }
     Ok(())
@@ -383,14 +550,22 @@ fn uv_map_at(model: &TextureModel, params: Tensor<2>, factor: usize) -> Result<T
     if factor == 1 {
         return Ok(map);
     }
-    let pooled = burn::tensor::module::avg_pool2d(map.permute([0, 3, 1, 2]), burn::tensor::ops::AvgPoolOptions::new([factor, factor]));
+    let pooled = burn::tensor::module::avg_pool2d(
+        map.permute([0, 3, 1, 2]),
+        burn::tensor::ops::AvgPoolOptions::new([factor, factor]),
+    );
     Ok(pooled.permute([0, 2, 3, 1]))
 }
 
 /// Fits each of the first `count` held-out textures through the model on its visible texels
 /// (mask > 0.3): latent optimisation for the GAN, masked least squares (via the same gradient
 /// descent) for PCA. Returns the mean L1 over visible texels.
-fn reconstruction_l1(model: &TextureModel, test: &Corpus, count: usize, device: &burn::tensor::Device) -> Result<f32> {
+fn reconstruction_l1(
+    model: &TextureModel,
+    test: &Corpus,
+    count: usize,
+    device: &burn::tensor::Device,
+) -> Result<f32> {
     let ad = device.clone().autodiff();
     let (h, w) = (test.resolution(), test.width());
     let factor = downsampling(model, h, w)?;
@@ -401,17 +576,26 @@ fn reconstruction_l1(model: &TextureModel, test: &Corpus, count: usize, device: 
         let idx: Vec<usize> = (start..(start + 8).min(count)).collect();
         let b = idx.len();
         let target: Vec<f32> = idx.iter().flat_map(|&i| test.texture(i)).collect();
-        let mask: Vec<f32> = idx.iter().flat_map(|&i| test.mask(i).into_iter().map(|m| if m > 0.3 { 1.0 } else { 0.0 })).collect();
+        let mask: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| {
+                test.mask(i)
+                    .into_iter()
+                    .map(|m| if m > 0.3 { 1.0 } else { 0.0 })
+            })
+            .collect();
         let target = Tensor::<4>::from_data(TensorData::new(target, [b, h, w, 3]), &ad);
         let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, h, w, 1]), &ad);
-        let mut slot = ganfit::fit::adam::Slot::new(Tensor::zeros([b, model.parameters()], &ad), 0.05);
+        let mut slot =
+            ganfit::fit::adam::Slot::new(Tensor::zeros([b, model.parameters()], &ad), 0.05);
         let mut adam = ganfit::fit::adam::Adam::default();
         const STEPS: usize = 150;
         let mut last = 0.0;
         for step in 0..STEPS {
             let leaf = slot.leaf();
             let map = uv_map_at(model, leaf.clone(), factor)?;
-            let l1 = ((map - target.clone()).abs() * mask.clone()).sum() / (mask.clone().sum() * 3.0 + 1.0);
+            let l1 = ((map - target.clone()).abs() * mask.clone()).sum()
+                / (mask.clone().sum() * 3.0 + 1.0);
             let grads = l1.clone().backward();
             // Only the last value is reported; reading synchronises with the device.
             if step + 1 == STEPS {
@@ -429,33 +613,52 @@ fn reconstruction_l1(model: &TextureModel, test: &Corpus, count: usize, device: 
 }
 
 /// Each generated sample beside its nearest corpus texture (L2 on 32×32 thumbnails).
-fn nearest_neighbour_grid(fake: &[FloatImage], real: &[FloatImage], _test: &Corpus, path: &std::path::Path) -> Result<()> {
+fn nearest_neighbour_grid(
+    fake: &[FloatImage],
+    real: &[FloatImage],
+    _test: &Corpus,
+    path: &std::path::Path,
+) -> Result<()> {
     let thumb = |img: &FloatImage| -> Vec<f32> {
         let s = img.size;
         let f = s / 32;
-        (0..32 * 32 * 3).map(|k| {
-            let (p, c) = (k / 3, k % 3);
-            let (x, y) = ((p % 32) * f, (p / 32) * f);
-            img.data[(y * s + x) * 3 + c]
-        }).collect()
+        (0..32 * 32 * 3)
+            .map(|k| {
+                let (p, c) = (k / 3, k % 3);
+                let (x, y) = ((p % 32) * f, (p / 32) * f);
+                img.data[(y * s + x) * 3 + c]
+            })
+            .collect()
     };
     let real_thumbs: Vec<Vec<f32>> = real.iter().map(thumb).collect();
-    let to_rgb = |img: &FloatImage| image::RgbImage::from_fn(img.size as u32, img.size as u32, |x, y| {
-        let o = (y as usize * img.size + x as usize) * 3;
-        image::Rgb([0, 1, 2].map(|c| (img.data[o + c].clamp(0.0, 1.0) * 255.0) as u8))
-    });
+    let to_rgb = |img: &FloatImage| {
+        image::RgbImage::from_fn(img.size as u32, img.size as u32, |x, y| {
+            let o = (y as usize * img.size + x as usize) * 3;
+            image::Rgb([0, 1, 2].map(|c| (img.data[o + c].clamp(0.0, 1.0) * 255.0) as u8))
+        })
+    };
     let mut tiles = Vec::new();
     for f in fake {
         let t = thumb(f);
         let best = real_thumbs
             .iter()
             .enumerate()
-            .map(|(i, r)| (i, r.iter().zip(&t).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()))
+            .map(|(i, r)| {
+                (
+                    i,
+                    r.iter()
+                        .zip(&t)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f32>(),
+                )
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i)
             .unwrap_or(0);
         tiles.push(to_rgb(f));
         tiles.push(to_rgb(&real[best]));
     }
-    ganfit::texture::images::grid(&tiles, 4).save(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))
+    ganfit::texture::images::grid(&tiles, 4)
+        .save(path)
+        .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
 }
