@@ -173,6 +173,7 @@ impl WasmFitter {
                 serde_wasm_bindgen::from_value(options)
                     .map_err(|e| to_js(Error::Invalid(format!("fit options: {e}"))))?
             };
+            let mut budget = crate::io::image::PixelBudget::default();
             let photos = images
                 .iter()
                 .enumerate()
@@ -182,10 +183,21 @@ impl WasmFitter {
                             "photo {i}: expected a Uint8Array of the encoded image"
                         ))
                     })?;
-                    crate::io::image::decode(&bytes.to_vec()).map_err(|e| match e {
-                        Error::Image(reason) => Error::Image(format!("photo {}: {reason}", i + 1)),
+                    // Photos are numbered from 0, as in the engine's warnings and results;
+                    // the size is checked before the bytes are copied into wasm memory.
+                    let in_photo = |e| match e {
+                        Error::Image(reason) => Error::Image(format!("photo {i}: {reason}")),
                         other => other,
-                    })
+                    };
+                    if bytes.length() as usize > crate::io::image::MAX_FILE_BYTES {
+                        return Err(in_photo(Error::Image(format!(
+                            "{} bytes; photos of at most {} MB are accepted",
+                            bytes.length(),
+                            crate::io::image::MAX_FILE_BYTES / 1_000_000
+                        ))));
+                    }
+                    let photo = crate::io::image::decode(&bytes.to_vec()).map_err(in_photo)?;
+                    budget.take(&photo).map(|()| photo)
                 })
                 .collect::<Result<Vec<_>, Error>>()
                 .map_err(to_js)?;

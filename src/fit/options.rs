@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// Weights of the loss terms (GANFit's λs). Defaults were tuned on the dev photos
 /// (`ganfit eval synthetic`, `ganfit eval landmarks --fitted`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LossWeights {
     pub landmarks: f32,
     pub pixel: f32,
@@ -46,8 +46,11 @@ impl Default for LossWeights {
 }
 
 /// How a fit runs.
+///
+/// Read from JSON with [`FitOptions::from_json`] (or any serde format): unknown keys are an
+/// error, so a misspelt option is never silently ignored; missing keys take their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FitOptions {
     /// Side of the working crop and of every render, pixels.
     pub resolution: usize,
@@ -103,7 +106,61 @@ impl Default for FitOptions {
     }
 }
 
+/// Most iterations a stage may run: far beyond any useful fit (the defaults are 300 and 150),
+/// and a bound on how long a typo can keep a machine busy.
+pub const MAX_ITERATIONS: usize = 20_000;
+/// Largest JSON options text accepted (the defaults take about 1 KB).
+pub const MAX_OPTIONS_BYTES: usize = 64 * 1024;
+
+impl LossWeights {
+    /// Every weight with its name, in declaration order.
+    pub fn named(&self) -> [(&'static str, f32); 9] {
+        [
+            ("landmarks", self.landmarks),
+            ("pixel", self.pixel),
+            ("identity", self.identity),
+            ("random_identity", self.random_identity),
+            ("content", self.content),
+            ("identity_prior", self.identity_prior),
+            ("expression_prior", self.expression_prior),
+            ("texture_prior", self.texture_prior),
+            ("focal_prior", self.focal_prior),
+        ]
+    }
+}
+
 impl FitOptions {
+    /// Options from JSON text: one object whose keys are this struct's (nested `weights`,
+    /// `landmark_rates` and `rates` objects likewise), then [`FitOptions::validate`]d. Arrays
+    /// are refused where serde would read them positionally.
+    pub fn from_json(text: &str) -> Result<Self> {
+        if text.len() > MAX_OPTIONS_BYTES {
+            return Err(Error::Invalid(format!(
+                "options: {} bytes, more than the {MAX_OPTIONS_BYTES} accepted",
+                text.len()
+            )));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Invalid(format!("options: {e}")))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| Error::Invalid("options: expected a JSON object".into()))?;
+        for key in ["weights", "landmark_rates", "rates"] {
+            if object.get(key).is_some_and(|v| !v.is_object()) {
+                return Err(Error::Invalid(format!(
+                    "options: `{key}` must be a JSON object"
+                )));
+            }
+        }
+        let options: FitOptions =
+            serde_json::from_value(value).map_err(|e| Error::Invalid(format!("options: {e}")))?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Refuses what cannot be a sensible fit: a resolution outside 32–1024, iterations beyond
+    /// [`MAX_ITERATIONS`], no reports, and weights or rates that are negative or not finite
+    /// (a negative weight rewards a loss; an infinite one makes every report non-finite).
     pub fn validate(&self) -> Result<()> {
         if !(32..=1024).contains(&self.resolution) {
             return Err(Error::Invalid(format!(
@@ -111,9 +168,80 @@ impl FitOptions {
                 self.resolution
             )));
         }
+        for (name, iterations) in [
+            ("landmark_iterations", self.landmark_iterations),
+            ("iterations", self.iterations),
+        ] {
+            if iterations > MAX_ITERATIONS {
+                return Err(Error::Invalid(format!(
+                    "{name} {iterations} is more than {MAX_ITERATIONS}"
+                )));
+            }
+        }
         if self.report_every == 0 {
             return Err(Error::Invalid("report_every must be at least 1".into()));
         }
+        let rates = [
+            ("landmark_rates", &self.landmark_rates),
+            ("rates", &self.rates),
+        ];
+        let named_rates = rates.iter().flat_map(|(group, r)| {
+            r.named()
+                .into_iter()
+                .map(move |(name, v)| (format!("{group}.{name}"), v))
+        });
+        let named_weights = self
+            .weights
+            .named()
+            .into_iter()
+            .map(|(name, v)| (format!("weights.{name}"), v));
+        for (name, value) in named_weights.chain(named_rates) {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(Error::Invalid(format!(
+                    "{name} is {value}: weights and rates must be finite and not negative"
+                )));
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_json() {
+        let options = FitOptions::default();
+        let json = serde_json::to_string_pretty(&options).unwrap();
+        assert_eq!(FitOptions::from_json(&json).unwrap(), options);
+        assert_eq!(FitOptions::from_json("{}").unwrap(), options);
+    }
+
+    #[test]
+    fn unknown_keys_arrays_and_bad_values_are_refused() {
+        let refused = |json: &str| match FitOptions::from_json(json) {
+            Err(Error::Invalid(reason)) => reason,
+            other => panic!("{json}: expected Invalid, got {other:?}"),
+        };
+        assert!(refused(r#"{"iteration": 99999}"#).contains("unknown field `iteration`"));
+        assert!(refused(r#"{"weights": {"landmark": 1}}"#).contains("unknown field `landmark`"));
+        assert!(refused("[224, 300]").contains("expected a JSON object"));
+        assert!(refused(r#"{"weights": [1, 2]}"#).contains("`weights` must be a JSON object"));
+        assert!(refused(r#"{"weights": {"pixel": -1}}"#).contains("weights.pixel is -1"));
+        assert!(refused(r#"{"rates": {"identity": 0.1, "expression": 0.1, "texture": 0.1, "angles": 0.1, "translation": 1e39, "log_focal": 0.1, "light": 0.1}}"#).contains("rates.translation is inf"));
+        assert!(refused(r#"{"iterations": 1000000}"#).contains("more than"));
+        assert!(refused(r#"{"resolution": 8}"#).contains("resolution 8"));
+        assert!(refused("not json").starts_with("options:"));
+        assert!(refused(&" ".repeat(MAX_OPTIONS_BYTES + 1)).contains("more than"));
+    }
+
+    #[test]
+    fn non_finite_values_from_other_formats_are_refused_by_validate() {
+        let mut options = FitOptions::default();
+        options.weights.pixel = f32::NAN;
+        assert!(options.validate().is_err());
+        options.weights.pixel = f32::INFINITY;
+        assert!(options.validate().is_err());
     }
 }

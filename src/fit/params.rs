@@ -118,6 +118,7 @@ pub struct Initial {
 
 /// Learning rates of each group, for one stage.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rates {
     pub identity: f32,
     pub expression: f32,
@@ -247,6 +248,19 @@ impl Leaves {
 pub const SHININESS: f32 = 20.0;
 
 impl Rates {
+    /// Every rate with its name, in declaration order.
+    pub fn named(&self) -> [(&'static str, f32); 7] {
+        [
+            ("identity", self.identity),
+            ("expression", self.expression),
+            ("texture", self.texture),
+            ("angles", self.angles),
+            ("translation", self.translation),
+            ("log_focal", self.log_focal),
+            ("light", self.light),
+        ]
+    }
+
     /// The rate of each group (the four light groups share one).
     pub fn per_group(&self) -> ParamSet<f32> {
         ParamSet {

@@ -11,11 +11,42 @@ use crate::error::{Error, Result};
 pub const MAX_SIDE: u32 = 16384;
 /// Largest decoded size (the decoder's own buffer, before conversion to RGB8).
 pub const MAX_DECODED_BYTES: u64 = 768 * 1024 * 1024;
+/// Largest encoded photo accepted, checked before decoding (a 50-megapixel JPEG is about 25 MB).
+pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+/// Most pixels one photo may decode to (an 8K × 6K photo is 48 million), checked from the
+/// header before decoding: the decoder's buffer, the RGB copy and the crops stay bounded.
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Most pixels the photos of one call (one fit) may hold together.
+pub const MAX_PIXELS_PER_CALL: u64 = 200_000_000;
+
+/// The decoded pixels of one call so far, against [`MAX_PIXELS_PER_CALL`].
+#[derive(Debug, Default)]
+pub struct PixelBudget {
+    used: u64,
+}
+
+impl PixelBudget {
+    /// Counts `image` in; an error once the call's photos hold too many pixels together.
+    pub fn take(&mut self, image: &RgbImage) -> Result<()> {
+        self.used += image.width() as u64 * image.height() as u64;
+        if self.used > MAX_PIXELS_PER_CALL {
+            return Err(Error::Image(format!(
+                "the photos hold {:.0} million pixels together; one fit takes at most {}",
+                self.used as f64 / 1e6,
+                MAX_PIXELS_PER_CALL / 1_000_000
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Decodes a photo; [`Error::Image`] says why when it cannot.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(Error::Image("the file is empty".into()));
+    }
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len()));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -33,6 +64,14 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| Error::Image(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(Error::Image(format!(
+            "{width}×{height} is {:.0} million pixels; at most {} are accepted",
+            (width as u64 * height as u64) as f64 / 1e6,
+            MAX_PIXELS / 1_000_000
+        )));
+    }
     // A broken EXIF block must not cost the photo: treat it as upright.
     let orientation = decoder
         .orientation()
@@ -43,6 +82,14 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
         return Err(Error::Image("the image has no pixels".into()));
     }
     Ok(to_rgb(image))
+}
+
+fn too_large(bytes: usize) -> Error {
+    Error::Image(format!(
+        "the file is {:.0} MB; photos of at most {} MB are accepted",
+        bytes as f64 / 1e6,
+        MAX_FILE_BYTES / 1_000_000
+    ))
 }
 
 fn to_rgb(image: DynamicImage) -> RgbImage {
@@ -60,7 +107,19 @@ fn to_rgb(image: DynamicImage) -> RgbImage {
 /// Reads and decodes a photo file.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read(path: impl AsRef<std::path::Path>) -> Result<RgbImage> {
-    let bytes = std::fs::read(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
+    use std::io::Read;
+    // Bounded: a device file or a huge file must not be read whole before it is refused.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path.as_ref())
+        .and_then(|file| file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path.as_ref(), e))?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Error::Image(format!(
+            "{}: {}",
+            path.as_ref().display(),
+            too_large(bytes.len())
+        )));
+    }
     decode(&bytes).map_err(|e| match e {
         Error::Image(reason) => Error::Image(format!("{}: {reason}", path.as_ref().display())),
         other => other,
@@ -181,5 +240,41 @@ mod tests {
         let mut truncated = png(&DynamicImage::ImageRgb8(test_image()));
         truncated.truncate(truncated.len() / 2);
         assert!(matches!(decode(&truncated), Err(Error::Image(_))));
+    }
+
+    #[test]
+    fn oversized_photos_are_refused_before_decoding() {
+        // A 9000 × 6000 grey PNG compresses to a few hundred kilobytes but would decode to 54
+        // million pixels.
+        let image = image::GrayImage::new(9000, 6000);
+        let mut png = Vec::new();
+        codecs::png::PngEncoder::new(&mut png)
+            .write_image(image.as_raw(), 9000, 6000, image::ExtendedColorType::L8)
+            .unwrap();
+        let err = decode(&png).unwrap_err().to_string();
+        assert!(
+            err.contains("9000×6000") && err.contains("million pixels"),
+            "{err}"
+        );
+        let err = decode(&vec![0u8; MAX_FILE_BYTES + 1])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MB are accepted"), "{err}");
+    }
+
+    #[test]
+    fn a_call_has_a_pixel_budget() {
+        let photo = RgbImage::new(7000, 7000);
+        let mut budget = PixelBudget::default();
+        for _ in 0..4 {
+            budget.take(&photo).unwrap();
+        }
+        assert!(
+            budget
+                .take(&photo)
+                .unwrap_err()
+                .to_string()
+                .contains("one fit takes at most")
+        );
     }
 }

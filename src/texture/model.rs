@@ -23,6 +23,10 @@ pub struct PcaTexture {
 }
 
 const PCA_KEY: &str = "pca_texture";
+/// Bounds on what a PCA file's metadata may declare (the shipped model: 128, 2, 40).
+const MAX_PCA_RESOLUTION: usize = 2048;
+const MAX_PCA_ASPECT: usize = 8;
+const MAX_PCA_COMPONENTS: usize = 1024;
 
 /// What a PCA texture file's metadata records.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -48,7 +52,30 @@ impl PcaTexture {
             crate::io::burnpack::metadata(&bytes, PCA_KEY, "ganfit PCA texture model", name)?;
         let shape: PcaShape = serde_json::from_str(&json)
             .map_err(|e| Error::model(name, format!("bad {PCA_KEY}: {e}")))?;
+        // The metadata sizes what gets allocated: bound it, and refuse a shape whose values
+        // (stored as f16 or wider) the file cannot hold.
+        if !(1..=MAX_PCA_RESOLUTION).contains(&shape.resolution)
+            || !(1..=MAX_PCA_ASPECT).contains(&shape.aspect)
+            || !(1..=MAX_PCA_COMPONENTS).contains(&shape.components)
+        {
+            return Err(Error::model(
+                name,
+                format!(
+                    "{PCA_KEY} {shape:?} is outside resolution 1-{MAX_PCA_RESOLUTION}, aspect \
+                     1-{MAX_PCA_ASPECT}, components 1-{MAX_PCA_COMPONENTS}"
+                ),
+            ));
+        }
         let n = shape.resolution * shape.resolution * shape.aspect * 3;
+        if (shape.components as u64 + 1) * n as u64 * 2 > bytes.len() as u64 {
+            return Err(Error::model(
+                name,
+                format!(
+                    "{PCA_KEY} {shape:?} needs more values than the {}-byte file holds",
+                    bytes.len()
+                ),
+            ));
+        }
         let empty = Self::new(
             Tensor::zeros([1, n], device),
             Tensor::zeros([shape.components, n], device),
@@ -140,6 +167,54 @@ impl TextureModel {
         match self {
             TextureModel::Gan(g) => g.devices()[0].clone(),
             TextureModel::Pca(p) => p.mean.val().device(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Tensor;
+
+    use super::*;
+
+    /// A tiny PCA model written with `metadata` in place of its own shape.
+    fn file_claiming(metadata: &str) -> Vec<u8> {
+        let device = crate::device::cpu();
+        let n = 2 * 4 * 3;
+        let model = PcaTexture::new(
+            Tensor::zeros([1, n], &device),
+            Tensor::zeros([1, n], &device),
+            2,
+            2,
+        );
+        crate::io::burnpack::write(&model, true, &[(PCA_KEY, metadata.to_string())], "pca").unwrap()
+    }
+
+    #[test]
+    fn pca_metadata_cannot_claim_more_than_the_file_holds() {
+        let device = crate::device::cpu();
+        let honest = file_claiming(r#"{"resolution":2,"aspect":2,"components":1}"#);
+        assert!(PcaTexture::from_bytes(honest, &device, "honest").is_ok());
+        for (claim, why) in [
+            (
+                r#"{"resolution":2048,"aspect":2,"components":40}"#,
+                "file holds",
+            ),
+            (
+                r#"{"resolution":100000,"aspect":2,"components":40}"#,
+                "outside",
+            ),
+            (r#"{"resolution":2,"aspect":0,"components":1}"#, "outside"),
+            (
+                r#"{"resolution":2,"aspect":2,"components":100000000}"#,
+                "outside",
+            ),
+        ] {
+            let err = PcaTexture::from_bytes(file_claiming(claim), &device, "t").unwrap_err();
+            assert!(
+                matches!(err, Error::ModelFile { .. }) && err.to_string().contains(why),
+                "{claim}: {err}"
+            );
         }
     }
 }

@@ -52,6 +52,13 @@ impl Default for PgganConfig {
     }
 }
 
+/// Largest output height a generator file may declare.
+pub const MAX_RESOLUTION: usize = 2048;
+/// Largest latent size or channel count a generator file may declare.
+pub const MAX_WIDTH: usize = 4096;
+/// Largest width ÷ height of the outputs.
+pub const MAX_ASPECT: usize = 8;
+
 impl PgganConfig {
     /// Number of resolution levels: 4×4 is level 0, `resolution` is `levels() - 1`.
     pub fn levels(&self) -> usize {
@@ -67,10 +74,12 @@ impl PgganConfig {
         }
     }
 
+    /// Checks the configuration before anything is allocated from it: a file's metadata drives
+    /// these numbers, so each has an upper bound far above any trainable generator.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.resolution.is_power_of_two() || self.resolution < 8 {
+        if !self.resolution.is_power_of_two() || !(8..=MAX_RESOLUTION).contains(&self.resolution) {
             return Err(format!(
-                "resolution {} must be a power of two ≥ 8",
+                "resolution {} must be a power of two from 8 to {MAX_RESOLUTION}",
                 self.resolution
             ));
         }
@@ -78,7 +87,42 @@ impl PgganConfig {
         {
             return Err("latent and channel counts must be positive".into());
         }
+        if self.latent > MAX_WIDTH || self.base_channels > MAX_WIDTH || self.aspect > MAX_ASPECT {
+            return Err(format!(
+                "latent {} and channels {} must be at most {MAX_WIDTH}, aspect {} at most \
+                 {MAX_ASPECT}",
+                self.latent, self.base_channels, self.aspect
+            ));
+        }
+        if self.min_channels > self.base_channels {
+            return Err(format!(
+                "min_channels {} exceeds base_channels {}",
+                self.min_channels, self.base_channels
+            ));
+        }
         Ok(())
+    }
+
+    /// The generator's weights, biases aside (each stored in at least 2 bytes, as f16): what a
+    /// file must be large enough to hold before a generator is built from its metadata.
+    pub fn generator_weights(&self) -> u64 {
+        let (c0, aspect, latent) = (
+            self.channels(0) as u64,
+            self.aspect as u64,
+            self.latent as u64,
+        );
+        let blocks: u64 = (0..self.levels())
+            .map(|level| {
+                let c = self.channels(level) as u64;
+                let c_in = if level == 0 {
+                    c0
+                } else {
+                    self.channels(level - 1) as u64
+                };
+                9 * c_in * c + 9 * c * c + 3 * c
+            })
+            .sum();
+        latent * c0 * 16 * aspect + blocks
     }
 }
 

@@ -39,6 +39,18 @@ pub fn generator_config(bytes: &[u8], name: &str) -> Result<PgganConfig> {
 pub fn load_generator(bytes: Vec<u8>, device: &Device, name: &str) -> Result<Generator> {
     let config = generator_config(&bytes, name)?;
     config.validate().map_err(|e| Error::model(name, e))?;
+    // The metadata sizes what gets allocated: refuse one the file cannot hold.
+    let needed = config.generator_weights().saturating_mul(2);
+    if needed > bytes.len() as u64 {
+        return Err(Error::model(
+            name,
+            format!(
+                "{CONFIG_KEY} describes {} weights, more than the {}-byte file holds",
+                config.generator_weights(),
+                bytes.len()
+            ),
+        ));
+    }
     Ok(from_bytes(Generator::new(&config, device), bytes, name)?.no_grad())
 }
 
@@ -50,4 +62,40 @@ pub fn generator_bytes(generator: &Generator) -> Result<Vec<u8>> {
 
 pub fn save_generator(generator: &Generator, path: &Path) -> Result<()> {
     crate::io::write_atomic(path, &generator_bytes(generator)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_metadata_cannot_claim_more_than_the_file_holds() {
+        let device = crate::device::cpu();
+        let small = PgganConfig {
+            latent: 8,
+            resolution: 8,
+            aspect: 2,
+            base_channels: 4,
+            full_channel_levels: 1,
+            min_channels: 2,
+        };
+        let generator = Generator::new(&small, &device);
+        let bytes = generator_bytes(&generator).unwrap();
+        assert!(load_generator(bytes, &device, "small").is_ok());
+        let huge = PgganConfig {
+            latent: 4096,
+            resolution: 1024,
+            base_channels: 4096,
+            ..small.clone()
+        };
+        let json = serde_json::to_string(&huge).unwrap();
+        let lying = burnpack::write(&generator, true, &[(CONFIG_KEY, json)], "generator").unwrap();
+        let err = load_generator(lying, &device, "lying").unwrap_err();
+        assert!(err.to_string().contains("more than the"), "{err}");
+        let absurd = PgganConfig {
+            resolution: 1 << 20,
+            ..small
+        };
+        assert!(absurd.validate().is_err());
+    }
 }

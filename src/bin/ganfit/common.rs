@@ -1,13 +1,15 @@
 //! What the commands share: the device flag, the models folder, model loading and timing.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use ganfit::Result;
 use ganfit::device::{self, Device};
+use ganfit::fit::FitOptions;
 use ganfit::fit::Models;
 use ganfit::fit::models::TextureChoice;
 use ganfit::util::clock::now_ms;
+use ganfit::{Error, Result};
 
 /// Where a command computes.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -49,6 +51,23 @@ impl Backend {
 /// The models folder: `--models`, else `$GANFIT_MODELS`, else `models`.
 pub fn models_dir(arg: Option<PathBuf>) -> PathBuf {
     arg.unwrap_or_else(ganfit::fit::models::default_dir)
+}
+
+/// Fit options from `--options FILE` (see [`FitOptions::from_json`]), else the defaults.
+pub fn read_options(path: Option<&Path>) -> Result<FitOptions> {
+    let Some(path) = path else {
+        return Ok(FitOptions::default());
+    };
+    // Bounded: `--options /dev/zero` must not read until memory runs out.
+    let limit = ganfit::fit::options::MAX_OPTIONS_BYTES as u64 + 1;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit).read_to_string(&mut text))
+        .map_err(|e| Error::io(path, e))?;
+    FitOptions::from_json(&text).map_err(|e| match e {
+        Error::Invalid(reason) => Error::Invalid(format!("{}: {reason}", path.display())),
+        other => other,
+    })
 }
 
 /// Loads the models for fitting on `device` (autodiff) with `texture`, or else the folder's

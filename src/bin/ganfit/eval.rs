@@ -106,20 +106,9 @@ pub struct FittedArgs {
     texture: Option<TextureChoice>,
 }
 
-pub(crate) fn read_options(path: Option<&Path>) -> Result<ganfit::fit::FitOptions> {
-    match path {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
-        }
-        None => Ok(ganfit::fit::FitOptions::default()),
-    }
-}
-
 impl FittedArgs {
     fn options(&self) -> Result<ganfit::fit::FitOptions> {
-        let mut options = read_options(self.options.as_deref())?;
+        let mut options = crate::common::read_options(self.options.as_deref())?;
         if let Some(n) = self.landmark_iterations {
             options.landmark_iterations = n;
         }
@@ -205,7 +194,7 @@ pub fn run(what: Eval) -> Result<()> {
             texture,
         } => {
             let models = fit_models(models, device, texture)?;
-            let mut options = read_options(options.as_deref())?;
+            let mut options = crate::common::read_options(options.as_deref())?;
             if let Some(n) = landmark_iterations {
                 options.landmark_iterations = n;
             }

@@ -48,14 +48,7 @@ pub struct FitArgs {
 }
 
 pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
-    let mut options = match &args.options {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
-        }
-        None => FitOptions::default(),
-    };
+    let mut options = crate::common::read_options(args.options.as_deref())?;
     options.same_person |= args.same_person;
     if let Some(n) = args.iterations {
         options.iterations = n;
@@ -67,7 +60,16 @@ pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
         options.resolution = r;
     }
     options.blend_photo_texture &= !args.no_blend;
+    options.validate()?;
     Ok(options)
+}
+
+/// Makes `out` and checks that files can be written there, before a fit spends minutes.
+fn check_output_folder(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let probe = out.join(".ganfit-write-check");
+    std::fs::write(&probe, b"").map_err(|e| Error::io(&probe, e))?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -116,10 +118,15 @@ pub fn write_outputs(
 
 pub fn run(args: FitArgs) -> Result<()> {
     let options = options_from(&args)?;
+    check_output_folder(&args.out)?;
+    let mut budget = ganfit::io::image::PixelBudget::default();
     let photos = args
         .photos
         .iter()
-        .map(ganfit::io::image::read)
+        .map(|path| {
+            let photo = ganfit::io::image::read(path)?;
+            budget.take(&photo).map(|()| photo)
+        })
         .collect::<Result<Vec<_>>>()?;
     let (device, name) = args.device.open()?;
     let device = device.autodiff();
