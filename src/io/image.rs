@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
 
@@ -56,6 +56,13 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
             "unrecognised format (expected JPEG, PNG, WebP, BMP or PNM)".into(),
         ));
     }
+    // The JPEG decoder fills a truncated scan with grey and reports success: refuse the file
+    // instead of fitting a face to grey.
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(Error::Image(
+            "the JPEG ends before its end-of-image marker (a truncated file?)".into(),
+        ));
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -82,6 +89,14 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
         return Err(Error::Image("the image has no pixels".into()));
     }
     Ok(to_rgb(image))
+}
+
+/// Whether an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Inside
+/// entropy-coded data a 0xFF byte is always followed by 0x00 or a restart marker, so neither
+/// sequence can occur there by chance; embedded thumbnails come before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xff, 0xda]);
+    last_scan.is_some_and(|start| bytes[start..].windows(2).any(|w| w == [0xff, 0xd9]))
 }
 
 fn too_large(bytes: usize) -> Error {
@@ -276,5 +291,15 @@ mod tests {
                 .to_string()
                 .contains("one fit takes at most")
         );
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_not_filled_with_grey() {
+        let jpeg = jpeg_with_orientation(&test_image(), 1);
+        assert!(decode(&jpeg).is_ok());
+        let err = decode(&jpeg[..jpeg.len() - 2]).unwrap_err().to_string();
+        assert!(err.contains("end-of-image"), "{err}");
+        let half = &jpeg[..jpeg.len() / 2];
+        assert!(decode(half).is_err());
     }
 }
