@@ -17,6 +17,10 @@ export GANFIT_MODELS ?= $(abspath models)
 # compilation of the dependencies. Every warning, rustc's or clippy's, fails the build.
 export RUSTC_WORKSPACE_WRAPPER ?= $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
 export CLIPPY_ARGS ?= -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+# Mesa's Vulkan drivers ask libwayland for a display whenever the tests enumerate GPU adapters,
+# and it prints "XDG_RUNTIME_DIR is invalid or not set" each time the variable is unset (CI):
+# point it at a private, empty directory (the CLI does the same for itself).
+export XDG_RUNTIME_DIR ?= $(shell d="$${TMPDIR:-/tmp}/ganfit-runtime-$$(id -u)"; mkdir -p -m 700 "$$d" && echo "$$d")
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)
 WASM := $(WASM_TARGET_DIR)/wasm32-unknown-unknown/release/ganfit.wasm
 GANFIT := $(CARGO_TARGET_DIR)/release/ganfit
