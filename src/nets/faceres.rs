@@ -18,8 +18,9 @@
 //! `Mul` (`…_bn/batchnorm_1/mul`) and `Add` (`…/sub`), folded here into its filter and bias. The
 //! activations are ReLU6 (`Relu`, `Minimum` with 6, `Maximum` with 0; the converter checks the
 //! constants). The descriptor is `global_pooling/Mean`; the age and gender heads behind it
-//! (`feats`, `age_pred`, `gender_pred`) are not ported. The weights are stored as float16 in
-//! the package, so an f16 record (`ganfit nets convert --f16`) loses nothing.
+//! (`feats`, `age_pred`, `gender_pred`) are not ported. The package stores the weights as
+//! float16; the record holds them as f32 (the depthwise filters with the norm's scale folded
+//! in, which f16 would round again: `--f16` records stay within cosine 0.999, `tests/nets.rs`).
 //!
 //! The descriptor is not centred (unlike [`super::MobileFaceNet`]'s): it comes out of a ReLU6
 //! and a mean, so it is non-negative and every cosine is positive, but the cosine of raw
