@@ -2,7 +2,7 @@
 //! HSE-asavchenko's `HSE_FaceRec_tf` age/gender/identity network, trained on VGGFace2), a
 //! MobileNetV1 (width 1.0, 3.5 M parameters) whose global average pool is a 1024-d face
 //! descriptor. Much stronger than MobileFaceNet on in-the-wild photos (see `ganfit eval
-//! identity`), at about 10× its cost.
+//! identity`) at about twice its cost (`ganfit bench nets`).
 //!
 //! **Input.** The network was trained on 224² crops in Keras' "caffe" convention: BGR, 0–255,
 //! minus the ImageNet channel means (B 103.939, G 116.779, R 123.68). Fed RGB in [0, 1] ×255,
