@@ -326,9 +326,11 @@ pub fn arcface_transform(landmarks: &[[f32; 2]; 68]) -> Result<Affine> {
 }
 
 /// The ArcFace crop at `size`² (faceres: 224): the 112² template scaled by `size / 112` (pixel
-/// centres included), as `fit::scene::arcface_crops` fits it on the device. The least-squares
-/// similarity to a scaled template is the 112² one followed by the scaling, so this equals
-/// `arcface_transform(landmarks)?.crop_resized(112, size)`.
+/// centres included), as `fit::scene::arcface_crops` scales it. The least-squares similarity to
+/// a scaled template is the 112² one followed by the scaling, so this equals
+/// `arcface_transform(landmarks)?.crop_resized(112, size)`. (`arcface_crops` fits the other
+/// way, template to image, so on real landmarks its crops differ from these by a few per cent
+/// in scale.)
 pub fn arcface_transform_sized(landmarks: &[[f32; 2]; 68], size: usize) -> Result<Affine> {
     let scale = size as f64 / 112.0;
     let template = ARCFACE_TEMPLATE_112.map(|[x, y]| [(x + 0.5) * scale, (y + 0.5) * scale]);
