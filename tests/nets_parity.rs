@@ -1,5 +1,5 @@
 //! Parity of the burn ports with the original networks: face-api 1.7.15 and human-models'
-//! MobileFaceNet run by `tests/parity/reference.mjs` on tfjs's pure-JS CPU backend.
+//! MobileFaceNet and faceres run by `tests/parity/reference.mjs` on tfjs's pure-JS CPU backend.
 //!
 //! Both sides see identical pixels: Rust decodes the sample photos and writes raw RGB for the
 //! Node script (JPEG decoders differ by ±1). References are generated at test time into the
@@ -8,7 +8,8 @@
 //!
 //! Tolerances: detection boxes within 0.25 px and scores within 2e-3; landmarks within 0.5 px
 //! (the Rust landmarks against face-api's network outputs mapped through the same crop
-//! geometry); descriptors and embeddings cosine > 0.999.
+//! geometry); descriptors and embeddings cosine > 0.999; faceres' raw descriptors cosine > 0.9999
+//! and relative error < 1e-3 (CPU only, on three crops: a 224² MobileNet is slow in tfjs's JS).
 
 mod common;
 
@@ -21,7 +22,7 @@ use common::{data_dir, models_dir, repo};
 use ganfit::device::{block_on, cpu, gpu, read_floats_blocking};
 use ganfit::eval::verification::cosine;
 use ganfit::nets::{
-    FaceNets, Points68, Rect, SquareCrop, align, landmarks68, mobilefacenet, resnet,
+    FaceNets, Points68, Rect, SquareCrop, align, faceres, landmarks68, mobilefacenet, resnet,
 };
 use image::RgbImage;
 use serde::Deserialize;
@@ -35,6 +36,8 @@ const CPU_IMAGES: [&str; 5] = [
 ];
 // One photo on wgpu: the same kernels as on the CPU list, at a cost lavapipe can bear in CI.
 const GPU_IMAGES: [&str; 1] = ["astronaut.png"];
+// faceres on the first face of three photos (the JS reference takes seconds per 224² crop).
+const FACERES_IMAGES: [&str; 3] = ["astronaut.png", "takeo.ppm", "image_0010.png"];
 
 #[derive(Debug, Deserialize)]
 struct RefRect {
@@ -70,11 +73,19 @@ struct RefEmbedding {
     raw: Vec<f32>,
 }
 
+/// faceres' `global_pooling/Mean` for one crop.
+#[derive(Debug, Deserialize)]
+struct RefDescriptor {
+    name: String,
+    raw: Vec<f32>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Reference {
     versions: serde_json::Value,
     images: Vec<RefImage>,
     mobilefacenet: Vec<RefEmbedding>,
+    faceres: Vec<RefDescriptor>,
 }
 
 /// A photo, its CPU analysis and the MobileFaceNet crops of its faces sent to Node.
@@ -87,6 +98,8 @@ struct Shared {
     samples: Vec<Sample>,
     /// ArcFace crops (NHWC 112² in [0, 1]) of each detected face, from the Rust CPU landmarks.
     crops: Vec<(String, Vec<f32>)>,
+    /// 224² ArcFace crops for faceres (first face of each of [`FACERES_IMAGES`]).
+    faceres_crops: Vec<(String, Vec<f32>)>,
     reference: Reference,
 }
 
@@ -145,6 +158,7 @@ fn shared() -> &'static Shared {
         let nets = FaceNets::load(&models_dir(), &cpu()).expect("converted models (make models)");
         let mut samples = Vec::new();
         let mut crops = Vec::new();
+        let mut faceres_crops = Vec::new();
         let mut files = Vec::new();
         let mut images = Vec::new();
         for name in CPU_IMAGES {
@@ -156,6 +170,10 @@ fn shared() -> &'static Shared {
                 let file = format!("{name}.{i}.f32");
                 files.push((file.clone(), crop.iter().flat_map(|v| v.to_le_bytes()).collect()));
                 crops.push((format!("{name}#{i}"), crop));
+                if i == 0 && FACERES_IMAGES.contains(&name) {
+                    let transform = align::arcface_transform_sized(&points, faceres::INPUT_SIZE).unwrap();
+                    faceres_crops.push((format!("{name}#{i}"), align::warp_image(&image, &transform, faceres::INPUT_SIZE)));
+                }
             }
             let rgb = format!("{name}.rgb");
             images.push(serde_json::json!({"name": name, "width": image.width(), "height": image.height(), "rgb": rgb}));
@@ -167,10 +185,15 @@ fn shared() -> &'static Shared {
             "mobilefacenet_model": repo().join("tests/parity/vendor/human-models/models/mobilefacenet.json"),
             "images": images,
             "mobilefacenet_crops": crops.iter().zip(files.iter().filter(|f| f.0.ends_with(".f32"))).map(|((name, _), (file, _))| serde_json::json!({"name": name, "f32": file})).collect::<Vec<_>>(),
+            "faceres_model": repo().join("tests/parity/vendor/human-models/models/faceres.json"),
+            "faceres_crops": faceres_crops.iter().map(|(name, _)| serde_json::json!({"name": name, "f32": format!("{name}.faceres.f32")})).collect::<Vec<_>>(),
         });
+        for (name, crop) in &faceres_crops {
+            files.push((format!("{name}.faceres.f32"), crop.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        }
         let reference = run_reference(&repo().join("tests/parity/out"), &request, &files);
         eprintln!("reference versions: {}", reference.versions);
-        Shared { samples, crops, reference }
+        Shared { samples, crops, faceres_crops, reference }
     })
 }
 
@@ -376,6 +399,46 @@ fn check(worst: &Worst, device: &str) {
         "{device}: MobileFaceNet raw output error {}",
         worst.mobilefacenet_raw_error
     );
+}
+
+#[test]
+fn faceres_matches_the_original_on_cpu() {
+    let shared = shared();
+    let device = cpu();
+    let net = FaceNets::load(&models_dir(), &device).unwrap();
+    let net = net.faceres().unwrap();
+    assert_eq!(shared.faceres_crops.len(), FACERES_IMAGES.len());
+    let (mut max_abs, mut max_relative, mut min_cosine) = (0f64, 0f64, 1f64);
+    for (name, crop) in &shared.faceres_crops {
+        let expected = shared
+            .reference
+            .faceres
+            .iter()
+            .find(|e| &e.name == name)
+            .unwrap();
+        let n = faceres::INPUT_SIZE;
+        let input = Tensor::<4>::from_data(TensorData::new(crop.clone(), [1, n, n, 3]), &device);
+        let raw = embedding(net.raw(input).unwrap().0);
+        assert_eq!(raw.len(), faceres::EMBEDDING_SIZE);
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let difference: Vec<f32> = raw.iter().zip(&expected.raw).map(|(a, b)| a - b).collect();
+        let abs = difference.iter().fold(0f64, |m, d| m.max(d.abs() as f64));
+        let relative = norm(&difference) / norm(&expected.raw);
+        let cos = cosine(&raw, &expected.raw);
+        eprintln!(
+            "faceres {name}: max |ours − tfjs| {abs:.3e} (descriptor norm {:.2}), relative {relative:.3e}, cosine {cos:.8}",
+            norm(&expected.raw)
+        );
+        max_abs = max_abs.max(abs);
+        max_relative = max_relative.max(relative);
+        min_cosine = min_cosine.min(cos);
+    }
+    eprintln!(
+        "parity faceres cpu: {} crops, max abs diff {max_abs:.3e}, max relative error {max_relative:.3e}, min cosine {min_cosine:.8}",
+        shared.faceres_crops.len()
+    );
+    assert!(min_cosine > 0.9999, "faceres cosine {min_cosine}");
+    assert!(max_relative < 1e-3, "faceres relative error {max_relative}");
 }
 
 #[test]

@@ -112,6 +112,8 @@ impl Models {
                     landmarks68: read(crate::nets::Network::Landmarks68.file_name())?,
                     resnet: Some(read(crate::nets::Network::ResNet.file_name())?),
                     mobilefacenet: read(crate::nets::Network::MobileFaceNet.file_name())?,
+                    // Not in the fitter's losses (yet): evaluation loads it itself.
+                    faceres: None,
                 },
                 texture: read(texture.file_name())?,
                 texture_choice: texture,

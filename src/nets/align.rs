@@ -106,6 +106,19 @@ impl Affine {
         })
     }
 
+    /// The same crop (a crop-to-image map) sampled at `to_size`² instead of `from_size`²: crop
+    /// pixel `p` of the new size is `p · from_size / to_size` of the old one.
+    pub fn crop_resized(&self, from_size: usize, to_size: usize) -> Affine {
+        let k = from_size as f64 / to_size as f64;
+        Affine {
+            a: self.a * k,
+            b: self.b * k,
+            c: self.c * k,
+            d: self.d * k,
+            ..*self
+        }
+    }
+
     /// The scale of a similarity (geometric mean of the axes for a general affine).
     pub fn scale(&self) -> f64 {
         (self.a * self.d - self.b * self.c).abs().sqrt()
@@ -309,7 +322,18 @@ pub fn five_points(landmarks: &[[f32; 2]; 68]) -> [[f64; 2]; 5] {
 /// The ArcFace crop for MobileFaceNet: crop (112², this crate's convention) to image. As in
 /// insightface's `norm_crop`, the similarity is fitted from the landmarks to the template.
 pub fn arcface_transform(landmarks: &[[f32; 2]; 68]) -> Result<Affine> {
-    let template = ARCFACE_TEMPLATE_112.map(|[x, y]| [x + 0.5, y + 0.5]);
+    arcface_transform_sized(landmarks, 112)
+}
+
+/// The ArcFace crop at `size`² (faceres: 224): the 112² template scaled by `size / 112` (pixel
+/// centres included), as `fit::scene::arcface_crops` scales it. The least-squares similarity to
+/// a scaled template is the 112² one followed by the scaling, so this equals
+/// `arcface_transform(landmarks)?.crop_resized(112, size)`. (`arcface_crops` fits the other
+/// way, template to image, so on real landmarks its crops differ from these by a few per cent
+/// in scale.)
+pub fn arcface_transform_sized(landmarks: &[[f32; 2]; 68], size: usize) -> Result<Affine> {
+    let scale = size as f64 / 112.0;
+    let template = ARCFACE_TEMPLATE_112.map(|[x, y]| [(x + 0.5) * scale, (y + 0.5) * scale]);
     Affine::estimate_similarity(&five_points(landmarks), &template)
         .and_then(|to_crop| to_crop.inverse())
         .ok_or_else(|| {
@@ -682,6 +706,20 @@ mod tests {
             "{p:?}"
         );
         assert!((t.scale() - 2.0).abs() < 1e-6);
+
+        // faceres' 224² crop: the template ×2 lands on the same points, at scale 1, and the
+        // 112² crop resized agrees.
+        let t224 = arcface_transform_sized(&l, 224).unwrap();
+        let resized = t.crop_resized(112, 224);
+        for (i, [x, y]) in ARCFACE_TEMPLATE_112.iter().enumerate() {
+            let p = t224.apply([(x + 0.5) * 2.0, (y + 0.5) * 2.0]);
+            let q = resized.apply([(x + 0.5) * 2.0, (y + 0.5) * 2.0]);
+            for k in 0..2 {
+                assert!((p[k] - pts[i][k] as f64).abs() < 1e-3, "{i}: {p:?}");
+                assert!((p[k] - q[k]).abs() < 1e-9, "{i}: {p:?} vs {q:?}");
+            }
+        }
+        assert!((t224.scale() - 1.0).abs() < 1e-6);
     }
 
     #[test]

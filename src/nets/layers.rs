@@ -1,4 +1,4 @@
-//! Building blocks shared by the four networks, and where their parameters come from.
+//! Building blocks shared by the networks, and where their parameters come from.
 //!
 //! Each network is written once as a burn [`Module`] whose constructor takes a [`WeightSource`]:
 //! [`WeightSource::Empty`] builds zero tensors of the right shapes (then a burnpack record fills them:
@@ -49,6 +49,13 @@ pub enum Bias<'n> {
         mean: &'n str,
         variance: &'n str,
         epsilon: f64,
+    },
+    /// A per-channel `x * scale + shift` applied after a bias-free convolution: a batch norm
+    /// the tfjs converter folded into two vectors but left as separate `Mul` and `Add` nodes
+    /// (faceres' depthwise convolutions).
+    Affine {
+        scale: &'n str,
+        shift: &'n str,
     },
     /// A bias, then face-api's per-channel "scale layer" `x * weights + biases`.
     Scaled {
@@ -232,6 +239,13 @@ fn conv_weights(
                 .collect();
             let bias = (0..out).map(|c| b[c] as f64 - m[c] as f64 * s[c]).collect();
             (Some(s), Some(bias))
+        }
+        Bias::Affine { scale, shift } => {
+            let (s, t) = (vector(weights, scale)?, vector(weights, shift)?);
+            (
+                Some(s.iter().map(|&v| v as f64).collect()),
+                Some(t.iter().map(|&v| v as f64).collect()),
+            )
         }
         Bias::Scaled { bias, scale, shift } => {
             let (b, s, t) = (

@@ -1,7 +1,7 @@
 //! The pretrained face networks, ported from TensorFlow.js to burn, and the alignment that
 //! connects them: detect the face ([`detector`]) → 68 landmarks ([`landmarks68`]) → aligned crops
 //! ([`align`]) → identity embeddings ([`mobilefacenet`], the fitter's; [`resnet`], face-api's, kept
-//! independent for evaluation).
+//! independent for evaluation; [`faceres`], a stronger VGGFace2 network, evaluated so far).
 //!
 //! | network | file | source | input (NHWC, RGB in [0, 1]) | output |
 //! |---|---|---|---|---|
@@ -9,6 +9,7 @@
 //! | [`FaceLandmark68Net`] | `face_landmarks68.bpk` | face-api `face_landmark_68_model` | 112², padded box | 68 points |
 //! | [`FaceRecognitionNet`] | `face_resnet.bpk` | face-api `face_recognition_model` | 150² face-api chip | 128-d |
 //! | [`MobileFaceNet`] | `mobilefacenet.bpk` | human-models `mobilefacenet` | 112² ArcFace crop | 192-d |
+//! | [`FaceRes`] | `faceres.bpk` | human-models `faceres` | 224² ArcFace crop | 1024-d |
 //!
 //! Weights are burnpack records (`burn-store`), loaded from bytes on every platform; the
 //! converter ([`Network::convert`], `ganfit nets convert`) writes them from the npm packages.
@@ -16,6 +17,7 @@
 
 pub mod align;
 pub mod detector;
+pub mod faceres;
 pub mod landmarks68;
 pub mod layers;
 pub mod mobilefacenet;
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use align::{Affine, PixelRect, Rect, SquareCrop};
 pub use detector::{Detection, Detections, DetectorOptions, SsdMobilenetV1};
+pub use faceres::FaceRes;
 pub use landmarks68::{FaceLandmark68Net, Points68};
 pub use mobilefacenet::MobileFaceNet;
 pub use resnet::FaceRecognitionNet;
@@ -60,21 +63,23 @@ pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
-/// The four networks.
+/// The five networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Network {
     Detector,
     Landmarks68,
     ResNet,
     MobileFaceNet,
+    FaceRes,
 }
 
 impl Network {
-    pub const ALL: [Network; 4] = [
+    pub const ALL: [Network; 5] = [
         Network::Detector,
         Network::Landmarks68,
         Network::ResNet,
         Network::MobileFaceNet,
+        Network::FaceRes,
     ];
 
     /// The record's file name in `models/`.
@@ -84,6 +89,7 @@ impl Network {
             Network::Landmarks68 => "face_landmarks68.bpk",
             Network::ResNet => "face_resnet.bpk",
             Network::MobileFaceNet => "mobilefacenet.bpk",
+            Network::FaceRes => "faceres.bpk",
         }
     }
 
@@ -104,6 +110,7 @@ impl Network {
                 "model/face_recognition_model-weights_manifest.json",
             ),
             Network::MobileFaceNet => ("human-models", "models/mobilefacenet.json"),
+            Network::FaceRes => ("human-models", "models/faceres.json"),
         }
     }
 
@@ -132,6 +139,9 @@ impl Network {
             }
             Network::MobileFaceNet => {
                 layers::save_record(&MobileFaceNet::build(&mut source, device)?, half, name)?
+            }
+            Network::FaceRes => {
+                layers::save_record(&FaceRes::build(&mut source, device)?, half, name)?
             }
         };
         Ok((record, weights.unused()))
@@ -178,22 +188,34 @@ impl MobileFaceNet {
     }
 }
 
-/// The record bytes of the networks (read from `models/` or fetched by the page). The ResNet is
-/// optional: only evaluation uses it, so the browser does not download it.
+impl FaceRes {
+    pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
+        layers::load_record(
+            Self::build(&mut WeightSource::Empty, device)?,
+            bytes,
+            Network::FaceRes.file_name(),
+        )
+    }
+}
+
+/// The record bytes of the networks (read from `models/` or fetched by the page). The ResNet and
+/// faceres are optional: only evaluation uses them, so the browser does not download them.
 pub struct ModelBytes {
     pub detector: Vec<u8>,
     pub landmarks68: Vec<u8>,
     pub resnet: Option<Vec<u8>>,
     pub mobilefacenet: Vec<u8>,
+    pub faceres: Option<Vec<u8>>,
 }
 
-/// The networks on one device (the ResNet only when its record was given).
+/// The networks on one device (the ResNet and faceres only when their records were given).
 #[derive(Debug)]
 pub struct FaceNets {
     pub detector: SsdMobilenetV1,
     pub landmarks: FaceLandmark68Net,
     resnet: Option<FaceRecognitionNet>,
     pub mobilefacenet: MobileFaceNet,
+    faceres: Option<FaceRes>,
     pub device: Device,
 }
 
@@ -230,11 +252,15 @@ impl FaceNets {
                 .map(|b| FaceRecognitionNet::from_bytes(b, device))
                 .transpose()?,
             mobilefacenet: MobileFaceNet::from_bytes(bytes.mobilefacenet, device)?,
+            faceres: bytes
+                .faceres
+                .map(|b| FaceRes::from_bytes(b, device))
+                .transpose()?,
             device: device.clone(),
         })
     }
 
-    /// Loads the records from a folder (`models/` by default).
+    /// Loads the records of all five networks from a folder (`models/` by default).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self> {
         let read = |n: Network| {
@@ -252,6 +278,7 @@ impl FaceNets {
                 landmarks68: read(Network::Landmarks68)?,
                 resnet: Some(read(Network::ResNet)?),
                 mobilefacenet: read(Network::MobileFaceNet)?,
+                faceres: Some(read(Network::FaceRes)?),
             },
             device,
         )
@@ -263,6 +290,16 @@ impl FaceNets {
             Error::model(
                 Network::ResNet.file_name(),
                 "not loaded (the fitter does not need it)",
+            )
+        })
+    }
+
+    /// faceres (evaluation only so far); [`Error::ModelFile`] when it was not loaded.
+    pub fn faceres(&self) -> Result<&FaceRes> {
+        self.faceres.as_ref().ok_or_else(|| {
+            Error::model(
+                Network::FaceRes.file_name(),
+                "not loaded (the fitter does not use it yet)",
             )
         })
     }
@@ -297,6 +334,15 @@ impl FaceNets {
     pub fn mobilefacenet_input(&self, image: &RgbImage, analysis: &FaceAnalysis) -> Tensor<4> {
         let crop = align::warp_image(image, &analysis.arcface, mobilefacenet::INPUT_SIZE);
         let n = mobilefacenet::INPUT_SIZE;
+        Tensor::from_data(TensorData::new(crop, [1, n, n, 3]), &self.device)
+    }
+
+    /// faceres' input for a photo: the ArcFace crop at 224², `[1, 224, 224, 3]` (the same
+    /// alignment as MobileFaceNet's, the template scaled ×2).
+    pub fn faceres_input(&self, image: &RgbImage, analysis: &FaceAnalysis) -> Tensor<4> {
+        let n = faceres::INPUT_SIZE;
+        let transform = analysis.arcface.crop_resized(mobilefacenet::INPUT_SIZE, n);
+        let crop = align::warp_image(image, &transform, n);
         Tensor::from_data(TensorData::new(crop, [1, n, n, 3]), &self.device)
     }
 

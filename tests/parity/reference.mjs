@@ -4,9 +4,11 @@
 //
 // The folder holds `request.json` (written by the Rust test) and the raw inputs it names:
 //   images: RGB8 pixels decoded by Rust, so both sides see identical pixels;
-//   mobilefacenet_crops: float32 NHWC 112×112×3 in [0, 1] (the Rust ArcFace crops).
+//   mobilefacenet_crops: float32 NHWC 112×112×3 in [0, 1] (the Rust ArcFace crops);
+//   faceres_crops: float32 NHWC 224×224×3 in [0, 1] (the Rust 224² ArcFace crops).
 // Runs face-api 1.7.15 (SSD MobileNetV1 → 68 landmarks → ResNet descriptor, its own pipeline)
-// and human-models' MobileFaceNet on tfjs's pure-JS CPU backend and writes `reference.json`.
+// and human-models' MobileFaceNet and faceres on tfjs's pure-JS CPU backend and writes
+// `reference.json`.
 // Nothing here is stored in the repository: the outputs are regenerated on every run.
 
 import fs from 'node:fs';
@@ -106,14 +108,33 @@ async function main() {
     }
   }
 
+  const faceres = [];
+  if ((request.faceres_crops ?? []).length > 0) {
+    const model = await loadGraph(request.faceres_model);
+    // The network's training preprocessing (Keras "caffe"): RGB → BGR, 0–255, minus the
+    // ImageNet means; the Rust port does the same on the device (src/nets/faceres.rs).
+    const means = tf.tensor1d([103.939, 116.779, 123.68]);
+    for (const crop of request.faceres_crops) {
+      const bytes = fs.readFileSync(path.join(dir, crop.f32));
+      const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      const input = tf.tidy(() => tf.reverse(tf.tensor4d(values, [1, 224, 224, 3]), 3).mul(255).sub(means));
+      const raw = model.execute(input, 'global_pooling/Mean');
+      faceres.push({ name: crop.name, raw: Array.from(raw.dataSync()) });
+      raw.dispose();
+      input.dispose();
+    }
+    means.dispose();
+  }
+
   const reference = {
     backend: tf.getBackend(),
     versions: { tfjs: tf.version.tfjs, face_api: faceapi.version },
     images,
     mobilefacenet,
+    faceres,
   };
   fs.writeFileSync(path.join(dir, 'reference.json'), JSON.stringify(reference));
-  console.log(`reference: ${images.length} images, ${images.reduce((n, i) => n + i.faces.length, 0)} faces, ${mobilefacenet.length} MobileFaceNet crops (tfjs ${tf.version.tfjs}, ${tf.getBackend()})`);
+  console.log(`reference: ${images.length} images, ${images.reduce((n, i) => n + i.faces.length, 0)} faces, ${mobilefacenet.length} MobileFaceNet crops, ${faceres.length} faceres crops (tfjs ${tf.version.tfjs}, ${tf.getBackend()})`);
 }
 
 main().catch((e) => {

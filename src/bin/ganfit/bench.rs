@@ -219,7 +219,7 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
 }
 
 fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Result<()> {
-    use ganfit::nets::{FaceNets, detector, landmarks68, mobilefacenet, resnet};
+    use ganfit::nets::{FaceNets, detector, faceres, landmarks68, mobilefacenet, resnet};
     for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let nets = FaceNets::load(models, &device)?;
         let input =
@@ -259,6 +259,15 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
             Ok(())
         })?;
         println!("nets {backend:?} mobilefacenet 112x112 forward: {mobile:.2} ms");
+        let face_res = time_ms(&device, repeat, || {
+            sync(
+                nets.faceres()?
+                    .forward(input(faceres::INPUT_SIZE, &device))?
+                    .embedding,
+            );
+            Ok(())
+        })?;
+        println!("nets {backend:?} faceres 224x224 forward: {face_res:.2} ms");
 
         let ad = device.clone().autodiff();
         let nets = FaceNets::load(models, &ad)?;
@@ -278,6 +287,10 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
             Ok(nets.mobilefacenet.forward(x)?.embedding)
         })?;
         println!("nets {backend:?} mobilefacenet 112x112 forward+backward: {mobile:.2} ms");
+        let face_res = backward(faceres::INPUT_SIZE, &|x| {
+            Ok(nets.faceres()?.forward(x)?.embedding)
+        })?;
+        println!("nets {backend:?} faceres 224x224 forward+backward: {face_res:.2} ms");
     }
     Ok(())
 }

@@ -36,7 +36,8 @@ pub enum Eval {
         #[command(flatten)]
         fitted: FittedArgs,
     },
-    /// Verification with both identity networks on a folder with `pairs.tsv` and `images/`.
+    /// Verification with the identity networks (MobileFaceNet, face-api's ResNet, faceres) on a
+    /// folder with `pairs.tsv` and `images/`.
     Identity {
         #[arg(long)]
         data: PathBuf,
@@ -290,10 +291,11 @@ fn landmarks(
     Ok(())
 }
 
-/// Both embeddings of one photo's largest face.
+/// The embeddings of one photo's largest face.
 struct Embeddings {
     mobilefacenet: Vec<f32>,
     resnet: Vec<f32>,
+    faceres: Vec<f32>,
 }
 
 fn embed(nets: &FaceNets, path: &Path) -> Result<Embeddings> {
@@ -306,9 +308,13 @@ fn embed(nets: &FaceNets, path: &Path) -> Result<Embeddings> {
         let resnet = nets
             .resnet()?
             .forward(nets.resnet_input(&image, &analysis)?)?;
+        let faceres = nets
+            .faceres()?
+            .forward(nets.faceres_input(&image, &analysis))?;
         Ok(Embeddings {
             mobilefacenet: device::read_floats(mobile.embedding).await?.0,
             resnet: device::read_floats(resnet.embedding).await?.0,
+            faceres: device::read_floats(faceres.embedding).await?.0,
         })
     })
 }
@@ -350,7 +356,7 @@ fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) 
         cache.insert(name.clone(), entry);
     }
     let images = cache.len();
-    let (mut mobile, mut resnet) = (Vec::new(), Vec::new());
+    let (mut mobile, mut resnet, mut faceres) = (Vec::new(), Vec::new(), Vec::new());
     for (a, b, same) in &list {
         if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
             mobile.push((
@@ -358,6 +364,7 @@ fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) 
                 *same,
             ));
             resnet.push((verification::cosine(&ea.resnet, &eb.resnet), *same));
+            faceres.push((verification::cosine(&ea.faceres, &eb.faceres), *same));
         }
     }
     println!("images: {images} images");
@@ -370,6 +377,7 @@ fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) 
     println!("pairs evaluated (both faces found): {} pairs", mobile.len());
     print_report("mobilefacenet", &verification::verify(&mobile, 0.01)?);
     print_report("resnet", &verification::verify(&resnet, 0.01)?);
+    print_report("faceres", &verification::verify(&faceres, 0.01)?);
     println!(
         "time per image: {:.0} ms",
         (now_ms() - start) / images.max(1) as f64

