@@ -5,10 +5,11 @@
 //! 2. Stage 1 fits camera, identity and expression to the landmarks alone (the jaw points slide
 //!    along the visible contour); no image is rendered.
 //! 3. Stage 2 optimises everything (identity, expression, texture latent, camera, light) with
-//!    all of GANFit's losses: identity (1 − cos of MobileFaceNet embeddings of aligned crops of
-//!    photo and render), randomised identity (the same against a render with random expression,
-//!    pose and light), content (intermediate activations), pixel (L1 on the face area),
-//!    landmarks, and priors on every coefficient set. The three identity-network terms are off
+//!    all of GANFit's losses: identity (1 − cos of identity-network embeddings of aligned crops
+//!    of photo and render; faceres when its file is there, else MobileFaceNet), randomised
+//!    identity (the same against a render with random expression, pose and light), content
+//!    (intermediate activations), pixel (L1 on the face area), landmarks, and priors on every
+//!    coefficient set. The three identity-network terms are off
 //!    by default ([`LossWeights`] says why) and are computed only when weighted.
 //!
 //! Photos known to show one person share identity and texture rows (jointly optimised, which

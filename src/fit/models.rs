@@ -104,6 +104,13 @@ impl Models {
                 )
             })
         };
+        let read_optional = |name: &str| {
+            if dir.join(name).exists() {
+                read(name).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         Self::from_files(
             ModelFiles {
                 face_model: read(FACE_MODEL)?,
@@ -112,8 +119,8 @@ impl Models {
                     landmarks68: read(crate::nets::Network::Landmarks68.file_name())?,
                     resnet: Some(read(crate::nets::Network::ResNet.file_name())?),
                     mobilefacenet: read(crate::nets::Network::MobileFaceNet.file_name())?,
-                    // Not in the fitter's losses (yet): evaluation loads it itself.
-                    faceres: None,
+                    // The identity terms' network when present (else MobileFaceNet).
+                    faceres: read_optional(crate::nets::Network::FaceRes.file_name())?,
                 },
                 texture: read(texture.file_name())?,
                 texture_choice: texture,

@@ -293,29 +293,39 @@ impl Session {
         let target = self.target_landmarks.clone();
         let focal_prior = self.focal_prior();
         let photo_images = self.photo_images();
-        let arcface: Vec<_> = self.targets.iter().map(|t| t.arcface).collect();
-        let input = crate::nets::mobilefacenet::INPUT_SIZE;
+        let identity_network = models.nets.identity_network();
+        let input = identity_network.input_size();
+        // The photos' ArcFace crops (kept at MobileFaceNet's 112²) at the network's size.
+        let arcface: Vec<_> = self
+            .targets
+            .iter()
+            .map(|t| {
+                t.arcface
+                    .crop_resized(crate::nets::mobilefacenet::INPUT_SIZE, input)
+            })
+            .collect();
         // The identity network runs only for the terms that are on (each pass costs about as
         // much as a render).
         let uses_render_identity = w.identity != 0.0 || w.content != 0.0;
         let uses_identity_network = uses_render_identity || w.random_identity != 0.0;
         // The photos' identity features are constants of this stage.
-        let (photo_embedding, photo_activations) =
-            if uses_identity_network {
-                let photo_identity = models.nets.mobilefacenet.forward(
-                    crate::nets::align::warp(photo_images.clone(), &arcface, input)?,
-                )?;
-                (
-                    Some(photo_identity.embedding.detach()),
-                    photo_identity
-                        .activations
-                        .into_iter()
-                        .map(|a| a.detach())
-                        .collect(),
-                )
-            } else {
-                (None, Vec::new())
-            };
+        let (photo_embedding, photo_activations) = if uses_identity_network {
+            let photo_identity = identity_network.forward(crate::nets::align::warp(
+                photo_images.clone(),
+                &arcface,
+                input,
+            )?)?;
+            (
+                Some(photo_identity.embedding.detach()),
+                photo_identity
+                    .activations
+                    .into_iter()
+                    .map(|a| a.detach())
+                    .collect(),
+            )
+        } else {
+            (None, Vec::new())
+        };
         let mut rng = SplitMix64::new(options.seed);
         let plan = StagePlan {
             stage: FitStage::Full,
@@ -370,7 +380,7 @@ impl Session {
             if let Some(photo_embedding) = &photo_embedding {
                 if uses_render_identity {
                     let crops = crate::nets::align::warp(rendered.image.clone(), &arcface, input)?;
-                    let identity = models.nets.mobilefacenet.forward(crops)?;
+                    let identity = identity_network.forward(crops)?;
                     terms.push((
                         LossTerm::Identity,
                         losses::identity(identity.embedding, photo_embedding.clone()) * w.identity,
@@ -386,7 +396,7 @@ impl Session {
                     // pose and light.
                     let random = random_render(models, leaves, &mut rng, n, r, &device)?;
                     let crops = scene::arcface_crops(random.image, random.landmarks, input)?;
-                    let random_identity = models.nets.mobilefacenet.forward(crops)?;
+                    let random_identity = identity_network.forward(crops)?;
                     let term = losses::identity(random_identity.embedding, photo_embedding.clone());
                     terms.push((LossTerm::RandomIdentity, term * w.random_identity));
                 }
