@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::face_model::FaceModel;
-use crate::fit::FitResult;
+use crate::fit::{FitResult, LossValues};
 use crate::io::obj::ObjFiles;
 use crate::io::{MeshData, glb, obj, png_bytes};
 
@@ -48,22 +48,15 @@ pub fn exports(face: &FaceModel, result: &FitResult) -> Result<FitExports> {
 }
 
 fn losses_tsv(result: &FitResult) -> String {
-    let mut log = String::from(
-        "stage\titeration\ttotal\tlandmarks\tpixel\tidentity\trandom_identity\tcontent\tpriors\n",
-    );
+    let names = LossValues::default().named().map(|(name, _)| name);
+    let mut log = format!("stage\titeration\t{}\n", names.join("\t"));
     for e in &result.log {
-        let l = &e.losses;
+        let values = e.losses.named().map(|(_, value)| value.to_string());
         log.push_str(&format!(
-            "{:?}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{:?}\t{}\t{}\n",
             e.stage,
             e.iteration,
-            l.total,
-            l.landmarks,
-            l.pixel,
-            l.identity,
-            l.random_identity,
-            l.content,
-            l.priors
+            values.join("\t")
         ));
     }
     log

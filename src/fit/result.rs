@@ -29,6 +29,19 @@ pub struct LossValues {
 }
 
 impl LossValues {
+    /// Every value with its name: `total` first, then the terms in declaration order.
+    pub fn named(&self) -> [(&'static str, f32); 7] {
+        [
+            ("total", self.total),
+            ("landmarks", self.landmarks),
+            ("pixel", self.pixel),
+            ("identity", self.identity),
+            ("random_identity", self.random_identity),
+            ("content", self.content),
+            ("priors", self.priors),
+        ]
+    }
+
     /// Adds one term's weighted value (every prior into `priors`); `total` is left to the caller.
     pub fn add(&mut self, term: LossTerm, value: f32) {
         match term {

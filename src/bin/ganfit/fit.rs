@@ -132,26 +132,27 @@ pub fn run(args: FitArgs) -> Result<()> {
     let device = device.autodiff();
     let dir = args.models.clone().unwrap_or_else(default_dir);
     let models = crate::common::load_models(&dir, &device, args.texture)?;
+    eprintln!("device: {name}");
     eprintln!(
-        "fitting {} photo(s) on {name} with the {} texture model",
+        "fitting {} photo(s) with the {} texture model",
         photos.len(),
         models.texture.name()
     );
     let mut stderr = std::io::stderr();
     let result = block_on(fit::fit(&models, &photos, &options, &mut |p| {
         if let Some(l) = &p.losses {
+            let terms: Vec<String> = l
+                .named()
+                .iter()
+                .map(|(name, value)| format!("{name} {value:.4}"))
+                .collect();
             let _ = writeln!(
                 stderr,
-                "{:?} {:4}/{:<4} loss {:.4} (landmarks {:.4} pixel {:.4} identity {:.4} random {:.4} content {:.4})  {:.1} s",
+                "{:?} {:4}/{:<4} {}  {:.1} s",
                 p.stage,
                 p.iteration,
                 p.iterations,
-                l.total,
-                l.landmarks,
-                l.pixel,
-                l.identity,
-                l.random_identity,
-                l.content,
+                terms.join(" "),
                 p.elapsed_ms / 1000.0
             );
         } else if p.stage == FitStage::Preparing {
