@@ -353,7 +353,11 @@ impl<'a> ModelFile<'a> {
             )));
         }
         let header_len = read_u32(bytes, 12) as usize;
-        let data_start = (PREFIX + header_len).next_multiple_of(ALIGN);
+        // Checked: on wasm32 a u32 length plus the prefix can overflow `usize`.
+        let data_start = PREFIX
+            .checked_add(header_len)
+            .and_then(|end| end.checked_next_multiple_of(ALIGN))
+            .unwrap_or(usize::MAX);
         if data_start > body.len() {
             return Err(bad(format!(
                 "header of {header_len} bytes runs past the end of the file"
@@ -445,19 +449,39 @@ impl<'a> ModelFile<'a> {
             ));
         }
         for r in &h.regions {
-            if r.vertices.start > r.vertices.end
+            if r.vertices.is_empty()
                 || r.vertices.end as u64 > v
                 || r.triangles.start > r.triangles.end
                 || r.triangles.end as u64 > t
             {
                 return Err(self.error(format!(
-                    "region {:?} spans vertices {:?} and triangles {:?}, beyond the mesh",
+                    "region {:?} spans vertices {:?} and triangles {:?}, empty or beyond the mesh",
                     r.region, r.vertices, r.triangles
                 )));
             }
         }
+        // Regions partition the mesh: an overlap would select a vertex or triangle twice.
+        let mut spans: Vec<_> = h.regions.iter().collect();
+        spans.sort_by_key(|r| r.vertices.start);
+        for pair in spans.windows(2) {
+            if pair[1].vertices.start < pair[0].vertices.end {
+                return Err(self.error(format!(
+                    "regions {:?} and {:?} share vertices",
+                    pair[0].region, pair[1].region
+                )));
+            }
+        }
+        spans.sort_by_key(|r| r.triangles.start);
+        for pair in spans.windows(2) {
+            if pair[1].triangles.start < pair[0].triangles.end {
+                return Err(self.error(format!(
+                    "regions {:?} and {:?} share triangles",
+                    pair[0].region, pair[1].region
+                )));
+            }
+        }
         for a in &h.face_areas {
-            if a.vertices.start > a.vertices.end || a.vertices.end as u64 > v {
+            if a.vertices.is_empty() || a.vertices.end as u64 > v {
                 return Err(self.error(format!(
                     "face area {:?} spans vertices {:?}, beyond the mesh",
                     a.area, a.vertices
@@ -765,6 +789,11 @@ pub(crate) mod tests {
         );
         assert!(reason(&with_header(|h| h.arrays[6].offset = 1 << 20)).contains("past the end"));
         assert!(reason(&with_header(|h| h.regions[1].vertices = 3..9)).contains("beyond the mesh"));
+        assert!(reason(&with_header(|h| h.regions[1].vertices = 2..4)).contains("share vertices"));
+        assert!(
+            reason(&with_header(|h| h.regions[1].triangles = 0..2)).contains("share triangles")
+        );
+        assert!(reason(&with_header(|h| h.regions[1].vertices = 3..3)).contains("beyond the mesh"));
         assert!(reason(&with_header(|h| h.landmarks.multipie68[5] = 40)).contains("landmark"));
         assert!(reason(&with_header(|h| h.num_uvs = 4)).contains("uvs"));
     }

@@ -144,7 +144,7 @@ fn info(path: &Path, check: bool) -> Result<()> {
         "source: {} {} @ {}",
         s.name,
         s.repository,
-        &s.commit[..12.min(s.commit.len())]
+        s.commit.chars().take(12).collect::<String>()
     );
     println!("licence: {}, {}", s.license, s.copyright);
     println!(
@@ -166,7 +166,7 @@ fn info(path: &Path, check: bool) -> Result<()> {
         "region", "ICT vertices", "vertices", "triangles"
     );
     for r in &h.regions {
-        let range = format!("{}-{}", r.vertices.start, r.vertices.end - 1);
+        let range = format!("{}..{}", r.vertices.start, r.vertices.end);
         println!(
             "{:<18} {:>14} {:>10} {:>10}",
             r.region.ict_name(),
@@ -177,10 +177,10 @@ fn info(path: &Path, check: bool) -> Result<()> {
     }
     for a in &h.face_areas {
         println!(
-            "face area {:<8} vertices {}-{} ({})",
+            "face area {:<8} vertices {}..{} ({})",
             format!("{:?}", a.area).to_lowercase(),
             a.vertices.start,
-            a.vertices.end - 1,
+            a.vertices.end,
             a.vertices.len()
         );
     }
