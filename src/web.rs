@@ -190,13 +190,7 @@ impl WasmFitter {
                         Error::Image(reason) => Error::Image(format!("photo {i}: {reason}")),
                         other => other,
                     };
-                    if bytes.length() as usize > crate::io::image::MAX_FILE_BYTES {
-                        return Err(in_photo(Error::Image(format!(
-                            "{} bytes; photos of at most {} MB are accepted",
-                            bytes.length(),
-                            crate::io::image::MAX_FILE_BYTES / 1_000_000
-                        ))));
-                    }
+                    crate::io::image::check_file_size(bytes.length() as usize).map_err(in_photo)?;
                     let photo = crate::io::image::decode(&bytes.to_vec()).map_err(in_photo)?;
                     budget.take(&photo).map(|()| photo)
                 })

@@ -461,21 +461,20 @@ impl<'a> ModelFile<'a> {
             }
         }
         // Regions partition the mesh: an overlap would select a vertex or triangle twice.
-        let mut spans: Vec<_> = h.regions.iter().collect();
-        spans.sort_by_key(|r| r.vertices.start);
-        for pair in spans.windows(2) {
-            if pair[1].vertices.start < pair[0].vertices.end {
+        type Span = fn(&RegionSpan) -> &Range<u32>;
+        let kinds: [(&str, Span); 2] = [
+            ("vertices", |r| &r.vertices),
+            ("triangles", |r| &r.triangles),
+        ];
+        for (what, range) in kinds {
+            let mut spans: Vec<_> = h.regions.iter().collect();
+            spans.sort_by_key(|r| range(r).start);
+            if let Some(pair) = spans
+                .windows(2)
+                .find(|p| range(p[1]).start < range(p[0]).end)
+            {
                 return Err(self.error(format!(
-                    "regions {:?} and {:?} share vertices",
-                    pair[0].region, pair[1].region
-                )));
-            }
-        }
-        spans.sort_by_key(|r| r.triangles.start);
-        for pair in spans.windows(2) {
-            if pair[1].triangles.start < pair[0].triangles.end {
-                return Err(self.error(format!(
-                    "regions {:?} and {:?} share triangles",
+                    "regions {:?} and {:?} share {what}",
                     pair[0].region, pair[1].region
                 )));
             }

@@ -45,9 +45,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(Error::Image("the file is empty".into()));
     }
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(bytes.len()));
-    }
+    check_file_size(bytes.len())?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::Image(e.to_string()))?;
@@ -99,12 +97,17 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     last_scan.is_some_and(|start| bytes[start..].windows(2).any(|w| w == [0xff, 0xd9]))
 }
 
-fn too_large(bytes: usize) -> Error {
-    Error::Image(format!(
+/// Refuses an encoded photo of more than [`MAX_FILE_BYTES`] (callers holding the bytes outside
+/// wasm memory check before copying them in).
+pub fn check_file_size(bytes: usize) -> Result<()> {
+    if bytes <= MAX_FILE_BYTES {
+        return Ok(());
+    }
+    Err(Error::Image(format!(
         "the file is {:.0} MB; photos of at most {} MB are accepted",
         bytes as f64 / 1e6,
         MAX_FILE_BYTES / 1_000_000
-    ))
+    )))
 }
 
 fn to_rgb(image: DynamicImage) -> RgbImage {
@@ -128,13 +131,7 @@ pub fn read(path: impl AsRef<std::path::Path>) -> Result<RgbImage> {
     std::fs::File::open(path.as_ref())
         .and_then(|file| file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(|e| Error::io(path.as_ref(), e))?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(Error::Image(format!(
-            "{}: {}",
-            path.as_ref().display(),
-            too_large(bytes.len())
-        )));
-    }
+    // At most one byte over the limit was read: `decode` refuses it by size.
     decode(&bytes).map_err(|e| match e {
         Error::Image(reason) => Error::Image(format!("{}: {reason}", path.as_ref().display())),
         other => other,
