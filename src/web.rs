@@ -102,7 +102,8 @@ impl WasmFitter {
     /// files' bytes. `texture_choice` names the texture model the bytes hold: `"gan"` or `"pca"`.
     pub async fn create(
         face_model: Vec<u8>,
-        detector: Vec<u8>,
+        blazeface: Vec<u8>,
+        facemesh: Vec<u8>,
         landmarks68: Vec<u8>,
         mobilefacenet: Vec<u8>,
         texture: Vec<u8>,
@@ -118,11 +119,13 @@ impl WasmFitter {
         let files = ModelFiles {
             face_model,
             nets: ModelBytes {
-                detector,
+                detector: None,
                 landmarks68,
                 resnet: None,
                 mobilefacenet,
                 faceres: None,
+                blazeface: Some(blazeface),
+                facemesh: Some(facemesh),
             },
             texture,
             texture_choice,

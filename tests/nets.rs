@@ -12,8 +12,8 @@ use ganfit::device::{block_on, cpu, read_floats_blocking};
 use ganfit::eval::landmarks::nme;
 use ganfit::eval::verification::cosine;
 use ganfit::nets::{
-    FaceNets, FaceRecognitionNet, FaceRes, MobileFaceNet, Network, align, faceres, landmarks68,
-    mobilefacenet, resnet, tfjs,
+    Eyes, FaceNets, FaceRecognitionNet, FaceRes, MobileFaceNet, Network, align, faceres,
+    landmarks68, mobilefacenet, resnet, tfjs,
 };
 use ganfit::util::rng::SplitMix64;
 use image::RgbImage;
@@ -109,7 +109,9 @@ fn check_gradient(
 fn identity_embeddings_are_differentiable_in_the_image() {
     let device = cpu().autodiff();
     let image = sample("astronaut.png");
-    let analysis = block_on(nets(&cpu()).analyse(&image)).unwrap();
+    // face-api's landmarks: a fixed crop for the check (the networks' gradients do not depend
+    // on which landmarks aligned it).
+    let analysis = block_on(nets(&cpu()).analyse_with(&image, Eyes::FaceApi)).unwrap();
     let mobile = MobileFaceNet::from_bytes(
         std::fs::read(models_dir().join(Network::MobileFaceNet.file_name())).unwrap(),
         &device,
@@ -144,7 +146,9 @@ fn faceres_is_differentiable_in_the_image() {
     // Through the on-device preprocessing (RGB → BGR, ×255, minus the means) and ReLU6.
     let device = cpu().autodiff();
     let image = sample("astronaut.png");
-    let analysis = block_on(nets(&cpu()).analyse(&image)).unwrap();
+    // face-api's landmarks: a fixed crop for the check (the networks' gradients do not depend
+    // on which landmarks aligned it).
+    let analysis = block_on(nets(&cpu()).analyse_with(&image, Eyes::FaceApi)).unwrap();
     let net = FaceRes::from_bytes(
         std::fs::read(models_dir().join(Network::FaceRes.file_name())).unwrap(),
         &device,
@@ -357,10 +361,16 @@ fn huge_and_tiny_faces_are_handled() {
 
 #[test]
 fn landmarks_agree_with_300w_annotations() {
-    // The sample photos whose annotated face face-api's detector finds (einstein.jpg's face is
-    // missed by the original too, which the parity test covers).
+    // MediaPipe's eyes (the default) on every annotated sample, Einstein included (face-api's
+    // detector misses him, as the original does).
     let nets = nets(&cpu());
-    for name in ["takeo.ppm", "image_0010.png", "breakingbad.jpg"] {
+    assert_eq!(nets.eyes(), Eyes::MediaPipe);
+    for name in [
+        "takeo.ppm",
+        "image_0010.png",
+        "breakingbad.jpg",
+        "einstein.jpg",
+    ] {
         let image = sample(name);
         let stem = name.split('.').next().unwrap_or(name);
         let pts = std::fs::read_to_string(data_dir().join("samples").join(format!("{stem}.pts")))
@@ -431,7 +441,7 @@ fn f16_records_stay_close_to_f32() {
     );
     let image = sample("astronaut.png");
     let nets = nets(&device);
-    let analysis = block_on(nets.analyse(&image)).unwrap();
+    let analysis = block_on(nets.analyse_with(&image, Eyes::FaceApi)).unwrap();
     let crop = nets.mobilefacenet_input(&image, &analysis);
     let a = read(nets.mobilefacenet.forward(crop.clone()).unwrap().embedding);
     // The converter's record has a zero centre; `ganfit nets convert --centre-faces` sets it.

@@ -22,7 +22,8 @@ use common::{data_dir, models_dir, repo};
 use ganfit::device::{block_on, cpu, gpu, read_floats_blocking};
 use ganfit::eval::verification::cosine;
 use ganfit::nets::{
-    FaceNets, Points68, Rect, SquareCrop, align, faceres, landmarks68, mobilefacenet, resnet,
+    BlazeFace, BlazeFaceOptions, Eyes, FaceMesh, FaceNets, Network, Points68, Rect, SquareCrop,
+    align, blazeface, facemesh, faceres, landmarks68, mobilefacenet, resnet,
 };
 use image::RgbImage;
 use serde::Deserialize;
@@ -80,12 +81,30 @@ struct RefDescriptor {
     raw: Vec<f32>,
 }
 
+/// BlazeFace's raw outputs for one letterboxed photo.
+#[derive(Debug, Deserialize)]
+struct RefBlazeFace {
+    name: String,
+    logits: Vec<f32>,
+    regressions: Vec<f32>,
+}
+
+/// The face mesh's outputs for one crop.
+#[derive(Debug, Deserialize)]
+struct RefFaceMesh {
+    name: String,
+    mesh: Vec<f32>,
+    confidence: f32,
+}
+
 #[derive(Debug, Deserialize)]
 struct Reference {
     versions: serde_json::Value,
     images: Vec<RefImage>,
     mobilefacenet: Vec<RefEmbedding>,
     faceres: Vec<RefDescriptor>,
+    blazeface: Vec<RefBlazeFace>,
+    facemesh: Vec<RefFaceMesh>,
 }
 
 /// A photo, its CPU analysis and the MobileFaceNet crops of its faces sent to Node.
@@ -100,6 +119,10 @@ struct Shared {
     crops: Vec<(String, Vec<f32>)>,
     /// 224² ArcFace crops for faceres (first face of each of [`FACERES_IMAGES`]).
     faceres_crops: Vec<(String, Vec<f32>)>,
+    /// BlazeFace's letterboxed 256² inputs, one per CPU photo.
+    blazeface_inputs: Vec<(String, Vec<f32>)>,
+    /// 192² face-mesh crops around the largest BlazeFace detection of each CPU photo.
+    facemesh_inputs: Vec<(String, Vec<f32>)>,
     reference: Reference,
 }
 
@@ -159,11 +182,14 @@ fn shared() -> &'static Shared {
         let mut samples = Vec::new();
         let mut crops = Vec::new();
         let mut faceres_crops = Vec::new();
+        let (mut blazeface_inputs, mut facemesh_inputs) = (Vec::new(), Vec::new());
+        let read_net = |network: Network| std::fs::read(models_dir().join(network.file_name())).expect("converted models (make models)");
+        let blazeface = BlazeFace::from_bytes(read_net(Network::BlazeFace), &cpu()).unwrap();
         let mut files = Vec::new();
         let mut images = Vec::new();
         for name in CPU_IMAGES {
             let image = ganfit::io::image::read(data_dir().join("samples").join(name)).unwrap();
-            let detections = block_on(nets.detect(&image)).unwrap();
+            let detections = block_on(nets.detect_with(&image, Eyes::FaceApi)).unwrap();
             for (i, face) in detections.faces.iter().enumerate() {
                 let points = block_on(nets.landmarks68(&image, face)).unwrap();
                 let crop = align::warp_image(&image, &align::arcface_transform(&points).unwrap(), mobilefacenet::INPUT_SIZE);
@@ -174,6 +200,12 @@ fn shared() -> &'static Shared {
                     let transform = align::arcface_transform_sized(&points, faceres::INPUT_SIZE).unwrap();
                     faceres_crops.push((format!("{name}#{i}"), align::warp_image(&image, &transform, faceres::INPUT_SIZE)));
                 }
+            }
+            blazeface_inputs.push((name.to_string(), blazeface::prepare(&image, &blazeface::letterbox(image.width(), image.height())).unwrap()));
+            let faces = block_on(blazeface.detect(&image, &cpu(), &BlazeFaceOptions::default())).unwrap();
+            if let Some(face) = faces.faces.first() {
+                let roi = facemesh::Roi::from_detection(face);
+                facemesh_inputs.push((name.to_string(), align::warp_image(&image, &roi.transform(), facemesh::INPUT_SIZE)));
             }
             let rgb = format!("{name}.rgb");
             images.push(serde_json::json!({"name": name, "width": image.width(), "height": image.height(), "rgb": rgb}));
@@ -191,9 +223,20 @@ fn shared() -> &'static Shared {
         for (name, crop) in &faceres_crops {
             files.push((format!("{name}.faceres.f32"), crop.iter().flat_map(|v| v.to_le_bytes()).collect()));
         }
+        let mut request = request;
+        for (key, model, inputs) in [
+            ("blazeface", "blazeface.json", &blazeface_inputs),
+            ("facemesh", "facemesh.json", &facemesh_inputs),
+        ] {
+            request[format!("{key}_model")] = serde_json::json!(repo().join("tests/parity/vendor/human-models/models").join(model));
+            request[format!("{key}_inputs")] = inputs.iter().map(|(name, _)| serde_json::json!({"name": name, "f32": format!("{name}.{key}.f32")})).collect();
+            for (name, input) in inputs {
+                files.push((format!("{name}.{key}.f32"), input.iter().flat_map(|v| v.to_le_bytes()).collect()));
+            }
+        }
         let reference = run_reference(&repo().join("tests/parity/out"), &request, &files);
         eprintln!("reference versions: {}", reference.versions);
-        Shared { samples, crops, faceres_crops, reference }
+        Shared { samples, crops, faceres_crops, blazeface_inputs, facemesh_inputs, reference }
     })
 }
 
@@ -255,7 +298,7 @@ fn compare(device: &Device, names: &[&str]) -> Worst {
             .iter()
             .find(|i| i.name == sample.name)
             .unwrap();
-        let detections = block_on(nets.detect(image)).unwrap();
+        let detections = block_on(nets.detect_with(image, Eyes::FaceApi)).unwrap();
         // Faces within 0.01 of the threshold may legitimately fall on either side.
         let clear = |s: f64| (s - 0.5).abs() > 0.01;
         let ours = detections
@@ -439,6 +482,93 @@ fn faceres_matches_the_original_on_cpu() {
     );
     assert!(min_cosine > 0.9999, "faceres cosine {min_cosine}");
     assert!(max_relative < 1e-3, "faceres relative error {max_relative}");
+}
+
+/// Largest |ours − theirs| over `ours`, relative to max(1, |theirs|).
+fn max_error(ours: &[f32], theirs: &[f32]) -> f64 {
+    assert_eq!(ours.len(), theirs.len());
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs() as f64 / (b.abs() as f64).max(1.0))
+        .fold(0.0, f64::max)
+}
+
+/// BlazeFace and the face mesh on identical inputs: logits and regressions (input pixels),
+/// mesh coordinates (crop pixels) within 1e-3 relative to max(1, |value|); face flags within 1e-4.
+fn mediapipe_parity(device: &Device, limit: usize) {
+    let shared = shared();
+    let read_net =
+        |network: Network| std::fs::read(models_dir().join(network.file_name())).unwrap();
+    let detector = BlazeFace::from_bytes(read_net(Network::BlazeFace), device).unwrap();
+    let mesh = FaceMesh::from_bytes(read_net(Network::FaceMesh), device).unwrap();
+    let (mut worst_detector, mut worst_mesh, mut worst_flag) = (0f64, 0f64, 0f64);
+    for (name, input) in shared.blazeface_inputs.iter().take(limit) {
+        let expected = shared
+            .reference
+            .blazeface
+            .iter()
+            .find(|e| &e.name == name)
+            .unwrap();
+        let n = blazeface::INPUT_SIZE;
+        let output = detector
+            .forward(Tensor::from_data(
+                TensorData::new(input.clone(), [1, n, n, 3]),
+                device,
+            ))
+            .unwrap();
+        let logits = read_floats_blocking(output.logits).unwrap().0;
+        let regressions = read_floats_blocking(output.regressions).unwrap().0;
+        let error = max_error(&logits, &expected.logits)
+            .max(max_error(&regressions, &expected.regressions));
+        eprintln!("BlazeFace {name}: max error {error:.3e}");
+        worst_detector = worst_detector.max(error);
+    }
+    for (name, input) in shared.facemesh_inputs.iter().take(limit) {
+        let expected = shared
+            .reference
+            .facemesh
+            .iter()
+            .find(|e| &e.name == name)
+            .unwrap();
+        let n = facemesh::INPUT_SIZE;
+        let output = mesh
+            .forward(Tensor::from_data(
+                TensorData::new(input.clone(), [1, n, n, 3]),
+                device,
+            ))
+            .unwrap();
+        let points = read_floats_blocking(output.mesh).unwrap().0;
+        let confidence = read_floats_blocking(output.confidence).unwrap().0[0];
+        let error = max_error(&points, &expected.mesh);
+        let flag = (confidence - expected.confidence).abs() as f64;
+        eprintln!(
+            "face mesh {name}: max error {error:.3e}, face flag {confidence:.5} (tfjs {:.5})",
+            expected.confidence
+        );
+        worst_mesh = worst_mesh.max(error);
+        worst_flag = worst_flag.max(flag);
+    }
+    eprintln!(
+        "parity mediapipe: BlazeFace max error {worst_detector:.3e}, mesh {worst_mesh:.3e}, face flag {worst_flag:.3e}"
+    );
+    assert!(
+        !shared.facemesh_inputs.is_empty(),
+        "BlazeFace found no face in the samples"
+    );
+    assert!(worst_detector < 1e-3, "BlazeFace error {worst_detector}");
+    assert!(worst_mesh < 1e-3, "face mesh error {worst_mesh}");
+    assert!(worst_flag < 1e-4, "face flag error {worst_flag}");
+}
+
+#[test]
+fn mediapipe_matches_the_original_on_cpu() {
+    mediapipe_parity(&cpu(), usize::MAX);
+}
+
+#[test]
+fn mediapipe_matches_the_original_on_wgpu() {
+    let (device, _) = gpu().expect("the wgpu test tier needs an adapter (lavapipe in CI)");
+    mediapipe_parity(&device, 1);
 }
 
 #[test]

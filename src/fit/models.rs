@@ -115,12 +115,15 @@ impl Models {
             ModelFiles {
                 face_model: read(FACE_MODEL)?,
                 nets: ModelBytes {
-                    detector: read(crate::nets::Network::Detector.file_name())?,
+                    detector: read_optional(crate::nets::Network::Detector.file_name())?,
                     landmarks68: read(crate::nets::Network::Landmarks68.file_name())?,
                     resnet: Some(read(crate::nets::Network::ResNet.file_name())?),
                     mobilefacenet: read(crate::nets::Network::MobileFaceNet.file_name())?,
                     // The identity terms' network when present (else MobileFaceNet).
                     faceres: read_optional(crate::nets::Network::FaceRes.file_name())?,
+                    // The fit's eyes when present (else face-api's detector and 68 points).
+                    blazeface: read_optional(crate::nets::Network::BlazeFace.file_name())?,
+                    facemesh: read_optional(crate::nets::Network::FaceMesh.file_name())?,
                 },
                 texture: read(texture.file_name())?,
                 texture_choice: texture,

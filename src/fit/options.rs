@@ -70,6 +70,9 @@ pub struct FitOptions {
     /// Blend the photo's visible texture into the UV map (beyond GANFit).
     pub blend_photo_texture: bool,
     pub seed: u64,
+    /// The detector and landmarks (`"mediapipe"` or `"face-api"`; default: MediaPipe's when
+    /// its networks are loaded).
+    pub eyes: Option<crate::nets::Eyes>,
 }
 
 impl Default for FitOptions {
@@ -102,6 +105,7 @@ impl Default for FitOptions {
             preview_every: 25,
             blend_photo_texture: true,
             seed: 1,
+            eyes: None,
         }
     }
 }

@@ -83,8 +83,11 @@ pub async fn prepare(
     face: &FaceModel,
     photo: &RgbImage,
     resolution: usize,
+    eyes: Option<nets::Eyes>,
 ) -> Result<PhotoTarget> {
-    let analysis = nets.analyse(photo).await?;
+    let analysis = nets
+        .analyse_with(photo, eyes.unwrap_or(nets.eyes()))
+        .await?;
     let crop = working_crop(&analysis.landmarks, resolution);
     let to_crop = crop
         .inverse()
@@ -130,6 +133,11 @@ pub async fn prepare(
         translation: [0.0, 0.0, -(focal as f64 * 150.0 / resolution as f64) as f32],
     });
     let mut warnings = Vec::new();
+    if let Some(flag) = analysis.mesh_rejected {
+        warnings.push(format!(
+            "the face mesh did not recognise the face (face flag {flag:.2}; often a profile): face-api's 68 landmarks are used"
+        ));
+    }
     if analysis.faces_found > 1 {
         warnings.push(format!(
             "{} faces found; the largest is fitted",

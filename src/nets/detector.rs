@@ -238,6 +238,26 @@ pub struct Detection {
     pub score: f32,
     /// The box in image pixels.
     pub rect: Rect,
+    /// BlazeFace's six keypoints in image pixels (eyes, nose tip, mouth, ear tragions; see
+    /// [`super::blazeface::KEYPOINTS`]); `None` from the SSD detector.
+    #[serde(default)]
+    pub keypoints: Option<[[f32; 2]; 6]>,
+}
+
+impl Detection {
+    /// The same detection with its box scaled by `factor` about its centre.
+    pub fn enlarged(&self, factor: f64) -> Self {
+        let r = self.rect;
+        Self {
+            rect: Rect {
+                x: r.x + r.width * (1.0 - factor) / 2.0,
+                y: r.y + r.height * (1.0 - factor) / 2.0,
+                width: r.width * factor,
+                height: r.height * factor,
+            },
+            ..*self
+        }
+    }
 }
 
 /// The faces of one photo, largest first.
@@ -249,6 +269,16 @@ pub struct Detections {
 }
 
 impl Detections {
+    /// `faces` sorted largest first.
+    pub fn largest_first(mut faces: Vec<Detection>, image_width: u32, image_height: u32) -> Self {
+        faces.sort_by(|a, b| b.rect.area().total_cmp(&a.rect.area()));
+        Self {
+            faces,
+            image_width,
+            image_height,
+        }
+    }
+
     /// The face the pipeline uses: the largest, or [`Error::NoFace`].
     pub fn largest(&self) -> Result<&Detection> {
         self.faces.first().ok_or(Error::NoFace)
@@ -381,7 +411,7 @@ pub fn boxes_in_image(
     let scale = INPUT_SIZE as f64 / width.max(height) as f64;
     let pad_x = INPUT_SIZE as f64 / (width as f64 * scale).round();
     let pad_y = INPUT_SIZE as f64 / (height as f64 * scale).round();
-    let mut faces: Vec<Detection> = kept
+    let faces: Vec<Detection> = kept
         .into_iter()
         .map(|i| {
             let b = boxes[i];
@@ -396,16 +426,12 @@ pub fn boxes_in_image(
             Detection {
                 score: scores[i],
                 rect,
+                keypoints: None,
             }
         })
         .filter(|d| d.rect.area() > 0.0)
         .collect();
-    faces.sort_by(|a, b| b.rect.area().total_cmp(&a.rect.area()));
-    Detections {
-        faces,
-        image_width: width,
-        image_height: height,
-    }
+    Detections::largest_first(faces, width, height)
 }
 
 #[cfg(test)]

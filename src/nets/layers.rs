@@ -328,21 +328,23 @@ pub fn linear(
     })
 }
 
-/// PReLU from a graph that decomposed it as `relu(x) + mul * (x - |x|)`, i.e. alpha = 2 * mul.
-pub fn prelu_from_decomposed(
+/// PReLU whose slopes are `slope(value)` of the weight `name` (tfjs shape `tf_shape`, C values).
+fn prelu_with(
     source: &mut WeightSource,
-    mul: &str,
-    channels: usize,
+    name: &str,
+    tf_shape: &[usize],
+    slope: impl Fn(f32) -> f32,
     device: &Device,
 ) -> Result<PRelu> {
+    let channels = tf_shape.iter().product();
     let alpha = match source {
         WeightSource::Empty => zeros([channels], device),
         WeightSource::Tfjs(weights) => param(
             weights
-                .take(mul, &[channels])?
+                .take(name, tf_shape)?
                 .values
-                .iter()
-                .map(|m| 2.0 * m)
+                .into_iter()
+                .map(slope)
                 .collect(),
             [channels],
             device,
@@ -352,6 +354,69 @@ pub fn prelu_from_decomposed(
         alpha,
         alpha_value: 0.0,
     })
+}
+
+/// PReLU from a graph that decomposed it as `relu(x) + mul * (x - |x|)`, i.e. alpha = 2 * mul.
+pub fn prelu_from_decomposed(
+    source: &mut WeightSource,
+    mul: &str,
+    channels: usize,
+    device: &Device,
+) -> Result<PRelu> {
+    prelu_with(source, mul, &[channels], |m| 2.0 * m, device)
+}
+
+/// PReLU with its slopes stored as a graph constant `[1, 1, C]` (the tfjs converter's fused
+/// `Prelu` operand, named after the Keras layer's `Neg` node but holding the slopes themselves:
+/// the parity tests pin the sign).
+pub fn prelu(
+    source: &mut WeightSource,
+    alpha: &str,
+    channels: usize,
+    device: &Device,
+) -> Result<PRelu> {
+    prelu_with(source, alpha, &[1, 1, channels], |a| a, device)
+}
+
+/// Checks that the graph's `Pad` node `paddings` (`[4, 2]`, NHWC) pads only the channels, at
+/// the end, from `from` to `to`: the zero channels a BlazeBlock's shortcut gains when its
+/// width grows ([`pad_channels`]).
+pub fn check_channel_padding(
+    source: &mut WeightSource,
+    paddings: &str,
+    [from, to]: [usize; 2],
+) -> Result<()> {
+    let WeightSource::Tfjs(weights) = source else {
+        return Ok(());
+    };
+    let values = weights.take(paddings, &[4, 2])?.values;
+    let expected = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (to - from) as f32];
+    if values != expected {
+        return Err(Error::model(
+            &weights.origin,
+            format!("{paddings} pads {values:?}, not the channels {from} → {to} at the end"),
+        ));
+    }
+    Ok(())
+}
+
+/// Zero channels appended to NCHW `x` up to `channels`.
+pub fn pad_channels(x: Tensor<4>, channels: usize) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    if c >= channels {
+        return x;
+    }
+    let zeros = Tensor::<4>::zeros([b, channels - c, h, w], &x.device());
+    Tensor::cat(vec![x, zeros], 1)
+}
+
+/// 2×2 max pooling with stride 2 (TensorFlow's `SAME` and `VALID` agree on even sizes, which
+/// is all these networks pool).
+pub fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+    burn::tensor::module::max_pool2d(
+        x,
+        burn::tensor::ops::MaxPoolOptions::new([2, 2]).with_stride([2, 2]),
+    )
 }
 
 /// A constant tensor the original keeps with the weights (e.g. detector anchors), reshaped.

@@ -49,6 +49,9 @@ pub struct ConvNode {
     pub strides: [usize; 2],
     pub padding: String,
     pub fused_ops: Vec<String>,
+    /// The node's inputs: the tensor it convolves, the filter, then the fused ops' operands
+    /// (bias, PReLU slopes).
+    pub inputs: Vec<String>,
 }
 
 /// The parsed manifest and its shards: weights by name, plus (for graph models) the conv nodes
@@ -59,6 +62,8 @@ pub struct TfjsWeights {
     pub origin: String,
     weights: BTreeMap<String, Weight>,
     conv_nodes: BTreeMap<String, ConvNode>,
+    /// Conv node names to their filter's name (the key of `conv_nodes`).
+    conv_node_names: BTreeMap<String, String>,
     /// Integer constants of the exported graph (shapes, axes): never network parameters.
     integers: BTreeSet<String>,
     taken: BTreeSet<String>,
@@ -264,6 +269,7 @@ fn conv_nodes(topology: &serde_json::Value) -> BTreeMap<String, ConvNode> {
                 ],
                 padding: attr_string(&attr, "padding").unwrap_or_default(),
                 fused_ops: attr_strings(&attr, "fused_ops"),
+                inputs: inputs.iter().map(|s| s.to_string()).collect(),
             },
         );
     }
@@ -335,10 +341,15 @@ impl TfjsWeights {
             }
         }
         let conv_nodes = topology.as_ref().map(conv_nodes).unwrap_or_default();
+        let conv_node_names = conv_nodes
+            .iter()
+            .map(|(filter, node)| (node.name.clone(), filter.clone()))
+            .collect();
         Ok(Self {
             origin: origin.to_string(),
             weights,
             conv_nodes,
+            conv_node_names,
             integers,
             taken: BTreeSet::new(),
         })
@@ -366,6 +377,15 @@ impl TfjsWeights {
     /// The graph node that convolves with filter `weight_name`, when the source is a graph model.
     pub fn conv_node(&self, weight_name: &str) -> Option<&ConvNode> {
         self.conv_nodes.get(weight_name)
+    }
+
+    /// The convolution node called `node_name`, for graphs whose weights carry no meaningful
+    /// names (BlazeFace's are `unknown_N`): the architecture finds its filter and bias by node.
+    pub fn conv_node_named(&self, node_name: &str) -> Result<&ConvNode> {
+        self.conv_node_names
+            .get(node_name)
+            .and_then(|filter| self.conv_nodes.get(filter))
+            .ok_or_else(|| bad(&self.origin, format!("no convolution node {node_name}")))
     }
 
     /// Whether the source carries a graph topology (then every conv must be found in it).

@@ -5,9 +5,11 @@
 // The folder holds `request.json` (written by the Rust test) and the raw inputs it names:
 //   images: RGB8 pixels decoded by Rust, so both sides see identical pixels;
 //   mobilefacenet_crops: float32 NHWC 112×112×3 in [0, 1] (the Rust ArcFace crops);
-//   faceres_crops: float32 NHWC 224×224×3 in [0, 1] (the Rust 224² ArcFace crops).
+//   faceres_crops: float32 NHWC 224×224×3 in [0, 1] (the Rust 224² ArcFace crops);
+//   blazeface_inputs: float32 NHWC 256×256×3 in [0, 1] (the Rust letterboxed photos);
+//   facemesh_inputs: float32 NHWC 192×192×3 in [0, 1] (the Rust rotated face crops).
 // Runs face-api 1.7.15 (SSD MobileNetV1 → 68 landmarks → ResNet descriptor, its own pipeline)
-// and human-models' MobileFaceNet and faceres on tfjs's pure-JS CPU backend and writes
+// and human-models' MobileFaceNet, faceres, BlazeFace and face mesh on tfjs's pure-JS CPU backend and writes
 // `reference.json`.
 // Nothing here is stored in the repository: the outputs are regenerated on every run.
 
@@ -126,15 +128,49 @@ async function main() {
     means.dispose();
   }
 
+  // BlazeFace and the face mesh on the Rust inputs (NHWC in [0, 1]: letterboxed 256² photos and
+  // 192² rotated face crops); BlazeFace's graph takes [-1, 1], the mesh's [0, 1].
+  const readInput = (file, shape) => {
+    const bytes = fs.readFileSync(path.join(dir, file));
+    return tf.tensor4d(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), shape);
+  };
+  const blazeface = [];
+  if ((request.blazeface_inputs ?? []).length > 0) {
+    const model = await loadGraph(request.blazeface_model);
+    for (const item of request.blazeface_inputs) {
+      const input = tf.tidy(() => readInput(item.f32, [1, 256, 256, 3]).mul(2).sub(1));
+      // classificators_1 / _2 and regressors_1 / _2: the 16² map's 512 anchors, then the 8² map's 384.
+      const [c16, c8, r16, r8] = model.execute(input, ['Identity', 'Identity_1', 'Identity_2', 'Identity_3']);
+      blazeface.push({
+        name: item.name,
+        logits: [...c16.dataSync(), ...c8.dataSync()],
+        regressions: [...r16.dataSync(), ...r8.dataSync()],
+      });
+      tf.dispose([input, c16, c8, r16, r8]);
+    }
+  }
+  const facemesh = [];
+  if ((request.facemesh_inputs ?? []).length > 0) {
+    const model = await loadGraph(request.facemesh_model);
+    for (const item of request.facemesh_inputs) {
+      const input = readInput(item.f32, [1, 192, 192, 3]);
+      const [mesh, flag] = model.execute(input, ['Identity_2', 'Identity_1']);
+      facemesh.push({ name: item.name, mesh: Array.from(mesh.dataSync()), confidence: flag.dataSync()[0] });
+      tf.dispose([input, mesh, flag]);
+    }
+  }
+
   const reference = {
     backend: tf.getBackend(),
     versions: { tfjs: tf.version.tfjs, face_api: faceapi.version },
     images,
     mobilefacenet,
     faceres,
+    blazeface,
+    facemesh,
   };
   fs.writeFileSync(path.join(dir, 'reference.json'), JSON.stringify(reference));
-  console.log(`reference: ${images.length} images, ${images.reduce((n, i) => n + i.faces.length, 0)} faces, ${mobilefacenet.length} MobileFaceNet crops, ${faceres.length} faceres crops (tfjs ${tf.version.tfjs}, ${tf.getBackend()})`);
+  console.log(`reference: ${images.length} images, ${images.reduce((n, i) => n + i.faces.length, 0)} faces, ${mobilefacenet.length} MobileFaceNet crops, ${faceres.length} faceres crops, ${blazeface.length} BlazeFace inputs, ${facemesh.length} face mesh crops (tfjs ${tf.version.tfjs}, ${tf.getBackend()})`);
 }
 
 main().catch((e) => {

@@ -226,9 +226,7 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
             |size: usize, device: &Device| Tensor::<4>::ones([1, size, size, 3], device) * 0.5;
         let sync = |t: Tensor<2>| t.into_data();
         let detector = time_ms(&device, repeat, || {
-            let (_, scores) = nets
-                .detector
-                .forward(input(detector::INPUT_SIZE, &device))?;
+            let (_, scores) = nets.ssd()?.forward(input(detector::INPUT_SIZE, &device))?;
             sync(scores);
             Ok(())
         })?;

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
+use ganfit::eval::landmarks::{MeshSample, NmeAccumulator, YAW_BINS, derive_mesh_68, yaw_bin};
 use ganfit::eval::verification::{self, VerificationReport};
 use ganfit::fit::models::TextureChoice;
-use ganfit::nets::FaceNets;
+use ganfit::nets::{Eyes, FaceNets};
 use ganfit::util::clock::now_ms;
 use ganfit::{Error, Result, device};
 
@@ -33,8 +33,32 @@ pub enum Eval {
         /// Evaluate only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+        /// Evaluate only the first N images of each yaw bin (0–30°, 30–60°, 60–90°): a
+        /// pose-balanced subset for the slow `--fitted` runs.
+        #[arg(long)]
+        per_yaw_bin: Option<usize>,
+        /// The detector and landmarks to evaluate (default: what a fit uses, MediaPipe's when
+        /// its records are present).
+        #[arg(long, value_enum)]
+        eyes: Option<Eyes>,
         #[command(flatten)]
         fitted: FittedArgs,
+    },
+    /// Derive the face mesh's 468 → 68 correspondence (`ganfit::nets::facemesh::MESH_68`) from
+    /// an AFLW2000-3D-style folder: runs BlazeFace and the mesh on every photo, chooses each
+    /// point's vertex pair on the even-numbered photos and reports the NME on the odd ones
+    /// (held out), then prints the table chosen on all photos as Rust source.
+    Mesh68 {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        #[arg(long, default_value_t = 0.0)]
+        annotation_pixel_centre: f32,
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Verification with the identity networks (MobileFaceNet, face-api's ResNet, faceres) on a
     /// folder with `pairs.tsv` and `images/`.
@@ -140,13 +164,19 @@ pub fn run(what: Eval) -> Result<()> {
             device,
             annotation_pixel_centre,
             limit,
+            per_yaw_bin,
+            eyes,
             fitted,
         } if fitted.fitted => crate::eval_fit::landmarks(
             &fit_models(models, device, fitted.texture)?,
             &data,
             annotation_pixel_centre,
             limit,
-            &fitted.options()?,
+            per_yaw_bin,
+            &ganfit::fit::FitOptions {
+                eyes: eyes.or(fitted.options()?.eyes),
+                ..fitted.options()?
+            },
         ),
         Eval::Identity {
             data,
@@ -166,6 +196,8 @@ pub fn run(what: Eval) -> Result<()> {
             device,
             annotation_pixel_centre,
             limit,
+            per_yaw_bin,
+            eyes,
             ..
         } => landmarks(
             &data,
@@ -173,6 +205,8 @@ pub fn run(what: Eval) -> Result<()> {
             device,
             annotation_pixel_centre,
             limit,
+            per_yaw_bin,
+            eyes,
         ),
         Eval::Identity {
             data,
@@ -181,6 +215,19 @@ pub fn run(what: Eval) -> Result<()> {
             limit,
             ..
         } => identity(&data, &models_dir(models), device, limit),
+        Eval::Mesh68 {
+            data,
+            models,
+            device,
+            annotation_pixel_centre,
+            limit,
+        } => mesh68(
+            &data,
+            &models_dir(models),
+            device,
+            annotation_pixel_centre,
+            limit,
+        ),
         Eval::Synthetic {
             models,
             device,
@@ -227,30 +274,31 @@ fn landmarks(
     backend: Backend,
     pixel_centre: f32,
     limit: Option<usize>,
+    per_yaw_bin: Option<usize>,
+    eyes: Option<Eyes>,
 ) -> Result<()> {
     let nets = load(models, backend)?;
+    let eyes = eyes.unwrap_or(nets.eyes());
+    println!("# eyes: {}", eyes.name());
     let mut acc = NmeAccumulator::default();
+    let mut fallbacks = [0usize; 3];
     let (mut offset, mut offset_count) = ([0f64; 2], 0usize);
     let mut multiple = 0usize;
     let start = now_ms();
     let mut images = 0usize;
-    for item in annotated_images(data, pixel_centre, limit)? {
+    for item in annotated_images(data, pixel_centre, limit, per_yaw_bin)? {
         images += 1;
         let Some((a, truth, image)) = item else {
             acc.add_skipped();
             continue;
         };
-        let result = device::block_on(async {
-            let detections = nets.detect(&image).await?;
-            let face = *detections.largest()?;
-            Ok::<_, Error>((
-                nets.landmarks68(&image, &face).await?,
-                detections.faces.len(),
-            ))
-        });
-        match result {
-            Ok((points, found)) => {
-                multiple += (found > 1) as usize;
+        match device::block_on(nets.analyse_with(&image, eyes)) {
+            Ok(analysis) => {
+                let points = analysis.points()?;
+                multiple += (analysis.faces_found > 1) as usize;
+                if analysis.mesh_rejected.is_some() {
+                    fallbacks[yaw_bin(a.yaw)] += 1;
+                }
                 acc.add(&points, &truth, a.yaw);
                 for (p, t) in points.iter().zip(&truth) {
                     offset[0] += (p[0] - t[0]) as f64;
@@ -281,6 +329,12 @@ fn landmarks(
         println!("evaluated yaw {label}: {count} images");
         println!("detection failures yaw {label}: {failures} images");
     }
+    if eyes == Eyes::MediaPipe {
+        // Faces BlazeFace found but the mesh refused: face-api's 68 points stand in.
+        for ((label, _), n) in YAW_BINS.iter().zip(fallbacks) {
+            println!("mesh refused, face-api landmarks used, yaw {label}: {n} images");
+        }
+    }
     let n = offset_count.max(1) as f64;
     println!("mean signed error x: {:.3} px", offset[0] / n);
     println!("mean signed error y: {:.3} px", offset[1] / n);
@@ -288,6 +342,90 @@ fn landmarks(
         "time per image: {:.0} ms",
         (now_ms() - start) / images.max(1) as f64
     );
+    Ok(())
+}
+
+fn mesh68(
+    data: &Path,
+    models: &Path,
+    backend: Backend,
+    pixel_centre: f32,
+    limit: Option<usize>,
+) -> Result<()> {
+    let nets = load(models, backend)?;
+    let mut samples = Vec::new();
+    let mut yaws = Vec::new();
+    let mut missed = 0usize;
+    for item in annotated_images(data, pixel_centre, limit, None)? {
+        let Some((a, truth, image)) = item else {
+            continue;
+        };
+        let mesh = device::block_on(async {
+            let detections = nets.detect_with(&image, Eyes::MediaPipe).await?;
+            nets.mesh(&image, detections.largest()?).await
+        });
+        match mesh {
+            Ok(mesh) => {
+                samples.push(MeshSample {
+                    mesh: mesh.points,
+                    truth,
+                });
+                yaws.push(a.yaw);
+            }
+            Err(Error::NoFace | Error::MeshRejected(_)) => missed += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    println!(
+        "meshes: {} images ({missed} without a face or with the mesh's face flag below the gate)",
+        samples.len()
+    );
+    let (even, odd): (Vec<_>, Vec<_>) = samples.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let pick = |set: &[(usize, &MeshSample)]| -> Vec<MeshSample> {
+        set.iter()
+            .map(|(_, s)| MeshSample {
+                mesh: s.mesh.clone(),
+                truth: s.truth.clone(),
+            })
+            .collect()
+    };
+    let half = derive_mesh_68(&pick(&even))
+        .ok_or_else(|| Error::Invalid("no usable annotated photos".into()))?;
+    let mut held_out = NmeAccumulator::default();
+    for (i, s) in &odd {
+        let points: Vec<[f32; 2]> = half
+            .vertices
+            .iter()
+            .map(|[a, b]| {
+                let (a, b) = (s.mesh[*a as usize], s.mesh[*b as usize]);
+                [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0]
+            })
+            .collect();
+        held_out.add(&points, &s.truth, yaws[*i]);
+    }
+    let r = held_out.report();
+    println!(
+        "held-out nme (table from the even photos, error on the odd): mean {:.3} %, balanced {:.3} %, by yaw bin {}",
+        100.0 * r.mean,
+        100.0 * r.balanced,
+        r.bins
+            .iter()
+            .map(|(label, mean, n, _)| format!("{label}: {:.3} % ({n})", 100.0 * mean))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let all = derive_mesh_68(&samples)
+        .ok_or_else(|| Error::Invalid("no usable annotated photos".into()))?;
+    println!(
+        "// chosen on {} photos of {}",
+        samples.len(),
+        data.display()
+    );
+    println!("pub const MESH_68: [[u16; 2]; 68] = [");
+    for (k, (v, e)) in all.vertices.iter().zip(all.errors).enumerate() {
+        println!("    [{}, {}], // {k}: {:.2} %", v[0], v[1], 100.0 * e);
+    }
+    println!("];");
     Ok(())
 }
 

@@ -45,16 +45,26 @@ pub fn annotations(data: &Path) -> Result<Vec<Annotation>> {
 /// One annotated photo: its annotation, its landmarks in this crate's pixel convention, the image.
 pub type AnnotatedImage = (Annotation, Vec<[f32; 2]>, image::RgbImage);
 
-/// The first `limit` annotated images of `data`: each annotation, its landmarks in this
-/// crate's convention (pixel centres at +0.5; the data's centres are at `pixel_centre`), and
-/// the decoded image; `None` for an image that cannot be read (reported here, to be counted as
+/// The first `limit` annotated images of `data` (with `per_yaw_bin`: the first that many of
+/// each yaw bin, a pose-balanced subset): each annotation, its landmarks in this crate's
+/// convention (pixel centres at +0.5; the data's centres are at `pixel_centre`), and the
+/// decoded image; `None` for an image that cannot be read (reported here, to be counted as
 /// skipped by the caller).
 pub fn annotated_images(
     data: &Path,
     pixel_centre: f32,
     limit: Option<usize>,
+    per_yaw_bin: Option<usize>,
 ) -> Result<impl Iterator<Item = Option<AnnotatedImage>> + '_> {
     let mut list = annotations(data)?;
+    if let Some(n) = per_yaw_bin {
+        let mut taken = [0usize; 3];
+        list.retain(|a| {
+            let bin = ganfit::eval::landmarks::yaw_bin(a.yaw);
+            taken[bin] += 1;
+            taken[bin] <= n
+        });
+    }
     list.truncate(limit.unwrap_or(usize::MAX));
     let shift = 0.5 - pixel_centre;
     Ok(list.into_iter().map(move |a| {

@@ -132,6 +132,7 @@ pub fn landmarks(
     data: &Path,
     pixel_centre: f32,
     limit: Option<usize>,
+    per_yaw_bin: Option<usize>,
     options: &FitOptions,
 ) -> Result<()> {
     use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
@@ -142,7 +143,7 @@ pub fn landmarks(
         ..options.clone()
     };
     let mut images = 0usize;
-    for item in crate::eval_data::annotated_images(data, pixel_centre, limit)? {
+    for item in crate::eval_data::annotated_images(data, pixel_centre, limit, per_yaw_bin)? {
         images += 1;
         let Some((a, truth, image)) = item else {
             fitted.add_skipped();

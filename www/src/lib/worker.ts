@@ -55,7 +55,7 @@ async function create(message: Extract<ToWorker, { type: 'create' }>) {
     ]);
     const downloaded = performance.now();
     post({ type: 'load-progress', progress: { stage: 'init', loaded: 1, total: 1 } });
-    fitter = await WasmFitter.create(models.face_model, models.detector, models.landmarks68, models.mobilefacenet, models.texture, models.textureChoice);
+    fitter = await WasmFitter.create(models.face_model, models.blazeface, models.facemesh, models.landmarks68, models.mobilefacenet, models.texture, models.textureChoice);
     post({
       type: 'ready',
       adapter: fitter.adapter,
