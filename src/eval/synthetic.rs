@@ -18,6 +18,9 @@ pub struct SyntheticFace {
     pub texture: Vec<f32>,
     pub yaw_degrees: f32,
     pub image: RgbImage,
+    /// Every shape vertex of the true shape projected into the image, pixels (pixel centres at
+    /// +0.5, as landmarks), visible or not.
+    pub vertices_2d: Vec<[f32; 2]>,
 }
 
 /// The person of a synthetic face: shape and texture coefficients.
@@ -99,6 +102,8 @@ pub async fn render_face(
         .collect();
     let background =
         Tensor::<4>::from_data(TensorData::new(background, [1, size, size, 3]), &device);
+    let (projected, _) =
+        crate::device::read_floats(scene::project_vertices(shape.clone(), &camera, size)).await?;
     let rendered = scene::render(
         &models.face,
         shape,
@@ -120,5 +125,6 @@ pub async fn render_face(
         texture: person.texture.clone(),
         yaw_degrees: yaw.to_degrees(),
         image,
+        vertices_2d: projected.chunks_exact(2).map(|p| [p[0], p[1]]).collect(),
     })
 }

@@ -46,7 +46,7 @@ pub const UPSTREAM_COMMIT: &str = "da5f95a607f5e6b37755b38d3385d7f2853732e5";
 pub const MANIFEST: &str = include_str!("../../models/ict-facekit.sha256");
 /// Bumped when the converter's output changes for the same input, so that `make models`
 /// knows a file written by an older converter is stale.
-pub const CONVERTER_REVISION: u32 = 1;
+pub const CONVERTER_REVISION: u32 = 2;
 
 /// ICT's files are in centimetres.
 const MM_PER_CM: f64 = 10.0;
@@ -436,6 +436,11 @@ fn readme_facts(readme: &str, config: &serde_json::Value, label: &str) -> Result
             ));
         }
     };
+    // ICT's jaw; the inner points where the detector puts them (see `CALIBRATED_INNER`).
+    let mut multipie68 = multipie68;
+    if multipie68.len() == 68 {
+        multipie68[landmarks::JAW..].copy_from_slice(&landmarks::CALIBRATED_INNER);
+    }
     let list = |key: &str| {
         readme_list(readme, key)
             .ok_or_else(|| bad(format!("README.md: no index list after {key:?}")))

@@ -54,14 +54,19 @@ pub fn project_landmarks(
 ) -> Result<Tensor<3>> {
     let (points, rotation) = to_camera(shape, camera);
     let landmarks = face.contour_landmarks(points, rotation)?;
-    let clip = camera::project(
-        landmarks,
-        camera.focal.clone(),
-        resolution,
-        resolution,
-        DEPTH,
-    );
-    Ok(camera::clip_to_pixels(clip, resolution, resolution))
+    Ok(to_pixels(landmarks, camera.focal.clone(), resolution))
+}
+
+/// Camera-space points `[N, P, 3]` projected to pixels `[N, P, 2]` of a `resolution²` image.
+fn to_pixels(points: Tensor<3>, focal: Tensor<2>, resolution: usize) -> Tensor<3> {
+    let clip = camera::project(points, focal, resolution, resolution, DEPTH);
+    camera::clip_to_pixels(clip, resolution, resolution)
+}
+
+/// Every shape vertex `[N, Vs, 3]` projected to pixels `[N, Vs, 2]` (no visibility test).
+pub fn project_vertices(shape: Tensor<3>, camera: &Camera, resolution: usize) -> Tensor<3> {
+    let (points, _) = to_camera(shape, camera);
+    to_pixels(points, camera.focal.clone(), resolution)
 }
 
 /// Renders `shape` `[N, Vs, 3]` with `uv_map` `[1 or N, Ht, Wt, 3]` under Phong `light`.

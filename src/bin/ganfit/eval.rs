@@ -60,6 +60,28 @@ pub enum Eval {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Calibrate the face model's inner 51 landmarks against the detector on synthetic faces
+    /// (known shape and camera; see `ganfit::eval::embedding`) and print the table
+    /// `face_model::landmarks::CALIBRATED_INNER` holds.
+    Embedding {
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        /// Synthetic views with a detected face and mesh.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 384)]
+        size: usize,
+        /// Views turned further than this (degrees of yaw) are drawn again.
+        #[arg(long, default_value_t = 45.0)]
+        max_yaw: f32,
+        /// How far from the listed vertex a landmark may move, mm.
+        #[arg(long, default_value_t = 8.0)]
+        radius: f64,
+    },
     /// Verification with the identity networks (MobileFaceNet, face-api's ResNet, faceres) on a
     /// folder with `pairs.tsv` and `images/`.
     Identity {
@@ -215,6 +237,22 @@ pub fn run(what: Eval) -> Result<()> {
             limit,
             ..
         } => identity(&data, &models_dir(models), device, limit),
+        Eval::Embedding {
+            models,
+            device,
+            count,
+            seed,
+            size,
+            max_yaw,
+            radius,
+        } => crate::eval_fit::embedding(
+            &fit_models(models, device, None)?,
+            count,
+            seed,
+            size,
+            max_yaw,
+            radius,
+        ),
         Eval::Mesh68 {
             data,
             models,

@@ -317,3 +317,121 @@ pub fn identity(
     );
     Ok(())
 }
+
+/// `ganfit eval embedding`: the inner landmarks' vertices calibrated against the detector on
+/// synthetic faces (see `ganfit::eval::embedding`). Calibrates on the even-numbered views and
+/// reports the error on the odd ones (held out), then prints the table chosen on all views in
+/// ICT's vertex numbering, as `face_model::landmarks::CALIBRATED_INNER` holds it.
+pub fn embedding(
+    models: &Models,
+    count: usize,
+    seed: u64,
+    size: usize,
+    max_yaw: f32,
+    radius_mm: f64,
+) -> Result<()> {
+    use ganfit::eval::embedding::{EmbeddingView, calibrate_inner};
+    use ganfit::nets::Eyes;
+    let face = &models.face;
+    let mut rng = SplitMix64::new(seed);
+    let mut views = Vec::new();
+    let (mut drawn, mut missed) = (0usize, 0usize);
+    while views.len() < count {
+        drawn += 1;
+        if drawn > 20 * count.max(1) {
+            return Err(Error::Invalid(format!(
+                "only {} of {count} synthetic views were usable",
+                views.len()
+            )));
+        }
+        let person = random_person(models, &mut rng);
+        let view = block_on(render_face(models, &person, &mut rng, size))?;
+        if view.yaw_degrees.abs() > max_yaw {
+            continue;
+        }
+        match block_on(models.nets.analyse(&view.image)) {
+            Ok(a) if a.landmarks_by == Eyes::MediaPipe => views.push(EmbeddingView {
+                detected: a.landmarks,
+                vertices: view.vertices_2d,
+            }),
+            Ok(_) | Err(Error::NoFace) => missed += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    println!(
+        "views: {} (|yaw| <= {max_yaw}°, {size}², seed {seed}); {missed} without a face or a mesh",
+        views.len()
+    );
+    let allowed = face.shape_face_mask(FaceArea::Narrow);
+    let calibrate = |views: &[EmbeddingView]| {
+        calibrate_inner(
+            views,
+            face.mean_positions(),
+            face.landmark_indices(),
+            &allowed,
+            radius_mm,
+        )
+        .ok_or_else(|| Error::Invalid("no usable views".into()))
+    };
+    let (even, odd): (Vec<EmbeddingView>, Vec<EmbeddingView>) = views
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i % 2 == 0, v))
+        .fold((Vec::new(), Vec::new()), |(mut e, mut o), (is_even, v)| {
+            if is_even {
+                e.push(v);
+            } else {
+                o.push(v);
+            }
+            (e, o)
+        });
+    let half = calibrate(&even)?;
+    let mut listed_on_odd = face.landmark_indices().to_vec();
+    for c in &half {
+        listed_on_odd[c.landmark] = c.chosen;
+    }
+    let held_out = calibrate_inner(&odd, face.mean_positions(), &listed_on_odd, &allowed, 0.0)
+        .ok_or_else(|| Error::Invalid("no usable views".into()))?;
+    let before = calibrate_inner(
+        &odd,
+        face.mean_positions(),
+        face.landmark_indices(),
+        &allowed,
+        0.0,
+    )
+    .ok_or_else(|| Error::Invalid("no usable views".into()))?;
+    let mean = |v: &[ganfit::eval::embedding::Calibrated]| {
+        100.0 * v.iter().map(|c| c.error_listed).sum::<f64>() / v.len().max(1) as f64
+    };
+    println!(
+        "held-out inner-landmark error (odd views): listed vertices {:.3} %, calibrated on the even views {:.3} %",
+        mean(&before),
+        mean(&held_out)
+    );
+    let all: Vec<EmbeddingView> = even.into_iter().chain(odd).collect();
+    let chosen = calibrate(&all)?;
+    println!(
+        "// landmark: listed -> chosen ICT vertex, error before -> after (% of face size), moved mm"
+    );
+    for c in &chosen {
+        println!(
+            "// {}: {} -> {}, {:.2} -> {:.2} %, {:.1} mm",
+            c.landmark,
+            face.ict_vertex_indices()[c.listed as usize],
+            face.ict_vertex_indices()[c.chosen as usize],
+            100.0 * c.error_listed,
+            100.0 * c.error_chosen,
+            c.moved_mm
+        );
+    }
+    println!("pub const CALIBRATED_INNER: [u32; 51] = [");
+    for row in chosen.chunks(8) {
+        let items: Vec<String> = row
+            .iter()
+            .map(|c| face.ict_vertex_indices()[c.chosen as usize].to_string())
+            .collect();
+        println!("    {},", items.join(", "));
+    }
+    println!("];");
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Calibrating where the 68 landmarks sit on the face model, so that the model's landmarks mean
+//! what the detector's mean.
+//!
+//! ICT-FaceKit lists Multi-PIE's 68 points as vertices, placed by hand. A detector follows its
+//! training annotations instead (where exactly an eyebrow's end or the nose's wing is), and
+//! the fit pays for any difference twice: stage 1 bends shape and expression to make the two
+//! agree, and the shape is then wrong by that much (`eval synthetic`). FLAME's landmark
+//! embedding was calibrated for the same reason, against scans.
+//!
+//! Here the ground truth comes from the model itself: synthetic faces with known shape and
+//! camera ([`super::synthetic`]) are rendered, the detector marks them, and for each inner
+//! landmark (17–67: brows, nose, eyes, mouth) the vertex near the listed one whose projection
+//! lies closest to the detected point, on average over the views, takes its place. No photo is
+//! involved, so the result depends only on the model, the texture model and the detector. The
+//! jaw (0–16) is not moved: its points slide along contour lines (see
+//! [`crate::face_model::landmarks`]) that start at the listed vertices.
+
+/// One synthetic view: the 68 points the detector found, and every shape vertex's projection.
+pub struct EmbeddingView {
+    pub detected: Vec<[f32; 2]>,
+    pub vertices: Vec<[f32; 2]>,
+}
+
+/// The calibration of one inner landmark.
+#[derive(Debug, Clone, Copy)]
+pub struct Calibrated {
+    /// Multi-PIE index (17–67).
+    pub landmark: usize,
+    /// Shape vertex before and after.
+    pub listed: u32,
+    pub chosen: u32,
+    /// Mean distance to the detected point over the views, relative to the detected points'
+    /// box size `sqrt(w·h)` (as NME), before and after.
+    pub error_listed: f64,
+    pub error_chosen: f64,
+    /// How far the chosen vertex lies from the listed one on the mean face, mm.
+    pub moved_mm: f64,
+}
+
+/// The first inner landmark: 0–16 are the jaw.
+pub const FIRST_INNER: usize = 17;
+
+/// For each inner landmark, the vertex within `radius_mm` (on the mean face, among `allowed`
+/// vertices) of the listed one whose projections are closest to the detected points over
+/// `views`. `None` when there are no views or the inputs disagree in size.
+pub fn calibrate_inner(
+    views: &[EmbeddingView],
+    mean: &[[f32; 3]],
+    listed: &[u32],
+    allowed: &[bool],
+    radius_mm: f64,
+) -> Option<Vec<Calibrated>> {
+    if views.is_empty()
+        || listed.len() != 68
+        || allowed.len() != mean.len()
+        || views
+            .iter()
+            .any(|v| v.detected.len() != 68 || v.vertices.len() != mean.len())
+    {
+        return None;
+    }
+    let sizes: Vec<f64> = views
+        .iter()
+        .map(|v| {
+            let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+            for p in &v.detected {
+                for k in 0..2 {
+                    lo[k] = lo[k].min(p[k] as f64);
+                    hi[k] = hi[k].max(p[k] as f64);
+                }
+            }
+            ((hi[0] - lo[0]) * (hi[1] - lo[1])).sqrt().max(1e-9)
+        })
+        .collect();
+    let error = |k: usize, vertex: usize| {
+        views
+            .iter()
+            .zip(&sizes)
+            .map(|(v, size)| {
+                let (p, t) = (v.vertices[vertex], v.detected[k]);
+                ((p[0] - t[0]) as f64).hypot((p[1] - t[1]) as f64) / size
+            })
+            .sum::<f64>()
+            / views.len() as f64
+    };
+    let distance = |a: usize, b: usize| {
+        (0..3)
+            .map(|k| (mean[a][k] as f64 - mean[b][k] as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let mut out = Vec::new();
+    for (k, &listed_vertex) in listed.iter().enumerate().skip(FIRST_INNER) {
+        let home = listed_vertex as usize;
+        let (chosen, error_chosen) = (0..mean.len())
+            .filter(|&v| allowed[v] && distance(v, home) <= radius_mm)
+            .map(|v| (v, error(k, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((home, error(k, home)));
+        out.push(Calibrated {
+            landmark: k,
+            listed: listed_vertex,
+            chosen: chosen as u32,
+            error_listed: error(k, home),
+            error_chosen,
+            moved_mm: distance(chosen, home),
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_vertex_that_lands_on_the_detected_point() {
+        // Three vertices on a line; every view detects landmark k where vertex 2 projects.
+        let mean = vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0]];
+        let mut listed = vec![0u32; 68];
+        listed[30] = 1;
+        let views: Vec<EmbeddingView> = (0..3)
+            .map(|i| {
+                let shift = i as f32;
+                let vertices = vec![
+                    [10.0 + shift, 0.0],
+                    [11.0 + shift, 0.0],
+                    [12.0 + shift, 0.0],
+                ];
+                let mut detected: Vec<[f32; 2]> = (0..68).map(|j| [j as f32, j as f32]).collect();
+                detected[30] = vertices[2];
+                EmbeddingView { detected, vertices }
+            })
+            .collect();
+        let out = calibrate_inner(&views, &mean, &listed, &[true; 3], 5.0).unwrap();
+        assert_eq!(out.len(), 68 - FIRST_INNER);
+        let nose = out.iter().find(|c| c.landmark == 30).unwrap();
+        assert_eq!((nose.listed, nose.chosen), (1, 2));
+        assert_eq!(nose.error_chosen, 0.0);
+        assert!(nose.error_listed > 0.0 && (nose.moved_mm - 1.0).abs() < 1e-9);
+        // Out of reach: a radius below the spacing keeps the listed vertex.
+        let out = calibrate_inner(&views, &mean, &listed, &[true; 3], 0.5).unwrap();
+        let nose = out.iter().find(|c| c.landmark == 30).unwrap();
+        assert_eq!(nose.chosen, 1);
+    }
+}
