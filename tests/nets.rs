@@ -307,6 +307,16 @@ fn several_faces_use_the_largest() {
     let analysis = block_on(nets.analyse(&image)).unwrap();
     assert_eq!(analysis.faces_found, detections.faces.len());
     assert_eq!(analysis.face, detections.faces[0]);
+    // Another face by its index; one past the last is a typed error naming the count.
+    let second = block_on(nets.analyse_face(&image, nets.eyes(), 1)).unwrap();
+    assert_eq!(second.face, detections.faces[1]);
+    match block_on(nets.analyse_face(&image, nets.eyes(), detections.faces.len())) {
+        Err(Error::Invalid(reason)) => assert!(
+            reason.contains(&format!("{} found", detections.faces.len())),
+            "{reason}"
+        ),
+        other => panic!("face out of range: {other:?}"),
+    }
 }
 
 #[test]

@@ -73,6 +73,8 @@ pub struct FitOptions {
     /// The detector and landmarks (`"mediapipe"` or `"face-api"`; default: MediaPipe's when
     /// its networks are loaded).
     pub eyes: Option<crate::nets::Eyes>,
+    /// Which detected face of each photo to fit: 0 the largest, 1 the next by size, …
+    pub face: usize,
 }
 
 impl Default for FitOptions {
@@ -106,6 +108,7 @@ impl Default for FitOptions {
             blend_photo_texture: true,
             seed: 1,
             eyes: None,
+            face: 0,
         }
     }
 }

@@ -6,6 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::options::FitOptions;
 use super::pose_init::{Pose, pose_from_landmarks};
 use crate::error::{Error, Result};
 use crate::face_model::FaceModel;
@@ -82,11 +83,11 @@ pub async fn prepare(
     nets: &FaceNets,
     face: &FaceModel,
     photo: &RgbImage,
-    resolution: usize,
-    eyes: Option<nets::Eyes>,
+    options: &FitOptions,
 ) -> Result<PhotoTarget> {
+    let resolution = options.resolution;
     let analysis = nets
-        .analyse_with(photo, eyes.unwrap_or(nets.eyes()))
+        .analyse_face(photo, options.eyes.unwrap_or(nets.eyes()), options.face)
         .await?;
     let crop = working_crop(&analysis.landmarks, resolution);
     let to_crop = crop
@@ -139,10 +140,16 @@ pub async fn prepare(
         ));
     }
     if analysis.faces_found > 1 {
-        warnings.push(format!(
-            "{} faces found; the largest is fitted",
-            analysis.faces_found
-        ));
+        warnings.push(match options.face {
+            0 => format!(
+                "{} faces found; the largest is fitted (choose another with the face option, numbered from 0 by size)",
+                analysis.faces_found
+            ),
+            i => format!(
+                "{} faces found; face {i} (by size, from 0) is fitted",
+                analysis.faces_found
+            ),
+        });
     }
     let yaw = pose.angles[1].to_degrees();
     if yaw.abs() > PROFILE_YAW_DEGREES {

@@ -99,7 +99,7 @@ impl Session {
                     elapsed_ms,
                 },
             )?;
-            match photo::prepare(nets, face, photo, options.resolution, options.eyes).await {
+            match photo::prepare(nets, face, photo, options).await {
                 Ok(target) => {
                     targets.push(target);
                     sources.push(first_index + i);

@@ -460,8 +460,29 @@ impl FaceNets {
 
     /// [`Self::analyse`] with the given eyes.
     pub async fn analyse_with(&self, image: &RgbImage, eyes: Eyes) -> Result<FaceAnalysis> {
+        self.analyse_face(image, eyes, 0).await
+    }
+
+    /// [`Self::analyse_with`] for the detected face `index` (0: the largest, then by size).
+    /// [`Error::NoFace`] without faces, [`Error::Invalid`] naming the count when `index` is
+    /// beyond them.
+    pub async fn analyse_face(
+        &self,
+        image: &RgbImage,
+        eyes: Eyes,
+        index: usize,
+    ) -> Result<FaceAnalysis> {
         let detections = self.detect_with(image, eyes).await?;
-        let face = *detections.largest()?;
+        let face = match detections.faces.get(index) {
+            Some(face) => *face,
+            None if detections.faces.is_empty() => return Err(Error::NoFace),
+            None => {
+                return Err(Error::Invalid(format!(
+                    "face {index} was asked for; {} found (numbered from 0, largest first)",
+                    detections.faces.len()
+                )));
+            }
+        };
         // A face the mesh refuses (in profile, mostly) still has BlazeFace's box: face-api's
         // 68-point network takes over there, and the analysis says so.
         let (points, mesh, landmarks_by, mesh_rejected) = match eyes {

@@ -45,6 +45,13 @@ pub struct FitArgs {
     /// Options as JSON (see `FitOptions`); flags override it.
     #[arg(long)]
     pub options: Option<PathBuf>,
+    /// Which detected face to fit when a photo shows several: 0 the largest (the default),
+    /// 1 the next by size, …
+    #[arg(long)]
+    pub face: Option<usize>,
+    /// The detector and landmarks (default: MediaPipe's BlazeFace and face mesh).
+    #[arg(long, value_enum)]
+    pub eyes: Option<ganfit::nets::Eyes>,
 }
 
 pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
@@ -60,6 +67,12 @@ pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
         options.resolution = r;
     }
     options.blend_photo_texture &= !args.no_blend;
+    if let Some(face) = args.face {
+        options.face = face;
+    }
+    if args.eyes.is_some() {
+        options.eyes = args.eyes;
+    }
     options.validate()?;
     Ok(options)
 }
