@@ -17,6 +17,13 @@ pub enum Error {
     /// No face was found in the photo.
     #[error("no face found in the photo")]
     NoFace,
+    /// No upright face, but one appears when the photo is turned by the given quarter turns
+    /// (degrees clockwise): the photo is on its side or upside down (an orientation its EXIF
+    /// data does not record).
+    #[error(
+        "no upright face, but one appears with the photo turned {0}° clockwise: the photo is on its side or upside down; turn it upright and try again"
+    )]
+    FaceRotated(u32),
     /// The face mesh does not recognise a face in the detector's box (its face flag, given,
     /// is below the gate): most often a face seen in profile.
     #[error("the face mesh sees no face in the detected box (face flag {0:.2}, the gate is 0.2)")]
@@ -70,6 +77,7 @@ impl Error {
             Error::Image(_) => "Image",
             Error::NoFace => "NoFace",
             Error::MeshRejected(_) => "MeshRejected",
+            Error::FaceRotated(_) => "FaceRotated",
             Error::Cancelled => "Cancelled",
             Error::Diverged(_) => "Diverged",
             Error::Render(_) => "Render",

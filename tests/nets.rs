@@ -288,6 +288,48 @@ fn no_face_is_a_typed_error() {
 }
 
 #[test]
+fn a_photo_on_its_side_or_upside_down_is_fitted_or_reported() {
+    // BlazeFace's keypoints give the face's roll, and the mesh crops are turned by it: a face
+    // on its side or upside down is found and its landmarks match the upright photo's (turned
+    // back), or, where BlazeFace sees no face at that roll, the error says which turn shows one.
+    let nets = nets(&cpu());
+    let upright = sample("takeo.ppm");
+    let reference = block_on(nets.analyse(&upright)).unwrap();
+    let (w, h) = (upright.width() as f32, upright.height() as f32);
+    type Back = fn([f32; 2], f32, f32) -> [f32; 2];
+    let cases: [(RgbImage, u32, Back); 3] = [
+        // Turned 90° clockwise: upright (x, y) went to (h − y, x).
+        (image::imageops::rotate90(&upright), 270, |[x, y], _, h| {
+            [y, h - x]
+        }),
+        (image::imageops::rotate180(&upright), 180, |[x, y], w, h| {
+            [w - x, h - y]
+        }),
+        (image::imageops::rotate270(&upright), 90, |[x, y], w, _| {
+            [w - y, x]
+        }),
+    ];
+    for (image, turn, back) in cases {
+        match block_on(nets.analyse(&image)) {
+            Ok(a) => {
+                let points: Vec<[f32; 2]> = a.landmarks.iter().map(|&p| back(p, w, h)).collect();
+                let error = nme(&points, &reference.landmarks).unwrap();
+                eprintln!(
+                    "turned (needs {turn}° to be upright): found, NME against upright {:.2} %",
+                    100.0 * error
+                );
+                assert!(error < 0.05, "turned {turn}: NME {error}");
+            }
+            Err(Error::FaceRotated(degrees)) => {
+                eprintln!("turned (needs {turn}°): reported");
+                assert_eq!(degrees, turn);
+            }
+            Err(e) => panic!("turned photo ({turn}°): {e}"),
+        }
+    }
+}
+
+#[test]
 fn several_faces_use_the_largest() {
     let nets = nets(&cpu());
     let image = sample("t1.jpg");

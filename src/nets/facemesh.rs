@@ -422,7 +422,7 @@ impl FaceMesh {
     }
 
     /// The mesh of a detected face: two passes (detector crop, then the crop the first mesh
-    /// frames). [`Error::MeshRejected`] when the second pass's face flag is below
+    /// frames; for a refused face, three more on the crop turned upside down). [`Error::MeshRejected`] when the second pass's face flag is below
     /// [`MIN_CONFIDENCE`] (most often a face seen in profile, which the mesh was not trained
     /// on: its points are then far off).
     pub async fn landmarks(
@@ -431,17 +431,48 @@ impl FaceMesh {
         face: &Detection,
         device: &Device,
     ) -> Result<Mesh> {
-        let first = self
-            .pass(image, &[Roi::from_detection(face)], device)
-            .await?;
-        let roi = Roi::from_mesh(&first[0].points);
-        let mesh = self
+        let roi = Roi::from_detection(face);
+        let mut mesh = self.passes(image, roi, 1, device).await?;
+        if !(mesh.confidence >= MIN_CONFIDENCE) {
+            // On an upside-down face BlazeFace's keypoints describe an upright one (its eyes
+            // swapped, its "mouth" on the forehead), so the crop is upside down too: try it
+            // turned half a revolution before giving up.
+            let turned = Roi {
+                angle: roi.angle + std::f64::consts::PI,
+                ..roi
+            };
+            // The turned crop starts further from the face: one more framing pass.
+            let other = self.passes(image, turned, 2, device).await?;
+            if other.confidence > mesh.confidence {
+                mesh = other;
+            }
+        }
+        if !(mesh.confidence >= MIN_CONFIDENCE) {
+            return Err(Error::MeshRejected(mesh.confidence));
+        }
+        Ok(mesh)
+    }
+
+    /// A pass on `roi`, then `framings` passes each on the crop the previous mesh frames.
+    async fn passes(
+        &self,
+        image: &RgbImage,
+        roi: Roi,
+        framings: usize,
+        device: &Device,
+    ) -> Result<Mesh> {
+        let mut mesh = self
             .pass(image, &[roi], device)
             .await?
             .pop()
             .ok_or(Error::NoFace)?;
-        if !(mesh.confidence >= MIN_CONFIDENCE) {
-            return Err(Error::MeshRejected(mesh.confidence));
+        for _ in 0..framings {
+            let framed = Roi::from_mesh(&mesh.points);
+            mesh = self
+                .pass(image, &[framed], device)
+                .await?
+                .pop()
+                .ok_or(Error::NoFace)?;
         }
         Ok(mesh)
     }

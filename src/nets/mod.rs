@@ -441,6 +441,24 @@ impl FaceNets {
         }
     }
 
+    /// For a photo without an upright face: the clockwise turn (90, 180 or 270°) that shows
+    /// one, if any. BlazeFace is trained on upright faces (about ±45° of roll), so a photo on
+    /// its side or upside down, whose EXIF data does not say so, would otherwise read as "no
+    /// face". Three more detector passes, only when the first found nothing.
+    async fn turned_face(&self, image: &RgbImage, eyes: Eyes) -> Result<Option<u32>> {
+        use image::imageops::{rotate90, rotate180, rotate270};
+        for (degrees, turn) in [
+            (180, rotate180 as fn(&RgbImage) -> RgbImage),
+            (90, rotate90),
+            (270, rotate270),
+        ] {
+            if !self.detect_with(&turn(image), eyes).await?.faces.is_empty() {
+                return Ok(Some(degrees));
+            }
+        }
+        Ok(None)
+    }
+
     /// The face mesh of a detected face (two passes; see [`FaceMesh::landmarks`]).
     pub async fn mesh(&self, image: &RgbImage, face: &Detection) -> Result<Mesh> {
         let (_, mesh) = self.mediapipe()?;
@@ -475,7 +493,12 @@ impl FaceNets {
         let detections = self.detect_with(image, eyes).await?;
         let face = match detections.faces.get(index) {
             Some(face) => *face,
-            None if detections.faces.is_empty() => return Err(Error::NoFace),
+            None if detections.faces.is_empty() => {
+                return Err(self
+                    .turned_face(image, eyes)
+                    .await?
+                    .map_or(Error::NoFace, Error::FaceRotated));
+            }
             None => {
                 return Err(Error::Invalid(format!(
                     "face {index} was asked for; {} found (numbered from 0, largest first)",

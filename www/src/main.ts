@@ -176,6 +176,7 @@ const stageNames: Record<FitProgress['stage'], string> = {
 
 const errorMessages: Record<string, string> = {
   NoFace: 'No face was found in the photo. Try a photo where the face is large, frontal, sharp and well lit.',
+  FaceRotated: 'The photo is on its side or upside down: a face appears only when it is turned. Turn it upright and try again.',
   OutOfMemory: 'The GPU or the browser ran out of memory. Try a lower resolution or fewer photos, or close other tabs; the page still works.',
   Image: 'The photo could not be read',
   Crashed: 'The fitting engine stopped unexpectedly; it will restart for the next fit',
