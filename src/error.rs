@@ -68,6 +68,12 @@ impl Error {
         }
     }
 
+    /// No usable face in a photo: none at all, or only one the photo must be turned to show.
+    /// Batch work (several-photo fits, evaluations, corpus building) skips such a photo.
+    pub fn is_no_face(&self) -> bool {
+        matches!(self, Error::NoFace | Error::FaceRotated(_))
+    }
+
     /// A short stable name of the variant, for the JS side to switch on.
     pub fn kind(&self) -> &'static str {
         match self {

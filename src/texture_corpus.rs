@@ -144,7 +144,7 @@ pub async fn unwrap_photo(
     .await
     {
         Ok(s) => s,
-        Err(Error::NoFace) => return Ok(Err("no face".into())),
+        Err(e) if e.is_no_face() => return Ok(Err("no face".into())),
         Err(e) => return Err(e),
     };
     session

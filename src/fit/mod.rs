@@ -71,8 +71,8 @@ pub async fn fit(
         .await
         {
             Ok(one) => one,
-            Err(Error::NoFace) => {
-                skipped.push(session::no_face_warning(index));
+            Err(e) if e.is_no_face() => {
+                skipped.push(session::no_face_warning(index, &e));
                 continue;
             }
             Err(e) => return Err(e),

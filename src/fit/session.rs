@@ -105,7 +105,9 @@ impl Session {
                     sources.push(first_index + i);
                 }
                 // One faceless view should not sink a several-view fit of the same person.
-                Err(Error::NoFace) if n > 1 => skipped.push(no_face_warning(first_index + i)),
+                Err(e) if n > 1 && e.is_no_face() => {
+                    skipped.push(no_face_warning(first_index + i, &e))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -629,8 +631,11 @@ impl Session {
 }
 
 /// The warning for a photo left out of a several-photo fit.
-pub(super) fn no_face_warning(index: usize) -> String {
-    format!("photo {index}: no face found; left out of the fit")
+pub(super) fn no_face_warning(index: usize, reason: &Error) -> String {
+    match reason {
+        Error::FaceRotated(_) => format!("photo {index}: {reason}; left out of the fit"),
+        _ => format!("photo {index}: no face found; left out of the fit"),
+    }
 }
 
 fn notify(observer: &mut Observer<'_>, progress: Progress) -> Result<()> {

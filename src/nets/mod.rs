@@ -444,9 +444,15 @@ impl FaceNets {
     /// For a photo without an upright face: the clockwise turn (90, 180 or 270°) that shows
     /// one, if any. BlazeFace is trained on upright faces (about ±45° of roll), so a photo on
     /// its side or upside down, whose EXIF data does not say so, would otherwise read as "no
-    /// face". Three more detector passes, only when the first found nothing.
+    /// face". Three more BlazeFace passes, only when the first found nothing (MediaPipe's eyes
+    /// only).
     async fn turned_face(&self, image: &RgbImage, eyes: Eyes) -> Result<Option<u32>> {
         use image::imageops::{rotate90, rotate180, rotate270};
+        // BlazeFace passes cost milliseconds; the SSD's a second on a CPU: not for every
+        // faceless photo of a batch.
+        if eyes != Eyes::MediaPipe {
+            return Ok(None);
+        }
         for (degrees, turn) in [
             (180, rotate180 as fn(&RgbImage) -> RgbImage),
             (90, rotate90),

@@ -344,7 +344,7 @@ fn landmarks(
                     offset_count += 1;
                 }
             }
-            Err(Error::NoFace) => acc.add_failure(a.yaw),
+            Err(e) if e.is_no_face() => acc.add_failure(a.yaw),
             Err(e) => {
                 eprintln!("skip {}: {e}", a.image);
                 acc.add_skipped();
@@ -410,7 +410,8 @@ fn mesh68(
                 });
                 yaws.push(a.yaw);
             }
-            Err(Error::NoFace | Error::MeshRejected(_)) => missed += 1,
+            Err(Error::MeshRejected(_)) => missed += 1,
+            Err(e) if e.is_no_face() => missed += 1,
             Err(e) => return Err(e),
         }
     }
@@ -519,7 +520,7 @@ fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) 
         let result = embed(&nets, &data.join("images").join(name));
         let entry = match result {
             Ok(e) => Some(e),
-            Err(Error::NoFace) => {
+            Err(e) if e.is_no_face() => {
                 no_face += 1;
                 eprintln!("no face: {name}");
                 None

@@ -171,7 +171,7 @@ pub fn landmarks(
                     n(&photo.photo.landmarks)
                 );
             }
-            Err(Error::NoFace) => {
+            Err(e) if e.is_no_face() => {
                 fitted.add_failure(a.yaw);
                 detector.add_failure(a.yaw);
             }
@@ -354,7 +354,8 @@ pub fn embedding(
                 detected: a.landmarks,
                 vertices: view.vertices_2d,
             }),
-            Ok(_) | Err(Error::NoFace) => missed += 1,
+            Ok(_) => missed += 1,
+            Err(e) if e.is_no_face() => missed += 1,
             Err(e) => return Err(e),
         }
     }

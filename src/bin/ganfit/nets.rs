@@ -182,7 +182,7 @@ fn centre(out: &Path, dir: &Path, limit: usize, half: bool) -> Result<()> {
                     .for_each(|(s, v)| *s += *v as f64);
                 faces += 1;
             }
-            Err(Error::NoFace) => {}
+            Err(e) if e.is_no_face() => {}
             Err(e) => return Err(e),
         }
     }
