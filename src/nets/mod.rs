@@ -410,7 +410,8 @@ impl FaceNets {
         }
     }
 
-    fn mediapipe(&self) -> Result<&(BlazeFace, FaceMesh)> {
+    /// BlazeFace and the face mesh; [`Error::ModelFile`] when they were not loaded.
+    pub fn mediapipe(&self) -> Result<&(BlazeFace, FaceMesh)> {
         self.mediapipe.as_ref().ok_or_else(|| {
             Error::model(
                 Network::BlazeFace.file_name(),

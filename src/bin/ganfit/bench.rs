@@ -219,7 +219,9 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
 }
 
 fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Result<()> {
-    use ganfit::nets::{FaceNets, detector, faceres, landmarks68, mobilefacenet, resnet};
+    use ganfit::nets::{
+        FaceNets, blazeface, detector, facemesh, faceres, landmarks68, mobilefacenet, resnet,
+    };
     for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let nets = FaceNets::load(models, &device)?;
         let input =
@@ -231,6 +233,19 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
             Ok(())
         })?;
         println!("nets {backend:?} detector 512x512 forward: {detector:.2} ms");
+        let (blazeface, facemesh) = nets.mediapipe()?;
+        let blaze = time_ms(&device, repeat, || {
+            let output = blazeface.forward(input(blazeface::INPUT_SIZE, &device))?;
+            sync(output.logits);
+            Ok(())
+        })?;
+        println!("nets {backend:?} blazeface 256x256 forward: {blaze:.2} ms");
+        let mesh = time_ms(&device, repeat, || {
+            let output = facemesh.forward(input(facemesh::INPUT_SIZE, &device))?;
+            output.confidence.into_data();
+            Ok(())
+        })?;
+        println!("nets {backend:?} facemesh 192x192 forward: {mesh:.2} ms");
         let landmarks = time_ms(&device, repeat, || {
             sync(
                 nets.landmarks
