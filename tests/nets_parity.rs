@@ -183,8 +183,8 @@ fn shared() -> &'static Shared {
         let mut crops = Vec::new();
         let mut faceres_crops = Vec::new();
         let (mut blazeface_inputs, mut facemesh_inputs) = (Vec::new(), Vec::new());
-        let read_net = |network: Network| std::fs::read(models_dir().join(network.file_name())).expect("converted models (make models)");
-        let blazeface = BlazeFace::from_bytes(read_net(Network::BlazeFace), &cpu()).unwrap();
+        // The same BlazeFace the face-api side's `FaceNets` loaded.
+        let blazeface = &nets.mediapipe().unwrap().0;
         let mut files = Vec::new();
         let mut images = Vec::new();
         for name in CPU_IMAGES {

@@ -61,16 +61,7 @@ pub fn calibrate_inner(
     }
     let sizes: Vec<f64> = views
         .iter()
-        .map(|v| {
-            let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-            for p in &v.detected {
-                for k in 0..2 {
-                    lo[k] = lo[k].min(p[k] as f64);
-                    hi[k] = hi[k].max(p[k] as f64);
-                }
-            }
-            ((hi[0] - lo[0]) * (hi[1] - lo[1])).sqrt().max(1e-9)
-        })
+        .map(|v| super::landmarks::box_size(&v.detected).max(1e-9))
         .collect();
     let error = |k: usize, vertex: usize| {
         views

@@ -11,14 +11,7 @@ pub fn nme(predicted: &[[f32; 2]], truth: &[[f32; 2]]) -> Option<f64> {
     if predicted.len() != truth.len() || truth.is_empty() {
         return None;
     }
-    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-    for p in truth {
-        for k in 0..2 {
-            lo[k] = lo[k].min(p[k] as f64);
-            hi[k] = hi[k].max(p[k] as f64);
-        }
-    }
-    let size = ((hi[0] - lo[0]) * (hi[1] - lo[1])).sqrt();
+    let size = box_size(truth);
     if !(size > 0.0 && size.is_finite()) {
         return None;
     }
@@ -30,6 +23,18 @@ pub fn nme(predicted: &[[f32; 2]], truth: &[[f32; 2]]) -> Option<f64> {
         })
         .sum();
     Some(total / truth.len() as f64 / size)
+}
+
+/// The NME normaliser: `sqrt(w * h)` of the points' bounding box (NaN for no points).
+pub fn box_size(points: &[[f32; 2]]) -> f64 {
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for p in points {
+        for k in 0..2 {
+            lo[k] = lo[k].min(p[k] as f64);
+            hi[k] = hi[k].max(p[k] as f64);
+        }
+    }
+    ((hi[0] - lo[0]) * (hi[1] - lo[1])).sqrt()
 }
 
 /// Upper bounds (inclusive) of the yaw bins; the last bin takes everything above 60°.
@@ -155,19 +160,7 @@ pub fn derive_mesh_68(samples: &[MeshSample]) -> Option<Mesh68> {
         return None;
     }
     // Each face's box size (the NME normaliser), and the mean scale-normalised mesh.
-    let sizes: Vec<f64> = samples
-        .iter()
-        .map(|s| {
-            let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-            for p in &s.truth {
-                for k in 0..2 {
-                    lo[k] = lo[k].min(p[k] as f64);
-                    hi[k] = hi[k].max(p[k] as f64);
-                }
-            }
-            ((hi[0] - lo[0]) * (hi[1] - lo[1])).sqrt()
-        })
-        .collect();
+    let sizes: Vec<f64> = samples.iter().map(|s| box_size(&s.truth)).collect();
     if sizes.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
         return None;
     }

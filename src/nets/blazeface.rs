@@ -540,17 +540,35 @@ pub fn crops(width: u32, height: u32) -> Vec<Affine> {
 /// Photos far larger than the crop needs are first reduced by area averaging, so the bilinear
 /// sampling does not alias.
 pub fn prepare(image: &RgbImage, crop: &Affine) -> Result<Vec<f32>> {
+    prepare_all(image, std::slice::from_ref(crop))
+}
+
+/// [`prepare`] for each crop, back to back. Crops of one scale (the four tiles) share one
+/// reduced photo: reducing a 50-megapixel photo costs more than the network.
+pub fn prepare_all(image: &RgbImage, crops: &[Affine]) -> Result<Vec<f32>> {
     if image.width() == 0 || image.height() == 0 {
         return Err(Error::Image("the image is empty".into()));
     }
-    // Photo pixels per input pixel; reduce until at most two.
-    let reduction = crop.scale() / 2.0;
-    if reduction > 1.0 {
+    let mut reduced: Vec<((u32, u32), RgbImage)> = Vec::new();
+    let mut out = Vec::with_capacity(crops.len() * INPUT_SIZE * INPUT_SIZE * 3);
+    for crop in crops {
+        // Photo pixels per input pixel; reduce until at most two.
+        let reduction = crop.scale() / 2.0;
+        if reduction <= 1.0 {
+            out.extend(warp_image(image, crop, INPUT_SIZE));
+            continue;
+        }
         let (w, h) = (
             ((image.width() as f64 / reduction).round() as u32).max(1),
             ((image.height() as f64 / reduction).round() as u32).max(1),
         );
-        let small = image::imageops::thumbnail(image, w, h);
+        let index = match reduced.iter().position(|(size, _)| *size == (w, h)) {
+            Some(i) => i,
+            None => {
+                reduced.push(((w, h), image::imageops::thumbnail(image, w, h)));
+                reduced.len() - 1
+            }
+        };
         let (sx, sy) = (
             w as f64 / image.width() as f64,
             h as f64 / image.height() as f64,
@@ -563,9 +581,9 @@ pub fn prepare(image: &RgbImage, crop: &Affine) -> Result<Vec<f32>> {
             tx: crop.tx * sx,
             ty: crop.ty * sy,
         };
-        return Ok(warp_image(&small, &transform, INPUT_SIZE));
+        out.extend(warp_image(&reduced[index].1, &transform, INPUT_SIZE));
     }
-    Ok(warp_image(image, crop, INPUT_SIZE))
+    Ok(out)
 }
 
 impl BlazeFace {
@@ -579,10 +597,7 @@ impl BlazeFace {
         options: &BlazeFaceOptions,
     ) -> Result<Detections> {
         let crops = crops(image.width(), image.height());
-        let mut input = Vec::with_capacity(crops.len() * INPUT_SIZE * INPUT_SIZE * 3);
-        for crop in &crops {
-            input.extend(prepare(image, crop)?);
-        }
+        let input = prepare_all(image, &crops)?;
         let input = Tensor::<4>::from_data(
             TensorData::new(input, [crops.len(), INPUT_SIZE, INPUT_SIZE, 3]),
             device,

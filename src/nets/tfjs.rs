@@ -62,8 +62,6 @@ pub struct TfjsWeights {
     pub origin: String,
     weights: BTreeMap<String, Weight>,
     conv_nodes: BTreeMap<String, ConvNode>,
-    /// Conv node names to their filter's name (the key of `conv_nodes`).
-    conv_node_names: BTreeMap<String, String>,
     /// Integer constants of the exported graph (shapes, axes): never network parameters.
     integers: BTreeSet<String>,
     taken: BTreeSet<String>,
@@ -341,15 +339,10 @@ impl TfjsWeights {
             }
         }
         let conv_nodes = topology.as_ref().map(conv_nodes).unwrap_or_default();
-        let conv_node_names = conv_nodes
-            .iter()
-            .map(|(filter, node)| (node.name.clone(), filter.clone()))
-            .collect();
         Ok(Self {
             origin: origin.to_string(),
             weights,
             conv_nodes,
-            conv_node_names,
             integers,
             taken: BTreeSet::new(),
         })
@@ -382,9 +375,9 @@ impl TfjsWeights {
     /// The convolution node called `node_name`, for graphs whose weights carry no meaningful
     /// names (BlazeFace's are `unknown_N`): the architecture finds its filter and bias by node.
     pub fn conv_node_named(&self, node_name: &str) -> Result<&ConvNode> {
-        self.conv_node_names
-            .get(node_name)
-            .and_then(|filter| self.conv_nodes.get(filter))
+        self.conv_nodes
+            .values()
+            .find(|node| node.name == node_name)
             .ok_or_else(|| bad(&self.origin, format!("no convolution node {node_name}")))
     }
 

@@ -195,9 +195,12 @@ pub fn run(what: Eval) -> Result<()> {
             annotation_pixel_centre,
             limit,
             per_yaw_bin,
-            &ganfit::fit::FitOptions {
-                eyes: eyes.or(fitted.options()?.eyes),
-                ..fitted.options()?
+            &{
+                let options = fitted.options()?;
+                ganfit::fit::FitOptions {
+                    eyes: eyes.or(options.eyes),
+                    ..options
+                }
             },
         ),
         Eval::Identity {
