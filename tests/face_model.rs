@@ -362,7 +362,9 @@ fn jaw_contour_follows_the_silhouette_as_the_head_turns() {
     let contour = m.jaw_contour().lists();
     assert_eq!(contour.len(), 17);
     assert_eq!(contour[8].len(), 1, "the chin keeps its vertex");
-    let frontal = m.landmark_indices();
+    // Each line starts at ICT's jaw vertex, on the frontal outline (the model's own jaw
+    // landmarks are surface points calibrated against the face mesh).
+    let frontal: Vec<u32> = contour.iter().map(|line| line[0]).collect();
     let normals =
         ganfit::face_model::area_weighted_normals(m.mean_positions(), m.shape_triangles());
     let distance = 600.0;
@@ -394,7 +396,7 @@ fn jaw_contour_follows_the_silhouette_as_the_head_turns() {
             let image_gap = (gap[0] * gap[0] + gap[1] * gap[1]).sqrt();
             let facing = landmarks::side(k) * yaw_degrees < 0.0;
             if yaw_degrees == 0.0 {
-                // Frontal: the outline is where ICT's 68 landmarks are.
+                // Frontal: the outline is where ICT's jaw landmarks are.
                 assert!(
                     image_gap < 5.0,
                     "frontal jaw point {k}: pick {pick} is {image_gap:.1} mm from landmark vertex {}",
@@ -436,10 +438,60 @@ fn jaw_contour_follows_the_silhouette_as_the_head_turns() {
             .unwrap()
             .0;
         for k in 0..68 {
-            let v = if k < 17 { picks[k] } else { frontal[k] } as usize;
+            let v = if k < 17 {
+                picks[k]
+            } else {
+                m.landmark_indices()[k]
+            } as usize;
             assert_eq!(&on_device[3 * k..3 * k + 3], &points[v], "landmark {k}");
         }
     }
+}
+
+/// Each photo's jaw follows its own convention: the contour for a 2D detector's landmarks, the
+/// fixed surface points for the face mesh's; the inner 51 are the same either way.
+#[test]
+fn jaw_conventions_apply_per_photo() {
+    use ganfit::face_model::JawConvention::{Contour, Surface};
+    use ganfit::fit::scene::{self, JawConventions};
+    let device = cpu();
+    let m = model(&device, RegionSelection::default());
+    let t = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [2, c]), &device);
+    let shape = m
+        .vertices(
+            t(vec![0.0; 2 * m.num_identity()], m.num_identity()),
+            t(vec![0.0; 2 * m.num_expression()], m.num_expression()),
+        )
+        .unwrap();
+    // Both photos turned 35° (in radians), half a metre away.
+    let yaw = 35f32.to_radians();
+    let camera = scene::Camera {
+        angles: t(vec![0.0, yaw, 0.0, 0.0, yaw, 0.0], 3),
+        translation: t(vec![0.0, 0.0, -500.0, 0.0, 0.0, -500.0], 3),
+        focal: t(vec![500.0, 500.0], 1),
+    };
+    let project = |jaw: Vec<ganfit::face_model::JawConvention>| {
+        let jaw = JawConventions::new(jaw, &device);
+        let points = scene::project_landmarks(&m, shape.clone(), &camera, &jaw, 224).unwrap();
+        read_floats_blocking(points).unwrap().0
+    };
+    let (contour, surface, mixed) = (
+        project(vec![Contour, Contour]),
+        project(vec![Surface, Surface]),
+        project(vec![Contour, Surface]),
+    );
+    let photo = 68 * 2;
+    assert_eq!(&mixed[..photo], &contour[..photo]);
+    assert_eq!(&mixed[photo..], &surface[photo..]);
+    assert_eq!(&contour[17 * 2..photo], &surface[17 * 2..photo]);
+    // At 35° the jaw on the side turned away slides to the silhouette: the two differ there.
+    let gap = (0..17)
+        .map(|k| (contour[2 * k] - surface[2 * k]).hypot(contour[2 * k + 1] - surface[2 * k + 1]))
+        .fold(0f32, f32::max);
+    assert!(
+        gap > 2.0,
+        "contour and surface jaw only {gap:.2} px apart at 35°"
+    );
 }
 
 /// The gradient of Σ w · (vertices − c)² with respect to both weight vectors, against central

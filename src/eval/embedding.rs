@@ -8,23 +8,26 @@
 //! embedding was calibrated for the same reason, against scans.
 //!
 //! Here the ground truth comes from the model itself: synthetic faces with known shape and
-//! camera ([`super::synthetic`]) are rendered, the detector marks them, and for each inner
-//! landmark (17–67: brows, nose, eyes, mouth) the vertex near the listed one whose projection
-//! lies closest to the detected point, on average over the views, takes its place. No photo is
-//! involved, so the result depends only on the model, the texture model and the detector. The
-//! jaw (0–16) is not moved: its points slide along contour lines (see
-//! [`crate::face_model::landmarks`]) that start at the listed vertices.
+//! camera ([`super::synthetic`]) are rendered, the detector marks them, and for each landmark
+//! the vertex near the listed one whose projection lies closest to the detected point, on
+//! average over the views, takes its place. No photo is involved, so the result depends only
+//! on the model, the texture model and the detector. The inner points (17–67: brows, nose,
+//! eyes, mouth) are calibrated within the narrow face area; the jaw (0–16) within the whole
+//! face region, for the face mesh's jaw, which marks fixed surface points
+//! ([`crate::face_model::JawConvention::Surface`]). A 2D detector's jaw slides along contour
+//! lines instead (see [`crate::face_model::landmarks`]), which keep ICT's own jaw vertices.
 
 /// One synthetic view: the 68 points the detector found, and every shape vertex's projection.
+#[derive(Debug, Clone)]
 pub struct EmbeddingView {
     pub detected: Vec<[f32; 2]>,
     pub vertices: Vec<[f32; 2]>,
 }
 
-/// The calibration of one inner landmark.
+/// The calibration of one landmark.
 #[derive(Debug, Clone, Copy)]
 pub struct Calibrated {
-    /// Multi-PIE index (17–67).
+    /// Multi-PIE index.
     pub landmark: usize,
     /// Shape vertex before and after.
     pub listed: u32,
@@ -37,20 +40,24 @@ pub struct Calibrated {
     pub moved_mm: f64,
 }
 
-/// The first inner landmark: 0–16 are the jaw.
-pub const FIRST_INNER: usize = 17;
+/// The inner landmarks (brows, nose, eyes, mouth) ...
+pub const INNER: std::ops::Range<usize> = 17..68;
+/// ... and the jaw.
+pub const JAW: std::ops::Range<usize> = 0..17;
 
-/// For each inner landmark, the vertex within `radius_mm` (on the mean face, among `allowed`
-/// vertices) of the listed one whose projections are closest to the detected points over
-/// `views`. `None` when there are no views or the inputs disagree in size.
-pub fn calibrate_inner(
+/// For each landmark in `landmarks`, the vertex within `radius_mm` (on the mean face, among
+/// `allowed` vertices) of the listed one whose projections are closest to the detected points
+/// over `views`. `None` when there are no views or the inputs disagree in size.
+pub fn calibrate(
     views: &[EmbeddingView],
     mean: &[[f32; 3]],
     listed: &[u32],
     allowed: &[bool],
     radius_mm: f64,
+    landmarks: std::ops::Range<usize>,
 ) -> Option<Vec<Calibrated>> {
     if views.is_empty()
+        || landmarks.end > 68
         || listed.len() != 68
         || allowed.len() != mean.len()
         || views
@@ -81,7 +88,8 @@ pub fn calibrate_inner(
             .sqrt()
     };
     let mut out = Vec::new();
-    for (k, &listed_vertex) in listed.iter().enumerate().skip(FIRST_INNER) {
+    for k in landmarks {
+        let listed_vertex = listed[k];
         let home = listed_vertex as usize;
         let (chosen, error_chosen) = (0..mean.len())
             .filter(|&v| allowed[v] && distance(v, home) <= radius_mm)
@@ -123,14 +131,14 @@ mod tests {
                 EmbeddingView { detected, vertices }
             })
             .collect();
-        let out = calibrate_inner(&views, &mean, &listed, &[true; 3], 5.0).unwrap();
-        assert_eq!(out.len(), 68 - FIRST_INNER);
+        let out = calibrate(&views, &mean, &listed, &[true; 3], 5.0, INNER).unwrap();
+        assert_eq!(out.len(), INNER.len());
         let nose = out.iter().find(|c| c.landmark == 30).unwrap();
         assert_eq!((nose.listed, nose.chosen), (1, 2));
         assert_eq!(nose.error_chosen, 0.0);
         assert!(nose.error_listed > 0.0 && (nose.moved_mm - 1.0).abs() < 1e-9);
         // Out of reach: a radius below the spacing keeps the listed vertex.
-        let out = calibrate_inner(&views, &mean, &listed, &[true; 3], 0.5).unwrap();
+        let out = calibrate(&views, &mean, &listed, &[true; 3], 0.5, INNER).unwrap();
         let nose = out.iter().find(|c| c.landmark == 30).unwrap();
         assert_eq!(nose.chosen, 1);
     }

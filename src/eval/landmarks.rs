@@ -25,6 +25,28 @@ pub fn nme(predicted: &[[f32; 2]], truth: &[[f32; 2]]) -> Option<f64> {
     Some(total / truth.len() as f64 / size)
 }
 
+/// The NME of a part of the face (`points`, e.g. the jaw `0..17`), still divided by the whole
+/// ground truth's box size so that parts add up to the whole by their point counts.
+pub fn part_nme(
+    predicted: &[[f32; 2]],
+    truth: &[[f32; 2]],
+    points: std::ops::Range<usize>,
+) -> Option<f64> {
+    let whole = nme(predicted, truth)?;
+    if points.is_empty() || points.end > truth.len() {
+        return None;
+    }
+    let size = box_size(truth);
+    let part: f64 = points
+        .clone()
+        .map(|i| {
+            let (p, t) = (predicted[i], truth[i]);
+            (p[0] as f64 - t[0] as f64).hypot(p[1] as f64 - t[1] as f64)
+        })
+        .sum();
+    whole.is_finite().then(|| part / points.len() as f64 / size)
+}
+
 /// The NME normaliser: `sqrt(w * h)` of the points' bounding box (NaN for no points).
 pub fn box_size(points: &[[f32; 2]]) -> f64 {
     let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
@@ -246,6 +268,9 @@ mod tests {
         assert!((nme(&predicted, &truth).unwrap() - 0.05).abs() < 1e-12);
         assert_eq!(nme(&predicted, &truth[..2]), None);
         assert_eq!(nme(&[[0.0, 0.0]; 3], &[[1.0, 1.0]; 3]), None);
+        // The last point alone: 3 px off, still over the whole box.
+        assert!((part_nme(&predicted, &truth, 2..3).unwrap() - 0.05).abs() < 1e-12);
+        assert_eq!(part_nme(&predicted, &truth, 2..4), None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub const UPSTREAM_COMMIT: &str = "da5f95a607f5e6b37755b38d3385d7f2853732e5";
 pub const MANIFEST: &str = include_str!("../../models/ict-facekit.sha256");
 /// Bumped when the converter's output changes for the same input, so that `make models`
 /// knows a file written by an older converter is stale.
-pub const CONVERTER_REVISION: u32 = 2;
+pub const CONVERTER_REVISION: u32 = 3;
 
 /// ICT's files are in centimetres.
 const MM_PER_CM: f64 = 10.0;
@@ -381,6 +381,8 @@ struct ReadmeFacts {
     regions: Vec<(Region, Range<u32>, Range<u32>)>,
     areas: Vec<(FaceArea, Range<u32>)>,
     landmarks: LandmarkData,
+    /// ICT's own jaw vertices (0–16): the frontal outline, where the contour lines start.
+    outline_jaw: Vec<u32>,
 }
 
 fn readme_facts(readme: &str, config: &serde_json::Value, label: &str) -> Result<ReadmeFacts> {
@@ -436,9 +438,12 @@ fn readme_facts(readme: &str, config: &serde_json::Value, label: &str) -> Result
             ));
         }
     };
-    // ICT's jaw; the inner points where the detector puts them (see `CALIBRATED_INNER`).
+    // Every point where the detector puts it (see `CALIBRATED_INNER` and `SURFACE_JAW`); ICT's
+    // own jaw stays the start of the contour lines.
+    let outline_jaw = multipie68[..landmarks::JAW.min(multipie68.len())].to_vec();
     let mut multipie68 = multipie68;
     if multipie68.len() == 68 {
+        multipie68[..landmarks::JAW].copy_from_slice(&landmarks::SURFACE_JAW);
         multipie68[landmarks::JAW..].copy_from_slice(&landmarks::CALIBRATED_INNER);
     }
     let list = |key: &str| {
@@ -481,6 +486,7 @@ fn readme_facts(readme: &str, config: &serde_json::Value, label: &str) -> Result
         regions,
         areas,
         landmarks,
+        outline_jaw,
     })
 }
 
@@ -712,9 +718,11 @@ fn build(sources: &Sources) -> Result<(ModelContents, bool)> {
         .filter(|t| t.iter().all(|v| face_range.contains(v)))
         .copied()
         .collect();
-    landmark_data.contour =
-        landmarks::build_contour(&mean[..kept], &face_triangles, &landmark_data)
-            .map_err(|r| Error::model(&neutral_label, format!("jaw contour: {r}")))?;
+    // The contour lines start on ICT's frontal outline, not at the surface jaw.
+    let mut outline_data = landmark_data.clone();
+    outline_data.multipie68[..landmarks::JAW].copy_from_slice(&facts.outline_jaw);
+    landmark_data.contour = landmarks::build_contour(&mean[..kept], &face_triangles, &outline_data)
+        .map_err(|r| Error::model(&neutral_label, format!("jaw contour: {r}")))?;
 
     let identity_files: Vec<String> = (0..NUM_IDENTITY)
         .map(|k| format!("FaceXModel/identity{k:03}.obj"))

@@ -7,7 +7,7 @@
 //! marching"), each jaw landmark gets a line of candidate vertices and the pose picks one:
 //!
 //! - Candidates of jaw landmark k (k ≠ 8) lie on the horizontal line (constant height in the
-//!   model) through its Multi-PIE vertex: from that vertex, which is on the outline of the
+//!   model) through ICT's Multi-PIE vertex: from that vertex, which is on the outline of the
 //!   frontal face, forwards across the cheek towards the nose, about every 2.5 mm, stopping
 //!   at 40% of the vertex's distance from the midline (before the nose and the mouth, which
 //!   would otherwise outreach the cheek at large yaw). The chin (k = 8) keeps its vertex.
@@ -67,11 +67,34 @@ pub const CALIBRATED_INNER: [u32; 51] = [
     5517, 5952,
 ];
 
+/// What a detector's jaw landmarks (0–16) mark, which decides where the model's jaw points go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JawConvention {
+    /// The visible outline of the face, as 2D detectors trained on 300-W mark it (face-api's
+    /// 68-point network): the model's jaw points slide along the contour lines to the
+    /// silhouette ([`pick_contour`]).
+    Contour,
+    /// Fixed points on the face's surface, hidden ones included, projected where they are: the
+    /// face mesh's 468 points are a 3D surface, so its 68 are too, and so are AFLW2000-3D's
+    /// annotations (at 80° of yaw their far-side jaw lies inside the face, well away from the
+    /// silhouette). The model's jaw points are its fixed Multi-PIE vertices.
+    Surface,
+}
+
+/// The jaw (0–16) as fixed surface points ([`JawConvention::Surface`]), calibrated against
+/// the face mesh by `ganfit eval embedding --count 400 --max-yaw 60 --radius 10` (seed 7; see
+/// [`crate::eval::embedding`]) on the revision-2 model (ICT's jaw): mean distance to the
+/// detected jaw on held-out synthetic views 6.30 % → 4.30 % of the face size. ICT's own jaw
+/// vertices, on the frontal outline, stay the first candidates of the contour lines.
+pub const SURFACE_JAW: [u32; 17] = [
+    1223, 1242, 441, 1897, 1457, 763, 242, 801, 966, 3042, 2483, 3004, 2987, 4097, 2682, 3460, 3441,
+];
+
 /// Landmark vertex indices (ICT vertex numbering) as stored in the model file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandmarkData {
-    /// Multi-PIE 68 points, in order: ICT's list with the inner 51 calibrated
-    /// ([`CALIBRATED_INNER`]).
+    /// Multi-PIE 68 points, in order, calibrated against the face mesh ([`SURFACE_JAW`],
+    /// [`CALIBRATED_INNER`]).
     pub multipie68: Vec<u32>,
     /// ICT's jawline vertices standing in for landmarks 0–7 ...
     pub jawline_right: Vec<u32>,
@@ -80,7 +103,7 @@ pub struct LandmarkData {
     /// The extended jawlines (17 each, supersets of the above), ear to chin and chin to ear.
     pub jawline_right_extended: Vec<u32>,
     pub jawline_left_extended: Vec<u32>,
-    /// Contour candidates of each jaw landmark, from its Multi-PIE vertex inwards (see the
+    /// Contour candidates of each jaw landmark, from ICT's Multi-PIE vertex inwards (see the
     /// module docs).
     pub contour: Vec<Vec<u32>>,
 }

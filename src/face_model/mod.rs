@@ -33,7 +33,7 @@ use std::ops::Range;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 pub use format::{Header, ModelFile};
-pub use landmarks::{JawContour, pick_contour};
+pub use landmarks::{JawContour, JawConvention, pick_contour};
 pub use regions::{FaceArea, Region, RegionSelection};
 pub use uv::UvAtlas;
 

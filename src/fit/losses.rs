@@ -24,13 +24,31 @@ pub fn landmarks(
     weights: Tensor<1>,
     scale: f32,
 ) -> Tensor<1> {
+    landmarks_per_photo(predicted, target, weights, scale).mean()
+}
+
+/// [`landmarks`] of each photo: `[N]`.
+pub fn landmarks_per_photo(
+    predicted: Tensor<3>,
+    target: Tensor<3>,
+    weights: Tensor<1>,
+    scale: f32,
+) -> Tensor<1> {
     let [n, k, _] = predicted.dims();
     let squared = (predicted - target)
         .powi_scalar(2)
         .sum_dim(2)
         .reshape([n, k]);
     let weighted = squared * weights.clone().reshape([1, k]);
-    weighted.sum() / (weights.sum() * (n as f32) * scale * scale)
+    weighted.sum_dim(1).reshape([n]) / (weights.sum() * scale * scale)
+}
+
+/// The landmark guard of stage 2: `slope` times the mean over photos of how far each photo's
+/// landmark loss `[N]` rises above its `level` `[N]` (stage 1's final value), zero below it.
+/// Stage 2 may trade landmark accuracy for the image terms up to stage 1's level freely; past
+/// it, the landmark term's slope rises `1 + slope` fold.
+pub fn landmark_guard(per_photo: Tensor<1>, level: Tensor<1>, slope: f32) -> Tensor<1> {
+    (per_photo - level).clamp_min(0.0).mean() * slope
 }
 
 /// Mean absolute colour difference over the masked pixels: Σ m·|a − b| / (3 Σ m).
@@ -66,4 +84,45 @@ pub fn squared(x: Tensor<2>) -> Tensor<1> {
 pub fn cosine(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
     let [n, _] = a.dims();
     (a * b).sum_dim(1).reshape([n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn landmark_guard_only_counts_what_rises_above_the_level() {
+        let device = crate::device::cpu();
+        let v =
+            |x: Vec<f32>| Tensor::<1>::from_data(TensorData::new(x.clone(), [x.len()]), &device);
+        // Photo 0 is below its level, photo 1 0.5 above: mean excess 0.25, times the slope.
+        let guard = landmark_guard(v(vec![1.0, 2.5]), v(vec![2.0, 2.0]), 10.0);
+        let value = crate::device::read_floats_blocking(guard).unwrap().0[0];
+        assert!((value - 2.5).abs() < 1e-6, "{value}");
+    }
+
+    #[test]
+    fn landmark_loss_is_the_mean_of_the_per_photo_losses() {
+        let device = crate::device::cpu();
+        let p = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 3.0], [2, 1, 2]),
+            &device,
+        );
+        let zero = Tensor::<3>::zeros([2, 1, 2], &device);
+        let w = Tensor::<1>::ones([1], &device);
+        let per_photo = crate::device::read_floats_blocking(landmarks_per_photo(
+            p.clone(),
+            zero.clone(),
+            w.clone(),
+            1.0,
+        ))
+        .unwrap()
+        .0;
+        assert_eq!(per_photo, vec![1.0, 9.0]);
+        let mean = crate::device::read_floats_blocking(landmarks(p, zero, w, 1.0))
+            .unwrap()
+            .0[0];
+        assert_eq!(mean, 5.0);
+    }
 }

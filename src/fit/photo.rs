@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::options::FitOptions;
 use super::pose_init::{Pose, pose_from_landmarks};
 use crate::error::{Error, Result};
-use crate::face_model::FaceModel;
-use crate::nets::{self, Affine, FaceAnalysis, FaceNets, align};
+use crate::face_model::{FaceModel, JawConvention};
+use crate::nets::{self, Affine, Eyes, FaceAnalysis, FaceNets, align};
 
 /// Side of the working crop relative to the landmarks' bounding box: room for the forehead and
 /// the head's silhouette, which the 68 points do not reach.
@@ -49,6 +49,11 @@ pub struct PhotoSummary {
     pub width: u32,
     pub height: u32,
     pub faces_found: usize,
+    /// Every detected face, largest first: x, y, width, height in photo pixels (choose one with
+    /// the `face` option).
+    pub faces: Vec<[f64; 4]>,
+    /// Which of `faces` was fitted.
+    pub face: usize,
     pub face_box: [f64; 4],
     pub landmarks: Vec<[f32; 2]>,
     pub crop: Affine,
@@ -179,12 +184,28 @@ pub async fn prepare(
 }
 
 impl PhotoTarget {
+    /// What the target's jaw landmarks mark: the face mesh's are surface points, face-api's
+    /// the visible outline.
+    pub fn jaw_convention(&self) -> JawConvention {
+        match self.analysis.landmarks_by {
+            Eyes::MediaPipe => JawConvention::Surface,
+            Eyes::FaceApi => JawConvention::Contour,
+        }
+    }
+
     pub fn summary(&self) -> PhotoSummary {
         let f = &self.analysis.face;
         PhotoSummary {
             width: self.photo_size[0],
             height: self.photo_size[1],
             faces_found: self.analysis.faces_found,
+            faces: self
+                .analysis
+                .faces
+                .iter()
+                .map(|r| [r.x, r.y, r.width, r.height])
+                .collect(),
+            face: self.analysis.index,
             face_box: [f.rect.x, f.rect.y, f.rect.width, f.rect.height],
             landmarks: self.analysis.landmarks.clone(),
             crop: self.crop,

@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::Result;
-use crate::face_model::{FaceArea, FaceModel};
+use crate::face_model::{FaceArea, FaceModel, JawConvention};
 use crate::nets::align::ARCFACE_TEMPLATE_112;
 use crate::render::{self, Boundary, camera, shading};
 
@@ -32,8 +32,55 @@ pub struct Rendered {
     pub face_mask: Tensor<4>,
     /// `[N, R, R, 1]`: any model surface.
     pub coverage: Tensor<4>,
-    /// `[N, 68, 2]` projected landmarks (jaw on the contour), pixels.
-    pub landmarks: Tensor<3>,
+}
+
+/// Per photo, where the model's jaw landmarks go: the convention of the landmarks it is
+/// fitted to.
+#[derive(Debug, Clone)]
+pub struct JawConventions {
+    conventions: Vec<JawConvention>,
+    /// `[N, 1, 1]`: 1 where the jaw slides along the contour, 0 where it is fixed.
+    contour: Tensor<3>,
+}
+
+impl JawConventions {
+    pub fn new(conventions: Vec<JawConvention>, device: &Device) -> Self {
+        let n = conventions.len();
+        let contour: Vec<f32> = conventions
+            .iter()
+            .map(|&c| (c == JawConvention::Contour) as u8 as f32)
+            .collect();
+        Self {
+            contour: Tensor::from_data(TensorData::new(contour, [n, 1, 1]), device),
+            conventions,
+        }
+    }
+
+    /// The same convention for `n` photos.
+    pub fn all(convention: JawConvention, n: usize, device: &Device) -> Self {
+        Self::new(vec![convention; n], device)
+    }
+
+    /// The 68 landmarks `[N, 68, 3]` of camera-space shape vertices `[N, Vs, 3]` and their
+    /// rotations `[N, 3, 3]`, each photo's jaw by its convention.
+    fn landmarks(
+        &self,
+        face: &FaceModel,
+        points: Tensor<3>,
+        rotation: Tensor<3>,
+    ) -> Result<Tensor<3>> {
+        let all = |c| self.conventions.iter().all(|&k| k == c);
+        if all(JawConvention::Surface) {
+            return face.landmarks(points);
+        }
+        let contour = face.contour_landmarks(points.clone(), rotation)?;
+        if all(JawConvention::Contour) {
+            return Ok(contour);
+        }
+        // The inner 51 agree; only the jaw rows differ.
+        let surface = face.landmarks(points)?;
+        Ok(surface.clone() + (contour - surface) * self.contour.clone())
+    }
 }
 
 /// Camera-space shape vertices and the rotations that put them there.
@@ -45,15 +92,17 @@ pub fn to_camera(shape: Tensor<3>, camera: &Camera) -> (Tensor<3>, Tensor<3>) {
     )
 }
 
-/// The 68 landmarks projected to pixels `[N, 68, 2]` (no rasterization needed).
+/// The 68 landmarks projected to pixels `[N, 68, 2]` (no rasterization needed), each photo's
+/// jaw by its convention.
 pub fn project_landmarks(
     face: &FaceModel,
     shape: Tensor<3>,
     camera: &Camera,
+    jaw: &JawConventions,
     resolution: usize,
 ) -> Result<Tensor<3>> {
     let (points, rotation) = to_camera(shape, camera);
-    let landmarks = face.contour_landmarks(points, rotation)?;
+    let landmarks = jaw.landmarks(face, points, rotation)?;
     Ok(to_pixels(landmarks, camera.focal.clone(), resolution))
 }
 
@@ -81,18 +130,6 @@ pub fn render(
 ) -> Result<Rendered> {
     let topology = face.topology();
     let (points, rotation) = to_camera(shape.clone(), camera);
-    let landmarks = face.contour_landmarks(points.clone(), rotation.clone())?;
-    let landmarks = camera::clip_to_pixels(
-        camera::project(
-            landmarks,
-            camera.focal.clone(),
-            resolution,
-            resolution,
-            DEPTH,
-        ),
-        resolution,
-        resolution,
-    );
     let normals = face.vertex_normals(shape)?.matmul(rotation.swap_dims(1, 2));
     let render_points = face.render_positions(points)?;
     let clip = camera::project(
@@ -118,7 +155,6 @@ pub fn render(
         image,
         face_mask,
         coverage,
-        landmarks,
     })
 }
 

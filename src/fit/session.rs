@@ -17,7 +17,7 @@ use super::result::{
 use super::{scene, unwrap};
 use crate::device::read_floats;
 use crate::error::{Error, Result};
-use crate::face_model::FaceModel;
+use crate::face_model::{FaceModel, JawConvention};
 use crate::nets::FaceNets;
 use crate::render::shading::{PhongLight, normalize};
 use crate::texture::model::TextureModel;
@@ -62,6 +62,8 @@ pub struct Session {
     start: f64,
     /// `[N, 68, 2]`, working-crop pixels.
     target_landmarks: Tensor<3>,
+    /// Each photo's jaw convention, from the landmarks it is fitted to.
+    jaw: scene::JawConventions,
     /// `[N, 1]`: ln of each photo's initial focal length.
     focal_prior: Tensor<2>,
     last_good: Leaves,
@@ -143,6 +145,10 @@ impl Session {
             .collect();
         let target_landmarks =
             Tensor::<3>::from_data(TensorData::new(landmarks, [n, 68, 2]), &device);
+        let jaw = scene::JawConventions::new(
+            targets.iter().map(PhotoTarget::jaw_convention).collect(),
+            &device,
+        );
         let focal_logs: Vec<f32> = targets.iter().map(|t| t.focal.ln()).collect();
         let focal_prior = Tensor::<2>::from_data(TensorData::new(focal_logs, [n, 1]), &device);
         let last_good = params.values();
@@ -154,6 +160,7 @@ impl Session {
             warnings,
             start,
             target_landmarks,
+            jaw,
             focal_prior,
             last_good,
         })
@@ -188,6 +195,7 @@ impl Session {
         let (n, r, w) = (self.photos(), options.resolution, options.weights);
         let point_weights = landmark_weights(face.device());
         let target = self.target_landmarks.clone();
+        let jaw = self.jaw.clone();
         let focal_prior = self.focal_prior();
         let plan = StagePlan {
             stage: FitStage::Landmarks,
@@ -201,7 +209,7 @@ impl Session {
                 per_photo(leaves.identity.clone(), n),
                 leaves.expression.clone(),
             )?;
-            let predicted = scene::project_landmarks(face, shape, &leaves.camera(), r)?;
+            let predicted = scene::project_landmarks(face, shape, &leaves.camera(), &jaw, r)?;
             let terms = vec![
                 (
                     LossTerm::Landmarks,
@@ -293,6 +301,7 @@ impl Session {
         let device = models.face.device().clone();
         let point_weights = landmark_weights(&device);
         let target = self.target_landmarks.clone();
+        let jaw = self.jaw.clone();
         let focal_prior = self.focal_prior();
         let photo_images = self.photo_images();
         let identity_network = models.nets.identity_network();
@@ -328,6 +337,18 @@ impl Session {
         } else {
             (None, Vec::new())
         };
+        // Each photo's landmark loss at the end of stage 1: the guard's level.
+        let level = {
+            let values = self.params.values();
+            let shape = models.face.vertices(
+                per_photo(values.identity.clone(), n),
+                values.expression.clone(),
+            )?;
+            let predicted =
+                scene::project_landmarks(&models.face, shape, &values.camera(), &jaw, r)?;
+            losses::landmarks_per_photo(predicted, target.clone(), point_weights.clone(), r as f32)
+                .detach()
+        };
         let mut rng = SplitMix64::new(options.seed);
         let plan = StagePlan {
             stage: FitStage::Full,
@@ -342,21 +363,26 @@ impl Session {
                 per_photo(leaves.identity.clone(), n),
                 leaves.expression.clone(),
             )?;
+            let camera = leaves.camera();
+            let predicted =
+                scene::project_landmarks(&models.face, shape.clone(), &camera, &jaw, r)?;
             let rendered = scene::render(
                 &models.face,
                 shape,
-                &leaves.camera(),
+                &camera,
                 &leaves.light(),
                 uv_map,
                 photo_images.clone(),
                 r,
             )?;
-            let landmarks = losses::landmarks(
-                rendered.landmarks.clone(),
+            let per_photo = losses::landmarks_per_photo(
+                predicted,
                 target.clone(),
                 point_weights.clone(),
                 r as f32,
             );
+            let landmarks = per_photo.clone().mean()
+                + losses::landmark_guard(per_photo, level.clone(), LANDMARK_GUARD);
             let pixel = losses::masked_l1(
                 rendered.image.clone(),
                 photo_images.clone(),
@@ -396,8 +422,9 @@ impl Session {
                 if w.random_identity != 0.0 {
                     // GANFit's randomised identity: same identity and texture, random expression,
                     // pose and light.
-                    let random = random_render(models, leaves, &mut rng, n, r, &device)?;
-                    let crops = scene::arcface_crops(random.image, random.landmarks, input)?;
+                    let (random, landmarks) =
+                        random_render(models, leaves, &mut rng, n, r, &device)?;
+                    let crops = scene::arcface_crops(random.image, landmarks, input)?;
                     let random_identity = identity_network.forward(crops)?;
                     let term = losses::identity(random_identity.embedding, photo_embedding.clone());
                     terms.push((LossTerm::RandomIdentity, term * w.random_identity));
@@ -539,7 +566,7 @@ impl Session {
         let (image_values, _) = read_floats(rendered.image.detach()).await?;
         let (coverage_values, _) = read_floats(rendered.coverage.detach()).await?;
         let (landmark_values, _) = read_floats(
-            scene::project_landmarks(&models.face, shape.clone(), &camera, r)?.detach(),
+            scene::project_landmarks(&models.face, shape.clone(), &camera, &self.jaw, r)?.detach(),
         )
         .await?;
         let vs = models.face.num_shape_vertices();
@@ -645,6 +672,10 @@ fn notify(observer: &mut Observer<'_>, progress: Progress) -> Result<()> {
     }
 }
 
+/// How much steeper the landmark term of stage 2 gets where a photo's landmark loss rises
+/// above its stage-1 level ([`losses::landmark_guard`]).
+const LANDMARK_GUARD: f32 = 2.0;
+
 /// Per-point landmark weights: the jaw contour is the least reliable.
 fn landmark_weights(device: &Device) -> Tensor<1> {
     let w: Vec<f32> = (0..68).map(|i| if i < 17 { 0.5 } else { 1.0 }).collect();
@@ -703,7 +734,8 @@ fn texture_prior(model: &TextureModel, texture: Tensor<2>) -> Tensor<1> {
 }
 
 /// A batch of renders with the fitted identity and texture but random expression, pose and
-/// lighting, over grey.
+/// lighting, over grey, and their landmarks `[N, 68, 2]` (for the ArcFace crops, which use
+/// the inner points only).
 fn random_render(
     models: &Models,
     leaves: &Leaves,
@@ -711,7 +743,7 @@ fn random_render(
     n: usize,
     r: usize,
     device: &Device,
-) -> Result<scene::Rendered> {
+) -> Result<(scene::Rendered, Tensor<3>)> {
     let ne = models.face.num_expression();
     let expression: Vec<f32> = (0..n * ne)
         .map(|_| {
@@ -758,7 +790,9 @@ fn random_render(
         shininess: super::params::SHININESS,
     };
     let uv_map = models.texture.uv_map(leaves.texture.clone())?;
-    scene::render(
+    let jaw = scene::JawConventions::all(JawConvention::Surface, n, device);
+    let landmarks = scene::project_landmarks(&models.face, shape.clone(), &camera, &jaw, r)?;
+    let rendered = scene::render(
         &models.face,
         shape,
         &camera,
@@ -766,7 +800,8 @@ fn random_render(
         uv_map,
         scene::grey(n, r, device),
         r,
-    )
+    )?;
+    Ok((rendered, landmarks))
 }
 
 async fn preview_of(images: Tensor<4>, index: usize, r: usize) -> Result<Preview> {

@@ -281,8 +281,11 @@ pub struct FaceNets {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaceAnalysis {
     pub face: Detection,
-    /// How many faces were detected (the largest is used).
+    /// How many faces were detected.
     pub faces_found: usize,
+    /// Every detected face's box, largest first; `face` is number `index` of them.
+    pub faces: Vec<Rect>,
+    pub index: usize,
     /// Which networks found the face ([`Eyes::MediaPipe`]: BlazeFace) and its 68 landmarks
     /// (the mesh, or face-api's network where the mesh refused the face).
     pub detected_by: Eyes,
@@ -532,6 +535,8 @@ impl FaceNets {
         Ok(FaceAnalysis {
             face,
             faces_found: detections.faces.len(),
+            faces: detections.faces.iter().map(|d| d.rect).collect(),
+            index,
             detected_by: eyes,
             landmarks_by,
             mesh_rejected,

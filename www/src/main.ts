@@ -16,6 +16,8 @@ let fitter: Fitter | null = null;
 let running: AbortController | null = null;
 let viewer: FaceViewer | null = null;
 let lastFit: FaceFit | null = null;
+/** Which detected face to fit (0: the largest, then by size); a click on the overlay picks it. */
+let chosenFace = 0;
 const downloads: string[] = [];
 
 /** What the tests (and a curious console) can read. */
@@ -46,6 +48,7 @@ function addPhoto(blob: Blob, name: string) {
 }
 
 function renderPhotoList() {
+  chosenFace = 0;
   const list = $('photo-list');
   list.replaceChildren(
     ...photos.map((photo, index) => {
@@ -207,6 +210,7 @@ async function runFit() {
         // A report every iteration: cancel acts at the next one, and the bar keeps moving.
         reportEvery: 1,
         previewEvery: Math.max(1, Math.min(25, Math.floor(options.iterations / 4))),
+        engine: { face: chosenFace },
         signal: controller.signal,
         onProgress: (p) => {
           if (p.stage !== 'Preparing' && Number.isNaN(firstStepMs)) firstStepMs = performance.now() - started;
@@ -288,6 +292,7 @@ async function drawOverlay() {
   canvas.height = bitmap.height;
   const context = canvas.getContext('2d')!;
   context.drawImage(bitmap, 0, 0);
+  drawFaceBoxes(context);
   if (!first?.render) return;
   const render = new OffscreenCanvas(first.render.width, first.render.height);
   render.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(first.render.rgba), first.render.width, first.render.height), 0, 0);
@@ -300,7 +305,54 @@ async function drawOverlay() {
   context.restore();
 }
 
+/** Several faces in a single photo: outline each (the fitted one solid) and say how to pick
+ * another. */
+function drawFaceBoxes(context: CanvasRenderingContext2D) {
+  const hint = $('faces-hint');
+  const summary = lastFit?.photos[0]?.photo;
+  const faces = summary?.faces ?? [];
+  $('overlay').dataset.faces = String(faces.length);
+  if (!summary || faces.length < 2 || photos.length !== 1) {
+    hint.hidden = true;
+    return;
+  }
+  const line = Math.max(2, Math.round(Math.max(summary.width, summary.height) / 300));
+  faces.forEach(([x, y, w, h], index) => {
+    const fitted = index === summary.face;
+    context.save();
+    context.lineWidth = line;
+    context.strokeStyle = fitted ? '#2ecc71' : '#ffffff';
+    context.setLineDash(fitted ? [] : [3 * line, 2 * line]);
+    context.strokeRect(x, y, w, h);
+    context.restore();
+  });
+  hint.textContent = `${faces.length} faces found; face ${summary.face + 1} (outlined in green) was fitted. Click another face on the photo to fit it instead.`;
+  hint.hidden = false;
+}
+
+/** The detected face under a click on the overlay (the smallest box holding the point). */
+function faceAt(event: MouseEvent): number | null {
+  const faces = lastFit?.photos[0]?.photo.faces ?? [];
+  if (faces.length < 2 || photos.length !== 1) return null;
+  const canvas = $<HTMLCanvasElement>('overlay');
+  const rect = canvas.getBoundingClientRect();
+  const px = ((event.clientX - rect.left) * canvas.width) / rect.width;
+  const py = ((event.clientY - rect.top) * canvas.height) / rect.height;
+  let best: number | null = null;
+  for (const [index, [x, y, w, h]] of faces.entries()) {
+    const inside = px >= x && px <= x + w && py >= y && py <= y + h;
+    if (inside && (best === null || w * h < faces[best][2] * faces[best][3])) best = index;
+  }
+  return best;
+}
+
 function wireResult() {
+  $('overlay').addEventListener('click', (event) => {
+    const face = faceAt(event);
+    if (face === null || running || face === lastFit?.photos[0]?.photo.face) return;
+    chosenFace = face;
+    void runFit();
+  });
   $('wireframe').addEventListener('change', (e) => viewer?.setWireframe((e.target as HTMLInputElement).checked));
   $('textured').addEventListener('change', (e) => viewer?.setTextured((e.target as HTMLInputElement).checked));
   $('reset-view').addEventListener('click', () => viewer?.resetView());

@@ -128,6 +128,38 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   expect(Object.keys(JSON.parse(paramsText)).length).toBeGreaterThan(0);
 });
 
+test('a photo with several faces: a click on another face fits that one', async () => {
+  await clearPhotos(page);
+  // Two faces (BlazeFace finds both); the larger is fitted first.
+  await page.locator('#file-input').setInputFiles(resolve(data, 'samples', 'breakingbad.jpg'));
+  await setSettings(page, testSettings);
+  await page.locator('#fit').click();
+  await expect(page.locator('#fit-stage')).toHaveText('Done.', { timeout: 540_000 });
+  const overlay = page.locator('#overlay');
+  await expect(overlay).toHaveAttribute('data-faces', '2');
+  await expect(page.locator('#faces-hint')).toContainText('2 faces found; face 1');
+  type Summary = { face: number; faces: number[][]; face_box: number[] };
+  const summary = () =>
+    page.evaluate(() => (window as unknown as { ganfit: { lastFit: { photos: { photo: Summary }[] } } }).ganfit.lastFit.photos[0].photo);
+  const first = await summary();
+  expect(first.face).toBe(0);
+  expect(first.face_box).toEqual(first.faces[0]);
+  // Click the middle of the other face's box, in page coordinates.
+  const [x, y, w, h] = first.faces[1];
+  const size = await overlay.evaluate((c: HTMLCanvasElement) => [c.width, c.height]);
+  const box = (await overlay.boundingBox())!;
+  await overlay.click({ position: { x: ((x + w / 2) * box.width) / size[0], y: ((y + h / 2) * box.height) / size[1] } });
+  await page.waitForFunction(
+    () => (window as unknown as { ganfit: { lastFit: { photos: { photo: Summary }[] } } }).ganfit.lastFit.photos[0].photo.face === 1,
+    undefined,
+    { timeout: 540_000 },
+  );
+  const second = await summary();
+  expect(second.face_box).toEqual(first.faces[1]);
+  await expect(page.locator('#faces-hint')).toContainText('face 2 (outlined in green) was fitted');
+  await expect(page.locator('#error')).toBeHidden();
+});
+
 test('cancel stops a fit mid-way and the page stays usable', async () => {
   await clearPhotos(page);
   await page.locator('#file-input').setInputFiles(facePhoto);

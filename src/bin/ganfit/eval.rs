@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use ganfit::eval::landmarks::{MeshSample, NmeAccumulator, YAW_BINS, derive_mesh_68, yaw_bin};
+use ganfit::eval::landmarks::{MeshSample, NmeAccumulator, YAW_BINS, derive_mesh_68, nme, yaw_bin};
 use ganfit::eval::verification::{self, VerificationReport};
 use ganfit::fit::models::TextureChoice;
 use ganfit::nets::{Eyes, FaceNets};
@@ -341,6 +341,17 @@ fn landmarks(
                     fallbacks[yaw_bin(a.yaw)] += 1;
                 }
                 acc.add(&points, &truth, a.yaw);
+                eprintln!(
+                    "{}: yaw {:.0}°, NME {:.2} %{}",
+                    a.image,
+                    a.yaw,
+                    100.0 * nme(&points, &truth).unwrap_or(f64::NAN),
+                    if analysis.mesh_rejected.is_some() {
+                        " (mesh refused)"
+                    } else {
+                        ""
+                    }
+                );
                 for (p, t) in points.iter().zip(&truth) {
                     offset[0] += (p[0] - t[0]) as f64;
                     offset[1] += (p[1] - t[1]) as f64;

@@ -163,12 +163,19 @@ pub fn landmarks(
                 let n = |p: &[[f32; 2]]| {
                     ganfit::eval::landmarks::nme(p, &truth).unwrap_or(f64::NAN) * 100.0
                 };
+                let part = |p: &[[f32; 2]], points| {
+                    ganfit::eval::landmarks::part_nme(p, &truth, points).unwrap_or(f64::NAN) * 100.0
+                };
                 eprintln!(
-                    "{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} %",
+                    "{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} % (jaw {:.2} / {:.2}, inner {:.2} / {:.2})",
                     a.image,
                     a.yaw,
                     n(&photo.fitted_landmarks),
-                    n(&photo.photo.landmarks)
+                    n(&photo.photo.landmarks),
+                    part(&photo.fitted_landmarks, 0..17),
+                    part(&photo.photo.landmarks, 0..17),
+                    part(&photo.fitted_landmarks, 17..68),
+                    part(&photo.photo.landmarks, 17..68),
                 );
             }
             Err(e) if e.is_no_face() => {
@@ -318,10 +325,11 @@ pub fn identity(
     Ok(())
 }
 
-/// `ganfit eval embedding`: the inner landmarks' vertices calibrated against the detector on
-/// synthetic faces (see `ganfit::eval::embedding`). Calibrates on the even-numbered views and
-/// reports the error on the odd ones (held out), then prints the table chosen on all views in
-/// ICT's vertex numbering, as `face_model::landmarks::CALIBRATED_INNER` holds it.
+/// `ganfit eval embedding`: the landmarks' vertices calibrated against the detector on
+/// synthetic faces (see `ganfit::eval::embedding`), the inner points and the jaw each on its
+/// own. Calibrates on the even-numbered views and reports the error on the odd ones (held out),
+/// then prints the tables chosen on all views in ICT's vertex numbering, as
+/// `face_model::landmarks::{CALIBRATED_INNER, SURFACE_JAW}` hold them.
 pub fn embedding(
     models: &Models,
     count: usize,
@@ -330,7 +338,7 @@ pub fn embedding(
     max_yaw: f32,
     radius_mm: f64,
 ) -> Result<()> {
-    use ganfit::eval::embedding::{EmbeddingView, calibrate_inner};
+    use ganfit::eval::embedding::{Calibrated, EmbeddingView, INNER, JAW, calibrate};
     use ganfit::nets::Eyes;
     let face = &models.face;
     let mut rng = SplitMix64::new(seed);
@@ -363,76 +371,73 @@ pub fn embedding(
         "views: {} (|yaw| <= {max_yaw}°, {size}², seed {seed}); {missed} without a face or a mesh",
         views.len()
     );
-    let allowed = face.shape_face_mask(FaceArea::Narrow);
-    let calibrate = |views: &[EmbeddingView]| {
-        calibrate_inner(
-            views,
-            face.mean_positions(),
-            face.landmark_indices(),
-            &allowed,
-            radius_mm,
-        )
-        .ok_or_else(|| Error::Invalid("no usable views".into()))
+    // Calibrated on the even-numbered views, checked on the odd ones, then chosen on all.
+    let (even, odd): (Vec<_>, Vec<_>) =
+        views.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let strip = |v: Vec<(usize, EmbeddingView)>| -> Vec<EmbeddingView> {
+        v.into_iter().map(|(_, v)| v).collect()
     };
-    let (even, odd): (Vec<EmbeddingView>, Vec<EmbeddingView>) = views
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (i % 2 == 0, v))
-        .fold((Vec::new(), Vec::new()), |(mut e, mut o), (is_even, v)| {
-            if is_even {
-                e.push(v);
-            } else {
-                o.push(v);
-            }
-            (e, o)
-        });
-    let half = calibrate(&even)?;
-    let mut listed_on_odd = face.landmark_indices().to_vec();
-    for c in &half {
-        listed_on_odd[c.landmark] = c.chosen;
-    }
-    let held_out = calibrate_inner(&odd, face.mean_positions(), &listed_on_odd, &allowed, 0.0)
-        .ok_or_else(|| Error::Invalid("no usable views".into()))?;
-    let before = calibrate_inner(
-        &odd,
-        face.mean_positions(),
-        face.landmark_indices(),
-        &allowed,
-        0.0,
-    )
-    .ok_or_else(|| Error::Invalid("no usable views".into()))?;
-    let mean = |v: &[ganfit::eval::embedding::Calibrated]| {
-        100.0 * v.iter().map(|c| c.error_listed).sum::<f64>() / v.len().max(1) as f64
-    };
-    println!(
-        "held-out inner-landmark error (odd views): listed vertices {:.3} %, calibrated on the even views {:.3} %",
-        mean(&before),
-        mean(&held_out)
-    );
-    let all: Vec<EmbeddingView> = even.into_iter().chain(odd).collect();
-    let chosen = calibrate(&all)?;
-    println!(
-        "// landmark: listed -> chosen ICT vertex, error before -> after (% of face size), moved mm"
-    );
-    for c in &chosen {
+    let (even, odd) = (strip(even), strip(odd));
+    let all: Vec<EmbeddingView> = even.iter().chain(&odd).cloned().collect();
+    // The inner points within the narrow face area, the jaw within the whole face region.
+    for (part, area, table) in [
+        (INNER, FaceArea::Narrow, "CALIBRATED_INNER"),
+        (JAW, FaceArea::Full, "SURFACE_JAW"),
+    ] {
+        let allowed = face.shape_face_mask(area);
+        let run = |views: &[EmbeddingView], listed: &[u32], radius: f64| {
+            calibrate(
+                views,
+                face.mean_positions(),
+                listed,
+                &allowed,
+                radius,
+                part.clone(),
+            )
+            .ok_or_else(|| Error::Invalid("no usable views".into()))
+        };
+        let listed = face.landmark_indices();
+        let half = run(&even, listed, radius_mm)?;
+        let mut listed_on_odd = listed.to_vec();
+        for c in &half {
+            listed_on_odd[c.landmark] = c.chosen;
+        }
+        let held_out = run(&odd, &listed_on_odd, 0.0)?;
+        let before = run(&odd, listed, 0.0)?;
+        let mean = |v: &[Calibrated]| {
+            100.0 * v.iter().map(|c| c.error_listed).sum::<f64>() / v.len().max(1) as f64
+        };
         println!(
-            "// {}: {} -> {}, {:.2} -> {:.2} %, {:.1} mm",
-            c.landmark,
-            face.ict_vertex_indices()[c.listed as usize],
-            face.ict_vertex_indices()[c.chosen as usize],
-            100.0 * c.error_listed,
-            100.0 * c.error_chosen,
-            c.moved_mm
+            "held-out error of landmarks {}-{} (odd views): listed vertices {:.3} %, calibrated on the even views {:.3} %",
+            part.start,
+            part.end - 1,
+            mean(&before),
+            mean(&held_out)
         );
+        let chosen = run(&all, listed, radius_mm)?;
+        println!(
+            "// landmark: listed -> chosen ICT vertex, error before -> after (% of face size), moved mm"
+        );
+        for c in &chosen {
+            println!(
+                "// {}: {} -> {}, {:.2} -> {:.2} %, {:.1} mm",
+                c.landmark,
+                face.ict_vertex_indices()[c.listed as usize],
+                face.ict_vertex_indices()[c.chosen as usize],
+                100.0 * c.error_listed,
+                100.0 * c.error_chosen,
+                c.moved_mm
+            );
+        }
+        println!("pub const {table}: [u32; {}] = [", part.len());
+        for row in chosen.chunks(8) {
+            let items: Vec<String> = row
+                .iter()
+                .map(|c| face.ict_vertex_indices()[c.chosen as usize].to_string())
+                .collect();
+            println!("    {},", items.join(", "));
+        }
+        println!("];");
     }
-    println!("pub const CALIBRATED_INNER: [u32; 51] = [");
-    for row in chosen.chunks(8) {
-        let items: Vec<String> = row
-            .iter()
-            .map(|c| face.ict_vertex_indices()[c.chosen as usize].to_string())
-            .collect();
-        println!("    {},", items.join(", "));
-    }
-    println!("];");
     Ok(())
 }

@@ -70,6 +70,11 @@ export interface PhotoSummary {
   width: number;
   height: number;
   faces_found: number;
+  /** Every detected face, largest first: x, y, width, height in photo pixels. Fit another
+   * with the engine option `face` (its index here). */
+  faces: Array<[number, number, number, number]>;
+  /** Which of `faces` was fitted. */
+  face: number;
   /** The detected face: x, y, width, height in photo pixels. */
   face_box: [number, number, number, number];
   /** The 68 landmarks in photo pixels. */
