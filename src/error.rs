@@ -15,7 +15,9 @@ pub enum Error {
     #[error("cannot decode the image: {0}")]
     Image(String),
     /// No face was found in the photo.
-    #[error("no face found in the photo")]
+    #[error(
+        "no face found in the photo (faces narrower than about 1/30 of the photo's longer side, or than 16 px, are not found)"
+    )]
     NoFace,
     /// No upright face, but one appears when the photo is turned by the given quarter turns
     /// (degrees clockwise): the photo is on its side or upside down (an orientation its EXIF

@@ -291,3 +291,38 @@ fn a_grayscale_photo_is_fitted() {
     let result = fit_quietly(&models, &[grey], &options).unwrap();
     assert!(result.log.iter().all(|e| e.losses.total.is_finite()));
 }
+
+#[test]
+fn a_face_cut_by_the_border_is_fitted_with_a_warning() {
+    let models = models();
+    let photo = sample("astronaut.png");
+    let face = block_on(models.nets.analyse(&photo)).unwrap().face.rect;
+    // Cut the photo through the face: its right quarter is outside.
+    let keep = (face.x + 0.75 * face.width) as u32;
+    let cut = image::imageops::crop_imm(&photo, 0, 0, keep, photo.height()).to_image();
+    let options = FitOptions {
+        landmark_iterations: 10,
+        iterations: 2,
+        ..quick()
+    };
+    let whole = fit_quietly(&models, std::slice::from_ref(&photo), &options).unwrap();
+    assert!(
+        !whole.warnings.iter().any(|w| w.contains("border")),
+        "{:?}",
+        whole.warnings
+    );
+    let result = fit_quietly(&models, &[cut], &options);
+    eprintln!("a face cut by the border: {:?}", result.as_ref().map(|r| &r.warnings));
+    match result {
+        Ok(result) => assert!(
+            result
+                .warnings
+                .iter()
+                .any(|w| w.contains("cut by the photo's border")),
+            "{:?}",
+            result.warnings
+        ),
+        // A cut face may not be found at all: then it says so.
+        Err(e) => assert!(e.is_no_face(), "{e}"),
+    }
+}

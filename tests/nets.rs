@@ -409,6 +409,18 @@ fn huge_and_tiny_faces_are_handled() {
         Err(Error::NoFace) => {}
         Err(e) => panic!("tiny face: {e}"),
     }
+    // Faces 7–10 px wide in a 1280×960 photo are below what BlazeFace finds; what it finds in
+    // the photo turned round is not a face either, so the photo is not "on its side".
+    for side in [32u32, 48] {
+        let shrunk =
+            image::imageops::resize(&small, side, side, image::imageops::FilterType::Triangle);
+        let mut canvas = RgbImage::from_pixel(1280, 960, image::Rgb([200, 200, 200]));
+        image::imageops::replace(&mut canvas, &shrunk, 500, 300);
+        match block_on(nets.analyse(&canvas)) {
+            Ok(_) | Err(Error::NoFace) => {}
+            Err(e) => panic!("{side}² astronaut in 1280×960: {e}"),
+        }
+    }
 }
 
 #[test]
@@ -662,4 +674,37 @@ fn mobilefacenet_embeddings_tell_people_apart() {
         mean(&same) < 0.8,
         "embeddings are still dominated by a constant"
     );
+}
+
+/// The smallest face BlazeFace finds: the astronaut (public domain) shrunk until she is lost,
+/// alone (a thumbnail) and pasted into a 1280×960 photo. Prints the table the README's minimum
+/// face size comes from: `cargo test --release --features cli --test nets smallest_face -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn smallest_face_found() {
+    let nets = nets(&cpu());
+    let photo = sample("astronaut.png");
+    let reference = block_on(nets.analyse(&photo)).unwrap();
+    let face_width = reference.face.rect.width;
+    for side in [256u32, 192, 160, 128, 112, 96, 80, 64, 56, 48, 40, 32] {
+        let small =
+            image::imageops::resize(&photo, side, side, image::imageops::FilterType::Triangle);
+        let width = face_width * side as f64 / photo.width() as f64;
+        let alone = block_on(nets.analyse(&small));
+        let mut canvas = RgbImage::from_pixel(1280, 960, image::Rgb([200, 200, 200]));
+        image::imageops::replace(&mut canvas, &small, 500, 300);
+        let pasted = block_on(nets.analyse(&canvas));
+        let say = |r: &ganfit::Result<ganfit::nets::FaceAnalysis>| match r {
+            Ok(a) => format!(
+                "found ({:.0} px, score {:.2}, mesh flag {:?})",
+                a.face.rect.width, a.face.score, a.mesh_rejected
+            ),
+            Err(e) => format!("{e}"),
+        };
+        println!(
+            "face {width:.0} px: alone in {side}²: {}; in 1280×960: {}",
+            say(&alone),
+            say(&pasted)
+        );
+    }
 }

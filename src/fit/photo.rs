@@ -162,6 +162,26 @@ pub async fn prepare(
             "profile view (yaw {yaw:.0}°): only the visible side is constrained by the photo"
         ));
     }
+    let face = analysis.face.rect;
+    let findable = nets::min_face_width(photo.width(), photo.height());
+    if face.width < findable {
+        warnings.push(format!(
+            "the detected face is {:.0} px wide, under the {findable:.0} px a face needs in a photo this size to be found reliably: it may not be a face",
+            face.width
+        ));
+    }
+    // A tenth of the face outside the photo: the model guesses the rest.
+    let (w, h) = (photo.width() as f64, photo.height() as f64);
+    let slack = 0.1 * face.width;
+    if face.x < -slack
+        || face.y < -slack
+        || face.x + face.width > w + slack
+        || face.y + face.height > h + slack
+    {
+        warnings.push(
+            "the face is cut by the photo's border: the fit guesses the part outside".to_string(),
+        );
+    }
     let face_side = crop.scale() * resolution as f64 / CROP_MARGIN;
     if face_side < 40.0 {
         warnings.push(format!(

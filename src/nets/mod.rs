@@ -277,6 +277,14 @@ pub struct FaceNets {
     pub device: Device,
 }
 
+/// The narrowest face BlazeFace finds reliably in a `width`×`height` photo, pixels: about 1/30
+/// of the longer side (the corner tiles of a large photo are reduced about 3× for the
+/// detector), and 16 px in small photos (`smallest_face_found` in `tests/nets.rs` measures
+/// it). Below that it misses faces and finds faces where there are none.
+pub fn min_face_width(width: u32, height: u32) -> f64 {
+    (width.max(height) as f64 / 30.0).max(16.0)
+}
+
 /// The largest face of a photo, its landmarks and its crop for each identity network.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaceAnalysis {
@@ -462,8 +470,21 @@ impl FaceNets {
             (90, rotate90),
             (270, rotate270),
         ] {
-            if !self.detect_with(&turn(image), eyes).await?.faces.is_empty() {
-                return Ok(Some(degrees));
+            // BlazeFace alone also "finds" faces in textures and in faces too small to see:
+            // the turn counts only for a face of a findable size that the mesh recognises.
+            let turned = turn(image);
+            let detections = self.detect_with(&turned, eyes).await?;
+            let findable = min_face_width(image.width(), image.height());
+            if let Some(face) = detections
+                .faces
+                .first()
+                .filter(|f| f.rect.width >= findable)
+            {
+                match self.mesh(&turned, face).await {
+                    Ok(_) => return Ok(Some(degrees)),
+                    Err(Error::MeshRejected(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(None)

@@ -342,10 +342,11 @@ fn landmarks(
                 }
                 acc.add(&points, &truth, a.yaw);
                 eprintln!(
-                    "{}: yaw {:.0}°, NME {:.2} %{}",
+                    "{}: yaw {:.0}°, NME {:.2} %, detector score {:.2}{}",
                     a.image,
                     a.yaw,
                     100.0 * nme(&points, &truth).unwrap_or(f64::NAN),
+                    analysis.face.score,
                     if analysis.mesh_rejected.is_some() {
                         " (mesh refused)"
                     } else {
