@@ -178,7 +178,7 @@ const stageNames: Record<FitProgress['stage'], string> = {
 };
 
 const errorMessages: Record<string, string> = {
-  NoFace: 'No face was found in the photo. Try a photo where the face is large, frontal, sharp and well lit.',
+  NoFace: 'No face was found in the photo. Try a photo where the face is large (at least 1/30 of the photo across), frontal, sharp and well lit.',
   FaceRotated: 'The photo is on its side or upside down: a face appears only when it is turned. Turn it upright and try again.',
   OutOfMemory: 'The GPU or the browser ran out of memory. Try a lower resolution or fewer photos, or close other tabs; the page still works.',
   Image: 'The photo could not be read',

@@ -16,10 +16,19 @@ export const testSettings = { landmarkIterations: 10, iterations: 2, resolution:
 test.describe.configure({ mode: 'serial' });
 let page: Page;
 let context: BrowserContext;
+/** Every request of the session's pages and workers, to check that none leaves the origin. */
+const requests: string[] = [];
 
 test.beforeAll(async ({ browser }) => {
   if (!existsSync(facePhoto)) throw new Error(`sample photo ${facePhoto} is missing (set GANFIT_DATA)`);
   context = await browser.newContext({ acceptDownloads: true });
+  context.on('request', (r) => requests.push(r.url()));
+  // What the page's Content-Security-Policy blocks, if anything.
+  await context.addInitScript(() => {
+    const seen: string[] = [];
+    (window as unknown as { cspViolations: string[] }).cspViolations = seen;
+    document.addEventListener('securitypolicyviolation', (e) => seen.push(`${e.violatedDirective}: ${e.blockedURI}`));
+  });
   page = await context.newPage();
 });
 
@@ -187,6 +196,29 @@ test('after the first visit the app and its models load offline', async () => {
   console.log(`offline reload: engine ready after ${readyMs} ms (models from the Cache API)`);
   await expect(page.locator('#error')).toBeHidden();
   await page.screenshot({ path: 'test-results/app-9-offline.png', fullPage: true });
+});
+
+test('nothing leaves the origin, and the Content-Security-Policy blocks nothing the app does', async () => {
+  const origin = new URL(page.url()).origin;
+  const away = requests.filter((url) => !url.startsWith('blob:') && !url.startsWith('data:') && new URL(url).origin !== origin);
+  console.log(`${requests.length} requests in this session, ${away.length} off the origin`);
+  expect(requests.length).toBeGreaterThan(10);
+  expect(away).toEqual([]);
+  const csp = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content');
+  expect(csp).toContain("default-src 'self'");
+  expect(csp).toContain("connect-src 'self'");
+  expect(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).toEqual([]);
+  // The policy is live: a fetch to another origin is refused by the browser.
+  const refused = await page.evaluate(() =>
+    fetch('https://example.com/').then(
+      () => 'fetched',
+      (e: Error) => e.name,
+    ),
+  );
+  expect(refused).toBe('TypeError');
+  await expect
+    .poll(() => page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations))
+    .toEqual(['connect-src: https://example.com/']);
 });
 
 test('without WebGPU the app says so and stays usable', async ({ browser }) => {
