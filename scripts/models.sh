@@ -56,6 +56,10 @@ if ((stale)); then
 else
     echo "models: face networks up to date"
 fi
+# The native loaders check every model file against this list (`io::read_model_file`), as the
+# page checks its manifest.
+(cd "$models" && sha256sum -- *.gfm *.bpk > SHA256SUMS)
+echo "models: $models/SHA256SUMS"
 # The browser finds faces with BlazeFace and the face mesh (face-api's 68-point network stands
 # in where the mesh refuses a face); it never runs the SSD detector (evaluation and
 # `--eyes face-api` only), the ResNet or faceres (the identity loss uses MobileFaceNet there).

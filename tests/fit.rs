@@ -312,7 +312,10 @@ fn a_face_cut_by_the_border_is_fitted_with_a_warning() {
         whole.warnings
     );
     let result = fit_quietly(&models, &[cut], &options);
-    eprintln!("a face cut by the border: {:?}", result.as_ref().map(|r| &r.warnings));
+    eprintln!(
+        "a face cut by the border: {:?}",
+        result.as_ref().map(|r| &r.warnings)
+    );
     match result {
         Ok(result) => assert!(
             result

@@ -95,15 +95,7 @@ impl Models {
     /// Reads the files from a folder (`models/` by default).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path, device: &Device, texture: TextureChoice) -> Result<Self> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| {
-                crate::error::Error::model(
-                    path.display().to_string(),
-                    format!("{e} (run `make models`)"),
-                )
-            })
-        };
+        let read = |name: &str| crate::io::read_model_file(dir, name);
         let read_optional = |name: &str| {
             if dir.join(name).exists() {
                 read(name).map(Some)

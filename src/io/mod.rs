@@ -18,3 +18,78 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> crate::error::Resul
     std::fs::write(&tmp, bytes).map_err(|e| crate::error::Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| crate::error::Error::io(path, e))
 }
+
+/// The checksum list `make models` writes next to the model files (`sha256sum` format).
+pub const MODEL_SUMS: &str = "SHA256SUMS";
+
+/// Reads model file `name` from `dir`, checked against `dir`'s [`MODEL_SUMS`] when that lists
+/// it, as the web app checks its manifest: a file changed or damaged since `make models` is
+/// refused with both digests named instead of loading (burnpack records carry no checksum of
+/// their own; a detector with 4 KB of 0xFF inside used to load). A folder without the list
+/// (models built by hand) is read unchecked.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_model_file(dir: &std::path::Path, name: &str) -> crate::error::Result<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let path = dir.join(name);
+    let failed = |reason: String| crate::error::Error::model(path.display().to_string(), reason);
+    let bytes = std::fs::read(&path).map_err(|e| failed(format!("{e} (run `make models`)")))?;
+    let sums = match std::fs::read_to_string(dir.join(MODEL_SUMS)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(bytes),
+        Err(e) => return Err(failed(format!("{MODEL_SUMS}: {e}"))),
+    };
+    let expected = sums.lines().find_map(|line| {
+        let (digest, file) = line.split_once(char::is_whitespace)?;
+        (file.trim_start().trim_start_matches('*') == name).then(|| digest.to_ascii_lowercase())
+    });
+    if let Some(expected) = expected {
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != expected {
+            return Err(failed(format!(
+                "SHA-256 {actual} differs from {MODEL_SUMS}'s {expected}: the file changed since `make models` wrote it (run `make models` again)"
+            )));
+        }
+    }
+    Ok(bytes)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_files_are_checked_against_their_sums() {
+        let dir = std::env::temp_dir().join(format!("ganfit-sums-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.bpk"), b"weights").unwrap();
+        std::fs::write(dir.join("b.bpk"), b"other").unwrap();
+        // No list: read as it is.
+        assert_eq!(read_model_file(&dir, "a.bpk").unwrap(), b"weights");
+        // A list naming a.bpk only: b.bpk stays unchecked.
+        let wrong = "d5b9f1d0ce79b4ba9b5e0ff2b4f2a5ad0e5dd0a8f0e1d66e6a7e0ec2a06b0a8c";
+        let real: String = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(b"weights")
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        std::fs::write(dir.join(MODEL_SUMS), format!("{real}  a.bpk\n")).unwrap();
+        assert_eq!(read_model_file(&dir, "a.bpk").unwrap(), b"weights");
+        assert_eq!(read_model_file(&dir, "b.bpk").unwrap(), b"other");
+        // A changed file is refused, naming both digests.
+        std::fs::write(dir.join("a.bpk"), b"weightz").unwrap();
+        let reason = read_model_file(&dir, "a.bpk").unwrap_err().to_string();
+        assert!(
+            reason.contains(&real) && reason.contains("make models"),
+            "{reason}"
+        );
+        // A wrong list entry is refused too.
+        std::fs::write(dir.join(MODEL_SUMS), format!("{wrong}  b.bpk\n")).unwrap();
+        assert!(read_model_file(&dir, "b.bpk").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

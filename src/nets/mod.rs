@@ -356,15 +356,7 @@ impl FaceNets {
     /// Loads the records of all five networks from a folder (`models/` by default).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self> {
-        let read = |n: Network| {
-            let path = dir.join(n.file_name());
-            std::fs::read(&path).map_err(|e| {
-                Error::model(
-                    path.display().to_string(),
-                    format!("{e} (run `make models`)"),
-                )
-            })
-        };
+        let read = |n: Network| crate::io::read_model_file(dir, n.file_name());
         Self::from_bytes(
             ModelBytes {
                 detector: Some(read(Network::Detector)?),

@@ -36,9 +36,16 @@ function updateFitButton() {
 
 // ---------------------------------------------------------------- photos in
 
+/** The engine's limit on one encoded photo (`io::image::MAX_FILE_BYTES`). */
+const MAX_PHOTO_BYTES = 64 * 1024 * 1024;
+
 function addPhoto(blob: Blob, name: string) {
   if (!blob.type.startsWith('image/') && blob.type !== '') {
     showError(`${name} is not an image.`);
+    return;
+  }
+  if (blob.size > MAX_PHOTO_BYTES) {
+    showError(`${name} is ${(blob.size / 1048576).toFixed(0)} MB; photos of up to 64 MB are accepted.`);
     return;
   }
   const photo = { blob, name, url: URL.createObjectURL(blob) };
@@ -156,16 +163,29 @@ function wireSettings() {
   };
   quality.addEventListener('change', apply);
   fields.forEach((f) => f.addEventListener('input', () => (quality.value = 'custom')));
+  // Typed values are brought into range when the field is left, so what runs is what shows.
+  fields.forEach((f) => f.addEventListener('change', () => void setting(f.id)));
   apply();
 }
 
+/** A number field's value within its `min`/`max` (and `step` from `min`), written back to the
+ * field; an empty or non-numeric entry takes the field's default. */
+function setting(id: string): number {
+  const field = $<HTMLInputElement>(id);
+  const [min, max, step] = [Number(field.min), Number(field.max), Number(field.step) || 1];
+  let value = Number(field.value);
+  if (field.value.trim() === '' || !Number.isFinite(value)) value = Number(field.defaultValue);
+  value = Math.min(max, Math.max(min, min + Math.round((value - min) / step) * step));
+  if (String(value) !== field.value) field.value = String(value);
+  return value;
+}
+
 function settings() {
-  const number = (id: string) => Number($<HTMLInputElement>(id).value);
   return {
     samePerson: $<HTMLInputElement>('same-person').checked,
-    landmarkIterations: number('landmark-iterations'),
-    iterations: number('iterations'),
-    resolution: number('resolution'),
+    landmarkIterations: setting('landmark-iterations'),
+    iterations: setting('iterations'),
+    resolution: setting('resolution'),
   };
 }
 

@@ -1,12 +1,13 @@
 // The web app end to end on SwiftShader's WebGPU adapter: the real engine in its worker, real
 // photos, real files out. Screenshots of every step land in test-results/app-*.png.
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseGlb } from './glb';
 
 const data = process.env.GANFIT_DATA ?? resolve(import.meta.dirname, '../../../shared/data');
-/** A photo the detector finds exactly one face in. */
+/** A photo with a face (the default shows two; the larger is fitted). */
 const facePhoto = resolve(data, 'samples', process.env.GANFIT_TEST_PHOTO ?? 'breakingbad.jpg');
 /** The test settings: small, so a fit on the CPU-emulated GPU takes minutes, not hours. */
 export const testSettings = { landmarkIterations: 10, iterations: 2, resolution: 112 };
@@ -80,6 +81,28 @@ test('a photo without a face gets a clear message', async () => {
   await expect(page.locator('#error'), logs.join('\n')).toContainText('No face was found', { timeout: 300_000 });
   await expect(page.locator('#fit')).toBeEnabled();
   await page.screenshot({ path: 'test-results/app-8-no-face.png', fullPage: true });
+});
+
+test('an oversized photo and out-of-range settings get clear answers', async () => {
+  await clearPhotos(page);
+  // Over the engine's 64 MB limit: refused before it is read, with the limit named.
+  // (From a file: Playwright does not pass buffers this large.)
+  const huge = join(mkdtempSync(join(tmpdir(), 'ganfit-')), 'huge.png');
+  writeFileSync(huge, Buffer.alloc(65 * 1024 * 1024));
+  await page.locator('#file-input').setInputFiles(huge);
+  await expect(page.locator('#error')).toContainText('huge.png is 65 MB; photos of up to 64 MB are accepted');
+  await expect(page.locator('#photo-list img')).toHaveCount(0);
+  // Typed settings are brought into range (and onto the resolution's step of 16) when left.
+  for (const [id, typed, kept] of [
+    ['iterations', '99999', '2000'],
+    ['resolution', '100', '96'],
+    ['landmark-iterations', '', '300'],
+    ['iterations', '-5', '0'],
+  ]) {
+    await page.locator(`#${id}`).fill(typed);
+    await page.locator(`#${id}`).blur();
+    await expect(page.locator(`#${id}`)).toHaveValue(kept);
+  }
 });
 
 test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re-parses', async () => {
