@@ -167,7 +167,7 @@ pub fn landmarks(
                     ganfit::eval::landmarks::part_nme(p, &truth, points).unwrap_or(f64::NAN) * 100.0
                 };
                 eprintln!(
-                    "{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} % (jaw {:.2} / {:.2}, inner {:.2} / {:.2})",
+                    "{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} % (jaw {:.2} / {:.2}, inner {:.2} / {:.2}), residual {:.2} %, warnings {:?}",
                     a.image,
                     a.yaw,
                     n(&photo.fitted_landmarks),
@@ -176,6 +176,13 @@ pub fn landmarks(
                     part(&photo.photo.landmarks, 0..17),
                     part(&photo.fitted_landmarks, 17..68),
                     part(&photo.photo.landmarks, 17..68),
+                    100.0
+                        * ganfit::eval::landmarks::nme(
+                            &photo.fitted_landmarks,
+                            &photo.photo.landmarks
+                        )
+                        .unwrap_or(f64::NAN),
+                    result.warnings,
                 );
             }
             Err(e) if e.is_no_face() => {
