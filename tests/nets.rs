@@ -347,7 +347,7 @@ fn several_faces_use_the_largest() {
         "sorted by area"
     );
     let analysis = block_on(nets.analyse(&image)).unwrap();
-    assert_eq!(analysis.faces_found, detections.faces.len());
+    assert_eq!(analysis.faces_found(), detections.faces.len());
     assert_eq!(analysis.face, detections.faces[0]);
     // Another face by its index; one past the last is a typed error naming the count.
     let second = block_on(nets.analyse_face(&image, nets.eyes(), 1)).unwrap();

@@ -144,15 +144,15 @@ pub async fn prepare(
             "the face mesh did not recognise the face (face flag {flag:.2}; often a profile): face-api's 68 landmarks are used"
         ));
     }
-    if analysis.faces_found > 1 {
+    if analysis.faces_found() > 1 {
         warnings.push(match options.face {
             0 => format!(
                 "{} faces found; the largest is fitted (choose another with the face option, numbered from 0 by size)",
-                analysis.faces_found
+                analysis.faces_found()
             ),
             i => format!(
                 "{} faces found; face {i} (by size, from 0) is fitted",
-                analysis.faces_found
+                analysis.faces_found()
             ),
         });
     }
@@ -218,7 +218,7 @@ impl PhotoTarget {
         PhotoSummary {
             width: self.photo_size[0],
             height: self.photo_size[1],
-            faces_found: self.analysis.faces_found,
+            faces_found: self.analysis.faces_found(),
             faces: self
                 .analysis
                 .faces

@@ -192,7 +192,7 @@ impl Session {
         options: &FitOptions,
         observer: &mut Observer<'_>,
     ) -> Result<()> {
-        let (n, r, w) = (self.photos(), options.resolution, options.weights);
+        let (r, w) = (options.resolution, options.weights);
         let point_weights = landmark_weights(face.device());
         let target = self.target_landmarks.clone();
         let jaw = self.jaw.clone();
@@ -205,17 +205,10 @@ impl Session {
             preview_every: 0,
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
-            let shape = face.vertices(
-                per_photo(leaves.identity.clone(), n),
-                leaves.expression.clone(),
-            )?;
-            let predicted = scene::project_landmarks(face, shape, &leaves.camera(), &jaw, r)?;
+            let landmarks =
+                landmark_losses(face, leaves, &jaw, target.clone(), point_weights.clone(), r)?;
             let terms = vec![
-                (
-                    LossTerm::Landmarks,
-                    losses::landmarks(predicted, target.clone(), point_weights.clone(), r as f32)
-                        * w.landmarks,
-                ),
+                (LossTerm::Landmarks, landmarks.mean() * w.landmarks),
                 (
                     LossTerm::IdentityPrior,
                     losses::squared(leaves.identity.clone()) * w.identity_prior,
@@ -338,17 +331,15 @@ impl Session {
             (None, Vec::new())
         };
         // Each photo's landmark loss at the end of stage 1: the guard's level.
-        let level = {
-            let values = self.params.values();
-            let shape = models.face.vertices(
-                per_photo(values.identity.clone(), n),
-                values.expression.clone(),
-            )?;
-            let predicted =
-                scene::project_landmarks(&models.face, shape, &values.camera(), &jaw, r)?;
-            losses::landmarks_per_photo(predicted, target.clone(), point_weights.clone(), r as f32)
-                .detach()
-        };
+        let level = landmark_losses(
+            &models.face,
+            &self.params.values(),
+            &jaw,
+            target.clone(),
+            point_weights.clone(),
+            r,
+        )?
+        .detach();
         let mut rng = SplitMix64::new(options.seed);
         let plan = StagePlan {
             stage: FitStage::Full,
@@ -677,9 +668,9 @@ pub const POSE_WARNING_DEGREES: f32 = 30.0;
 /// Warnings for a fit that does not agree with its own photo: fitted landmarks far from the
 /// detected ones, or a head turned far from where the landmarks put it.
 fn implausible(fit: &PhotoFit, target: &PhotoTarget) -> Vec<String> {
-    let residual = landmark_residual(&fit.fitted_landmarks, &target.analysis.landmarks);
     let mut warnings = Vec::new();
-    if residual.is_finite() && residual > RESIDUAL_WARNING {
+    let residual = crate::util::nme::nme(&fit.fitted_landmarks, &target.analysis.landmarks);
+    if let Some(residual) = residual.filter(|&r| r > RESIDUAL_WARNING) {
         warnings.push(format!(
             "the fitted face ends {:.1} % of the face size from the detected landmarks: check the overlay",
             100.0 * residual
@@ -694,24 +685,28 @@ fn implausible(fit: &PhotoFit, target: &PhotoTarget) -> Vec<String> {
     warnings
 }
 
-/// Mean distance of `fitted` from `detected` points over the detected points' box size
-/// `sqrt(w·h)` (NaN for no points or a degenerate box).
-fn landmark_residual(fitted: &[[f32; 2]], detected: &[[f32; 2]]) -> f64 {
-    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-    for p in detected {
-        for k in 0..2 {
-            lo[k] = lo[k].min(p[k] as f64);
-            hi[k] = hi[k].max(p[k] as f64);
-        }
-    }
-    let size = ((hi[0] - lo[0]) * (hi[1] - lo[1])).sqrt();
-    fitted
-        .iter()
-        .zip(detected)
-        .map(|(a, b)| (a[0] as f64 - b[0] as f64).hypot(a[1] as f64 - b[1] as f64))
-        .sum::<f64>()
-        / detected.len() as f64
-        / size
+/// Each photo's landmark loss `[N]` with parameters `leaves` (no rendering): stage 1's term,
+/// and the stage-2 guard's level.
+fn landmark_losses(
+    face: &FaceModel,
+    leaves: &Leaves,
+    jaw: &scene::JawConventions,
+    target: Tensor<3>,
+    point_weights: Tensor<1>,
+    r: usize,
+) -> Result<Tensor<1>> {
+    let [n, _, _] = target.dims();
+    let shape = face.vertices(
+        per_photo(leaves.identity.clone(), n),
+        leaves.expression.clone(),
+    )?;
+    let predicted = scene::project_landmarks(face, shape, &leaves.camera(), jaw, r)?;
+    Ok(losses::landmarks_per_photo(
+        predicted,
+        target,
+        point_weights,
+        r as f32,
+    ))
 }
 
 /// The warning for a photo left out of a several-photo fit.
@@ -878,14 +873,13 @@ async fn preview_of(images: Tensor<4>, index: usize, r: usize) -> Result<Preview
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn the_landmark_residual_is_relative_to_the_face_size() {
-        // A 40×90 box (size 60); every point 3 px off: 5 %.
+        // A 40×90 box (size 60); every point 3 px off: 5 %, the warning's threshold.
         let detected = [[0.0, 0.0], [40.0, 90.0], [20.0, 45.0]];
         let fitted = detected.map(|[x, y]| [x, y + 3.0]);
-        assert!((landmark_residual(&fitted, &detected) - 0.05).abs() < 1e-12);
-        assert!(landmark_residual(&[], &[]).is_nan());
+        let residual = crate::util::nme::nme(&fitted, &detected).unwrap();
+        assert!((residual - super::RESIDUAL_WARNING).abs() < 1e-12);
+        assert!(crate::util::nme::nme(&[], &[]).is_none());
     }
 }

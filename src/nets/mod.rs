@@ -289,8 +289,6 @@ pub fn min_face_width(width: u32, height: u32) -> f64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaceAnalysis {
     pub face: Detection,
-    /// How many faces were detected.
-    pub faces_found: usize,
     /// Every detected face's box, largest first; `face` is number `index` of them.
     pub faces: Vec<Rect>,
     pub index: usize,
@@ -311,6 +309,11 @@ pub struct FaceAnalysis {
 }
 
 impl FaceAnalysis {
+    /// How many faces were detected.
+    pub fn faces_found(&self) -> usize {
+        self.faces.len()
+    }
+
     pub fn points(&self) -> Result<Points68> {
         self.landmarks
             .as_slice()
@@ -547,7 +550,6 @@ impl FaceNets {
         };
         Ok(FaceAnalysis {
             face,
-            faces_found: detections.faces.len(),
             faces: detections.faces.iter().map(|d| d.rect).collect(),
             index,
             detected_by: eyes,

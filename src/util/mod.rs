@@ -1,4 +1,5 @@
 //! Small shared helpers with no better home.
 
 pub mod clock;
+pub mod nme;
 pub mod rng;

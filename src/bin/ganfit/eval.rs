@@ -336,7 +336,7 @@ fn landmarks(
         match device::block_on(nets.analyse_with(&image, eyes)) {
             Ok(analysis) => {
                 let points = analysis.points()?;
-                multiple += (analysis.faces_found > 1) as usize;
+                multiple += (analysis.faces_found() > 1) as usize;
                 if analysis.mesh_rejected.is_some() {
                     fallbacks[yaw_bin(a.yaw)] += 1;
                 }
