@@ -294,26 +294,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 //#kernel antialias_backward_position
+// Position gradients, scattered in fixed point (shaders/scatter.wgsl). The pair analysis is the
+// costly part: the MEASURE pass takes every pixel's contributions into the launch's extent and
+// counts the pairs that send in the accumulator's scratch (one word per pixel; only silhouette
+// pixels have any); the ACCUMULATE pass redoes the analysis of those pixels alone and scatters.
+// Only silhouette pixels send, so there is no tile pre-reduction.
 @group(0) @binding(5) var<storage, read_write> color: array<f32>;
 @group(0) @binding(6) var<storage, read_write> grad_out: array<f32>;
-@group(0) @binding(7) var<storage, read_write> grad_pos: array<atomic<u32>>;
+@group(0) @binding(7) var<storage, read_write> accumulators: array<atomic<u32>>;
 
-fn add_f32(index: u32, value: f32) {
-    if value == 0.0 {
-        return;
-    }
-    var old = atomicLoad(&grad_pos[index]);
-    loop {
-        let r = atomicCompareExchangeWeak(&grad_pos[index], old, bitcast<u32>(bitcast<f32>(old) + value));
-        if r.exchanged {
-            break;
-        }
-        old = r.old_value;
-    }
-}
-
-// Chains d loss / d(local position) of vertex v back to its clip-space position.
-fn add_vertex_grad(b: u32, v: u32, g_local: vec2<f32>, sigma: f32, down: bool) {
+// Chains d loss / d(local position) of vertex v back to its clip-space position: (x, y, w).
+fn vertex_grad(b: u32, v: u32, g_local: vec2<f32>, sigma: f32, down: bool) -> vec3<f32> {
     var g_pixel = vec2<f32>(sigma * g_local.x, g_local.y);
     if down {
         g_pixel = vec2<f32>(g_local.y, sigma * g_local.x);
@@ -325,37 +316,78 @@ fn add_vertex_grad(b: u32, v: u32, g_local: vec2<f32>, sigma: f32, down: bool) {
     let gx = g_pixel.x * sx * inv_w;
     let gy = -g_pixel.y * sy * inv_w;
     let gw = (-g_pixel.x * sx * p.x + g_pixel.y * sy * p.y) * inv_w * inv_w;
-    let o = vertex_offset(b, v);
-    add_f32(o, gx);
-    add_f32(o + 1u, gy);
-    add_f32(o + 3u, gw);
+    return vec3<f32>(gx, gy, gw);
+}
+
+// d loss / d t of a pair (the crossing parameter its edge vertices move), 0 if it sends nothing.
+fn crossing_gradient(pair: Pair) -> f32 {
+    if !pair.valid || pair.dweight == 0.0 {
+        return 0.0;
+    }
+    let channels = params.channels;
+    let tg = pair.target_pixel * channels;
+    let sc = pair.source_pixel * channels;
+    var g_t = 0.0;
+    for (var ch = 0u; ch < channels; ch++) {
+        g_t += grad_out[tg + ch] * (color[sc + ch] - color[tg + ch]);
+    }
+    return g_t * pair.dweight;
+}
+
+// Scatters the position gradients of a pair with crossing gradient g_t.
+fn scatter_pair(b: u32, pair: Pair, g_t: f32) {
+    let ga = vertex_grad(b, pair.va, g_t * pair.dt_da, pair.sigma, pair.down);
+    let gb = vertex_grad(b, pair.vb, g_t * pair.dt_db, pair.sigma, pair.down);
+    let oa = vertex_offset(b, pair.va);
+    let ob = vertex_offset(b, pair.vb);
+    scatter_fixed(oa, to_fixed(ga.x));
+    scatter_fixed(oa + 1u, to_fixed(ga.y));
+    scatter_fixed(oa + 3u, to_fixed(ga.z));
+    scatter_fixed(ob, to_fixed(gb.x));
+    scatter_fixed(ob + 1u, to_fixed(gb.y));
+    scatter_fixed(ob + 3u, to_fixed(gb.z));
 }
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let channels = params.channels;
     let x = gid.x;
     let y = gid.y;
     let b = gid.z;
     if x >= params.width || y >= params.height || b >= params.batch {
         return;
     }
+    let sends = SCRATCH + pixel_index(b, x, y);
+    if SCATTER_PASS == SCATTER_ACCUMULATE {
+        if atomicLoad(&accumulators[sends]) == 0u {
+            return;
+        }
+        begin_accumulate();
+    }
+    var sending = 0u;
+    // The first two pairs are the ones this pixel owns (see pair_of): their edge vertices get
+    // position gradients.
     for (var k = 0u; k < 2u; k++) {
         let pair = pair_of(b, x, y, k);
-        if !pair.valid || pair.dweight == 0.0 {
-            continue;
-        }
-        let tg = pair.target_pixel * channels;
-        let sc = pair.source_pixel * channels;
-        var g_t = 0.0;
-        for (var ch = 0u; ch < channels; ch++) {
-            g_t += grad_out[tg + ch] * (color[sc + ch] - color[tg + ch]);
-        }
-        g_t *= pair.dweight;
+        let g_t = crossing_gradient(pair);
         if g_t == 0.0 {
             continue;
         }
-        add_vertex_grad(b, pair.va, g_t * pair.dt_da, pair.sigma, pair.down);
-        add_vertex_grad(b, pair.vb, g_t * pair.dt_db, pair.sigma, pair.down);
+        if SCATTER_PASS == SCATTER_ACCUMULATE {
+            scatter_pair(b, pair, g_t);
+        } else {
+            let ga = vertex_grad(b, pair.va, g_t * pair.dt_da, pair.sigma, pair.down);
+            let gb = vertex_grad(b, pair.vb, g_t * pair.dt_db, pair.sigma, pair.down);
+            note_extent(ga.x);
+            note_extent(ga.y);
+            note_extent(ga.z);
+            note_extent(gb.x);
+            note_extent(gb.y);
+            note_extent(gb.z);
+            sending += 1u;
+        }
+    }
+    if SCATTER_PASS == SCATTER_MEASURE {
+        atomicStore(&accumulators[sends], sending);
+        publish_extent();
     }
 }

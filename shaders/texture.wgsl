@@ -107,33 +107,89 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 //#kernel texture_backward
-// Texel gradients are scattered with a compare-and-swap float add; each 8x8 tile first groups
-// its pixels by bilinear footprint so that one pixel per footprint scatters the tile's sum
-// (magnified textures put many pixels on the same four texels).
+// Texel gradients are scattered in fixed point (shaders/scatter.wgsl; the launch's extent is
+// taken from grad_out, as bilinear weights lie in [0, 1]); each 8x8 tile first groups its pixels
+// by bilinear footprint so that one pixel per footprint scatters the tile's sum (magnified
+// textures put many pixels on the same four texels). d uv is written in the same pass (alone in
+// the SKIP pass, when the map needs no gradient).
 @group(0) @binding(3) var<storage, read_write> grad_out: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grad_tex: array<atomic<u32>>;
-@group(0) @binding(5) var<storage, read_write> grad_uv: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_uv: array<f32>;
+@group(0) @binding(5) var<storage, read_write> accumulators: array<atomic<u32>>;
 
 const TILE: u32 = {{ wg_x }}u * {{ wg_y }}u;
+// Channels this launch scatters, from params.channel_offset on (at most 3: the workgroup
+// memory below holds that many). A constant of the compiled kernel (src/render/kernel.rs compiles
+// one per count), so that the sums below need no arrays indexed at run time.
+const CHUNK: u32 = {{ channels }}u;
 // Per pixel of the tile: the footprint's first and last texel + 1 (which fix all four; 0: no
-// footprint), its bilinear fractions, and the pixel's index.
+// footprint), and for the channels in hand its contributions in fixed point (one per texel of
+// the footprint) with a bit per contribution that is not finite.
 var<workgroup> tile_key: array<vec2<u32>, TILE>;
-var<workgroup> tile_fraction: array<vec2<f32>, TILE>;
-var<workgroup> tile_pixel: array<u32, TILE>;
+var<workgroup> tile_low: array<vec4<u32>, 3u * TILE>;
+var<workgroup> tile_high: array<vec4<u32>, 3u * TILE>;
+var<workgroup> tile_nonfinite: array<u32, TILE>;
 
-fn add_f32(index: u32, value: f32) {
-    if value == 0.0 {
+// The bilinear weights of texels (x0, y0), (x1, y0), (x0, y1), (x1, y1).
+fn bilinear(fx: f32, fy: f32) -> vec4<f32> {
+    return vec4<f32>((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy);
+}
+
+// Rounds the pixel's contributions to this launch's channels into the tile's memory.
+fn quantize_chunk(lane: u32, pixel: u32, sampled: bool, w: vec4<f32>) {
+    var nonfinite = 0u;
+    for (var c = 0u; c < CHUNK; c++) {
+        let ch = params.channel_offset + c;
+        var g = 0.0;
+        if sampled && ch < params.channels {
+            g = grad_out[pixel * params.channels + ch];
+        }
+        let q = to_fixed4(g * w);
+        tile_low[CHUNK * lane + c] = q.low;
+        tile_high[CHUNK * lane + c] = q.high;
+        nonfinite |= nonfinite_bits(q) << (4u * c);
+    }
+    tile_nonfinite[lane] = nonfinite;
+}
+
+// The tile's contribution c of pixel j, as quantised by quantize_chunk.
+fn tile_contribution(j: u32, c: u32) -> Fixed4 {
+    let flags = nonfinite_from_bits(tile_nonfinite[j] >> (4u * c));
+    return Fixed4(tile_low[CHUNK * j + c], tile_high[CHUNK * j + c], flags);
+}
+
+// Scatters a channel's sums to the footprint's four texels (offsets k).
+fn scatter_channel(k: vec4<u32>, ch: u32, sums: Fixed4) {
+    if ch < params.channels {
+        scatter_fixed(k.x + ch, fixed4_component(sums, 0u));
+        scatter_fixed(k.y + ch, fixed4_component(sums, 1u));
+        scatter_fixed(k.z + ch, fixed4_component(sums, 2u));
+        scatter_fixed(k.w + ch, fixed4_component(sums, 3u));
+    }
+}
+
+// Writes the pixel's d uv.
+fn write_uv_gradient(pixel: u32, b: u32, f: Footprint, sampled: bool) {
+    if !sampled {
+        grad_uv[pixel * 2u] = 0.0;
+        grad_uv[pixel * 2u + 1u] = 0.0;
         return;
     }
-    var old = atomicLoad(&grad_tex[index]);
-    loop {
-        let new_bits = bitcast<u32>(bitcast<f32>(old) + value);
-        let r = atomicCompareExchangeWeak(&grad_tex[index], old, new_bits);
-        if r.exchanged {
-            break;
-        }
-        old = r.old_value;
+    let channels = params.channels;
+    let o = pixel * channels;
+    let k = texel_offsets(b, f);
+    var gx = 0.0;
+    var gy = 0.0;
+    for (var ch = 0u; ch < channels; ch++) {
+        let g = grad_out[o + ch];
+        let c00 = tex[k.x + ch];
+        let c01 = tex[k.y + ch];
+        let c10 = tex[k.z + ch];
+        let c11 = tex[k.w + ch];
+        gx += g * ((1.0 - f.fy) * (c01 - c00) + f.fy * (c11 - c10));
+        gy += g * (mix(c10, c11, f.fx) - mix(c00, c01, f.fx));
     }
+    grad_uv[pixel * 2u] = gx * f32(params.map_width);
+    grad_uv[pixel * 2u + 1u] = gy * f32(params.map_height);
 }
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
@@ -144,66 +200,57 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     let b = gid.z;
     var key = vec2<u32>(0u);
     var f: Footprint;
+    let inside = px < params.width && py < params.height && b < params.batch;
     let pixel = pixel_index(b, px, py);
-    // No early return before the barrier: every invocation of the tile must reach it.
-    if px < params.width && py < params.height && b < params.batch {
-        let o = pixel * channels;
+    if inside {
         let s = uv[pixel * 2u];
         let t = uv[pixel * 2u + 1u];
         if is_finite(s) && is_finite(t) {
             f = footprint(s, t);
-            let k = texel_offsets(b, f);
-            var gx = 0.0;
-            var gy = 0.0;
-            for (var ch = 0u; ch < channels; ch++) {
-                let g = grad_out[o + ch];
-                let c00 = tex[k.x + ch];
-                let c01 = tex[k.y + ch];
-                let c10 = tex[k.z + ch];
-                let c11 = tex[k.w + ch];
-                gx += g * ((1.0 - f.fy) * (c01 - c00) + f.fy * (c11 - c10));
-                gy += g * (mix(c10, c11, f.fx) - mix(c00, c01, f.fx));
-            }
-            grad_uv[pixel * 2u] = gx * f32(params.map_width);
-            grad_uv[pixel * 2u + 1u] = gy * f32(params.map_height);
             key = vec2<u32>(texel(b, f.x0, f.y0) + 1u, texel(b, f.x1, f.y1) + 1u);
-        } else {
-            grad_uv[pixel * 2u] = 0.0;
-            grad_uv[pixel * 2u + 1u] = 0.0;
+        }
+        if params.channel_offset == 0u {
+            write_uv_gradient(pixel, b, f, key.x != 0u);
         }
     }
+    if SCATTER_PASS == SCATTER_SKIP {
+        return;
+    }
+    begin_accumulate();
     tile_key[lane] = key;
-    tile_fraction[lane] = vec2<f32>(f.fx, f.fy);
-    tile_pixel[lane] = pixel;
+    quantize_chunk(lane, pixel, key.x != 0u, bilinear(f.fx, f.fy));
     workgroupBarrier();
     if key.x == 0u {
         return;
     }
+    // Only the tile's first pixel on each footprint scatters, with the sum of all of them.
     for (var j = 0u; j < lane; j++) {
         if all(tile_key[j] == key) {
             return;
         }
     }
-    // This is the tile's first pixel on its footprint: scatter the sum over all of them.
-    let k = texel_offsets(b, f);
-    for (var ch = 0u; ch < channels; ch++) {
-        var s = vec4<f32>(0.0);
-        for (var j = lane; j < TILE; j++) {
-            if all(tile_key[j] == key) {
-                let g = grad_out[tile_pixel[j] * channels + ch];
-                let fx = tile_fraction[j].x;
-                let fy = tile_fraction[j].y;
-                s += g * vec4<f32>(
-                    (1.0 - fx) * (1.0 - fy),
-                    fx * (1.0 - fy),
-                    (1.0 - fx) * fy,
-                    fx * fy,
-                );
+    // One accumulator per channel, written out; CHUNK is a constant, so unused ones vanish.
+    var s0 = tile_contribution(lane, 0u);
+    var s1 = tile_contribution(lane, 1u);
+    var s2 = tile_contribution(lane, 2u);
+    for (var j = lane + 1u; j < TILE; j++) {
+        if all(tile_key[j] == key) {
+            s0 = fixed4_add(s0, tile_contribution(j, 0u));
+            if CHUNK > 1u {
+                s1 = fixed4_add(s1, tile_contribution(j, 1u));
+            }
+            if CHUNK > 2u {
+                s2 = fixed4_add(s2, tile_contribution(j, 2u));
             }
         }
-        add_f32(k.x + ch, s.x);
-        add_f32(k.y + ch, s.y);
-        add_f32(k.z + ch, s.z);
-        add_f32(k.w + ch, s.w);
+    }
+    let k = texel_offsets(b, f);
+    let ch = params.channel_offset;
+    scatter_channel(k, ch, s0);
+    if CHUNK > 1u {
+        scatter_channel(k, ch + 1u, s1);
+    }
+    if CHUNK > 2u {
+        scatter_channel(k, ch + 2u, s2);
     }
 }

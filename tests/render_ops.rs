@@ -498,3 +498,36 @@ fn selftest_passes_natively() {
         assert!(report.passed(), "{report:?}");
     }
 }
+
+#[test]
+fn gradients_match_the_f64_reference_on_wgpu() {
+    let device = gpu_device().autodiff();
+    let report = ganfit::device::block_on(render::selftest::compare_gradients_with_reference(
+        &device, 45, 37,
+    ))
+    .unwrap();
+    for case in &report.cases {
+        eprintln!("{}: {} ({})", case.name, case.passed, case.detail);
+    }
+    assert!(report.passed(), "{report:#?}");
+}
+
+#[test]
+fn scatter_contention_cases_give_their_known_answers_on_wgpu() {
+    let device = gpu_device().autodiff();
+    let report = ganfit::device::block_on(render::selftest::scatter_stress(&device)).unwrap();
+    for case in &report.cases {
+        eprintln!("{}: {} ({})", case.name, case.passed, case.detail);
+    }
+    assert!(report.passed(), "{report:#?}");
+}
+
+#[test]
+fn scatter_contention_cases_give_their_known_answers_on_the_cpu_reference() {
+    let report =
+        ganfit::device::block_on(render::selftest::scatter_stress(&cpu().autodiff())).unwrap();
+    for case in &report.cases {
+        eprintln!("{}: {} ({})", case.name, case.passed, case.detail);
+    }
+    assert!(report.passed(), "{report:#?}");
+}

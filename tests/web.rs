@@ -78,3 +78,20 @@ async fn the_texture_generator_gives_its_cpu_reference_outputs_on_webgpu() {
         "{gradient:?}"
     );
 }
+
+#[wasm_bindgen_test]
+async fn gradients_match_the_f64_reference_and_the_scatter_stress_cases_on_webgpu() {
+    let (gpu, info) = device::webgpu()
+        .await
+        .expect("this tier needs a WebGPU adapter");
+    let device = gpu.autodiff();
+    let reference = selftest::compare_gradients_with_reference(&device, 45, 37)
+        .await
+        .unwrap();
+    let stress = selftest::scatter_stress(&device).await.unwrap();
+    for case in reference.cases.iter().chain(&stress.cases) {
+        console_log!("{info}: {}: {} ({})", case.name, case.passed, case.detail);
+    }
+    assert!(reference.passed(), "{reference:?}");
+    assert!(stress.passed(), "{stress:?}");
+}

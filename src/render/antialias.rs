@@ -5,13 +5,14 @@ use burn::backend::wgpu::CubeTensor;
 
 use super::kernel::{self, Launch, WgslKernel, kernel_params};
 use super::rasterize::pixel_groups;
+use super::scatter::{self, Accumulator};
 
 const SHADER: &str = include_str!("../../shaders/antialias.wgsl");
 const FORWARD: WgslKernel<AntialiasParams> = WgslKernel::new(SHADER, "antialias_forward", (8, 8));
 const BACKWARD_COLOR: WgslKernel<AntialiasParams> =
     WgslKernel::new(SHADER, "antialias_backward_color", (8, 8));
 const BACKWARD_POSITION: WgslKernel<AntialiasParams> =
-    WgslKernel::new(SHADER, "antialias_backward_position", (8, 8));
+    WgslKernel::new(SHADER, "antialias_backward_position", (8, 8)).with_library(scatter::LIBRARY);
 
 const W_MIN: f32 = 1e-6;
 const CROSSING_SLACK: f32 = 0.0625;
@@ -250,7 +251,8 @@ pub fn backward_cpu(scene: &Scene, grad_out: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let d = &scene.dims;
     let c = d.channels;
     let mut grad_color = grad_out.to_vec();
-    let mut grad_pos = vec![0f32; scene.pos.len()];
+    // Sums in f64: the reference the kernels' fixed-point sums are held to.
+    let mut grad_pos = vec![0f64; scene.pos.len()];
     for pair in scene.pairs() {
         let (tg, sc) = (pair.target * c, pair.source * c);
         let mut g_t = 0f32;
@@ -276,12 +278,12 @@ pub fn backward_cpu(scene: &Scene, grad_out: &[f32]) -> (Vec<f32>, Vec<f32>) {
             let (sx, sy) = (0.5 * d.width as f32, 0.5 * d.height as f32);
             let inv_w = 1.0 / p[3];
             let o = (b * d.vertices + v as usize) * 4;
-            grad_pos[o] += gp[0] * sx * inv_w;
-            grad_pos[o + 1] += -gp[1] * sy * inv_w;
-            grad_pos[o + 3] += (-gp[0] * sx * p[0] + gp[1] * sy * p[1]) * inv_w * inv_w;
+            grad_pos[o] += f64::from(gp[0] * sx * inv_w);
+            grad_pos[o + 1] += f64::from(-gp[1] * sy * inv_w);
+            grad_pos[o + 3] += f64::from((-gp[0] * sx * p[0] + gp[1] * sy * p[1]) * inv_w * inv_w);
         }
     }
-    (grad_color, grad_pos)
+    (grad_color, super::scatter::to_f32(grad_pos))
 }
 
 pub struct CubeScene {
@@ -305,7 +307,7 @@ impl CubeScene {
 
 pub fn forward_cube(scene: &CubeScene) -> CubeTensor {
     let out = kernel::empty(&scene.color, scene.color.meta.shape().clone());
-    let groups = pixel_groups(&scene.dims.raster());
+    let groups = pixel_groups(&scene.dims.raster(), FORWARD.workgroup);
     scene
         .launch(FORWARD)
         .arg(&scene.color)
@@ -314,21 +316,51 @@ pub fn forward_cube(scene: &CubeScene) -> CubeTensor {
     out
 }
 
-pub fn backward_cube(scene: &CubeScene, grad_out: CubeTensor) -> (CubeTensor, CubeTensor) {
-    let groups = pixel_groups(&scene.dims.raster());
-    let params = scene.dims.params();
+/// (d color, d positions); d positions is an empty tensor (shape `[0]`) and nothing is
+/// scattered when `position_grad` is false.
+pub fn backward_cube(
+    scene: &CubeScene,
+    grad_out: CubeTensor,
+    position_grad: bool,
+) -> (CubeTensor, CubeTensor) {
+    backward_cube_in(BACKWARD_POSITION.workgroup, scene, grad_out, position_grad)
+}
+
+/// [`backward_cube`] with workgroups of another shape (the result must not change).
+pub(crate) fn backward_cube_in(
+    workgroup: (u32, u32),
+    scene: &CubeScene,
+    grad_out: CubeTensor,
+    position_grad: bool,
+) -> (CubeTensor, CubeTensor) {
+    let d = scene.dims;
+    let params = d.params();
     let grad_color = kernel::empty(&scene.color, scene.color.meta.shape().clone());
     scene
-        .launch(BACKWARD_COLOR)
+        .launch(BACKWARD_COLOR.with_workgroup(workgroup))
         .arg(&grad_out)
         .arg(&grad_color)
-        .run(&params, groups);
-    let grad_pos = kernel::zeros(&scene.color, scene.pos.meta.shape().clone());
-    scene
-        .launch(BACKWARD_POSITION)
-        .arg(&scene.color)
-        .arg(&grad_out)
-        .arg(&grad_pos)
-        .run(&params, groups);
-    (grad_color, grad_pos)
+        .run(&params, pixel_groups(&d.raster(), workgroup));
+    if !position_grad {
+        return (grad_color, kernel::empty(&scene.color, [0].into()));
+    }
+    // A pixel sends to the two vertices of each of its two pairs' edges; the scratch holds
+    // each pixel's count of sending pairs between the passes.
+    let pixels = d.batch * d.height * d.width;
+    let grad_pos = Accumulator::with_scratch(
+        &scene.color,
+        scene.pos.meta.shape().clone(),
+        4 * pixels,
+        pixels,
+    );
+    let kernel = BACKWARD_POSITION.with_workgroup(workgroup);
+    for pass in [scatter::MEASURE, scatter::ACCUMULATE] {
+        scene
+            .launch(kernel.in_pass(pass))
+            .arg(&scene.color)
+            .arg(&grad_out)
+            .arg(&grad_pos.words)
+            .run(&params, pixel_groups(&d.raster(), workgroup));
+    }
+    (grad_color, grad_pos.decode())
 }

@@ -162,6 +162,7 @@ impl RenderOps for CubeBackend {
         rast: CubeTensor,
         triangles: CubeTensor,
         grad_out: CubeTensor,
+        attr_grad: bool,
     ) -> (CubeTensor, CubeTensor) {
         let d = interp_dims(&attributes, &rast, &triangles);
         interpolate::backward_cube(
@@ -170,6 +171,7 @@ impl RenderOps for CubeBackend {
             i32_contiguous(triangles),
             f32_contiguous(grad_out),
             d,
+            attr_grad,
         )
     }
 
@@ -183,6 +185,7 @@ impl RenderOps for CubeBackend {
         uv: CubeTensor,
         grad_out: CubeTensor,
         wrap: bool,
+        map_grad: bool,
     ) -> (CubeTensor, CubeTensor) {
         let d = texture_dims(&map, &uv, wrap);
         texture::backward_cube(
@@ -190,6 +193,7 @@ impl RenderOps for CubeBackend {
             f32_contiguous(uv),
             f32_contiguous(grad_out),
             d,
+            map_grad,
         )
     }
 
@@ -218,6 +222,7 @@ impl RenderOps for CubeBackend {
         triangles: CubeTensor,
         wings: CubeTensor,
         grad_out: CubeTensor,
+        position_grad: bool,
     ) -> (CubeTensor, CubeTensor) {
         let dims = aa_dims(&color, &positions, &triangles);
         let scene = antialias::CubeScene {
@@ -228,7 +233,7 @@ impl RenderOps for CubeBackend {
             wings: i32_contiguous(wings),
             dims,
         };
-        antialias::backward_cube(&scene, f32_contiguous(grad_out))
+        antialias::backward_cube(&scene, f32_contiguous(grad_out), position_grad)
     }
 }
 
@@ -294,6 +299,7 @@ mod flex {
             rast: FlexFloat,
             triangles: FlexInt,
             grad_out: FlexFloat,
+            attr_grad: bool,
         ) -> (FlexFloat, FlexFloat) {
             let d = interp_dims(&attributes, &rast, &triangles);
             let (attr, attr_dims) = cpu::floats(attributes.clone());
@@ -305,7 +311,7 @@ mod flex {
                 d,
             );
             (
-                cpu::tensor(grad_attr, &attr_dims, &attributes),
+                cpu::tensor_if(attr_grad, grad_attr, &attr_dims, &attributes),
                 cpu::tensor(grad_rast, &[d.batch, d.height, d.width, 4], &attributes),
             )
         }
@@ -321,6 +327,7 @@ mod flex {
             uv: FlexFloat,
             grad_out: FlexFloat,
             wrap: bool,
+            map_grad: bool,
         ) -> (FlexFloat, FlexFloat) {
             let d = texture_dims(&map, &uv, wrap);
             let (map_values, map_dims) = cpu::floats(map.clone());
@@ -328,7 +335,7 @@ mod flex {
             let (grad_map, grad_uv) =
                 texture::backward_cpu(&map_values, &uv_values, &cpu::floats(grad_out).0, d);
             (
-                cpu::tensor(grad_map, &map_dims, &map),
+                cpu::tensor_if(map_grad, grad_map, &map_dims, &map),
                 cpu::tensor(grad_uv, &uv_dims, &map),
             )
         }
@@ -362,6 +369,7 @@ mod flex {
             triangles: FlexInt,
             wings: FlexInt,
             grad_out: FlexFloat,
+            position_grad: bool,
         ) -> (FlexFloat, FlexFloat) {
             let dims = aa_dims(&color, &positions, &triangles);
             let (color_values, color_dims) = cpu::floats(color.clone());
@@ -379,7 +387,7 @@ mod flex {
             let (grad_color, grad_pos) = antialias::backward_cpu(&scene, &cpu::floats(grad_out).0);
             (
                 cpu::tensor(grad_color, &color_dims, &color),
-                cpu::tensor(grad_pos, &pos_dims, &color),
+                cpu::tensor_if(position_grad, grad_pos, &pos_dims, &color),
             )
         }
     }
@@ -422,7 +430,8 @@ impl<B: RenderOps> Backward<B, 2> for InterpolateBackward {
         let [node_attr, node_rast] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (attr, rast, tri) = ops.state;
-        let (grad_attr, grad_rast) = B::interpolate_attributes_backward(attr, rast, tri, grad);
+        let (grad_attr, grad_rast) =
+            B::interpolate_attributes_backward(attr, rast, tri, grad, node_attr.is_some());
         if let Some(node) = node_attr {
             grads.register::<B>(node.id, grad_attr);
         }
@@ -442,7 +451,7 @@ impl<B: RenderOps> Backward<B, 2> for TextureBackward {
         let [node_map, node_uv] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (map, uv, wrap) = ops.state;
-        let (grad_map, grad_uv) = B::texture_backward(map, uv, grad, wrap);
+        let (grad_map, grad_uv) = B::texture_backward(map, uv, grad, wrap, node_map.is_some());
         if let Some(node) = node_map {
             grads.register::<B>(node.id, grad_map);
         }
@@ -468,7 +477,8 @@ impl<B: RenderOps> Backward<B, 2> for AntialiasBackward {
         let [node_color, node_pos] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (color, rast, pos, tri, wings) = ops.state;
-        let (grad_color, grad_pos) = B::antialias_backward(color, rast, pos, tri, wings, grad);
+        let (grad_color, grad_pos) =
+            B::antialias_backward(color, rast, pos, tri, wings, grad, node_pos.is_some());
         if let Some(node) = node_color {
             grads.register::<B>(node.id, grad_color);
         }
@@ -540,12 +550,14 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
         rast: AdFloat<B, C>,
         triangles: AdInt<B, C>,
         grad_out: AdFloat<B, C>,
+        attr_grad: bool,
     ) -> (AdFloat<B, C>, AdFloat<B, C>) {
         let (a, r) = B::interpolate_attributes_backward(
             attributes.into_primitive(),
             rast.into_primitive(),
             triangles,
             grad_out.into_primitive(),
+            attr_grad,
         );
         (constant::<B, C>(a), constant::<B, C>(r))
     }
@@ -571,12 +583,14 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
         uv: AdFloat<B, C>,
         grad_out: AdFloat<B, C>,
         wrap: bool,
+        map_grad: bool,
     ) -> (AdFloat<B, C>, AdFloat<B, C>) {
         let (m, u) = B::texture_backward(
             map.into_primitive(),
             uv.into_primitive(),
             grad_out.into_primitive(),
             wrap,
+            map_grad,
         );
         (constant::<B, C>(m), constant::<B, C>(u))
     }
@@ -619,6 +633,7 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
         triangles: AdInt<B, C>,
         wings: AdInt<B, C>,
         grad_out: AdFloat<B, C>,
+        position_grad: bool,
     ) -> (AdFloat<B, C>, AdFloat<B, C>) {
         let (c, p) = B::antialias_backward(
             color.into_primitive(),
@@ -627,7 +642,151 @@ impl<B: RenderOps, C: CheckpointStrategy> RenderOps for Autodiff<B, C> {
             triangles,
             wings,
             grad_out.into_primitive(),
+            position_grad,
         );
         (constant::<B, C>(c), constant::<B, C>(p))
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use burn::backend::{BackendTensor, DispatchTensorKind};
+    use burn::tensor::{Int, Tensor, TensorData};
+
+    use super::*;
+    use crate::render::{self, Topology, scenes};
+
+    /// The cubecl tensor, contiguous f32, as the op impls pass it to the kernels.
+    fn cube<const D: usize>(t: Tensor<D>) -> CubeTensor {
+        match t.into_dispatch().kind {
+            DispatchTensorKind::Cube(BackendTensor::Float(c)) => f32_contiguous(c),
+            _ => panic!("not a cubecl float tensor"),
+        }
+    }
+
+    fn cube_int(t: Tensor<2, Int>) -> CubeTensor {
+        match t.into_dispatch().kind {
+            DispatchTensorKind::Cube(BackendTensor::Int(c)) => i32_contiguous(c),
+            _ => panic!("not a cubecl int tensor"),
+        }
+    }
+
+    fn bits(c: CubeTensor) -> Vec<u32> {
+        let data = crate::device::block_on(CubeBackend::float_into_data(c)).unwrap();
+        data.try_to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
+    }
+
+    /// Fixed-point sums are exact, so the workgroups' pre-reduction cannot change a bit.
+    #[test]
+    fn scattered_gradients_do_not_depend_on_the_workgroup_shape() {
+        let (device, _) = crate::device::gpu().expect("this test needs a wgpu adapter");
+        let (h, w, batch) = (37, 45, 2);
+        let mesh = scenes::random_triangles(24, 7);
+        let v = mesh.positions.len();
+        let mut pos = Vec::new();
+        for b in 0..batch {
+            pos.extend(mesh.clip_with_varying_w(7 + b as u64));
+        }
+        let topology = Topology::new(mesh.triangles.clone(), v, &device).unwrap();
+        let clip = Tensor::<3>::from_data(TensorData::new(pos, [batch, v, 4]), &device);
+        let rast = render::rasterize(clip.clone(), &topology, h, w).unwrap();
+        let colors =
+            Tensor::<3>::from_data(TensorData::new(mesh.colors_flat(), [1, v, 3]), &device);
+        let color = render::interpolate(colors.clone(), rast.clone(), &topology).unwrap();
+        let uv = color.clone().slice([0..batch, 0..h, 0..w, 0..2]) * 1.3 - 0.1;
+        let map = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..16 * 12 * 3)
+                    .map(|i| ((i * 37) % 101) as f32 / 101.0)
+                    .collect(),
+                [1, 16, 12, 3],
+            ),
+            &device,
+        );
+        let grad = |channels: usize| {
+            let values: Vec<f32> = (0..batch * h * w * channels)
+                .map(|i| ((i * 7919) % 23) as f32 / 23.0 - 0.45)
+                .collect();
+            cube(Tensor::<4>::from_data(
+                TensorData::new(values, [batch, h, w, channels]),
+                &device,
+            ))
+        };
+        let rd = raster_dims(&cube(clip.clone()), &cube_int(topology.triangles()), h, w);
+        let aa = |wg: (u32, u32)| {
+            let scene = antialias::CubeScene {
+                color: cube(color.clone()),
+                rast: cube(rast.clone()),
+                pos: cube(clip.clone()),
+                tri: cube_int(topology.triangles()),
+                wings: cube_int(topology.wings()),
+                dims: aa_dims(
+                    &cube(color.clone()),
+                    &cube(clip.clone()),
+                    &cube_int(topology.triangles()),
+                ),
+            };
+            antialias::backward_cube_in(wg, &scene, grad(3), true).1
+        };
+        let runs: Vec<[Vec<u32>; 4]> = [(8, 8), (16, 4)]
+            .into_iter()
+            .map(|wg| {
+                [
+                    bits(rasterize::backward_cube_in(
+                        wg,
+                        cube(clip.clone()),
+                        cube_int(topology.triangles()),
+                        cube(rast.clone()),
+                        grad(4),
+                        rd,
+                    )),
+                    bits(
+                        interpolate::backward_cube_in(
+                            wg,
+                            cube(colors.clone()),
+                            cube(rast.clone()),
+                            cube_int(topology.triangles()),
+                            grad(3),
+                            interp_dims(
+                                &cube(colors.clone()),
+                                &cube(rast.clone()),
+                                &cube_int(topology.triangles()),
+                            ),
+                            true,
+                        )
+                        .0,
+                    ),
+                    bits(
+                        texture::backward_cube_in(
+                            wg,
+                            cube(map.clone()),
+                            cube(uv.clone()),
+                            grad(3),
+                            texture_dims(&cube(map.clone()), &cube(uv.clone()), true),
+                            true,
+                        )
+                        .0,
+                    ),
+                    bits(aa(wg)),
+                ]
+            })
+            .collect();
+        for (i, op) in ["rasterize", "interpolate", "texture", "antialias"]
+            .iter()
+            .enumerate()
+        {
+            assert!(
+                runs[0][i].iter().any(|b| *b != 0),
+                "{op}: every gradient is zero"
+            );
+            assert_eq!(
+                runs[0][i], runs[1][i],
+                "{op}: 8x8 and 16x4 workgroups differ"
+            );
+        }
     }
 }

@@ -57,3 +57,18 @@ pub fn tensor(values: Vec<f32>, dims: &[usize], like: &FloatTensor<Flex>) -> Flo
     let device = like.device();
     Flex::float_from_data(TensorData::new(values, Shape::from(dims.to_vec())), &device)
 }
+
+/// [`tensor`] when the gradient is needed, else an empty tensor (shape `[0]`), as the kernels
+/// return for a gradient nobody asked for.
+pub fn tensor_if(
+    needed: bool,
+    values: Vec<f32>,
+    dims: &[usize],
+    like: &FloatTensor<Flex>,
+) -> FloatTensor<Flex> {
+    if needed {
+        tensor(values, dims, like)
+    } else {
+        tensor(Vec::new(), &[0], like)
+    }
+}

@@ -5,12 +5,16 @@ use burn::tensor::Shape;
 
 use super::kernel::{self, Launch, WgslKernel, kernel_params};
 use super::rasterize::pixel_groups;
+use super::scatter;
 
 const SHADER: &str = include_str!("../../shaders/interpolate.wgsl");
 const FORWARD: WgslKernel<InterpolateParams> =
     WgslKernel::new(SHADER, "interpolate_forward", (8, 8));
+/// Channels one backward launch scatters (`CHUNK` in the shader: its workgroup memory holds
+/// that many channels' contributions).
+const SCATTERED_CHANNELS: usize = 4;
 const BACKWARD: WgslKernel<InterpolateParams> =
-    WgslKernel::new(SHADER, "interpolate_backward", (8, 8));
+    WgslKernel::new(SHADER, "interpolate_backward", (8, 8)).with_library(scatter::LIBRARY);
 
 kernel_params! {
     /// [`Dims`] as `shaders/interpolate.wgsl` reads them.
@@ -23,6 +27,9 @@ kernel_params! {
         channels: u32,
         /// 1 when attributes have one row per image, 0 when one row is shared.
         attr_batched: u32,
+        /// Backward only: the first channel this launch scatters (launches take up to
+        /// `SCATTERED_CHANNELS` channels each).
+        channel_offset: u32,
     }
 }
 
@@ -49,6 +56,7 @@ impl Dims {
             width: self.width as u32,
             channels: self.channels as u32,
             attr_batched: self.attr_batched.into(),
+            channel_offset: 0,
         }
     }
 
@@ -99,7 +107,8 @@ pub fn backward_cpu(
     d: Dims,
 ) -> (Vec<f32>, Vec<f32>) {
     let c = d.channels;
-    let mut grad_attr = vec![0f32; attr.len()];
+    // Sums in f64: the reference the kernels' fixed-point sums are held to.
+    let mut grad_attr = vec![0f64; attr.len()];
     let mut grad_rast = vec![0f32; rast.len()];
     for b in 0..d.batch {
         for p in b * d.height * d.width..(b + 1) * d.height * d.width {
@@ -113,15 +122,15 @@ pub fn backward_cpu(
                 let g = grad_out[p * c + ch];
                 du += g * (attr[a0 + ch] - attr[a2 + ch]);
                 dv += g * (attr[a1 + ch] - attr[a2 + ch]);
-                grad_attr[a0 + ch] += g * u;
-                grad_attr[a1 + ch] += g * v;
-                grad_attr[a2 + ch] += g * w;
+                grad_attr[a0 + ch] += f64::from(g * u);
+                grad_attr[a1 + ch] += f64::from(g * v);
+                grad_attr[a2 + ch] += f64::from(g * w);
             }
             grad_rast[p * 4] = du;
             grad_rast[p * 4 + 1] = dv;
         }
     }
-    (grad_attr, grad_rast)
+    (super::scatter::to_f32(grad_attr), grad_rast)
 }
 
 pub fn forward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, d: Dims) -> CubeTensor {
@@ -131,26 +140,61 @@ pub fn forward_cube(attr: CubeTensor, rast: CubeTensor, tri: CubeTensor, d: Dims
         .arg(&rast)
         .arg(&tri)
         .arg(&out)
-        .run(&d.params(), pixel_groups(&d.raster()));
+        .run(&d.params(), pixel_groups(&d.raster(), FORWARD.workgroup));
     out
 }
 
+/// (d attributes, d rast); d attributes is an empty tensor (shape `[0]`) and nothing is
+/// scattered when `attr_grad` is false.
 pub fn backward_cube(
     attr: CubeTensor,
     rast: CubeTensor,
     tri: CubeTensor,
     grad_out: CubeTensor,
     d: Dims,
+    attr_grad: bool,
 ) -> (CubeTensor, CubeTensor) {
-    let grad_attr = kernel::zeros(&attr, attr.meta.shape().clone());
+    backward_cube_in(BACKWARD.workgroup, attr, rast, tri, grad_out, d, attr_grad)
+}
+
+/// [`backward_cube`] with workgroups of another shape (the result must not change).
+pub(crate) fn backward_cube_in(
+    workgroup: (u32, u32),
+    attr: CubeTensor,
+    rast: CubeTensor,
+    tri: CubeTensor,
+    grad_out: CubeTensor,
+    d: Dims,
+    attr_grad: bool,
+) -> (CubeTensor, CubeTensor) {
     let grad_rast = kernel::empty(&attr, Shape::new([d.batch, d.height, d.width, 4]));
-    Launch::new(BACKWARD, &attr)
-        .arg(&attr)
-        .arg(&rast)
-        .arg(&tri)
-        .arg(&grad_out)
-        .arg(&grad_attr)
-        .arg(&grad_rast)
-        .run(&d.params(), pixel_groups(&d.raster()));
+    // Every pixel of every image may send to a shared attribute, up to three times (a
+    // degenerate triangle).
+    let grad_attr = scatter::weighted(
+        &attr,
+        attr_grad.then(|| attr.meta.shape().clone()),
+        &grad_out,
+        3 * d.batch * d.height * d.width,
+        d.channels,
+        SCATTERED_CHANNELS,
+        |pass, offset, channels, accumulator| {
+            let kernel = BACKWARD
+                .with_workgroup(workgroup)
+                .with_channels(channels as u32)
+                .in_pass(pass);
+            let params = InterpolateParams {
+                channel_offset: offset as u32,
+                ..d.params()
+            };
+            Launch::new(kernel, &attr)
+                .arg(&attr)
+                .arg(&rast)
+                .arg(&tri)
+                .arg(&grad_out)
+                .arg(&grad_rast)
+                .arg(&accumulator.words)
+                .run(&params, pixel_groups(&d.raster(), workgroup));
+        },
+    );
     (grad_attr, grad_rast)
 }

@@ -86,6 +86,14 @@ pub struct WgslKernel<P> {
     pub name: &'static str,
     /// Workgroup size, substituted for `{{ wg_x }}` and `{{ wg_y }}`.
     pub workgroup: (u32, u32),
+    /// A shader file whose prelude (what precedes its first `//#kernel`) goes in front of the
+    /// file prelude: shared helpers such as the scatter of `shaders/scatter.wgsl`.
+    pub library: &'static str,
+    /// Substituted for `{{ scatter_pass }}`: which pass of a scattering kernel this is.
+    pub scatter_pass: u32,
+    /// Substituted for `{{ channels }}`, for kernels whose loops over channels hold barriers
+    /// (their trip count must be a constant under the uniformity rules of WGSL).
+    pub channels: u32,
     params: PhantomData<fn() -> P>,
 }
 
@@ -96,7 +104,33 @@ impl<P: KernelParams> WgslKernel<P> {
             file,
             name,
             workgroup,
+            library: "",
+            scatter_pass: 0,
+            channels: 0,
             params: PhantomData,
+        }
+    }
+
+    /// The same kernel with the prelude of `library` in front of its own.
+    pub const fn with_library(self, library: &'static str) -> Self {
+        Self { library, ..self }
+    }
+
+    /// The same kernel run by workgroups of another shape.
+    pub const fn with_workgroup(self, workgroup: (u32, u32)) -> Self {
+        Self { workgroup, ..self }
+    }
+
+    /// The same kernel compiled for `channels` channels.
+    pub const fn with_channels(self, channels: u32) -> Self {
+        Self { channels, ..self }
+    }
+
+    /// The same kernel compiled for another scatter pass.
+    pub const fn in_pass(self, scatter_pass: u32) -> Self {
+        Self {
+            scatter_pass,
+            ..self
         }
     }
 
@@ -112,7 +146,11 @@ impl<P: KernelParams> WgslKernel<P> {
             .split_once('\n')
             .map(|(_, rest)| rest)
             .unwrap_or_default();
-        format!("{}\n{prelude}\n{body}", params_declaration::<P>())
+        let library = self.library.split("//#kernel ").next().unwrap_or_default();
+        format!(
+            "{}\n{library}\n{prelude}\n{body}",
+            params_declaration::<P>()
+        )
     }
 }
 
@@ -121,12 +159,22 @@ impl<P: KernelParams> KernelSource for WgslKernel<P> {
         SourceTemplate::new(self.module_source())
             .register("wg_x", self.workgroup.0.to_string())
             .register("wg_y", self.workgroup.1.to_string())
+            .register("scatter_pass", self.scatter_pass.to_string())
+            .register("channels", self.channels.to_string())
     }
 
     fn id(&self) -> KernelId {
         // `Self` names `P`, which fixes the prepended declaration.
         let (wg_x, wg_y) = self.workgroup;
-        KernelId::new::<Self>().info((self.name, wg_x, wg_y, self.file.len()))
+        KernelId::new::<Self>().info((
+            self.name,
+            wg_x,
+            wg_y,
+            self.file.len(),
+            self.library.len(),
+            self.scatter_pass,
+            self.channels,
+        ))
     }
 
     fn lang(&self) -> &'static str {
@@ -182,21 +230,6 @@ impl<'a, P: KernelParams> Launch<'a, P> {
     }
 }
 
-/// A new f32 tensor of `shape` on the template's device, every element set to zero.
-pub fn zeros(template: &CubeTensor, shape: Shape) -> CubeTensor {
-    let n = shape.num_elements();
-    let handle = template
-        .client
-        .create_from_slice(bytemuck::cast_slice(&vec![0f32; n.max(1)]));
-    CubeTensor::new_contiguous(
-        template.client.clone(),
-        template.device.clone(),
-        shape,
-        handle,
-        DType::F32,
-    )
-}
-
 /// A new u32 scratch buffer of `len` elements, each set to `value`, viewed as an f32 tensor
 /// (the kernels reinterpret it; it never escapes the op).
 pub fn filled_u32(template: &CubeTensor, len: usize, value: u32) -> CubeTensor {
@@ -228,6 +261,17 @@ pub fn empty(template: &CubeTensor, shape: Shape) -> CubeTensor {
 /// Workgroups needed to cover `n` items with groups of `size`.
 pub fn groups(n: usize, size: u32) -> u32 {
     (n as u32).div_ceil(size)
+}
+
+/// The WebGPU limit on workgroups along one dispatch dimension.
+const MAX_GROUPS_PER_DIMENSION: u32 = 65535;
+
+/// Workgroups of `size` covering `n` items laid out in rows (a grid, as one dimension could not
+/// hold them past 65535 groups), and the items per row: item `gid.y * row + gid.x`.
+pub fn linear_groups(n: usize, size: u32) -> ((u32, u32, u32), u32) {
+    let total = groups(n.max(1), size);
+    let x = total.min(MAX_GROUPS_PER_DIMENSION);
+    ((x, total.div_ceil(x), 1), x * size)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod cpu;
 pub mod interpolate;
 mod kernel;
 pub mod rasterize;
+mod scatter;
 pub mod scenes;
 pub mod selftest;
 pub mod shading;
@@ -83,23 +84,29 @@ pub trait RenderOps: burn::backend::Backend {
         triangles: IntTensor<Self>,
     ) -> FloatTensor<Self>;
 
-    /// Gradients of (attributes, rast) from the gradient of the interpolated image.
+    /// Gradients of (attributes, rast) from the gradient of the interpolated image. When
+    /// `attr_grad` is false the attributes need no gradient: the first output is an empty
+    /// tensor (shape `[0]`) and its scatter is skipped.
     fn interpolate_attributes_backward(
         attributes: FloatTensor<Self>,
         rast: FloatTensor<Self>,
         triangles: IntTensor<Self>,
         grad_out: FloatTensor<Self>,
+        attr_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// See [`texture()`].
     fn texture(map: FloatTensor<Self>, uv: FloatTensor<Self>, wrap: bool) -> FloatTensor<Self>;
 
-    /// Gradients of (map, uv) from the gradient of the sampled image.
+    /// Gradients of (map, uv) from the gradient of the sampled image. When `map_grad` is false
+    /// the map needs no gradient: the first output is an empty tensor (shape `[0]`) and its
+    /// scatter is skipped.
     fn texture_backward(
         map: FloatTensor<Self>,
         uv: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
         wrap: bool,
+        map_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// See [`antialias()`].
@@ -111,7 +118,9 @@ pub trait RenderOps: burn::backend::Backend {
         wings: IntTensor<Self>,
     ) -> FloatTensor<Self>;
 
-    /// Gradients of (colour, positions) from the gradient of the antialiased image.
+    /// Gradients of (colour, positions) from the gradient of the antialiased image. When
+    /// `position_grad` is false the positions need no gradient: the second output is an empty
+    /// tensor (shape `[0]`) and its scatter is skipped.
     fn antialias_backward(
         color: FloatTensor<Self>,
         rast: FloatTensor<Self>,
@@ -119,6 +128,7 @@ pub trait RenderOps: burn::backend::Backend {
         triangles: IntTensor<Self>,
         wings: IntTensor<Self>,
         grad_out: FloatTensor<Self>,
+        position_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -200,16 +210,14 @@ pub fn rasterize(
 }
 
 /// Interpolates per-vertex attributes `[Ba, V, C]` (Ba = 1 or B) over the rasterized pixels.
-pub fn interpolate(
-    attributes: Tensor<3>,
-    rast: Tensor<4>,
+fn check_interpolate(
+    dims: &[usize],
+    rast_dims: &[usize],
     topology: &Topology,
-) -> Result<Tensor<4>, RenderError> {
-    let dims = attributes.dims();
-    check_rank("attributes", &dims, 3, None)?;
+) -> Result<(), RenderError> {
+    check_rank("attributes", dims, 3, None)?;
     topology.check_vertices(dims[1])?;
-    let rast_dims = rast.dims();
-    check_rast(&rast_dims, rast_dims[0])?;
+    check_rast(rast_dims, rast_dims[0])?;
     if dims[0] != 1 && dims[0] != rast_dims[0] {
         return Err(RenderError::Shape {
             what: "attributes",
@@ -217,6 +225,15 @@ pub fn interpolate(
             got: dims.to_vec(),
         });
     }
+    Ok(())
+}
+
+pub fn interpolate(
+    attributes: Tensor<3>,
+    rast: Tensor<4>,
+    topology: &Topology,
+) -> Result<Tensor<4>, RenderError> {
+    check_interpolate(&attributes.dims(), &rast.dims(), topology)?;
     let out = Dispatch::interpolate_attributes(
         attributes.into_dispatch(),
         rast.into_dispatch(),
@@ -226,15 +243,9 @@ pub fn interpolate(
 }
 
 /// Samples a texture map `[Bt, Ht, Wt, C]` (Bt = 1 or B) bilinearly at uv `[B, H, W, 2]`.
-pub fn texture(
-    map: Tensor<4>,
-    uv: Tensor<4>,
-    boundary: Boundary,
-) -> Result<Tensor<4>, RenderError> {
-    let map_dims = map.dims();
-    let uv_dims = uv.dims();
-    check_rank("texture map", &map_dims, 4, None)?;
-    check_rank("uv", &uv_dims, 4, Some(2))?;
+fn check_texture(map_dims: &[usize], uv_dims: &[usize]) -> Result<(), RenderError> {
+    check_rank("texture map", map_dims, 4, None)?;
+    check_rank("uv", uv_dims, 4, Some(2))?;
     check_resolution(uv_dims[0], uv_dims[1], uv_dims[2])?;
     if map_dims[0] != 1 && map_dims[0] != uv_dims[0] {
         return Err(RenderError::Shape {
@@ -243,6 +254,15 @@ pub fn texture(
             got: map_dims.to_vec(),
         });
     }
+    Ok(())
+}
+
+pub fn texture(
+    map: Tensor<4>,
+    uv: Tensor<4>,
+    boundary: Boundary,
+) -> Result<Tensor<4>, RenderError> {
+    check_texture(&map.dims(), &uv.dims())?;
     let out = Dispatch::texture(
         map.into_dispatch(),
         uv.into_dispatch(),
@@ -252,16 +272,14 @@ pub fn texture(
 }
 
 /// Antialiases silhouette edges of a rendered image `[B, H, W, C]`.
-pub fn antialias(
-    color: Tensor<4>,
-    rast: Tensor<4>,
-    positions: Tensor<3>,
+fn check_antialias(
+    color_dims: &[usize],
+    rast_dims: &[usize],
+    pos_dims: &[usize],
     topology: &Topology,
-) -> Result<Tensor<4>, RenderError> {
-    let color_dims = color.dims();
-    check_rank("color", &color_dims, 4, None)?;
-    let rast_dims = rast.dims();
-    check_rast(&rast_dims, color_dims[0])?;
+) -> Result<(), RenderError> {
+    check_rank("color", color_dims, 4, None)?;
+    check_rast(rast_dims, color_dims[0])?;
     if rast_dims[1..3] != color_dims[1..3] {
         return Err(RenderError::Shape {
             what: "rast",
@@ -272,8 +290,7 @@ pub fn antialias(
             got: rast_dims.to_vec(),
         });
     }
-    let pos_dims = positions.dims();
-    check_rank("positions", &pos_dims, 3, Some(4))?;
+    check_rank("positions", pos_dims, 3, Some(4))?;
     if pos_dims[0] != color_dims[0] {
         return Err(RenderError::Shape {
             what: "positions",
@@ -282,6 +299,16 @@ pub fn antialias(
         });
     }
     topology.check_vertices(pos_dims[1])?;
+    Ok(())
+}
+
+pub fn antialias(
+    color: Tensor<4>,
+    rast: Tensor<4>,
+    positions: Tensor<3>,
+    topology: &Topology,
+) -> Result<Tensor<4>, RenderError> {
+    check_antialias(&color.dims(), &rast.dims(), &positions.dims(), topology)?;
     let out = Dispatch::antialias(
         color.into_dispatch(),
         rast.into_dispatch(),
@@ -290,6 +317,121 @@ pub fn antialias(
         topology.wings().into_dispatch(),
     );
     Ok(Tensor::from_dispatch(out))
+}
+
+/// The four ops' backward passes on their own, as autodiff runs them (fits never call these;
+/// benchmarks time them). Inputs are the forward's inputs and output gradient, checked as the
+/// forward checks them; a scattered gradient is always computed.
+pub mod backward {
+    use super::*;
+
+    fn same_dims(
+        what: &'static str,
+        got: Vec<usize>,
+        expected: &[usize],
+    ) -> Result<(), RenderError> {
+        if got == expected {
+            Ok(())
+        } else {
+            Err(RenderError::Shape {
+                what,
+                expected: format!("{expected:?}"),
+                got,
+            })
+        }
+    }
+
+    /// d positions `[B, V, 4]` from d rast `[B, H, W, 4]`.
+    pub fn rasterize(
+        positions: Tensor<3>,
+        topology: &Topology,
+        rast: Tensor<4>,
+        grad_rast: Tensor<4>,
+    ) -> Result<Tensor<3>, RenderError> {
+        let [batch, vertices, _] = positions.dims();
+        check_rank("positions", &positions.dims(), 3, Some(4))?;
+        topology.check_vertices(vertices)?;
+        check_rast(&rast.dims(), batch)?;
+        same_dims("grad_rast", grad_rast.dims().to_vec(), &rast.dims())?;
+        Ok(Tensor::from_dispatch(Dispatch::rasterize_backward(
+            positions.into_dispatch(),
+            topology.triangles().into_dispatch(),
+            rast.into_dispatch(),
+            grad_rast.into_dispatch(),
+        )))
+    }
+
+    /// (d attributes `[Ba, V, C]`, d rast `[B, H, W, 4]`) from d output `[B, H, W, C]`.
+    pub fn interpolate(
+        attributes: Tensor<3>,
+        rast: Tensor<4>,
+        topology: &Topology,
+        grad_out: Tensor<4>,
+    ) -> Result<(Tensor<3>, Tensor<4>), RenderError> {
+        let [_, _, channels] = attributes.dims();
+        let [batch, height, width, _] = rast.dims();
+        check_interpolate(&attributes.dims(), &rast.dims(), topology)?;
+        same_dims(
+            "grad_out",
+            grad_out.dims().to_vec(),
+            &[batch, height, width, channels],
+        )?;
+        let (a, r) = Dispatch::interpolate_attributes_backward(
+            attributes.into_dispatch(),
+            rast.into_dispatch(),
+            topology.triangles().into_dispatch(),
+            grad_out.into_dispatch(),
+            true,
+        );
+        Ok((Tensor::from_dispatch(a), Tensor::from_dispatch(r)))
+    }
+
+    /// (d map `[Bt, Ht, Wt, C]`, d uv `[B, H, W, 2]`) from d output `[B, H, W, C]`.
+    pub fn texture(
+        map: Tensor<4>,
+        uv: Tensor<4>,
+        boundary: Boundary,
+        grad_out: Tensor<4>,
+    ) -> Result<(Tensor<4>, Tensor<4>), RenderError> {
+        let [_, _, _, channels] = map.dims();
+        let [batch, height, width, _] = uv.dims();
+        check_texture(&map.dims(), &uv.dims())?;
+        same_dims(
+            "grad_out",
+            grad_out.dims().to_vec(),
+            &[batch, height, width, channels],
+        )?;
+        let (m, u) = Dispatch::texture_backward(
+            map.into_dispatch(),
+            uv.into_dispatch(),
+            grad_out.into_dispatch(),
+            boundary == Boundary::Wrap,
+            true,
+        );
+        Ok((Tensor::from_dispatch(m), Tensor::from_dispatch(u)))
+    }
+
+    /// (d colour `[B, H, W, C]`, d positions `[B, V, 4]`) from d output `[B, H, W, C]`.
+    pub fn antialias(
+        color: Tensor<4>,
+        rast: Tensor<4>,
+        positions: Tensor<3>,
+        topology: &Topology,
+        grad_out: Tensor<4>,
+    ) -> Result<(Tensor<4>, Tensor<3>), RenderError> {
+        same_dims("grad_out", grad_out.dims().to_vec(), &color.dims())?;
+        check_antialias(&color.dims(), &rast.dims(), &positions.dims(), topology)?;
+        let (c, p) = Dispatch::antialias_backward(
+            color.into_dispatch(),
+            rast.into_dispatch(),
+            positions.into_dispatch(),
+            topology.triangles().into_dispatch(),
+            topology.wings().into_dispatch(),
+            grad_out.into_dispatch(),
+            true,
+        );
+        Ok((Tensor::from_dispatch(c), Tensor::from_dispatch(p)))
+    }
 }
 
 /// The triangle id channel of a rast output as a 0/1 coverage mask `[B, H, W, 1]`.

@@ -7,6 +7,7 @@ use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Shape;
 
 use super::kernel::{self, Launch, WgslKernel, kernel_params};
+use super::scatter::{self, Accumulator};
 
 const SHADER: &str = include_str!("../../shaders/rasterize.wgsl");
 const W_MIN: f32 = 1e-6;
@@ -14,7 +15,8 @@ const NO_TRIANGLE: u32 = u32::MAX;
 
 const TRIANGLES: WgslKernel<RasterizeParams> = WgslKernel::new(SHADER, "raster_triangles", (64, 1));
 const RESOLVE: WgslKernel<RasterizeParams> = WgslKernel::new(SHADER, "raster_resolve", (8, 8));
-const BACKWARD: WgslKernel<RasterizeParams> = WgslKernel::new(SHADER, "raster_backward", (8, 8));
+const BACKWARD: WgslKernel<RasterizeParams> =
+    WgslKernel::new(SHADER, "raster_backward", (8, 8)).with_library(scatter::LIBRARY);
 const ROW_SPLIT: u32 = 4;
 // The passes of `raster_triangles`, as numbered in the shader.
 const DEPTH_PASS: u32 = 0;
@@ -246,7 +248,8 @@ pub fn backward_cpu(
     grad_rast: &[f32],
     d: Dims,
 ) -> Vec<f32> {
-    let mut grad = vec![0f32; d.batch * d.vertices * 4];
+    // Sums in f64: the reference the kernels' fixed-point sums are held to.
+    let mut grad = vec![0f64; d.batch * d.vertices * 4];
     for b in 0..d.batch {
         for py in 0..d.height {
             for px in 0..d.width {
@@ -298,15 +301,15 @@ pub fn backward_cpu(
                 ];
                 for i in 0..3 {
                     let o = (b * d.vertices + tri[i] as usize) * 4;
-                    grad[o] += ga[i];
-                    grad[o + 1] += gc[i];
-                    grad[o + 2] += dz * k[i] / den;
-                    grad[o + 3] += -dz * zw * k[i] / den - ndc.0 * ga[i] - ndc.1 * gc[i];
+                    grad[o] += f64::from(ga[i]);
+                    grad[o + 1] += f64::from(gc[i]);
+                    grad[o + 2] += f64::from(dz * k[i] / den);
+                    grad[o + 3] += f64::from(-dz * zw * k[i] / den - ndc.0 * ga[i] - ndc.1 * gc[i]);
                 }
             }
         }
     }
-    grad
+    super::scatter::to_f32(grad)
 }
 
 /// WGSL forward: two passes over triangles (depth, then id) and one over pixels.
@@ -335,7 +338,7 @@ pub fn forward_cube(pos: CubeTensor, tri: CubeTensor, d: Dims) -> CubeTensor {
         .arg(&tri)
         .arg(&ids)
         .arg(&rast)
-        .run(&params, pixel_groups(&d));
+        .run(&params, pixel_groups(&d, RESOLVE.workgroup));
     rast
 }
 
@@ -347,21 +350,42 @@ pub fn backward_cube(
     grad_rast: CubeTensor,
     d: Dims,
 ) -> CubeTensor {
-    let grad = kernel::zeros(&pos, Shape::new([d.batch, d.vertices, 4]));
-    Launch::new(BACKWARD, &pos)
-        .arg(&pos)
-        .arg(&tri)
-        .arg(&rast)
-        .arg(&grad_rast)
-        .arg(&grad)
-        .run(&d.params(), pixel_groups(&d));
-    grad
+    backward_cube_in(BACKWARD.workgroup, pos, tri, rast, grad_rast, d)
 }
 
-pub(super) fn pixel_groups(d: &Dims) -> (u32, u32, u32) {
+/// [`backward_cube`] with workgroups of another shape (the result must not change).
+pub(crate) fn backward_cube_in(
+    workgroup: (u32, u32),
+    pos: CubeTensor,
+    tri: CubeTensor,
+    rast: CubeTensor,
+    grad_rast: CubeTensor,
+    d: Dims,
+) -> CubeTensor {
+    // A pixel sends to each corner of its triangle once (up to three times to one vertex of a
+    // degenerate triangle).
+    let grad = Accumulator::new(
+        &pos,
+        Shape::new([d.batch, d.vertices, 4]),
+        3 * d.batch * d.height * d.width,
+    );
+    let kernel = BACKWARD.with_workgroup(workgroup);
+    for pass in [scatter::MEASURE, scatter::ACCUMULATE] {
+        Launch::new(kernel.in_pass(pass), &pos)
+            .arg(&pos)
+            .arg(&tri)
+            .arg(&rast)
+            .arg(&grad_rast)
+            .arg(&grad.words)
+            .run(&d.params(), pixel_groups(&d, workgroup));
+    }
+    grad.decode()
+}
+
+pub(super) fn pixel_groups(d: &Dims, workgroup: (u32, u32)) -> (u32, u32, u32) {
     (
-        kernel::groups(d.width, 8),
-        kernel::groups(d.height, 8),
+        kernel::groups(d.width, workgroup.0),
+        kernel::groups(d.height, workgroup.1),
         d.batch as u32,
     )
 }

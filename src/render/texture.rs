@@ -4,10 +4,15 @@ use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Shape;
 
 use super::kernel::{self, Launch, WgslKernel, kernel_params};
+use super::scatter;
 
 const SHADER: &str = include_str!("../../shaders/texture.wgsl");
 const FORWARD: WgslKernel<TextureParams> = WgslKernel::new(SHADER, "texture_forward", (8, 8));
-const BACKWARD: WgslKernel<TextureParams> = WgslKernel::new(SHADER, "texture_backward", (8, 8));
+/// Channels one backward launch scatters (`CHUNK` in the shader: its workgroup memory holds
+/// that many channels' contributions).
+const SCATTERED_CHANNELS: usize = 3;
+const BACKWARD: WgslKernel<TextureParams> =
+    WgslKernel::new(SHADER, "texture_backward", (8, 8)).with_library(scatter::LIBRARY);
 
 kernel_params! {
     /// [`Dims`] as `shaders/texture.wgsl` reads them.
@@ -22,6 +27,9 @@ kernel_params! {
         map_batched: u32,
         /// 1 to wrap coordinates around, 0 to clamp them to the edge texels.
         wrap: u32,
+        /// Backward only: the first channel this launch scatters (launches take up to
+        /// `SCATTERED_CHANNELS` channels each).
+        channel_offset: u32,
     }
 }
 
@@ -50,13 +58,14 @@ impl Dims {
             map_width: self.map_width as u32,
             map_batched: self.map_batched.into(),
             wrap: self.wrap.into(),
+            channel_offset: 0,
         }
     }
 
-    fn groups(&self) -> (u32, u32, u32) {
+    fn groups(&self, workgroup: (u32, u32)) -> (u32, u32, u32) {
         (
-            kernel::groups(self.width, 8),
-            kernel::groups(self.height, 8),
+            kernel::groups(self.width, workgroup.0),
+            kernel::groups(self.height, workgroup.1),
             self.batch as u32,
         )
     }
@@ -119,7 +128,8 @@ pub fn forward_cpu(map: &[f32], uv: &[f32], d: Dims) -> Vec<f32> {
 /// CPU reference of the backward pass: (d map, d uv).
 pub fn backward_cpu(map: &[f32], uv: &[f32], grad_out: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
     let c = d.channels;
-    let mut grad_map = vec![0f32; map.len()];
+    // Sums in f64: the reference the kernels' fixed-point sums are held to.
+    let mut grad_map = vec![0f64; map.len()];
     let mut grad_uv = vec![0f32; uv.len()];
     for b in 0..d.batch {
         for p in b * d.height * d.width..(b + 1) * d.height * d.width {
@@ -135,16 +145,16 @@ pub fn backward_cpu(map: &[f32], uv: &[f32], grad_out: &[f32], d: Dims) -> (Vec<
                     (map[t00 + ch], map[t01 + ch], map[t10 + ch], map[t11 + ch]);
                 gx += g * ((1.0 - fy) * (c01 - c00) + fy * (c11 - c10));
                 gy += g * (lerp(c10, c11, fx) - lerp(c00, c01, fx));
-                grad_map[t00 + ch] += g * (1.0 - fx) * (1.0 - fy);
-                grad_map[t01 + ch] += g * fx * (1.0 - fy);
-                grad_map[t10 + ch] += g * (1.0 - fx) * fy;
-                grad_map[t11 + ch] += g * fx * fy;
+                grad_map[t00 + ch] += f64::from(g * ((1.0 - fx) * (1.0 - fy)));
+                grad_map[t01 + ch] += f64::from(g * (fx * (1.0 - fy)));
+                grad_map[t10 + ch] += f64::from(g * ((1.0 - fx) * fy));
+                grad_map[t11 + ch] += f64::from(g * (fx * fy));
             }
             grad_uv[p * 2] = gx * d.map_width as f32;
             grad_uv[p * 2 + 1] = gy * d.map_height as f32;
         }
     }
-    (grad_map, grad_uv)
+    (super::scatter::to_f32(grad_map), grad_uv)
 }
 
 pub fn forward_cube(map: CubeTensor, uv: CubeTensor, d: Dims) -> CubeTensor {
@@ -153,24 +163,58 @@ pub fn forward_cube(map: CubeTensor, uv: CubeTensor, d: Dims) -> CubeTensor {
         .arg(&map)
         .arg(&uv)
         .arg(&out)
-        .run(&d.params(), d.groups());
+        .run(&d.params(), d.groups(FORWARD.workgroup));
     out
 }
 
+/// (d map, d uv); d map is an empty tensor (shape `[0]`) and nothing is scattered when
+/// `map_grad` is false.
 pub fn backward_cube(
     map: CubeTensor,
     uv: CubeTensor,
     grad_out: CubeTensor,
     d: Dims,
+    map_grad: bool,
 ) -> (CubeTensor, CubeTensor) {
-    let grad_map = kernel::zeros(&map, map.meta.shape().clone());
+    backward_cube_in(BACKWARD.workgroup, map, uv, grad_out, d, map_grad)
+}
+
+/// [`backward_cube`] with workgroups of another shape (the result must not change).
+pub(crate) fn backward_cube_in(
+    workgroup: (u32, u32),
+    map: CubeTensor,
+    uv: CubeTensor,
+    grad_out: CubeTensor,
+    d: Dims,
+    map_grad: bool,
+) -> (CubeTensor, CubeTensor) {
     let grad_uv = kernel::empty(&map, Shape::new([d.batch, d.height, d.width, 2]));
-    Launch::new(BACKWARD, &map)
-        .arg(&map)
-        .arg(&uv)
-        .arg(&grad_out)
-        .arg(&grad_map)
-        .arg(&grad_uv)
-        .run(&d.params(), d.groups());
+    // Every pixel of every image may send to a shared texel, up to four times (a footprint that
+    // clamps or wraps onto itself).
+    let grad_map = scatter::weighted(
+        &map,
+        map_grad.then(|| map.meta.shape().clone()),
+        &grad_out,
+        4 * d.batch * d.height * d.width,
+        d.channels,
+        SCATTERED_CHANNELS,
+        |pass, offset, channels, accumulator| {
+            let kernel = BACKWARD
+                .with_workgroup(workgroup)
+                .with_channels(channels as u32)
+                .in_pass(pass);
+            let params = TextureParams {
+                channel_offset: offset as u32,
+                ..d.params()
+            };
+            Launch::new(kernel, &map)
+                .arg(&map)
+                .arg(&uv)
+                .arg(&grad_out)
+                .arg(&grad_uv)
+                .arg(&accumulator.words)
+                .run(&params, d.groups(workgroup));
+        },
+    );
     (grad_map, grad_uv)
 }

@@ -10,7 +10,8 @@ use crate::common::{Backend, open_devices, time_ms};
 
 #[derive(Subcommand)]
 pub enum Bench {
-    /// The four render ops, forward and forward+backward, at 256² and 512², batch 1 and 4.
+    /// The four render ops, each one's forward and backward alone, at 256² and 512², batch 1
+    /// and 4, with the CPU reference (backend `cpu`) in the same run.
     Raster {
         /// Backends to time (default: every one available).
         #[arg(long, value_enum)]
@@ -158,60 +159,135 @@ fn clip(scene: &Scene, batch: usize, size: usize, device: &Device) -> Tensor<3> 
     )
 }
 
-/// Renders one image batch through the four ops; returns the image.
-fn render_once(scene: &Scene, clip: Tensor<3>, size: usize) -> Result<Tensor<4>> {
-    let rast = render::rasterize(clip.clone(), &scene.topology, size, size)?;
-    let uv = render::interpolate(scene.uv.clone(), rast.clone(), &scene.topology)?;
-    let color = render::texture(scene.map.clone(), uv, Boundary::Clamp)?;
-    Ok(render::antialias(color, rast, clip, &scene.topology)?)
+/// One op's timings at one size on one backend.
+struct OpTiming {
+    forward: f64,
+    backward: f64,
 }
 
+/// Each render op's forward and backward alone (the backward scatters every gradient), per
+/// size and batch, on each backend; then a table of backward/forward ratios and of each
+/// backend's speed against the CPU reference measured in the same run.
 fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
+    const OPS: [&str; 4] = ["rasterize", "interpolate", "texture", "antialias"];
     let mut results = std::collections::BTreeMap::new();
+    let mut backends = Vec::new();
     for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
-        let ad = device.clone().autodiff();
+        backends.push(format!("{backend:?}"));
         let scene = face_like_scene(&device)?;
-        let scene_ad = face_like_scene(&ad)?;
         println!("triangles: {}", scene.topology.num_triangles());
         for size in [256, 512] {
             for batch in [1, 4] {
-                let c = clip(&scene, batch, size, &device);
-                let forward = time_ms(&device, repeat, || {
-                    render_once(&scene, c.clone(), size).map(|_| ())
-                })?;
-                let c_ad = clip(&scene_ad, batch, size, &ad);
-                let both = time_ms(&ad, repeat, || {
-                    let map = scene_ad.map.clone().require_grad();
-                    let pos = c_ad.clone().require_grad();
-                    let s = Scene {
-                        topology: scene_ad.topology.clone(),
-                        points: scene_ad.points.clone(),
-                        uv: scene_ad.uv.clone(),
-                        map: map.clone(),
-                    };
-                    let image = render_once(&s, pos.clone(), size)?;
-                    let grads = image.sum().backward();
-                    let _ = (map.grad(&grads), pos.grad(&grads));
-                    Ok(())
-                })?;
+                let clip = clip(&scene, batch, size, &device);
+                let rast = render::rasterize(clip.clone(), &scene.topology, size, size)?;
+                let uv = render::interpolate(scene.uv.clone(), rast.clone(), &scene.topology)?;
+                let color = render::texture(scene.map.clone(), uv.clone(), Boundary::Clamp)?;
+                // A varied output gradient, the same on every backend.
+                let pattern = |channels: usize| -> Tensor<4> {
+                    let values: Vec<f32> = (0..batch * size * size * channels)
+                        .map(|i| ((i * 7919) % 23) as f32 / 23.0 - 0.45)
+                        .collect();
+                    Tensor::from_data(
+                        TensorData::new(values, [batch, size, size, channels]),
+                        &device,
+                    )
+                };
+                let (g4, g2, g3) = (pattern(4), pattern(2), pattern(3));
+                let topo = &scene.topology;
+                let mut timings = Vec::new();
+                timings.push(OpTiming {
+                    forward: time_ms(&device, repeat, || {
+                        render::rasterize(clip.clone(), topo, size, size)
+                            .map(|_| ())
+                            .map_err(ganfit::Error::from)
+                    })?,
+                    backward: time_ms(&device, repeat, || {
+                        render::backward::rasterize(clip.clone(), topo, rast.clone(), g4.clone())
+                            .map(|_| ())
+                            .map_err(ganfit::Error::from)
+                    })?,
+                });
+                timings.push(OpTiming {
+                    forward: time_ms(&device, repeat, || {
+                        render::interpolate(scene.uv.clone(), rast.clone(), topo)
+                            .map(|_| ())
+                            .map_err(ganfit::Error::from)
+                    })?,
+                    backward: time_ms(&device, repeat, || {
+                        render::backward::interpolate(
+                            scene.uv.clone(),
+                            rast.clone(),
+                            topo,
+                            g2.clone(),
+                        )
+                        .map(|_| ())
+                        .map_err(ganfit::Error::from)
+                    })?,
+                });
+                timings.push(OpTiming {
+                    forward: time_ms(&device, repeat, || {
+                        render::texture(scene.map.clone(), uv.clone(), Boundary::Clamp)
+                            .map(|_| ())
+                            .map_err(ganfit::Error::from)
+                    })?,
+                    backward: time_ms(&device, repeat, || {
+                        render::backward::texture(
+                            scene.map.clone(),
+                            uv.clone(),
+                            Boundary::Clamp,
+                            g3.clone(),
+                        )
+                        .map(|_| ())
+                        .map_err(ganfit::Error::from)
+                    })?,
+                });
+                timings.push(OpTiming {
+                    forward: time_ms(&device, repeat, || {
+                        render::antialias(color.clone(), rast.clone(), clip.clone(), topo)
+                            .map(|_| ())
+                            .map_err(ganfit::Error::from)
+                    })?,
+                    backward: time_ms(&device, repeat, || {
+                        render::backward::antialias(
+                            color.clone(),
+                            rast.clone(),
+                            clip.clone(),
+                            topo,
+                            g3.clone(),
+                        )
+                        .map(|_| ())
+                        .map_err(ganfit::Error::from)
+                    })?,
+                });
                 let key = format!("{size}x{size} batch {batch}");
-                println!("raster {:?} {key} forward: {forward:.2} ms", backend);
-                println!("raster {:?} {key} forward+backward: {both:.2} ms", backend);
-                results.insert((format!("{backend:?}"), key), (forward, both));
+                for (op, t) in OPS.iter().zip(&timings) {
+                    println!(
+                        "raster {backend:?} {op} {key}: forward {:.2} ms, backward {:.2} ms, \
+                         backward/forward {:.2}",
+                        t.forward,
+                        t.backward,
+                        t.backward / t.forward
+                    );
+                }
+                results.insert((format!("{backend:?}"), key), timings);
             }
         }
     }
-    for ((backend, key), (forward, both)) in &results {
-        if backend == "Gpu"
-            && let Some((cf, cb)) = results.get(&("Cpu".to_string(), key.clone()))
-        {
+    println!(
+        "\n| backend | op | size | forward ms | backward ms | backward/forward | backward vs Cpu |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for ((backend, key), timings) in &results {
+        let reference = results.get(&("Cpu".to_string(), key.clone()));
+        for (i, (op, t)) in OPS.iter().zip(timings).enumerate() {
+            let versus = reference
+                .map(|r| format!("{:.2}x", r[i].backward / t.backward))
+                .unwrap_or_else(|| "-".into());
             println!(
-                "raster speedup wgsl/cpu {key} forward: {:.2} x",
-                cf / forward
-            );
-            println!(
-                "raster speedup wgsl/cpu {key} forward+backward: {:.2} x",
-                cb / both
+                "| {backend} | {op} | {key} | {:.2} | {:.2} | {:.2} | {versus} |",
+                t.forward,
+                t.backward,
+                t.backward / t.forward
             );
         }
     }

@@ -33,7 +33,9 @@ struct Cli {
 enum Command {
     /// Describe the available compute devices.
     Devices,
-    /// Run the renderer self-test (reference comparison and pose recovery) on a device.
+    /// Run the renderer self-test on a device: forward and every backward against the CPU
+    /// reference, the gradient-scatter stress cases (run-to-run bitwise equality included) and
+    /// pose recovery.
     Selftest {
         #[arg(long, value_enum, default_value_t = Backend::Gpu)]
         device: Backend,
@@ -90,6 +92,10 @@ fn run(cli: Cli) -> Result<()> {
                 &dev, 64, 64,
             ))?;
             let pose = device::block_on(ganfit::render::selftest::recover_pose(&dev, 48, 60))?;
+            let gradients = device::block_on(
+                ganfit::render::selftest::compare_gradients_with_reference(&dev, 64, 64),
+            )?;
+            let stress = device::block_on(ganfit::render::selftest::scatter_stress(&dev))?;
             println!("device: {name}");
             println!("reference id mismatches: {}", reference.id_mismatches);
             println!(
@@ -110,7 +116,11 @@ fn run(cli: Cli) -> Result<()> {
                 pose.initial_error, pose.final_error
             );
             println!("pose time: {:.0} ms", pose.milliseconds);
-            if reference.passed() && pose.converged() {
+            for case in gradients.cases.iter().chain(&stress.cases) {
+                let verdict = if case.passed { "ok" } else { "FAILED" };
+                println!("gradient {}: {verdict} ({})", case.name, case.detail);
+            }
+            if reference.passed() && pose.converged() && gradients.passed() && stress.passed() {
                 println!("selftest: passed");
                 Ok(())
             } else {
