@@ -218,7 +218,10 @@ impl WasmFitter {
                 return Err(e);
             }
             let result = outcome.map_err(to_js)?;
-            result_to_js(&models, &result)
+            let rig = export::blendshape_glb(&models.face, &result)
+                .await
+                .map_err(to_js)?;
+            result_to_js(&models, &result, &rig)
         })
     }
 }
@@ -298,8 +301,10 @@ fn progress_to_js(progress: &Progress) -> Result<JsValue, JsValue> {
 /// - `texture`: `{ width, height, png }` or `null`;
 /// - `glb` (Uint8Array), `obj`, `mtl`, `textureFile` (the name the MTL uses), `paramsJson`,
 ///   `lossesTsv`: the same files the CLI writes;
+/// - `glbBlendshapes` (Uint8Array): the GLB `ganfit fit --blendshapes` writes (the fitted
+///   identity with 53 ARKit-named morph targets, the fitted expression as their weights);
 /// - `textureModel`, `options`, `log`, `warnings`, `milliseconds`.
-fn result_to_js(models: &Models, result: &FitResult) -> Result<JsValue, JsValue> {
+fn result_to_js(models: &Models, result: &FitResult, rig: &[u8]) -> Result<JsValue, JsValue> {
     let files = export::exports(&models.face, result).map_err(to_js)?;
     let object = js_sys::Object::new();
     let photos = js_sys::Array::new();
@@ -359,6 +364,7 @@ fn result_to_js(models: &Models, result: &FitResult) -> Result<JsValue, JsValue>
         "glb",
         &js_sys::Uint8Array::from(files.glb.as_slice()),
     )?;
+    set(&object, "glbBlendshapes", &js_sys::Uint8Array::from(rig))?;
     set(&object, "obj", &JsValue::from_str(&files.obj.obj))?;
     set(&object, "mtl", &JsValue::from_str(&files.obj.mtl))?;
     set(

@@ -607,6 +607,96 @@ fn obj_uv_of_vertex(obj: &str, vertex: u32) -> [f32; 2] {
     panic!("vertex {vertex} is in no face");
 }
 
+/// Runs the Khronos glTF validator (strict) on `path`; panics with its report when it rejects.
+fn validate_glb(path: &Path) {
+    let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gltf-validator");
+    assert!(
+        validator.join("node_modules/gltf-validator").is_dir(),
+        "the Khronos glTF validator is not installed: run `make setup` (npm ci in {})",
+        validator.display()
+    );
+    let out = Command::new("node")
+        .arg(validator.join("validate.mjs"))
+        .arg("--strict")
+        .arg(path)
+        .output()
+        .expect("running node");
+    let report = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the glTF validator rejected the GLB:\n{report}"
+    );
+}
+
+#[test]
+fn blendshape_glb_passes_the_validator_with_53_named_morph_targets() {
+    let m = model(&cpu(), RegionSelection::default());
+    let mut identity = vec![0f32; m.num_identity()];
+    identity[0] = 1.5;
+    let rig = ganfit::device::block_on(m.blendshapes(&identity)).unwrap();
+    assert_eq!(rig.names.len(), 53);
+    assert!(rig.names.iter().any(|n| n == "eyeBlinkLeft"));
+    assert!(rig.names.iter().any(|n| n == "browInnerUpRight"));
+    let mesh = m.mesh_data(rig.neutral.clone()).unwrap();
+    let mut weights = vec![0f32; 53];
+    let jaw_open = rig.names.iter().position(|n| n == "jawOpen").unwrap();
+    weights[jaw_open] = 0.3;
+    let morphs = io::glb::MorphTargets {
+        names: rig.names.clone(),
+        deltas: rig.deltas.clone(),
+        weights: weights.clone(),
+    };
+    let texture = image::RgbImage::from_fn(512, 256, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let glb = io::glb::write_with_morphs(&mesh, Some(&texture), "rig", Some(&morphs)).unwrap();
+    let plain = io::glb::write(&mesh, Some(&texture), "rig").unwrap();
+    eprintln!(
+        "blendshape GLB {} bytes, the same head without morph targets {} bytes",
+        glb.len(),
+        plain.len()
+    );
+    let path = scratch("glb-rig").join("rig.glb");
+    std::fs::write(&path, &glb).unwrap();
+    validate_glb(&path);
+
+    let (doc, buffers, _) = gltf::import_slice(&glb).unwrap();
+    let gmesh = doc.meshes().next().unwrap();
+    assert_eq!(gmesh.weights().unwrap(), &weights[..]);
+    let extras = gmesh.extras().as_ref().unwrap().get();
+    assert!(extras.contains("\"jawOpen\""), "{extras}");
+    let prim = gmesh.primitives().next().unwrap();
+    let reader = prim.reader(|b| Some(&buffers[b.index()]));
+    let targets: Vec<Vec<[f32; 3]>> = reader
+        .read_morph_targets()
+        .map(|(positions, _, _)| positions.unwrap().collect())
+        .collect();
+    assert_eq!(targets.len(), 53);
+    // jawOpen at weight 1 moves the chin (landmark 8) down by a jaw's opening, in metres.
+    let chin = m.landmark_indices()[8];
+    let r = m.render_to_shape().iter().position(|&s| s == chin).unwrap();
+    let drop = targets[jaw_open][r];
+    eprintln!("jawOpen moves the chin by {drop:?} m");
+    assert!(
+        drop[1] < -0.005 && drop[1] > -0.05,
+        "jawOpen moves the chin by {drop:?} m"
+    );
+    // A blink moves no chin vertex, and a part of the head only.
+    let blink = rig.names.iter().position(|n| n == "eyeBlinkLeft").unwrap();
+    assert_eq!(targets[blink][r], [0.0; 3]);
+    let moved = |t: &Vec<[f32; 3]>| t.iter().filter(|d| d.iter().any(|&c| c != 0.0)).count();
+    let total: usize = targets.iter().map(moved).sum();
+    eprintln!(
+        "{} of {} render vertices blink; {total} sparse entries over the 53 targets",
+        moved(&targets[blink]),
+        mesh.uvs.len()
+    );
+    assert!(
+        moved(&targets[blink]) > 0 && moved(&targets[blink]) < mesh.uvs.len() / 2,
+        "{} vertices blink",
+        moved(&targets[blink])
+    );
+}
+
 #[test]
 fn exported_glb_passes_the_khronos_validator_and_reads_back() {
     let m = model(&cpu(), RegionSelection::default());
@@ -618,24 +708,7 @@ fn exported_glb_passes_the_khronos_validator_and_reads_back() {
     let path = dir.join("mean_face.glb");
     std::fs::write(&path, &glb).unwrap();
 
-    let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gltf-validator");
-    assert!(
-        validator.join("node_modules/gltf-validator").is_dir(),
-        "the Khronos glTF validator is not installed: run `make setup` (npm ci in {})",
-        validator.display()
-    );
-    let out = Command::new("node")
-        .arg(validator.join("validate.mjs"))
-        .arg("--strict")
-        .arg(&path)
-        .output()
-        .expect("running node");
-    let report = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "the glTF validator rejected the GLB:\n{report}"
-    );
+    validate_glb(&path);
 
     let (doc, buffers, images) = gltf::import_slice(&glb).unwrap();
     let prim = doc.meshes().next().unwrap().primitives().next().unwrap();

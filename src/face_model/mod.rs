@@ -37,6 +37,31 @@ pub use landmarks::{JawContour, JawConvention, pick_contour};
 pub use regions::{FaceArea, Region, RegionSelection};
 pub use uv::UvAtlas;
 
+/// One identity's rig (see [`FaceModel::blendshapes`]).
+#[derive(Debug, Clone)]
+pub struct Blendshapes {
+    /// ARKit names of the expression blendshapes (see [`arkit_name`]), in the model's order.
+    pub names: Vec<String>,
+    /// `[Vs]` the neutral shape (expression zeroed), mm.
+    pub neutral: Vec<[f32; 3]>,
+    /// `[53][Vs]` each blendshape's displacement at weight 1, mm.
+    pub deltas: Vec<Vec<[f32; 3]>>,
+}
+
+/// The ARKit name of an ICT-FaceKit blendshape: `eyeBlink_L` → `eyeBlinkLeft`, `jawOpen` stays.
+/// ICT splits two shapes that ARKit keeps whole, `browInnerUp` and `cheekPuff`: their halves
+/// become `browInnerUpLeft`/`Right` and `cheekPuffLeft`/`Right`, which an ARKit stream drives
+/// both with its one value.
+pub fn arkit_name(ict: &str) -> String {
+    if let Some(base) = ict.strip_suffix("_L") {
+        format!("{base}Left")
+    } else if let Some(base) = ict.strip_suffix("_R") {
+        format!("{base}Right")
+    } else {
+        ict.to_string()
+    }
+}
+
 use crate::error::{Error, Result};
 use crate::io::MeshData;
 use crate::render::{Topology, shading};
@@ -326,6 +351,57 @@ impl FaceModel {
         let weights = Tensor::cat(vec![identity, expression], 1);
         let flat = weights.matmul(self.basis.clone()) + self.mean_row.clone();
         Ok(flat.reshape([b, self.num_shape_vertices(), 3]))
+    }
+
+    /// The rig of one identity: its neutral shape (expression zeroed) and each expression
+    /// blendshape's displacement of it, mm, read back without blocking.
+    pub async fn blendshapes(&self, identity: &[f32]) -> Result<Blendshapes> {
+        let (ni, ne, vs) = (
+            self.num_identity(),
+            self.num_expression(),
+            self.num_shape_vertices(),
+        );
+        if identity.len() != ni {
+            return Err(Error::Invalid(format!(
+                "blendshapes: {} identity weights, the model has {ni}",
+                identity.len()
+            )));
+        }
+        // Row 0 the neutral shape, row 1 + j the shape with blendshape j at weight 1.
+        let identity = Tensor::<2>::from_data(
+            TensorData::new(identity.repeat(ne + 1), [ne + 1, ni]),
+            &self.device,
+        );
+        let mut one_hot = vec![0f32; (ne + 1) * ne];
+        for j in 0..ne {
+            one_hot[(j + 1) * ne + j] = 1.0;
+        }
+        let expression =
+            Tensor::<2>::from_data(TensorData::new(one_hot, [ne + 1, ne]), &self.device);
+        let (values, _) = crate::device::read_floats(self.vertices(identity, expression)?).await?;
+        let rows: Vec<Vec<[f32; 3]>> = values
+            .chunks_exact(vs * 3)
+            .map(|row| row.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+            .collect();
+        let neutral = rows[0].clone();
+        let deltas = rows[1..]
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .zip(&neutral)
+                    .map(|(p, n)| [p[0] - n[0], p[1] - n[1], p[2] - n[2]])
+                    .collect()
+            })
+            .collect();
+        Ok(Blendshapes {
+            names: self
+                .expression_names()
+                .iter()
+                .map(|n| arkit_name(n))
+                .collect(),
+            neutral,
+            deltas,
+        })
     }
 
     fn check_shape(&self, what: &str, shape: &Tensor<3>) -> Result<()> {

@@ -47,6 +47,26 @@ pub fn exports(face: &FaceModel, result: &FitResult) -> Result<FitExports> {
     })
 }
 
+/// The fit as an animatable head: the GLB of the fitted identity with expression zeroed, the
+/// model's 53 expression blendshapes as morph targets named by their ARKit names (see
+/// [`crate::face_model::arkit_name`]), the fitted expression as their default weights, and
+/// the texture. Built from photo 0's identity and expression.
+pub async fn blendshape_glb(face: &FaceModel, result: &FitResult) -> Result<Vec<u8>> {
+    let params = &result
+        .photos
+        .first()
+        .ok_or_else(|| Error::Invalid("the fit holds no photo".into()))?
+        .params;
+    let rig = face.blendshapes(&params.identity).await?;
+    let mesh = face.mesh_data(rig.neutral)?;
+    let morphs = glb::MorphTargets {
+        names: rig.names,
+        deltas: rig.deltas,
+        weights: params.expression.clone(),
+    };
+    glb::write_with_morphs(&mesh, result.texture.as_ref(), MESH_NAME, Some(&morphs))
+}
+
 fn losses_tsv(result: &FitResult) -> String {
     let names = LossValues::default().named().map(|(name, _)| name);
     let mut log = format!("stage\titeration\t{}\n", names.join("\t"));

@@ -1,5 +1,6 @@
 //! Binary glTF 2.0 (`.glb`) of a [`MeshData`], with its texture embedded as PNG: one mesh, one
-//! node, one material (base colour texture), positions in metres.
+//! node, one material (base colour texture), positions in metres; optionally with morph targets
+//! (blendshapes), named in `mesh.extras.targetNames` as three.js and Blender read them.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -8,7 +9,7 @@ use gltf::json;
 use json::validation::Checked::Valid;
 use json::validation::USize64;
 
-use super::mesh::{MeshData, png_bytes};
+use super::mesh::{METRES_PER_MM, MeshData, png_bytes};
 use crate::error::{Error, Result};
 
 /// Appends `bytes` to the binary chunk, 4-byte aligned, and adds a view of them.
@@ -72,11 +73,52 @@ fn bounds<const N: usize>(values: &[[f32; N]]) -> (Vec<f32>, Vec<f32>) {
     (lo, hi)
 }
 
+/// Morph targets of a mesh: each one a displacement of every geometric vertex.
+#[derive(Debug, Clone)]
+pub struct MorphTargets {
+    /// One name per target (`mesh.extras.targetNames`).
+    pub names: Vec<String>,
+    /// `[targets][V]` displacements, mm, per geometric vertex of the [`MeshData`].
+    pub deltas: Vec<Vec<[f32; 3]>>,
+    /// The default weight of each target (`mesh.weights`).
+    pub weights: Vec<f32>,
+}
+
+/// Displacements below this (mm) are left out of a target's sparse accessor: 10 µm on a head
+/// some 200 mm across is far below what a render shows, and ICT's shapes spread such tails
+/// over much of the head (its f16 rounding alone leaves specks of ~0.02 mm on vertices a
+/// shape does not move).
+pub const MORPH_EPSILON_MM: f32 = 1e-2;
+
 /// The GLB bytes of `mesh`, textured with `texture` when given.
 pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> Result<Vec<u8>> {
+    write_with_morphs(mesh, texture, name, None)
+}
+
+/// [`write`] with morph targets: each a sparse accessor over the render vertices it moves.
+pub fn write_with_morphs(
+    mesh: &MeshData,
+    texture: Option<&image::RgbImage>,
+    name: &str,
+    morphs: Option<&MorphTargets>,
+) -> Result<Vec<u8>> {
     use json::accessor::{ComponentType, Type};
     use json::buffer::Target;
     mesh.check()?;
+    if let Some(m) = morphs {
+        let v = mesh.positions.len();
+        if m.names.len() != m.deltas.len()
+            || m.weights.len() != m.deltas.len()
+            || m.deltas.iter().any(|d| d.len() != v)
+        {
+            return Err(Error::Invalid(format!(
+                "morph targets: {} names, {} weights and {} targets for a mesh of {v} vertices",
+                m.names.len(),
+                m.weights.len(),
+                m.deltas.len()
+            )));
+        }
+    }
     let positions = mesh.render_positions_m();
     let normals = mesh.render_normals();
     let mut root = json::Root {
@@ -198,6 +240,16 @@ pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> 
         },
         ..Default::default()
     });
+    let targets = morphs.map(|m| {
+        m.deltas
+            .iter()
+            .map(|deltas| json::mesh::MorphTarget {
+                positions: Some(push_morph(&mut root, &mut bin, mesh, deltas)),
+                normals: None,
+                tangents: None,
+            })
+            .collect::<Vec<_>>()
+    });
     let primitive = json::mesh::Primitive {
         attributes: BTreeMap::from([
             (Valid(json::mesh::Semantic::Positions), position_accessor),
@@ -209,14 +261,21 @@ pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> 
         indices: Some(index_accessor),
         material: Some(material),
         mode: Valid(json::mesh::Mode::Triangles),
-        targets: None,
+        targets,
+    };
+    let extras = match morphs {
+        None => None,
+        Some(m) => Some(
+            serde_json::value::to_raw_value(&serde_json::json!({ "targetNames": m.names }))
+                .map_err(|e| Error::Invalid(format!("glTF extras: {e}")))?,
+        ),
     };
     let mesh_index = root.push(json::Mesh {
         extensions: None,
-        extras: Default::default(),
+        extras,
         name: Some(name.to_string()),
         primitives: vec![primitive],
-        weights: None,
+        weights: morphs.map(|m| m.weights.clone()),
     });
     let node = root.push(json::Node {
         mesh: Some(mesh_index),
@@ -254,6 +313,96 @@ pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> 
         .map_err(|e| Error::Invalid(format!("GLB container: {e}")))
 }
 
+/// A morph target's POSITION accessor: zeros, with a sparse part holding the render vertices
+/// that move (ascending, as glTF requires), metres.
+fn push_morph(
+    root: &mut json::Root,
+    bin: &mut Vec<u8>,
+    mesh: &MeshData,
+    deltas: &[[f32; 3]],
+) -> json::Index<json::Accessor> {
+    use json::accessor::{ComponentType, IndexComponentType, Type, sparse};
+    let moved: Vec<(u32, [f32; 3])> = mesh
+        .position_of
+        .iter()
+        .enumerate()
+        .map(|(r, &v)| (r as u32, deltas[v as usize]))
+        .filter(|(_, d)| d.iter().any(|c| c.abs() >= MORPH_EPSILON_MM))
+        .map(|(r, d)| (r, d.map(|c| c * METRES_PER_MM)))
+        .collect();
+    // min and max over every vertex, the unmoved (zero) ones included.
+    let mut lo = vec![0f32; 3];
+    let mut hi = vec![0f32; 3];
+    for (_, d) in &moved {
+        for c in 0..3 {
+            lo[c] = lo[c].min(d[c]);
+            hi[c] = hi[c].max(d[c]);
+        }
+    }
+    // A target that moves nothing still gets one (zero) sparse entry: glTF allows an accessor
+    // with neither, but some readers (the gltf crate among them) require one of the two.
+    let moved = if moved.is_empty() {
+        vec![(0, [0.0; 3])]
+    } else {
+        moved
+    };
+    let sparse = Some(()).map(|()| {
+        // 16-bit indices where every render vertex fits (the model's head has ~12k).
+        let narrow = mesh.position_of.len() <= usize::from(u16::MAX);
+        let indices: Vec<u8> = if narrow {
+            moved
+                .iter()
+                .flat_map(|&(r, _)| (r as u16).to_le_bytes())
+                .collect()
+        } else {
+            moved.iter().flat_map(|(r, _)| r.to_le_bytes()).collect()
+        };
+        let index_type = if narrow {
+            ComponentType::U16
+        } else {
+            ComponentType::U32
+        };
+        let values: Vec<u8> = moved
+            .iter()
+            .flat_map(|(_, d)| d.iter().flat_map(|c| c.to_le_bytes()).collect::<Vec<_>>())
+            .collect();
+        let indices = push_view(root, bin, &indices, None);
+        let values = push_view(root, bin, &values, None);
+        sparse::Sparse {
+            count: USize64::from(moved.len()),
+            indices: sparse::Indices {
+                buffer_view: indices,
+                byte_offset: USize64(0),
+                component_type: Valid(IndexComponentType(index_type)),
+                extensions: None,
+                extras: Default::default(),
+            },
+            values: sparse::Values {
+                buffer_view: values,
+                byte_offset: USize64(0),
+                extensions: None,
+                extras: Default::default(),
+            },
+            extensions: None,
+            extras: Default::default(),
+        }
+    });
+    root.push(json::Accessor {
+        buffer_view: None,
+        byte_offset: None,
+        count: USize64::from(mesh.position_of.len()),
+        component_type: Valid(json::accessor::GenericComponentType(ComponentType::F32)),
+        extensions: None,
+        extras: Default::default(),
+        type_: Valid(Type::Vec3),
+        min: Some(json::Value::from(lo)),
+        max: Some(json::Value::from(hi)),
+        name: None,
+        normalized: false,
+        sparse,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +427,43 @@ mod tests {
         assert_eq!(images.len(), 1);
         assert_eq!((images[0].width, images[0].height), (4, 2));
         assert_eq!(&images[0].pixels[..3], &[0, 0, 9]);
+    }
+
+    #[test]
+    fn morph_targets_read_back_sparse_and_named() {
+        let mesh = split_square();
+        let mut lift = vec![[0.0; 3]; mesh.positions.len()];
+        lift[1] = [0.0, 0.0, 2.0];
+        let morphs = MorphTargets {
+            names: vec!["lift".into(), "still".into()],
+            deltas: vec![lift, vec![[0.0; 3]; mesh.positions.len()]],
+            weights: vec![0.25, 0.0],
+        };
+        let bytes = write_with_morphs(&mesh, None, "square", Some(&morphs)).unwrap();
+        let (doc, buffers, _) = gltf::import_slice(&bytes).unwrap();
+        let gmesh = doc.meshes().next().unwrap();
+        assert_eq!(gmesh.weights(), Some(&[0.25, 0.0][..]));
+        let extras = gmesh.extras().as_ref().unwrap().get();
+        assert!(
+            extras.contains(r#""targetNames":["lift","still"]"#),
+            "{extras}"
+        );
+        let prim = gmesh.primitives().next().unwrap();
+        let reader = prim.reader(|b| Some(&buffers[b.index()]));
+        let targets: Vec<Vec<[f32; 3]>> = reader
+            .read_morph_targets()
+            .map(|(positions, _, _)| positions.unwrap().collect())
+            .collect();
+        assert_eq!(targets.len(), 2);
+        for (r, &v) in mesh.position_of.iter().enumerate() {
+            let expected = if v == 1 { 0.002 } else { 0.0 };
+            assert!((targets[0][r][2] - expected).abs() < 1e-9, "vertex {r}");
+        }
+        assert!(targets[1].iter().flatten().all(|&c| c == 0.0));
+        let wrong = MorphTargets {
+            weights: vec![0.0],
+            ..morphs
+        };
+        assert!(write_with_morphs(&mesh, None, "square", Some(&wrong)).is_err());
     }
 }

@@ -287,6 +287,7 @@ async function showResult(fit: FaceFit, stats: Record<string, number>) {
     $<HTMLAnchorElement>(id).href = url;
   };
   link('download-glb', fit.toGLB());
+  link('download-glb-rig', fit.toGLB({ blendshapes: true }));
   link('download-obj', await fit.toOBJZip());
   link('download-params', new Blob([fit.paramsJson], { type: 'application/json' }));
   if (fit.texture) link('uv-texture', fit.texture.png);

@@ -152,6 +152,17 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   expect(glb.triangleCount).toBe(stats.triangles);
   expect(glb.json.images?.length ?? 0, 'the GLB embeds the texture').toBeGreaterThan(0);
 
+  const [rigDownload] = await Promise.all([page.waitForEvent('download'), page.locator('#download-glb-rig').click()]);
+  const rigBytes = readFileSync(await rigDownload.path());
+  const rig = parseGlb(new Uint8Array(rigBytes));
+  const rigMesh = (rig.json as { meshes: Array<{ weights?: number[]; extras?: { targetNames?: string[] }; primitives: Array<{ targets?: unknown[] }> }> }).meshes[0];
+  console.log(`blendshape GLB: ${rigBytes.length} bytes, ${rigMesh.primitives[0].targets?.length ?? 0} morph targets`);
+  expect(rig.vertexCount).toBe(vertices);
+  expect(rigMesh.primitives[0].targets?.length).toBe(53);
+  expect(rigMesh.extras?.targetNames).toContain('jawOpen');
+  expect(rigMesh.extras?.targetNames).toContain('eyeBlinkLeft');
+  expect(rigMesh.weights?.length).toBe(53);
+
   const [zip] = await Promise.all([page.waitForEvent('download'), page.locator('#download-obj').click()]);
   const zipBytes = readFileSync(await zip.path());
   expect(zipBytes.subarray(0, 2).toString()).toBe('PK');

@@ -52,6 +52,11 @@ pub struct FitArgs {
     /// The detector and landmarks (default: MediaPipe's BlazeFace and face mesh).
     #[arg(long, value_enum)]
     pub eyes: Option<ganfit::nets::Eyes>,
+    /// Write face.glb as an animatable head: the fitted identity with expression zeroed, the
+    /// 53 expression blendshapes as morph targets named by their ARKit names, the fitted
+    /// expression as their default weights.
+    #[arg(long)]
+    pub blendshapes: bool,
 }
 
 pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
@@ -95,6 +100,7 @@ pub fn write_outputs(
     result: &FitResult,
     photos: &[image::RgbImage],
     out: &Path,
+    blendshapes: bool,
 ) -> Result<()> {
     use ganfit::fit::export::{self, MESH_NAME, TEXTURE_FILE};
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -110,7 +116,12 @@ pub fn write_outputs(
     if let Some(png) = &files.texture_png {
         write(&out.join(TEXTURE_FILE), png)?;
     }
-    write(&out.join(format!("{MESH_NAME}.glb")), &files.glb)?;
+    let glb = if blendshapes {
+        ganfit::device::block_on(export::blendshape_glb(&models.face, result))?
+    } else {
+        files.glb
+    };
+    write(&out.join(format!("{MESH_NAME}.glb")), &glb)?;
     write(&out.join("params.json"), files.params_json.as_bytes())?;
     for photo_fit in &result.photos {
         let (i, photo) = (photo_fit.index, &photos[photo_fit.index]);
@@ -182,7 +193,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     for w in &result.warnings {
         eprintln!("warning: {w}");
     }
-    write_outputs(&models, &result, &photos, &args.out)?;
+    write_outputs(&models, &result, &photos, &args.out, args.blendshapes)?;
     println!(
         "fit: {:.1} s, outputs in {}",
         result.milliseconds / 1000.0,

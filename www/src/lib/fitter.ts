@@ -94,9 +94,14 @@ export class FaceFit {
     return this.texture ? createImageBitmap(this.texture.png) : null;
   }
 
-  /** Binary glTF 2.0 with the texture embedded. */
-  toGLB(): Blob {
-    return new Blob([this.raw.glb as Uint8Array<ArrayBuffer>], { type: 'model/gltf-binary' });
+  /** Binary glTF 2.0 with the texture embedded. With `blendshapes: true`, an animatable head:
+   * the fitted identity with expression zeroed, the 53 expression blendshapes as morph targets
+   * named by their ARKit names in `mesh.extras.targetNames` (three.js: `morphTargetDictionary`),
+   * the fitted expression as their default weights. ICT splits ARKit's `browInnerUp` and
+   * `cheekPuff` into `...Left` and `...Right` halves: drive both with the one ARKit value. */
+  toGLB(options: { blendshapes?: boolean } = {}): Blob {
+    const bytes = options.blendshapes ? this.raw.glbBlendshapes : this.raw.glb;
+    return new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'model/gltf-binary' });
   }
 
   /** Wavefront OBJ, its MTL, and the texture PNG the MTL names (`textureFile`). */

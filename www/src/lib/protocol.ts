@@ -52,6 +52,8 @@ export interface RawFitResult {
   mesh: { positions: Float32Array; normals: Float32Array; uvs: Float32Array; indices: Uint32Array; vertexCount: number };
   texture: { width: number; height: number; png: Uint8Array } | null;
   glb: Uint8Array;
+  /** The GLB with the 53 expression blendshapes as ARKit-named morph targets. */
+  glbBlendshapes: Uint8Array;
   obj: string;
   mtl: string;
   textureFile: string;

@@ -40,6 +40,7 @@ function transferables(result: RawFitResult): Transferable[] {
     result.mesh.uvs.buffer,
     result.mesh.indices.buffer,
     result.glb.buffer,
+    result.glbBlendshapes.buffer,
   ]);
   if (result.texture) buffers.add(result.texture.png.buffer);
   for (const p of result.photos) if (p.render) buffers.add(p.render.rgba.buffer);
