@@ -109,7 +109,8 @@ impl Models {
                 nets: ModelBytes {
                     detector: read_optional(crate::nets::Network::Detector.file_name())?,
                     landmarks68: read(crate::nets::Network::Landmarks68.file_name())?,
-                    resnet: Some(read(crate::nets::Network::ResNet.file_name())?),
+                    // The evaluation's judge; the fit never uses it.
+                    resnet: read_optional(crate::nets::Network::ResNet.file_name())?,
                     mobilefacenet: read(crate::nets::Network::MobileFaceNet.file_name())?,
                     // The identity terms' network when present (else MobileFaceNet).
                     faceres: read_optional(crate::nets::Network::FaceRes.file_name())?,

@@ -356,17 +356,25 @@ impl FaceNets {
         })
     }
 
-    /// Loads the records of all five networks from a folder (`models/` by default).
+    /// Loads the networks' records from a folder (`models/` by default). The networks the fit
+    /// can do without (face-api's SSD detector and ResNet, faceres) are left out when their
+    /// file is absent, and name it when asked for; a file that is there must load.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self> {
         let read = |n: Network| crate::io::read_model_file(dir, n.file_name());
+        let optional = |n: Network| {
+            dir.join(n.file_name())
+                .exists()
+                .then(|| read(n))
+                .transpose()
+        };
         Self::from_bytes(
             ModelBytes {
-                detector: Some(read(Network::Detector)?),
+                detector: optional(Network::Detector)?,
                 landmarks68: read(Network::Landmarks68)?,
-                resnet: Some(read(Network::ResNet)?),
+                resnet: optional(Network::ResNet)?,
                 mobilefacenet: read(Network::MobileFaceNet)?,
-                faceres: Some(read(Network::FaceRes)?),
+                faceres: optional(Network::FaceRes)?,
                 blazeface: Some(read(Network::BlazeFace)?),
                 facemesh: Some(read(Network::FaceMesh)?),
             },
@@ -379,23 +387,29 @@ impl FaceNets {
         self.resnet.as_ref().ok_or_else(|| {
             Error::model(
                 Network::ResNet.file_name(),
-                "not loaded (the fitter does not need it)",
+                "not loaded (the fitter does not need it; `make models` converts it)",
             )
         })
     }
 
     /// face-api's SSD detector; [`Error::ModelFile`] when it was not loaded.
     pub fn ssd(&self) -> Result<&SsdMobilenetV1> {
-        self.detector
-            .as_ref()
-            .ok_or_else(|| Error::model(Network::Detector.file_name(), "not loaded"))
+        self.detector.as_ref().ok_or_else(|| {
+            Error::model(
+                Network::Detector.file_name(),
+                "not loaded (`make models` converts it)",
+            )
+        })
     }
 
     /// faceres; [`Error::ModelFile`] when it was not loaded.
     pub fn faceres(&self) -> Result<&FaceRes> {
-        self.faceres
-            .as_ref()
-            .ok_or_else(|| Error::model(Network::FaceRes.file_name(), "not loaded"))
+        self.faceres.as_ref().ok_or_else(|| {
+            Error::model(
+                Network::FaceRes.file_name(),
+                "not loaded (`make models` converts it)",
+            )
+        })
     }
 
     /// The network a fit's identity terms use: faceres when its record was loaded (it tells
