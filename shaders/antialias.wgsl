@@ -340,12 +340,14 @@ fn scatter_pair(b: u32, pair: Pair, g_t: f32) {
     let gb = vertex_grad(b, pair.vb, g_t * pair.dt_db, pair.sigma, pair.down);
     let oa = vertex_offset(b, pair.va);
     let ob = vertex_offset(b, pair.vb);
-    scatter_fixed(oa, to_fixed(ga.x));
-    scatter_fixed(oa + 1u, to_fixed(ga.y));
-    scatter_fixed(oa + 3u, to_fixed(ga.z));
-    scatter_fixed(ob, to_fixed(gb.x));
-    scatter_fixed(ob + 1u, to_fixed(gb.y));
-    scatter_fixed(ob + 3u, to_fixed(gb.z));
+    let qa = to_fixed4(vec4<f32>(ga, 0.0));
+    let qb = to_fixed4(vec4<f32>(gb, 0.0));
+    scatter_fixed(oa, fixed4_component(qa, 0u));
+    scatter_fixed(oa + 1u, fixed4_component(qa, 1u));
+    scatter_fixed(oa + 3u, fixed4_component(qa, 2u));
+    scatter_fixed(ob, fixed4_component(qb, 0u));
+    scatter_fixed(ob + 1u, fixed4_component(qb, 1u));
+    scatter_fixed(ob + 3u, fixed4_component(qb, 2u));
 }
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)

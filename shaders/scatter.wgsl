@@ -101,24 +101,6 @@ fn negate64(v: vec2<u32>) -> vec2<u32> {
     return vec2<u32>(low, ~v.y + select(0u, 1u, low == 0u));
 }
 
-// Rounds value to the nearest multiple of the quantum.
-fn to_fixed(value: f32) -> Fixed {
-    if !scatter_finite(value) {
-        return vec3<u32>(0u, 0u, 1u);
-    }
-    let q = round(value * scatter_scale);
-    let a = abs(q);
-    // Both exact: a is an integer below 2^62; scaling by 2^-32 and flooring lose nothing, and
-    // a - high * 2^32 is a multiple of a's unit in the last place below 2^32, so representable.
-    let high = floor(a * (1.0 / TWO_32));
-    let low = a - high * TWO_32;
-    var v = vec2<u32>(u32(low), u32(high));
-    if q < 0.0 {
-        v = negate64(v);
-    }
-    return vec3<u32>(v.x, v.y, 0u);
-}
-
 // Four contributions in fixed point at once (vector operations, no per-component loops): low and
 // high words, and 1 where a contribution is not finite.
 struct Fixed4 {
@@ -127,7 +109,7 @@ struct Fixed4 {
     nonfinite: vec4<u32>,
 }
 
-// to_fixed of each component.
+// Rounds each component to the nearest multiple of the quantum.
 fn to_fixed4(value: vec4<f32>) -> Fixed4 {
     let exponent = (bitcast<vec4<u32>>(value) & vec4<u32>(0x7f800000u));
     let finite = exponent != vec4<u32>(0x7f800000u);
@@ -163,11 +145,6 @@ fn nonfinite_bits(v: Fixed4) -> u32 {
 
 fn nonfinite_from_bits(bits: u32) -> vec4<u32> {
     return (vec4<u32>(bits) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
-}
-
-fn fixed_add(a: Fixed, b: Fixed) -> Fixed {
-    let low = a.x + b.x;
-    return vec3<u32>(low, a.y + b.y + select(0u, 1u, low < a.x), a.z | b.z);
 }
 
 // Adds a fixed-point sum to the accumulator of `address`.
