@@ -27,12 +27,13 @@ GANFIT := $(CARGO_TARGET_DIR)/release/ganfit
 PORT ?= 8080
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup native wasm web models package demo serve test check test-native test-wasm test-web test-package clean
+.PHONY: help setup native wasm web models package demo serve test check test-native test-wasm test-web test-package test-memory fuzz clean
 
 help:
 	@echo "make demo   build everything, convert models, serve the web app on 127.0.0.1:$(PORT)"
 	@echo "make test   native tests (CPU + wgpu/lavapipe), wasm tests (headless Chromium, WebGPU), Playwright"
 	@echo "make package  the npm package in www/npm (npm pack ./www/npm makes the tarball)"
+	@echo "make fuzz   fuzz the parsers (cargo-fuzz, nightly); make test-memory: 50 fits in one page"
 
 setup:
 	WASM_BINDGEN_VERSION=$(WASM_BINDGEN_VERSION) scripts/setup.sh
@@ -79,6 +80,16 @@ test-web: web
 test-package: package
 	www/package-test/build-scratch.sh
 	cd www && CHROMIUM=$(CHROMIUM) npx playwright test -c playwright.package.config.ts
+
+# Not in `make test` (about an hour): 50 fits in a row in one page, memory measured after each.
+test-memory: web
+	cd www && GANFIT_MEMORY_FITS=$${GANFIT_MEMORY_FITS:-50} CHROMIUM=$(CHROMIUM) npx playwright test tests/memory.spec.ts
+
+# Not in `make test`: each parser fuzzed for FUZZ_RUNS executions (default 1,000,000) with
+# cargo-fuzz on nightly Rust (installed here if missing); see scripts/fuzz.sh. `make test`
+# replays the committed corpus and the found crashes on stable (tests/fuzz_corpus.rs).
+fuzz:
+	scripts/fuzz.sh
 
 clean:
 	rm -rf www/dist www/src/pkg www/npm www/scratch www/ganfit-*.tgz

@@ -107,16 +107,38 @@ pub async fn webgpu() -> Result<(Device, AdapterInfo)> {
             .unwrap_or_else(|| "unnamed adapter".into());
     }
     GPU.with(|g| *g.borrow_mut() = Some((device.clone(), info.clone())));
+    let wgpu_device = setup.device.clone();
+    DESTROY_WEBGPU.with(|d| *d.borrow_mut() = Some(Box::new(move || wgpu_device.destroy())));
     Ok((device, info))
+}
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    /// Destroys the WebGPU device [`webgpu`] opened: see [`lose_webgpu_device`].
+    static DESTROY_WEBGPU: std::cell::RefCell<Option<Box<dyn Fn()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Destroys the page's (or worker's) WebGPU device as a driver reset would lose it, so that
+/// tests can check what follows a device loss. Returns whether there was a device.
+#[cfg(target_arch = "wasm32")]
+pub fn lose_webgpu_device() -> bool {
+    DESTROY_WEBGPU.with(|d| d.borrow().as_ref().map(|destroy| destroy()).is_some())
+}
+
+/// A failed read-back: [`Error::DeviceLost`] when the runtime reports its device poisoned (wgpu
+/// said it was lost, and every later operation on it fails), else [`Error::Execution`].
+fn execution_error(error: burn::tensor::ExecutionError) -> Error {
+    match error {
+        burn::tensor::ExecutionError::DevicePoisoned { reason } => Error::DeviceLost(reason),
+        other => Error::Execution(format!("{other:?}")),
+    }
 }
 
 /// Reads a float tensor back to the host, without blocking (required on wasm).
 pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<(Vec<f32>, [usize; D])> {
     let dims = tensor.dims();
-    let data: TensorData = tensor
-        .into_data_async()
-        .await
-        .map_err(|e| Error::Execution(format!("{e:?}")))?;
+    let data: TensorData = tensor.into_data_async().await.map_err(execution_error)?;
     let values = data
         .convert::<f32>()
         .try_into_vec::<f32>()
@@ -128,9 +150,7 @@ pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<(Vec<f32>,
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_floats_blocking<const D: usize>(tensor: Tensor<D>) -> Result<(Vec<f32>, [usize; D])> {
     let dims = tensor.dims();
-    let data = tensor
-        .try_into_data()
-        .map_err(|e| Error::Execution(format!("{e:?}")))?;
+    let data = tensor.try_into_data().map_err(execution_error)?;
     let values = data
         .convert::<f32>()
         .try_into_vec::<f32>()

@@ -47,6 +47,11 @@ pub enum Error {
     /// Reading a tensor back from the device failed.
     #[error("device execution failed: {0}")]
     Execution(String),
+    /// The GPU device was lost (a driver reset or timeout, the GPU removed, the browser taking
+    /// it back): nothing more runs on it, and the engine must open a new one (the package
+    /// restarts its worker and runs the fit again once).
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
     /// File system error with the path involved.
     #[error("{path}: {source}")]
     Io {
@@ -91,6 +96,7 @@ impl Error {
             Error::Render(_) => "Render",
             Error::Invalid(_) => "Invalid",
             Error::Execution(_) => "Execution",
+            Error::DeviceLost(_) => "DeviceLost",
             Error::Io { .. } => "Io",
         }
     }

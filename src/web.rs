@@ -30,6 +30,14 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
     serde_wasm_bindgen::to_value(value).map_err(|e| to_js(Error::Invalid(e.to_string())))
 }
 
+/// Test hook: destroys the WebGPU device the engine opened, as a driver reset would lose it.
+/// Every later GPU operation of this engine fails with an error named `DeviceLost`. Returns
+/// whether a device was open.
+#[wasm_bindgen(js_name = loseDeviceForTest)]
+pub fn lose_device_for_test() -> bool {
+    crate::device::lose_webgpu_device()
+}
+
 /// Opens WebGPU and describes the adapter: `{ name, backend, device_type, driver }`.
 #[wasm_bindgen(js_name = gpuInfo)]
 pub async fn gpu_info() -> Result<JsValue, JsValue> {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::landmarks::LandmarkData;
-use super::regions::{FaceAreaSpan, RegionSpan};
+use super::regions::{FaceArea, FaceAreaSpan, Region, RegionSpan};
 use crate::error::{Error, Result};
 
 pub const MAGIC: [u8; 8] = *b"GANFITFM";
@@ -164,6 +164,88 @@ pub struct ModelContents {
     pub triangles: Vec<u32>,
     pub triangle_uvs: Vec<u32>,
     pub triangle_materials: Vec<u8>,
+}
+
+impl ModelContents {
+    /// A valid two-triangle model (4 vertices, 1 identity and 2 expression modes, two regions):
+    /// what the format tests and the fuzzers' seed corpus start from.
+    pub fn tiny() -> ModelContents {
+        let landmarks = LandmarkData {
+            multipie68: (0..68).map(|i| i % 4).collect(),
+            jawline_right: vec![0; 8],
+            jawline_left: vec![1; 8],
+            jawline_right_extended: vec![0; 17],
+            jawline_left_extended: vec![1; 17],
+            contour: (0..17).map(|i| vec![i % 4, 3]).collect(),
+        };
+        ModelContents {
+            header: Header {
+                unit: "mm".into(),
+                source: SourceInfo {
+                    name: "test".into(),
+                    repository: "none".into(),
+                    commit: "0".into(),
+                    license: "MIT".into(),
+                    copyright: "nobody".into(),
+                    archive_sha256: None,
+                    files: vec![("a.obj".into(), "00".into())],
+                },
+                converter: "test".into(),
+                num_vertices: 4,
+                num_uvs: 6,
+                num_triangles: 2,
+                regions: vec![
+                    RegionSpan {
+                        region: Region::Face,
+                        vertices: 0..3,
+                        triangles: 0..1,
+                    },
+                    RegionSpan {
+                        region: Region::HeadAndNeck,
+                        vertices: 3..4,
+                        triangles: 1..2,
+                    },
+                ],
+                face_areas: vec![
+                    FaceAreaSpan {
+                        area: FaceArea::Narrow,
+                        vertices: 0..2,
+                    },
+                    FaceAreaSpan {
+                        area: FaceArea::Full,
+                        vertices: 0..3,
+                    },
+                ],
+                materials: vec![
+                    MaterialInfo {
+                        name: "M_Face".into(),
+                        uv_tile: 0,
+                    },
+                    MaterialInfo {
+                        name: "M_BackHead".into(),
+                        uv_tile: 1,
+                    },
+                ],
+                identity_names: vec!["identity000".into()],
+                expression_names: vec!["a".into(), "b".into()],
+                landmarks,
+                storage: StorageInfo {
+                    bases: Precision::F32,
+                    max_error: StorageError::default(),
+                },
+                arrays: vec![],
+            },
+            mean: vec![
+                0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0,
+            ],
+            identity: (0..12).map(|i| 0.1 * i as f64 + 1.0 / 3.0).collect(),
+            expression: (0..24).map(|i| -0.05 * i as f64).collect(),
+            uvs: vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.5, 0.5, 1.2, 0.9, 1.1, 0.2],
+            triangles: vec![0, 1, 2, 1, 3, 2],
+            triangle_uvs: vec![0, 1, 2, 3, 4, 5],
+            triangle_materials: vec![0, 1],
+        }
+    }
 }
 
 enum Payload<'a> {
@@ -584,93 +666,12 @@ impl<'a> ModelFile<'a> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::face_model::landmarks::LandmarkData;
-    use crate::face_model::regions::{FaceArea, Region};
-
-    /// A two-triangle model with 4 vertices, 1 identity and 2 expression modes.
-    pub(crate) fn tiny_contents() -> ModelContents {
-        let landmarks = LandmarkData {
-            multipie68: (0..68).map(|i| i % 4).collect(),
-            jawline_right: vec![0; 8],
-            jawline_left: vec![1; 8],
-            jawline_right_extended: vec![0; 17],
-            jawline_left_extended: vec![1; 17],
-            contour: (0..17).map(|i| vec![i % 4, 3]).collect(),
-        };
-        ModelContents {
-            header: Header {
-                unit: "mm".into(),
-                source: SourceInfo {
-                    name: "test".into(),
-                    repository: "none".into(),
-                    commit: "0".into(),
-                    license: "MIT".into(),
-                    copyright: "nobody".into(),
-                    archive_sha256: None,
-                    files: vec![("a.obj".into(), "00".into())],
-                },
-                converter: "test".into(),
-                num_vertices: 4,
-                num_uvs: 6,
-                num_triangles: 2,
-                regions: vec![
-                    RegionSpan {
-                        region: Region::Face,
-                        vertices: 0..3,
-                        triangles: 0..1,
-                    },
-                    RegionSpan {
-                        region: Region::HeadAndNeck,
-                        vertices: 3..4,
-                        triangles: 1..2,
-                    },
-                ],
-                face_areas: vec![
-                    FaceAreaSpan {
-                        area: FaceArea::Narrow,
-                        vertices: 0..2,
-                    },
-                    FaceAreaSpan {
-                        area: FaceArea::Full,
-                        vertices: 0..3,
-                    },
-                ],
-                materials: vec![
-                    MaterialInfo {
-                        name: "M_Face".into(),
-                        uv_tile: 0,
-                    },
-                    MaterialInfo {
-                        name: "M_BackHead".into(),
-                        uv_tile: 1,
-                    },
-                ],
-                identity_names: vec!["identity000".into()],
-                expression_names: vec!["a".into(), "b".into()],
-                landmarks,
-                storage: StorageInfo {
-                    bases: Precision::F32,
-                    max_error: StorageError::default(),
-                },
-                arrays: vec![],
-            },
-            mean: vec![
-                0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0,
-            ],
-            identity: (0..12).map(|i| 0.1 * i as f64 + 1.0 / 3.0).collect(),
-            expression: (0..24).map(|i| -0.05 * i as f64).collect(),
-            uvs: vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.5, 0.5, 1.2, 0.9, 1.1, 0.2],
-            triangles: vec![0, 1, 2, 1, 3, 2],
-            triangle_uvs: vec![0, 1, 2, 3, 4, 5],
-            triangle_materials: vec![0, 1],
-        }
-    }
 
     #[test]
     fn round_trip_f32_and_f16() {
-        let c = tiny_contents();
+        let c = ModelContents::tiny();
         for precision in [Precision::F32, Precision::F16] {
             let bytes = encode(&c, precision).unwrap();
             let f = ModelFile::parse(&bytes, "tiny.gfm").unwrap();
@@ -710,7 +711,7 @@ pub(crate) mod tests {
 
     #[test]
     fn basis_rows_select_vertex_ranges() {
-        let c = tiny_contents();
+        let c = ModelContents::tiny();
         let bytes = encode(&c, Precision::F32).unwrap();
         let f = ModelFile::parse(&bytes, "tiny.gfm").unwrap();
         let rows = f.basis_rows("expression", &[1..2, 3..4]).unwrap();
@@ -736,7 +737,7 @@ pub(crate) mod tests {
 
     #[test]
     fn corrupt_files_are_refused_with_a_reason() {
-        let bytes = encode(&tiny_contents(), Precision::F16).unwrap();
+        let bytes = encode(&ModelContents::tiny(), Precision::F16).unwrap();
         assert!(reason(b"").contains("not a ganfit face model"));
         assert!(reason(b"PK\x03\x04 zip file, not ours").contains("not a ganfit face model"));
         for cut in [17, bytes.len() / 2, bytes.len() - 1] {
@@ -760,7 +761,7 @@ pub(crate) mod tests {
 
     /// Re-encodes after editing the header, with a valid checksum, to reach the deeper checks.
     fn with_header(edit: impl Fn(&mut Header)) -> Vec<u8> {
-        let bytes = encode(&tiny_contents(), Precision::F32).unwrap();
+        let bytes = encode(&ModelContents::tiny(), Precision::F32).unwrap();
         let mut header = ModelFile::parse(&bytes, "x").unwrap().header;
         let len = read_u32(&bytes, 12) as usize;
         let data_start = (PREFIX + len).next_multiple_of(ALIGN);

@@ -637,10 +637,10 @@ pub fn area_weighted_normals(positions: &[[f32; 3]], triangles: &[[u32; 3]]) -> 
 mod tests {
     use super::*;
     use crate::device::{cpu, read_floats_blocking};
-    use crate::face_model::format::{Precision, encode, tests::tiny_contents};
+    use crate::face_model::format::{ModelContents, Precision, encode};
 
     fn tiny_model(selection: RegionSelection) -> FaceModel {
-        let bytes = encode(&tiny_contents(), Precision::F32).unwrap();
+        let bytes = encode(&ModelContents::tiny(), Precision::F32).unwrap();
         FaceModel::from_bytes(&bytes, "tiny.gfm", &cpu(), selection).unwrap()
     }
 
@@ -660,7 +660,7 @@ mod tests {
     #[test]
     fn vertices_are_mean_plus_weighted_bases() {
         let m = tiny_model(RegionSelection::default());
-        let c = tiny_contents();
+        let c = ModelContents::tiny();
         let device = cpu();
         let id = Tensor::<2>::from_data(TensorData::new(vec![2.0f32], [1, 1]), &device);
         let ex = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1.0], [1, 2]), &device);

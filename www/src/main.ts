@@ -203,6 +203,8 @@ const errorMessages: Record<string, string> = {
   OutOfMemory: 'The GPU or the browser ran out of memory. Try a lower resolution or fewer photos, or close other tabs; the page still works.',
   Image: 'The photo could not be read',
   Crashed: 'The fitting engine stopped unexpectedly; it will restart for the next fit',
+  DeviceLost: 'The GPU was lost twice in a row (a driver reset, or the browser took it back); the engine will restart for the next fit',
+  Unresponsive: 'The fitting engine stopped responding, so it was stopped; it will restart for the next fit',
 };
 
 async function runFit() {

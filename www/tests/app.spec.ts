@@ -220,11 +220,41 @@ test('cancel stops a fit mid-way and the page stays usable', async () => {
   await page.screenshot({ path: 'test-results/app-7-cancelled.png', fullPage: true });
 });
 
+test('a lost GPU device: the next fit restarts the engine and succeeds; the watchdog stops a silent engine', async () => {
+  type Hooks = { ganfit: { fitter: { loseDeviceForTest(): Promise<boolean>; restarts: number; watchdogMs: number } } };
+  const restarts = await page.evaluate(() => (window as unknown as Hooks).ganfit.fitter.restarts);
+  // As a driver reset would: the engine's WebGPU device is destroyed between two fits.
+  expect(await page.evaluate(() => (window as unknown as Hooks).ganfit.fitter.loseDeviceForTest())).toBe(true);
+  await clearPhotos(page);
+  await page.locator('#file-input').setInputFiles(facePhoto);
+  await setSettings(page, testSettings);
+  await page.locator('#fit').click();
+  await expect(page.locator('#fit-stage')).not.toHaveText(/^(Done|Failed|Cancelled)\.$/);
+  await expect(page.locator('#fit-stage')).toHaveText(/^(Done|Failed|Cancelled)\.$/, { timeout: 540_000 });
+  await expect(page.locator('#error')).toBeHidden();
+  await expect(page.locator('#fit-stage')).toHaveText('Done.');
+  expect(await page.evaluate(() => (window as unknown as Hooks).ganfit.fitter.restarts)).toBe(restarts + 1);
+  await page.screenshot({ path: 'test-results/app-8-after-device-loss.png', fullPage: true });
+
+  // A watchdog of 300 ms: finding the face takes seconds on SwiftShader with no report, so
+  // the engine stays silent for longer than that, and it is stopped with a clear message.
+  await page.evaluate(() => ((window as unknown as Hooks).ganfit.fitter.watchdogMs = 300));
+  const started = Date.now();
+  await page.locator('#fit').click();
+  await expect(page.locator('#error')).toContainText('stopped responding', { timeout: 60_000 });
+  console.log(`the watchdog stopped the engine after ${Date.now() - started} ms`);
+  await expect(page.locator('#fit')).toBeEnabled();
+  await page.evaluate(() => ((window as unknown as Hooks).ganfit.fitter.watchdogMs = 300_000));
+});
+
 test('after the first visit the app and its models load offline', async () => {
   await page.evaluate(async () => {
     await navigator.serviceWorker.ready;
   });
   await expect.poll(() => page.evaluate(() => navigator.serviceWorker.controller !== null), { timeout: 30_000 }).toBe(true);
+  // One cache of app files, named after this build (a new build is a new service worker).
+  const caches = await page.evaluate(() => self.caches.keys());
+  expect(caches.filter((c) => c.startsWith('ganfit-app-'))).toEqual([expect.stringMatching(/^ganfit-app-[0-9a-f]{16}$/)]);
   await context.setOffline(true);
   const { readyMs } = await openApp(page);
   console.log(`offline reload: engine ready after ${readyMs} ms (models from the Cache API)`);

@@ -218,7 +218,14 @@ fn info(path: &Path, check: bool) -> Result<()> {
         ),
         ("+ eyes + mouth interior", RegionSelection::all()),
     ] {
-        let m = FaceModel::from_file(&file, &device, selection)?;
+        // A file may lack the optional regions (eyes, mouth interior): say so, and go on.
+        let m = match FaceModel::from_file(&file, &device, selection) {
+            Ok(m) => m,
+            Err(e) => {
+                println!("selection {name}: not available ({e})");
+                continue;
+            }
+        };
         let slots: Vec<&str> = m
             .uv_atlas()
             .slots

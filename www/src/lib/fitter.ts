@@ -1,9 +1,9 @@
 // The package's API: `Fitter.create` starts the engine in a web worker and loads the models;
 // `fitter.fit` fits photos there and resolves to a `FaceFit`.
 import { zipSync, strToU8 } from 'fflate';
-import type { AdapterInfo, FitProgress, FromWorker, LoadProgress, RawFitResult, ToWorker, WorkerError } from './protocol.js';
+import type { AdapterInfo, EngineMemory, FitProgress, FromWorker, LoadProgress, RawFitResult, ToWorker, WorkerError } from './protocol.js';
 
-export type { AdapterInfo, FitProgress, LoadProgress, LossValues, RgbaImage, PhotoSummary } from './protocol.js';
+export type { AdapterInfo, EngineMemory, FitProgress, LoadProgress, LossValues, RgbaImage, PhotoSummary } from './protocol.js';
 
 export interface CreateOptions {
   /** Folder (URL) holding the model files and their `manifest.json`. Default: `models/`
@@ -15,7 +15,20 @@ export interface CreateOptions {
   /** Cache API cache for the model files; `null` turns caching off. Default `ganfit-models`. */
   cacheName?: string | null;
   onLoadProgress?: (progress: LoadProgress) => void;
+  /** A fit whose engine sends nothing (no progress report) for this many milliseconds is
+   * stopped: its worker is terminated, the fit rejects with `Unresponsive`, and the next fit
+   * starts a fresh worker. Default 300,000 (a software GPU compiles its first pipelines for
+   * minutes); 0 turns the watchdog off. Also settable later as `fitter.watchdogMs`. */
+  watchdogMs?: number;
 }
+
+/** The engine's limit on one encoded photo (`io::image::MAX_FILE_BYTES`), checked here before
+ * the bytes are copied to the worker and into wasm memory. */
+export const MAX_PHOTO_BYTES = 64 * 1024 * 1024;
+/** The most encoded bytes one fit takes (several photos together). */
+export const MAX_FIT_BYTES = 256 * 1024 * 1024;
+/** How long a cancelled fit may take to stop before its worker is terminated. */
+const CANCEL_GRACE_MS = 10_000;
 
 /** Anything `fit` takes as a photo: encoded bytes (JPEG, PNG, WebP, BMP, PNM), a `Blob`/`File`,
  * or something drawable (canvas, `ImageBitmap`, `<img>`, video frame), encoded as PNG here. */
@@ -47,7 +60,8 @@ export interface FitOptions {
 }
 
 /** An `Error` whose `name` says what went wrong: `NoWebGpu`, `NoAdapter`, `NoFace`, `Image`,
- * `ModelDownload`, `ModelIntegrity`, `OutOfMemory`, `Crashed`, `AbortError`, ... */
+ * `ModelDownload`, `ModelIntegrity`, `OutOfMemory`, `Crashed`, `DeviceLost` (the GPU device
+ * was lost twice in a row), `Unresponsive` (the watchdog stopped the engine), `AbortError`, ... */
 export class FitterError extends Error {
   constructor(error: WorkerError) {
     super(error.message);
@@ -118,7 +132,16 @@ export class FaceFit {
   }
 }
 
-async function encodePhoto(input: PhotoInput): Promise<Uint8Array> {
+function checkPhotoSize(bytes: number, index: number) {
+  if (bytes > MAX_PHOTO_BYTES) {
+    throw new FitterError({ name: 'Image', message: `photo ${index}: the file is ${(bytes / 1e6).toFixed(0)} MB; photos of at most ${MAX_PHOTO_BYTES / 1e6} MB are accepted` });
+  }
+}
+
+async function encodePhoto(input: PhotoInput, index: number): Promise<Uint8Array> {
+  if (input instanceof Uint8Array || input instanceof ArrayBuffer || input instanceof Blob) {
+    checkPhotoSize(input instanceof Blob ? input.size : input.byteLength, index);
+  }
   if (input instanceof Uint8Array) return input.slice();
   if (input instanceof ArrayBuffer) return new Uint8Array(input.slice(0));
   if (input instanceof Blob) return new Uint8Array(await input.arrayBuffer());
@@ -130,6 +153,7 @@ async function encodePhoto(input: PhotoInput): Promise<Uint8Array> {
   if (!context) throw new FitterError({ name: 'Image', message: 'no 2D canvas to encode the photo' });
   context.drawImage(input as CanvasImageSource, 0, 0);
   const blob = await canvas.convertToBlob({ type: 'image/png' });
+  checkPhotoSize(blob.size, index);
   return new Uint8Array(await blob.arrayBuffer());
 }
 
@@ -153,6 +177,8 @@ interface PendingFit {
   resolve: (fit: FaceFit) => void;
   reject: (error: Error) => void;
   onProgress?: (progress: FitProgress) => void;
+  /** The engine said something about this fit: the watchdog starts counting again. */
+  alive: () => void;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -168,14 +194,22 @@ export class Fitter {
   textureModel!: string;
   /** Milliseconds the last start spent fetching models and putting them on the GPU. */
   timings!: { downloadMs: number; initMs: number };
+  /** The watchdog's limit (see `CreateOptions.watchdogMs`); takes effect at the next fit. */
+  watchdogMs: number;
+  /** How many times the engine's worker was started again (after a crash, a lost GPU device
+   * or the watchdog). */
+  restarts = 0;
   private worker!: Worker;
   private nextId = 1;
   private pending = new Map<number, PendingFit>();
   private broken: FitterError | null = null;
+  private destroyed: ((destroyed: boolean) => void) | null = null;
+  private memoryWaiters: Array<(memory: EngineMemory) => void> = [];
   private readonly options: CreateOptions;
 
   private constructor(options: CreateOptions) {
     this.options = options;
+    this.watchdogMs = options.watchdogMs ?? 300_000;
   }
 
   /** Starts the worker and loads the models. Rejects with a `FitterError` (`NoWebGpu`,
@@ -212,8 +246,18 @@ export class Fitter {
             this.worker.terminate();
             reject(new FitterError(message.error));
             break;
-          case 'progress':
-            this.pending.get(message.id)?.onProgress?.(message.progress);
+          case 'progress': {
+            const fit = this.pending.get(message.id);
+            fit?.alive();
+            fit?.onProgress?.(message.progress);
+            break;
+          }
+          case 'memory':
+            for (const waiter of this.memoryWaiters.splice(0)) waiter(message.memory);
+            break;
+          case 'device-destroyed':
+            this.destroyed?.(message.destroyed);
+            this.destroyed = null;
             break;
           case 'result': {
             const fit = this.pending.get(message.id);
@@ -235,10 +279,8 @@ export class Fitter {
       this.worker.onerror = (event) => {
         event.preventDefault();
         const error = new FitterError({ name: 'Crashed', message: event.message || 'the fitting worker failed' });
-        this.broken = error;
         if (!ready) reject(error);
-        for (const fit of this.pending.values()) fit.reject(error);
-        this.pending.clear();
+        this.stopWorker(error);
       };
       this.worker.postMessage({
         type: 'create',
@@ -249,24 +291,69 @@ export class Fitter {
     });
   }
 
+  /** Terminates the worker; its pending fits reject with `error`, and the next fit starts a
+   * fresh one. */
+  private stopWorker(error: FitterError) {
+    this.worker.terminate();
+    this.broken = error;
+    for (const fit of this.pending.values()) fit.reject(error);
+    this.pending.clear();
+    this.destroyed?.(false);
+    this.destroyed = null;
+  }
+
   /** Fits one or several photos. Resolves to a `FaceFit`; rejects with a `FitterError`
-   * (`NoFace` when a photo has no detectable face, `OutOfMemory`, ...) or an `AbortError`. */
+   * (`NoFace` when a photo has no detectable face, `OutOfMemory`, `Unresponsive`, ...) or an
+   * `AbortError`. A fit that fails because the GPU device was lost (before or during it) runs
+   * once more on a fresh engine. */
   async fit(images: PhotoInput | PhotoInput[], options: FitOptions = {}): Promise<FaceFit> {
+    const { signal } = options;
+    if (signal?.aborted) throw abortError(signal);
+    const list = Array.isArray(images) ? images : [images];
+    if (list.length === 0) throw new FitterError({ name: 'Invalid', message: 'no photos to fit' });
+    const encoded = await Promise.all(list.map(encodePhoto));
+    const total = encoded.reduce((sum, b) => sum + b.byteLength, 0);
+    if (total > MAX_FIT_BYTES) {
+      throw new FitterError({ name: 'Image', message: `the photos are ${(total / 1e6).toFixed(0)} MB together; one fit takes at most ${MAX_FIT_BYTES / 1e6} MB` });
+    }
+    try {
+      // The first try gets copies: the worker takes ownership of what it is sent.
+      return await this.runFit(encoded.map((b) => b.slice()), options);
+    } catch (e) {
+      if (!(e instanceof FitterError && e.name === 'DeviceLost') || signal?.aborted) throw e;
+      return await this.runFit(encoded, options);
+    }
+  }
+
+  private async runFit(encoded: Uint8Array[], options: FitOptions): Promise<FaceFit> {
     const { signal } = options;
     if (signal?.aborted) throw abortError(signal);
     if (this.broken) {
       this.worker.terminate();
+      this.restarts++;
       await this.start();
     }
-    const list = Array.isArray(images) ? images : [images];
-    if (list.length === 0) throw new FitterError({ name: 'Invalid', message: 'no photos to fit' });
-    const encoded = await Promise.all(list.map(encodePhoto));
-    if (signal?.aborted) throw abortError(signal);
     const id = this.nextId++;
+    const watchdogMs = this.watchdogMs;
     return new Promise<FaceFit>((resolve, reject) => {
-      const onAbort = () => this.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const arm = (ms: number, error: () => FitterError) => {
+        clearTimeout(timer);
+        if (ms > 0) timer = setTimeout(() => this.stopWorker(error()), ms);
+      };
+      const watchdog = () =>
+        arm(watchdogMs, () => new FitterError({ name: 'Unresponsive', message: `the engine reported nothing for ${watchdogMs / 1000} s, so it was stopped; the next fit starts it again` }));
+      const onAbort = () => {
+        this.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
+        // The engine stops at its next progress report; one that never comes (a GPU read that
+        // never completes) costs the worker instead.
+        arm(CANCEL_GRACE_MS, () => new FitterError({ name: 'AbortError', message: 'the fit was aborted' }));
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
-      const done = () => signal?.removeEventListener('abort', onAbort);
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
       this.pending.set(id, {
         resolve: (fit) => {
           done();
@@ -277,7 +364,11 @@ export class Fitter {
           reject(error.name === 'AbortError' && signal?.aborted ? abortError(signal) : error);
         },
         onProgress: options.onProgress,
+        alive: () => {
+          if (!signal?.aborted) watchdog();
+        },
       });
+      watchdog();
       this.worker.postMessage(
         { type: 'fit', id, images: encoded, options: engineOptions(options) } satisfies ToWorker,
         encoded.map((b) => b.buffer as ArrayBuffer),
@@ -285,12 +376,26 @@ export class Fitter {
     });
   }
 
+  /** What the engine's worker holds in memory now (answered between fits or between two
+   * progress reports of one). */
+  memory(): Promise<EngineMemory> {
+    return new Promise((resolve) => {
+      this.memoryWaiters.push(resolve);
+      this.worker.postMessage({ type: 'memory' } satisfies ToWorker);
+    });
+  }
+
+  /** Test hook: destroys the engine's GPU device as a driver reset would lose it. Resolves to
+   * whether a device was open. The next fit notices, restarts the engine and succeeds. */
+  loseDeviceForTest(): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.destroyed = resolve;
+      this.worker.postMessage({ type: 'lose-device' } satisfies ToWorker);
+    });
+  }
+
   /** Stops the worker and frees its GPU memory; pending fits reject. */
   dispose(): void {
-    this.worker.terminate();
-    const error = new FitterError({ name: 'Disposed', message: 'the fitter was disposed' });
-    for (const fit of this.pending.values()) fit.reject(error);
-    this.pending.clear();
-    this.broken = error;
+    this.stopWorker(new FitterError({ name: 'Disposed', message: 'the fitter was disposed' }));
   }
 }

@@ -96,7 +96,10 @@ export interface AdapterInfo {
 export type ToWorker =
   | { type: 'create'; modelsUrl: string; textureModel?: 'gan' | 'pca'; cacheName: string | null }
   | { type: 'fit'; id: number; images: Uint8Array[]; options: Record<string, unknown> }
-  | { type: 'cancel'; id: number };
+  | { type: 'cancel'; id: number }
+  /** Test hook: destroy the engine's GPU device as a driver reset would lose it. */
+  | { type: 'lose-device' }
+  | { type: 'memory' };
 
 export interface WorkerError {
   name: string;
@@ -109,4 +112,14 @@ export type FromWorker =
   | { type: 'create-error'; error: WorkerError }
   | { type: 'progress'; id: number; progress: FitProgress }
   | { type: 'result'; id: number; result: RawFitResult }
-  | { type: 'fit-error'; id: number; error: WorkerError; fatal: boolean };
+  | { type: 'fit-error'; id: number; error: WorkerError; fatal: boolean }
+  | { type: 'device-destroyed'; destroyed: boolean }
+  | { type: 'memory'; memory: EngineMemory };
+
+/** What the engine's worker holds: the wasm module's linear memory (it only ever grows, so
+ * this is the high-water mark of the engine's heap) and, where the browser tells, the worker's
+ * JavaScript heap. GPU memory is not visible from a page. */
+export interface EngineMemory {
+  wasmBytes: number;
+  jsHeapBytes: number | null;
+}

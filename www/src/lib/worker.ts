@@ -1,12 +1,13 @@
 // The web worker that owns the engine: loads the wasm and the models, runs fits, and answers
 // cancel requests between iterations (the engine awaits every GPU read, so this worker's
 // message queue keeps turning during a fit).
-import init, { WasmFitter } from '../pkg/ganfit.js';
+import init, { WasmFitter, loseDeviceForTest } from '../pkg/ganfit.js';
 import { loadModels } from './models.js';
 import type { FromWorker, RawFitResult, ToWorker, WorkerError } from './protocol.js';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 let fitter: WasmFitter | null = null;
+let wasmMemory: WebAssembly.Memory | null = null;
 const cancelled = new Set<number>();
 /** Set once the module trapped (a panic or a failed allocation): it cannot run again. */
 let dead = false;
@@ -24,6 +25,11 @@ function describe(e: unknown): { error: WorkerError; fatal: boolean } {
     const text = `${e.message}${lastPanic ? ` (${lastPanic})` : ''}`;
     const oom = /out of memory|allocat|memory access out of bounds|capacity overflow|OutOfMemory|Could not allocate/i.test(text);
     return { error: { name: oom ? 'OutOfMemory' : 'Crashed', message: text }, fatal: true };
+  }
+  if (e instanceof Error && e.name === 'DeviceLost') {
+    // Nothing runs on a lost device again, and the engine keeps the one it opened.
+    dead = true;
+    return { error: { name: e.name, message: e.message }, fatal: true };
   }
   if (e instanceof Error) {
     const oom = /out of memory|OutOfMemory|allocation failed/i.test(e.message);
@@ -52,7 +58,7 @@ async function create(message: Extract<ToWorker, { type: 'create' }>) {
     const started = performance.now();
     const [models] = await Promise.all([
       loadModels(message.modelsUrl, message.textureModel, message.cacheName, (progress) => post({ type: 'load-progress', progress })),
-      init(),
+      init().then((exports) => (wasmMemory = exports.memory)),
     ]);
     const downloaded = performance.now();
     post({ type: 'load-progress', progress: { stage: 'init', loaded: 1, total: 1 } });
@@ -101,6 +107,14 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
       break;
     case 'cancel':
       cancelled.add(message.id);
+      break;
+    case 'memory': {
+      const heap = (performance as { memory?: { usedJSHeapSize: number } }).memory;
+      post({ type: 'memory', memory: { wasmBytes: wasmMemory?.buffer.byteLength ?? 0, jsHeapBytes: heap?.usedJSHeapSize ?? null } });
+      break;
+    }
+    case 'lose-device':
+      post({ type: 'device-destroyed', destroyed: loseDeviceForTest() });
       break;
   }
 };

@@ -4,7 +4,10 @@
 // files are left to the engine's worker, which caches and hash-checks them itself.
 // ignoreVary: the preview and static servers send `Vary: Origin`, and module scripts are
 // requested with an Origin header that the install-time requests lack.
-const CACHE = 'ganfit-app-v2';
+// The build writes this file with a hash of everything it built as the build name below
+// (vite.config.ts): a new deployment is a new service worker, which installs the new files in
+// a cache of its own and, once active, deletes the caches of earlier ones.
+const CACHE = 'ganfit-app-__BUILD__';
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -38,8 +41,11 @@ self.addEventListener('fetch', (event) => {
       (async () => {
         try {
           const response = await fetch(request);
-          const cache = await caches.open(CACHE);
-          await cache.put(request, response.clone());
+          // An error page is shown now but never kept: offline, the last good page is.
+          if (response.ok) {
+            const cache = await caches.open(CACHE);
+            await cache.put(request, response.clone());
+          }
           return response;
         } catch {
           const cache = await caches.open(CACHE);
