@@ -709,6 +709,39 @@ mod tests {
         }
     }
 
+    // Any geometry the converter could write comes back: the mean to f32 rounding, the bases
+    // within the error the header records for them, the integer arrays exactly.
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_geometry_round_trips_within_the_recorded_error(
+            mean in proptest::collection::vec(-500.0f64..500.0, 12),
+            identity in proptest::collection::vec(-50.0f64..50.0, 12),
+            expression in proptest::collection::vec(-50.0f64..50.0, 24),
+            uvs in proptest::collection::vec(0.0f32..1.0, 12),
+            half in proptest::bool::ANY,
+        ) {
+            let mut c = ModelContents::tiny();
+            (c.mean, c.identity, c.expression, c.uvs) = (mean, identity, expression, uvs);
+            let precision = if half { Precision::F16 } else { Precision::F32 };
+            let bytes = encode(&c, precision).unwrap();
+            let f = ModelFile::parse(&bytes, "any.gfm").unwrap();
+            let close = |a: &[f32], b: &[f64], tol: f64| {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() <= tol)
+            };
+            let mean_tol = 500.0 * f32::EPSILON as f64;
+            proptest::prop_assert!(close(&f.mean().unwrap(), &c.mean, mean_tol));
+            let error = &f.header.storage.max_error;
+            let identity = f.basis_rows("identity", &[0..4]).unwrap();
+            proptest::prop_assert!(close(&identity, &c.identity, error.identity_mm + 1e-9));
+            let expression = f.basis_rows("expression", &[0..4]).unwrap();
+            proptest::prop_assert!(close(&expression, &c.expression, error.expression_mm + 1e-9));
+            proptest::prop_assert_eq!(f.uvs().unwrap(), c.uvs);
+            proptest::prop_assert_eq!(f.triangles().unwrap(), c.triangles);
+            proptest::prop_assert_eq!(f.triangle_uvs().unwrap(), c.triangle_uvs);
+        }
+    }
+
     #[test]
     fn basis_rows_select_vertex_ranges() {
         let c = ModelContents::tiny();

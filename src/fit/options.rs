@@ -220,6 +220,78 @@ impl FitOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn weight() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(0.0f32),
+            0.0f32..1e4,
+            proptest::num::f32::POSITIVE | proptest::num::f32::NORMAL
+        ]
+        .prop_filter("finite and not negative", |w| w.is_finite() && *w >= 0.0)
+    }
+
+    fn rates() -> impl Strategy<Value = Rates> {
+        proptest::collection::vec(weight(), 7).prop_map(|r| Rates {
+            identity: r[0],
+            expression: r[1],
+            texture: r[2],
+            angles: r[3],
+            translation: r[4],
+            log_focal: r[5],
+            light: r[6],
+        })
+    }
+
+    // Whatever valid options a caller sets, `params.json` stores them in a form that reads back
+    // as the same options (floats to the bit, the 64-bit seed exactly).
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_valid_options_round_trip_through_json(
+            resolution in 32usize..=1024,
+            landmark_iterations in 0usize..=MAX_ITERATIONS,
+            iterations in 0usize..=MAX_ITERATIONS,
+            same_person in any::<bool>(),
+            w in proptest::collection::vec(weight(), 9),
+            landmark_rates in rates(),
+            rates in rates(),
+            report_every in 1usize..1000,
+            preview_every in 0usize..1000,
+            blend_photo_texture in any::<bool>(),
+            seed in any::<u64>(),
+            face in 0usize..10,
+        ) {
+            let options = FitOptions {
+                resolution,
+                landmark_iterations,
+                iterations,
+                same_person,
+                weights: LossWeights {
+                    landmarks: w[0],
+                    pixel: w[1],
+                    identity: w[2],
+                    random_identity: w[3],
+                    content: w[4],
+                    identity_prior: w[5],
+                    expression_prior: w[6],
+                    texture_prior: w[7],
+                    focal_prior: w[8],
+                },
+                landmark_rates,
+                rates,
+                report_every,
+                preview_every,
+                blend_photo_texture,
+                seed,
+                eyes: None,
+                face,
+            };
+            prop_assert!(options.validate().is_ok());
+            let json = serde_json::to_string(&options).unwrap();
+            prop_assert_eq!(FitOptions::from_json(&json).unwrap(), options);
+        }
+    }
 
     #[test]
     fn defaults_round_trip_through_json() {
