@@ -185,6 +185,8 @@ impl WasmFitter {
                 serde_wasm_bindgen::from_value(options)
                     .map_err(|e| to_js(Error::Invalid(format!("fit options: {e}"))))?
             };
+            // Before any photo is decoded: a bad option costs nothing.
+            options.validate().map_err(to_js)?;
             let mut budget = crate::io::image::PixelBudget::default();
             let photos = images
                 .iter()

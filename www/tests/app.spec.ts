@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseGlb } from './glb';
+import { loadRig } from './three-rig';
 
 const data = process.env.GANFIT_DATA ?? resolve(import.meta.dirname, '../../../shared/data');
 /** A photo with a face (the default shows two; the larger is fitted). */
@@ -92,6 +93,18 @@ test('an oversized photo and out-of-range settings get clear answers', async () 
   await page.locator('#file-input').setInputFiles(huge);
   await expect(page.locator('#error')).toContainText('huge.png is 65 MB; photos of up to 64 MB are accepted');
   await expect(page.locator('#photo-list img')).toHaveCount(0);
+  // The package refuses it too, before the bytes are copied to its worker; and a page's NaN
+  // weight is refused by the engine's option check, naming it.
+  const refusals = await page.evaluate(async () => {
+    type Api = { fit(photo: unknown, options?: object): Promise<unknown> };
+    const fitter = (window as unknown as { ganfit: { fitter: Api } }).ganfit.fitter;
+    const answer = (p: Promise<unknown>) => p.then(() => 'fitted', (e: Error) => `${e.name}: ${e.message}`);
+    const blob = new Blob([new Uint8Array(65 * 1024 * 1024)]);
+    const tiny = await new OffscreenCanvas(8, 8).convertToBlob({ type: 'image/png' });
+    return [await answer(fitter.fit(blob)), await answer(fitter.fit(tiny, { engine: { weights: { pixel: Number.NaN } } }))];
+  });
+  expect(refusals[0]).toBe('Image: photo 0: the file is 68 MB; photos of at most 67 MB are accepted');
+  expect(refusals[1]).toMatch(/^Invalid: .*weights/);
   // Typed settings are brought into range (and onto the resolution's step of 16) when left.
   for (const [id, typed, kept] of [
     ['iterations', '99999', '2000'],
@@ -161,6 +174,13 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   expect(rigMesh.primitives[0].targets?.length).toBe(53);
   expect(rigMesh.extras?.targetNames).toContain('jawOpen');
   expect(rigMesh.extras?.targetNames).toContain('eyeBlinkLeft');
+  // three.js's GLTFLoader reads the 53 named targets; jawOpen at 1 drops the chin.
+  const loaded = await loadRig(new Uint8Array(rigBytes));
+  console.log(`three.js GLTFLoader: ${loaded.targets.length} morph targets; jawOpen moves ${loaded.jawOpen.moved} vertices, its 20 most by ${(loaded.jawOpen.down * 1000).toFixed(1)} mm down and ${(loaded.jawOpen.back * 1000).toFixed(1)} mm back`);
+  expect(loaded.targets).toEqual(rigMesh.extras?.targetNames);
+  expect(loaded.influences).toHaveLength(53);
+  expect(loaded.jawOpen.down).toBeGreaterThan(0.01);
+  expect(loaded.jawOpen.down).toBeLessThan(0.06);
   expect(rigMesh.weights?.length).toBe(53);
 
   const [zip] = await Promise.all([page.waitForEvent('download'), page.locator('#download-obj').click()]);

@@ -134,7 +134,7 @@ export class FaceFit {
 
 function checkPhotoSize(bytes: number, index: number) {
   if (bytes > MAX_PHOTO_BYTES) {
-    throw new FitterError({ name: 'Image', message: `photo ${index}: the file is ${(bytes / 1e6).toFixed(0)} MB; photos of at most ${MAX_PHOTO_BYTES / 1e6} MB are accepted` });
+    throw new FitterError({ name: 'Image', message: `photo ${index}: the file is ${(bytes / 1e6).toFixed(0)} MB; photos of at most ${Math.floor(MAX_PHOTO_BYTES / 1e6)} MB are accepted` });
   }
 }
 
@@ -314,7 +314,7 @@ export class Fitter {
     const encoded = await Promise.all(list.map(encodePhoto));
     const total = encoded.reduce((sum, b) => sum + b.byteLength, 0);
     if (total > MAX_FIT_BYTES) {
-      throw new FitterError({ name: 'Image', message: `the photos are ${(total / 1e6).toFixed(0)} MB together; one fit takes at most ${MAX_FIT_BYTES / 1e6} MB` });
+      throw new FitterError({ name: 'Image', message: `the photos are ${(total / 1e6).toFixed(0)} MB together; one fit takes at most ${Math.floor(MAX_FIT_BYTES / 1e6)} MB` });
     }
     try {
       // The first try gets copies: the worker takes ownership of what it is sent.
