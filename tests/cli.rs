@@ -181,3 +181,169 @@ fn model_info_describes_odd_but_valid_files_and_refuses_corrupt_ones() {
     std::fs::write(&zip, b"PK\x03\x04 not a model at all").unwrap();
     refused(&["model", "info", path(&zip)], "not a ganfit face model");
 }
+
+mod with_models {
+    //! Cases that get as far as loading the models (`GANFIT_MODELS`, `make models`).
+    use super::*;
+
+    fn models() -> PathBuf {
+        std::env::var_os("GANFIT_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+    }
+
+    /// A models folder of links to the real files, with `replace`d files written instead.
+    fn models_with(dir: &Path, replace: &[(&str, &[u8])]) -> PathBuf {
+        let out = dir.join("models");
+        std::fs::create_dir_all(&out).unwrap();
+        for entry in std::fs::read_dir(models()).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            if replace.iter().all(|(r, _)| name.to_str() != Some(*r)) {
+                std::os::unix::fs::symlink(entry.path(), out.join(&name)).unwrap();
+            }
+        }
+        for (name, bytes) in replace {
+            std::fs::write(out.join(name), bytes).unwrap();
+        }
+        out
+    }
+
+    fn grey_photo(dir: &Path) -> PathBuf {
+        let photo = dir.join("grey.png");
+        image::RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]))
+            .save(&photo)
+            .unwrap();
+        photo
+    }
+
+    #[test]
+    fn a_photo_without_a_face_is_no_face_not_a_fit() {
+        let dir = scratch("noface");
+        let photo = grey_photo(&dir);
+        refused(
+            &[
+                "fit",
+                path(&photo),
+                "--out",
+                path(&dir.join("out")),
+                "--device",
+                "cpu",
+            ],
+            "no face found in the photo",
+        );
+        assert!(!dir.join("out/face.glb").exists());
+    }
+
+    #[test]
+    fn huge_and_truncated_photos_are_refused_from_their_bytes() {
+        let dir = scratch("huge");
+        // 16384² grey+alpha: a small file that would decode to 268 million pixels.
+        let huge = dir.join("huge.png");
+        image::GrayAlphaImage::new(16384, 16384)
+            .save(&huge)
+            .unwrap();
+        refused(
+            &["fit", path(&huge), "--out", path(&dir.join("out"))],
+            "million pixels",
+        );
+        let jpeg = dir.join("whole.jpg");
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 60]))
+            .save(&jpeg)
+            .unwrap();
+        let bytes = std::fs::read(&jpeg).unwrap();
+        let cut = dir.join("cut.jpg");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        refused(
+            &["fit", path(&cut), "--out", path(&dir.join("out"))],
+            "end-of-image marker",
+        );
+    }
+
+    #[test]
+    fn changed_and_lying_model_files_are_refused_naming_them() {
+        let dir = scratch("models");
+        let photo = grey_photo(&dir);
+        // A network changed after `make models` wrote the folder's SHA256SUMS.
+        let mut blazeface = std::fs::read(models().join("blazeface.bpk")).unwrap();
+        let middle = blazeface.len() / 2;
+        blazeface[middle..middle + 4].copy_from_slice(&[0xff; 4]);
+        let changed = models_with(&dir.join("changed"), &[("blazeface.bpk", &blazeface)]);
+        refused(
+            &[
+                "fit",
+                path(&photo),
+                "--out",
+                path(&dir.join("out")),
+                "--device",
+                "cpu",
+                "--models",
+                path(&changed),
+            ],
+            "blazeface.bpk",
+        );
+        // A texture model whose metadata claims more than the file holds.
+        use ganfit::texture::model::PcaTexture;
+        let device = ganfit::device::cpu();
+        let n = 4 * 8 * 3;
+        let small = PcaTexture::new(
+            burn::tensor::Tensor::zeros([1, n], &device),
+            burn::tensor::Tensor::zeros([2, n], &device),
+            4,
+            2,
+        )
+        .to_bytes()
+        .unwrap();
+        // Same length, so the file stays a well-formed burnpack: only the claim changes.
+        let (honest, claim): (&[u8], &[u8]) = (
+            br#"{"resolution":4,"aspect":2,"components":2}"#,
+            br#"{"resolution":9,"aspect":2,"components":9}"#,
+        );
+        let at = small
+            .windows(honest.len())
+            .position(|w| w == honest)
+            .expect("the PCA metadata is not where this test expects it");
+        let mut lying = small.clone();
+        lying[at..at + claim.len()].copy_from_slice(claim);
+        let mut sums = std::fs::read_to_string(models().join("SHA256SUMS")).unwrap();
+        sums = sums
+            .lines()
+            .filter(|l| !l.ends_with("texture_pca.bpk"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let lying_dir = models_with(
+            &dir.join("lying"),
+            &[("texture_pca.bpk", &lying), ("SHA256SUMS", sums.as_bytes())],
+        );
+        refused(
+            &[
+                "fit",
+                path(&photo),
+                "--out",
+                path(&dir.join("out")),
+                "--device",
+                "cpu",
+                "--models",
+                path(&lying_dir),
+                "--texture",
+                "pca",
+            ],
+            "texture_pca.bpk",
+        );
+    }
+
+    #[test]
+    fn a_corrupt_face_model_is_refused_by_model_info() {
+        let dir = scratch("face-model");
+        let bytes = std::fs::read(models().join("face_model.gfm")).unwrap();
+        let cut = dir.join("cut.gfm");
+        std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+        refused(&["model", "info", path(&cut)], "truncated or corrupt");
+        let mut flipped = bytes.clone();
+        let at = flipped.len() - 5000;
+        flipped[at] ^= 1;
+        let flipped_path = dir.join("flipped.gfm");
+        std::fs::write(&flipped_path, &flipped).unwrap();
+        refused(&["model", "info", path(&flipped_path)], "checksum");
+    }
+}

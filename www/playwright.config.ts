@@ -10,6 +10,9 @@ export const chromiumArgs = [
   '--no-sandbox',
 ];
 
+// GANFIT_TEST_PORT lets a second run (say `make test-memory` beside `make test-web`) serve apart.
+const port = Number(process.env.GANFIT_TEST_PORT ?? 4173);
+
 export default defineConfig({
   testDir: 'tests',
   timeout: 600_000,
@@ -17,13 +20,13 @@ export default defineConfig({
   reporter: [['list']],
   outputDir: 'test-results',
   use: {
-    baseURL: 'http://127.0.0.1:4173',
+    baseURL: `http://127.0.0.1:${port}`,
     headless: true,
     launchOptions: { executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: chromiumArgs },
   },
   webServer: {
-    command: 'npx vite preview --host 127.0.0.1 --port 4173 --strictPort',
-    url: 'http://127.0.0.1:4173',
+    command: `npx vite preview --host 127.0.0.1 --port ${port} --strictPort`,
+    url: `http://127.0.0.1:${port}`,
     reuseExistingServer: false,
     timeout: 60_000,
   },

@@ -281,6 +281,7 @@ async function showResult(fit: FaceFit, stats: Record<string, number>) {
   await viewer.show(fit);
   viewer.setWireframe($<HTMLInputElement>('wireframe').checked);
   viewer.setTextured($<HTMLInputElement>('textured').checked);
+  await showExpressionControls(fit);
   await drawOverlay();
   downloads.splice(0).forEach((url) => URL.revokeObjectURL(url));
   const link = (id: string, blob: Blob) => {
@@ -303,6 +304,84 @@ async function showResult(fit: FaceFit, stats: Record<string, number>) {
   $('viewer').dataset.coveredPixels = String(covered);
   $('viewer').dataset.vertices = String(stats.vertices);
   $('result').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+// ---------------------------------------------------------------- expression
+
+/** The viewer's blendshape sliders, grouped as ARKit names them. */
+const expressionGroups: Array<[string, RegExp]> = [
+  ['Brows', /^brow/],
+  ['Eyes', /^eye/],
+  ['Jaw', /^jaw/],
+  ['Mouth', /^mouth/],
+  ['Cheeks', /^cheek/],
+  ['Nose', /^nose/],
+  ['Other', /./],
+];
+
+/** Presets by ARKit name; ICT's halves of ARKit's whole `browInnerUp` and `cheekPuff` take the
+ * one value. */
+const expressionPresets: Record<string, Record<string, number>> = {
+  smile: { mouthSmileLeft: 0.85, mouthSmileRight: 0.85, cheekSquintLeft: 0.45, cheekSquintRight: 0.45, eyeSquintLeft: 0.25, eyeSquintRight: 0.25, mouthDimpleLeft: 0.2, mouthDimpleRight: 0.2 },
+  surprise: { browInnerUpLeft: 0.9, browInnerUpRight: 0.9, browOuterUpLeft: 0.8, browOuterUpRight: 0.8, eyeWideLeft: 0.7, eyeWideRight: 0.7, jawOpen: 0.35 },
+  blink: { eyeBlinkLeft: 1, eyeBlinkRight: 1 },
+};
+
+async function showExpressionControls(fit: FaceFit) {
+  const panel = $('expression');
+  let rig: { names: string[]; fitted: number[] };
+  try {
+    rig = await viewer!.loadRig(fit.toGLB({ blendshapes: true }));
+  } catch (e) {
+    console.warn('no expression controls:', e);
+    panel.hidden = true;
+    return;
+  }
+  const sliders: HTMLInputElement[] = [];
+  const apply = () => {
+    const moved = viewer!.setExpression(sliders.map((s) => Number(s.value)));
+    $('viewer').dataset.expressionMovedMm = moved.toFixed(2);
+  };
+  const set = (weights: number[]) => {
+    sliders.forEach((s, i) => (s.value = String(weights[i])));
+    apply();
+  };
+  const used = new Set<string>();
+  const groups = expressionGroups.map(([title, pattern]) => {
+    const names = rig.names.filter((n) => pattern.test(n) && !used.has(n));
+    names.forEach((n) => used.add(n));
+    if (names.length === 0) return null;
+    const fieldset = document.createElement('fieldset');
+    const legend = document.createElement('legend');
+    legend.textContent = title;
+    fieldset.append(legend);
+    for (const name of names) {
+      const index = rig.names.indexOf(name);
+      const label = document.createElement('label');
+      const slider = document.createElement('input');
+      slider.type = 'range';
+      slider.min = '0';
+      slider.max = '1';
+      slider.step = '0.01';
+      slider.id = `shape-${name}`;
+      slider.value = String(rig.fitted[index]);
+      slider.addEventListener('input', apply);
+      sliders[index] = slider;
+      label.append(name, slider);
+      fieldset.append(label);
+    }
+    return fieldset;
+  });
+  $('expression-groups').replaceChildren(...groups.filter((g): g is HTMLFieldSetElement => g !== null));
+  for (const button of panel.querySelectorAll<HTMLButtonElement>('[data-preset]')) {
+    button.onclick = () => {
+      const preset = button.dataset.preset!;
+      if (preset === 'fitted') set(rig.fitted);
+      else set(rig.names.map((n) => expressionPresets[preset]?.[n] ?? 0));
+    };
+  }
+  apply();
+  panel.hidden = false;
 }
 
 /** The first fitted photo with the final render over its working crop. */

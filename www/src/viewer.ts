@@ -1,7 +1,19 @@
-// The result's interactive 3D view (three.js): orbit, lights, wireframe and texture toggles.
+// The result's interactive 3D view (three.js): orbit, lights, wireframe and texture toggles, and
+// the fitted head's expression driven by its 53 blendshapes.
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
+import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import type { FaceFit } from './lib/index.js';
+
+/** The animatable head as the viewer drives it: the fitted identity with expression zeroed,
+ * and each blendshape's displacement of every vertex (metres). */
+interface Rig {
+  names: string[];
+  neutral: Float32Array;
+  deltas: Float32Array[];
+  /** The fitted expression (the GLB's default weights). */
+  fitted: number[];
+}
 
 export class FaceViewer {
   private renderer: THREE.WebGLRenderer;
@@ -12,6 +24,9 @@ export class FaceViewer {
   private texture: THREE.Texture | null = null;
   private frame = 0;
   private resizeObserver: ResizeObserver;
+  private rig: Rig | null = null;
+  /** The fitted shape, to measure how far an expression moves the head from it. */
+  private fittedPositions: Float32Array | null = null;
 
   constructor(private container: HTMLElement) {
     // preserveDrawingBuffer: the tests read the rendered pixels back to check a face is drawn.
@@ -92,6 +107,59 @@ export class FaceViewer {
     this.resetView();
   }
 
+  /** Loads the animatable GLB (three.js's own loader, as any app would) and switches the view
+   * to its mesh, with the fitted expression applied. Returns the blendshape names and the
+   * fitted weights, in the GLB's order. */
+  async loadRig(glb: Blob): Promise<{ names: string[]; fitted: number[] }> {
+    const gltf = await new GLTFLoader().parseAsync(await glb.arrayBuffer(), '');
+    let source: THREE.Mesh | undefined;
+    gltf.scene.traverse((o) => {
+      if ((o as THREE.Mesh).isMesh && !source) source = o as THREE.Mesh;
+    });
+    const dictionary = source?.morphTargetDictionary;
+    const morphs = source?.geometry.morphAttributes.position;
+    if (!source || !dictionary || !morphs || !this.mesh) throw new Error('the animatable GLB has no morph targets');
+    const names = Object.keys(dictionary).sort((a, b) => dictionary[a] - dictionary[b]);
+    const neutral = (source.geometry.getAttribute('position') as THREE.BufferAttribute).array as Float32Array;
+    if (neutral.length !== this.mesh.geometry.getAttribute('position').array.length) throw new Error('the animatable GLB is not this mesh');
+    const fitted = names.map((_, i) => source!.morphTargetInfluences?.[i] ?? 0);
+    // Morphs are applied here rather than by three's shader, so the normals follow them.
+    this.rig = { names, neutral: neutral.slice(), deltas: morphs.map((m) => (m.array as Float32Array).slice()), fitted };
+    this.fittedPositions = (this.mesh.geometry.getAttribute('position').array as Float32Array).slice();
+    gltf.scene.traverse((o) => {
+      const mesh = o as THREE.Mesh;
+      if (mesh.isMesh) {
+        mesh.geometry.dispose();
+        (Array.isArray(mesh.material) ? mesh.material : [mesh.material]).forEach((m) => m.dispose());
+      }
+    });
+    this.setExpression(fitted);
+    return { names, fitted };
+  }
+
+  /** Puts the head in the expression `weights` (one per blendshape, the GLB's order). Returns
+   * how far the vertex that moved most is from the fitted shape, in millimetres. */
+  setExpression(weights: number[]): number {
+    const { rig, mesh, fittedPositions } = this;
+    if (!rig || !mesh || !fittedPositions) return 0;
+    const position = mesh.geometry.getAttribute('position') as THREE.BufferAttribute;
+    const out = position.array as Float32Array;
+    out.set(rig.neutral);
+    weights.forEach((w, t) => {
+      if (w === 0) return;
+      const delta = rig.deltas[t];
+      for (let i = 0; i < out.length; i++) out[i] += w * delta[i];
+    });
+    position.needsUpdate = true;
+    mesh.geometry.computeVertexNormals();
+    let moved = 0;
+    for (let i = 0; i < out.length; i += 3) {
+      moved = Math.max(moved, Math.hypot(out[i] - fittedPositions[i], out[i + 1] - fittedPositions[i + 1], out[i + 2] - fittedPositions[i + 2]));
+    }
+    this.requestRender();
+    return moved * 1000;
+  }
+
   resetView() {
     const sphere = this.mesh?.geometry.boundingSphere;
     if (!sphere) return;
@@ -118,6 +186,8 @@ export class FaceViewer {
   }
 
   private clear() {
+    this.rig = null;
+    this.fittedPositions = null;
     if (!this.mesh) return;
     this.scene.remove(this.mesh);
     this.mesh.geometry.dispose();

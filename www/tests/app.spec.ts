@@ -100,7 +100,9 @@ test('an oversized photo and out-of-range settings get clear answers', async () 
     const fitter = (window as unknown as { ganfit: { fitter: Api } }).ganfit.fitter;
     const answer = (p: Promise<unknown>) => p.then(() => 'fitted', (e: Error) => `${e.name}: ${e.message}`);
     const blob = new Blob([new Uint8Array(65 * 1024 * 1024)]);
-    const tiny = await new OffscreenCanvas(8, 8).convertToBlob({ type: 'image/png' });
+    const canvas = new OffscreenCanvas(8, 8);
+    canvas.getContext('2d')!.fillRect(0, 0, 8, 8);
+    const tiny = await canvas.convertToBlob({ type: 'image/png' });
     return [await answer(fitter.fit(blob)), await answer(fitter.fit(tiny, { engine: { weights: { pixel: Number.NaN } } }))];
   });
   expect(refusals[0]).toBe('Image: photo 0: the file is 68 MB; photos of at most 67 MB are accepted');
@@ -181,6 +183,27 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   expect(loaded.influences).toHaveLength(53);
   expect(loaded.jawOpen.down).toBeGreaterThan(0.01);
   expect(loaded.jawOpen.down).toBeLessThan(0.06);
+
+  // The viewer's expression controls: the jawOpen slider at 1 opens the mouth in the view, the
+  // Fitted preset puts the fitted expression back.
+  await page.locator('#expression summary').click();
+  await expect(page.locator('#expression-groups input[type=range]')).toHaveCount(53);
+  const moved = async () => Number(await viewer.getAttribute('data-expression-moved-mm'));
+  expect(await moved()).toBeLessThan(0.5);
+  const closed = await viewer.screenshot();
+  await page.locator('#shape-jawOpen').evaluate((slider: HTMLInputElement) => {
+    slider.value = '1';
+    slider.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  await expect.poll(moved).toBeGreaterThan(10);
+  console.log(`jawOpen slider at 1: the head moves up to ${await moved()} mm from the fitted shape`);
+  expect((await viewer.screenshot()).equals(closed), 'the view changes').toBe(false);
+  await page.locator('#expression').screenshot({ path: 'test-results/app-5b-expression.png' });
+  await page.locator('[data-preset="smile"]').click();
+  await expect(page.locator('#shape-mouthSmileLeft')).toHaveValue('0.85');
+  await expect(page.locator('#shape-jawOpen')).toHaveValue('0');
+  await page.locator('[data-preset="fitted"]').click();
+  await expect.poll(moved).toBeLessThan(0.5);
   expect(rigMesh.weights?.length).toBe(53);
 
   const [zip] = await Promise.all([page.waitForEvent('download'), page.locator('#download-obj').click()]);

@@ -2,9 +2,11 @@
 // count): every fit must succeed, and neither the engine's wasm heap nor the browser's memory
 // may keep growing. Too long for `make test` (about a minute a fit on SwiftShader); its last
 // numbers are in the README. Each fit's numbers land in test-results/memory.tsv.
-import { expect, test } from '@playwright/test';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { chromium, expect, test } from '@playwright/test';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromiumArgs } from '../playwright.config';
 
 const fits = Number(process.env.GANFIT_MEMORY_FITS ?? 0);
 const data = process.env.GANFIT_DATA ?? resolve(import.meta.dirname, '../../../shared/data');
@@ -12,22 +14,31 @@ const facePhoto = resolve(data, 'samples', process.env.GANFIT_TEST_PHOTO ?? 'bre
 /** app.spec.ts's test settings. */
 const testSettings = { landmarkIterations: 10, iterations: 2, resolution: 112 };
 
-/** Resident memory of every Chromium process on this machine, MB: in all, and of the GPU
- * process (where SwiftShader keeps the GPU buffers). */
-function chromiumMemory(): { totalMb: number; gpuMb: number } {
-  let total = 0;
-  let gpu = 0;
+/** Resident memory, MB, of the Chromium this test started (the process whose command line
+ * names `profile`, and every process below it): in all, and of its GPU process (where
+ * SwiftShader keeps the GPU buffers). Other browsers on the machine are not counted. */
+function chromiumMemory(profile: string): { totalMb: number; gpuMb: number } {
+  const processes = new Map<number, { parent: number; cmdline: string; mb: number }>();
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!/chrom/i.test(cmdline.split('\0')[0] ?? '')) continue;
-      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      const mb = rss ? Number(rss[1]) / 1024 : 0;
-      total += mb;
-      if (cmdline.includes('--type=gpu-process')) gpu += mb;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const parent = Number(/PPid:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+      processes.set(Number(pid), { parent, cmdline, mb: rss ? Number(rss[1]) / 1024 : 0 });
     } catch {
       // The process ended while being read.
     }
+  }
+  const root = [...processes].find(([, p]) => p.cmdline.includes(`--user-data-dir=${profile}`) && !p.cmdline.includes('--type='));
+  if (!root) throw new Error(`no Chromium with the profile ${profile}`);
+  const inTree = (pid: number): boolean => pid === root[0] || (pid > 1 && processes.has(pid) && inTree(processes.get(pid)!.parent));
+  let total = 0;
+  let gpu = 0;
+  for (const [pid, p] of processes) {
+    if (!inTree(pid)) continue;
+    total += p.mb;
+    if (p.cmdline.includes('--type=gpu-process')) gpu += p.mb;
   }
   return { totalMb: total, gpuMb: gpu };
 }
@@ -39,9 +50,18 @@ const median = (values: number[]) => {
 
 test.skip(!(fits > 0), 'set GANFIT_MEMORY_FITS (make test-memory) to run it');
 
-test(`${fits} fits in a row in one page: no failed fit, no growth of memory`, async ({ page }) => {
+test(`${fits} fits in a row in one page: no failed fit, no growth of memory`, async ({ baseURL }) => {
   test.setTimeout(fits * 300_000 + 300_000);
   if (!existsSync(facePhoto)) throw new Error(`sample photo ${facePhoto} is missing (set GANFIT_DATA)`);
+  // A browser of this test's own, with a known profile, so that its processes can be found.
+  const profile = mkdtempSync(join(tmpdir(), 'ganfit-memory-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: chromiumArgs,
+    headless: true,
+    baseURL,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
   await page.goto('/');
   await expect(page.locator('#engine-status')).toHaveAttribute('data-ready', 'true', { timeout: 240_000 });
   const photo = [...readFileSync(facePhoto)];
@@ -64,16 +84,18 @@ test(`${fits} fits in a row in one page: no failed fit, no growth of memory`, as
       }
     }, testSettings);
     expect(outcome.ok, `fit ${i}: ${outcome.error}`).toBe(true);
-    const chromium = chromiumMemory();
+    const browser = chromiumMemory(profile);
     const wasmMb = outcome.memory!.wasmBytes / 1048576;
     const heap = outcome.memory!.jsHeapBytes;
     wasm.push(wasmMb);
-    totals.push(chromium.totalMb);
-    const row = [i, outcome.ms!.toFixed(0), wasmMb.toFixed(1), heap === null ? '' : (heap / 1048576).toFixed(1), chromium.gpuMb.toFixed(0), chromium.totalMb.toFixed(0)];
+    totals.push(browser.totalMb);
+    const row = [i, outcome.ms!.toFixed(0), wasmMb.toFixed(1), heap === null ? '' : (heap / 1048576).toFixed(1), browser.gpuMb.toFixed(0), browser.totalMb.toFixed(0)];
     rows.push(row.join('\t'));
     console.log(rows[rows.length - 1]);
     writeFileSync('test-results/memory.tsv', rows.join('\n') + '\n');
   }
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
   // Warm-up: the first fits compile pipelines and grow the heaps to their working size.
   if (fits >= 20) {
     const settled = Math.floor(fits / 5);
