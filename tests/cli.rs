@@ -36,6 +36,13 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `ganfit fit PHOTO --out OUT --device cpu EXTRA...` must be refused with `expected`.
+fn fit_refused(photo: &Path, out: &Path, extra: &[&str], expected: &str) {
+    let mut args = vec!["fit", path(photo), "--out", path(out), "--device", "cpu"];
+    args.extend_from_slice(extra);
+    refused(&args, expected);
+}
+
 #[test]
 fn photos_that_are_not_photos_are_refused_before_any_fitting() {
     let dir = scratch("photos");
@@ -221,17 +228,7 @@ mod with_models {
     fn a_photo_without_a_face_is_no_face_not_a_fit() {
         let dir = scratch("noface");
         let photo = grey_photo(&dir);
-        refused(
-            &[
-                "fit",
-                path(&photo),
-                "--out",
-                path(&dir.join("out")),
-                "--device",
-                "cpu",
-            ],
-            "no face found in the photo",
-        );
+        fit_refused(&photo, &dir.join("out"), &[], "no face found in the photo");
         assert!(!dir.join("out/face.glb").exists());
     }
 
@@ -269,17 +266,10 @@ mod with_models {
         let middle = blazeface.len() / 2;
         blazeface[middle..middle + 4].copy_from_slice(&[0xff; 4]);
         let changed = models_with(&dir.join("changed"), &[("blazeface.bpk", &blazeface)]);
-        refused(
-            &[
-                "fit",
-                path(&photo),
-                "--out",
-                path(&dir.join("out")),
-                "--device",
-                "cpu",
-                "--models",
-                path(&changed),
-            ],
+        fit_refused(
+            &photo,
+            &dir.join("out"),
+            &["--models", path(&changed)],
             "blazeface.bpk",
         );
         // A texture model whose metadata claims more than the file holds.
@@ -315,19 +305,10 @@ mod with_models {
             &dir.join("lying"),
             &[("texture_pca.bpk", &lying), ("SHA256SUMS", sums.as_bytes())],
         );
-        refused(
-            &[
-                "fit",
-                path(&photo),
-                "--out",
-                path(&dir.join("out")),
-                "--device",
-                "cpu",
-                "--models",
-                path(&lying_dir),
-                "--texture",
-                "pca",
-            ],
+        fit_refused(
+            &photo,
+            &dir.join("out"),
+            &["--models", path(&lying_dir), "--texture", "pca"],
             "texture_pca.bpk",
         );
     }
