@@ -3,7 +3,7 @@
 
 use burn::tensor::Device;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::face_model::{FaceModel, RegionSelection};
 use crate::nets::{FaceNets, ModelBytes};
 use crate::texture::model::{PcaTexture, TextureModel};
@@ -85,6 +85,7 @@ impl Models {
                 TextureModel::Pca(PcaTexture::from_bytes(files.texture, device, name)?)
             }
         };
+        check_texture_matches(&face, &texture, name)?;
         Ok(Self {
             face,
             nets,
@@ -126,10 +127,61 @@ impl Models {
     }
 }
 
+/// Refuses a texture model made for another face model: its maps must have one square tile
+/// per tile of the face model's UV atlas (ICT: the face and the back of the head side by side),
+/// or the fit would paint the wrong texels without a word.
+pub fn check_texture_matches(face: &FaceModel, texture: &TextureModel, name: &str) -> Result<()> {
+    let (height, width) = texture.size();
+    let tiles = face.uv_atlas().aspect();
+    if width != height * tiles {
+        return Err(Error::model(
+            name,
+            format!(
+                "the {} texture model makes {width}x{height} maps ({}:1), but the face model's UV atlas has {tiles} tiles side by side: a texture model made for another face model",
+                texture.name(),
+                width / height.max(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The models folder: `$GANFIT_MODELS`, else `models/` in the current directory.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn default_dir() -> std::path::PathBuf {
     std::env::var_os("GANFIT_MODELS")
         .map(Into::into)
         .unwrap_or_else(|| "models".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Tensor;
+
+    use super::*;
+    use crate::face_model::format::{ModelContents, Precision, encode};
+
+    #[test]
+    fn a_texture_model_for_another_uv_atlas_is_refused() {
+        let device = crate::device::cpu();
+        let bytes = encode(&ModelContents::tiny(), Precision::F32).unwrap();
+        let face =
+            FaceModel::from_bytes(&bytes, "tiny.gfm", &device, RegionSelection::default()).unwrap();
+        let tiles = face.uv_atlas().aspect();
+        let pca = |aspect: usize| {
+            let n = 4 * 4 * aspect * 3;
+            TextureModel::Pca(PcaTexture::new(
+                Tensor::zeros([1, n], &device),
+                Tensor::zeros([2, n], &device),
+                4,
+                aspect,
+            ))
+        };
+        assert!(check_texture_matches(&face, &pca(tiles), "fits.bpk").is_ok());
+        let err = check_texture_matches(&face, &pca(tiles + 1), "other.bpk").unwrap_err();
+        assert!(
+            err.to_string().contains("other.bpk") && err.to_string().contains("another face model"),
+            "{err}"
+        );
+    }
 }
