@@ -328,3 +328,90 @@ mod with_models {
         refused(&["model", "info", path(&flipped_path)], "checksum");
     }
 }
+
+#[test]
+fn track_writes_each_frames_expression_and_pose_and_holds_without_a_face() {
+    let dir = scratch("track");
+    let data = std::env::var_os("GANFIT_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let astronaut = data.join("samples/astronaut.png");
+    let fitted = dir.join("fit");
+    let (code, stderr) = ganfit(&[
+        "fit",
+        path(&astronaut),
+        "--out",
+        path(&fitted),
+        "--device",
+        "cpu",
+        "--landmark-iterations",
+        "60",
+        "--iterations",
+        "2",
+        "--resolution",
+        "112",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    std::fs::copy(&astronaut, frames.join("0.png")).unwrap();
+    let photo = image::open(&astronaut).unwrap().to_rgb8();
+    image::RgbImage::from_pixel(photo.width(), photo.height(), image::Rgb([128; 3]))
+        .save(frames.join("1.png"))
+        .unwrap();
+    std::fs::write(frames.join("notes.txt"), "not a frame").unwrap();
+    let out = dir.join("track");
+    let (code, stderr) = ganfit(&[
+        "track",
+        path(&frames),
+        "--identity",
+        path(&fitted.join("params.json")),
+        "--out",
+        path(&out),
+        "--device",
+        "cpu",
+        "--iterations",
+        "10",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let track: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("track.json")).unwrap()).unwrap();
+    assert_eq!(track["blendshapes"].as_array().unwrap().len(), 53);
+    assert!(
+        track["blendshapes"]
+            .as_array()
+            .unwrap()
+            .contains(&"jawOpen".into())
+    );
+    let tracked = track["frames"].as_array().unwrap();
+    assert_eq!(tracked.len(), 2, "the text file is not a frame");
+    assert_eq!(tracked[0]["face_found"], true);
+    assert_eq!(tracked[0]["expression"].as_array().unwrap().len(), 53);
+    assert_eq!(tracked[1]["face_found"], false);
+    assert_eq!(tracked[1]["angles"], tracked[0]["angles"]);
+    // Refused: a params.json that is not a fit's, a folder without frames.
+    let junk = dir.join("junk.json");
+    std::fs::write(&junk, "{}").unwrap();
+    refused(
+        &[
+            "track",
+            path(&frames),
+            "--identity",
+            path(&junk),
+            "--out",
+            path(&out),
+        ],
+        "expected a fit's params.json",
+    );
+    refused(
+        &[
+            "track",
+            path(&out),
+            "--identity",
+            path(&fitted.join("params.json")),
+            "--out",
+            path(&out),
+        ],
+        "no frames",
+    );
+}

@@ -329,3 +329,84 @@ fn a_face_cut_by_the_border_is_fitted_with_a_warning() {
         Err(e) => assert!(e.is_no_face(), "{e}"),
     }
 }
+
+/// `photo` turned `degrees` counter-clockwise about its centre (bilinear; grey outside).
+fn turned(photo: &RgbImage, degrees: f32) -> RgbImage {
+    let (w, h) = (photo.width() as f32, photo.height() as f32);
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    RgbImage::from_fn(photo.width(), photo.height(), |x, y| {
+        let (dx, dy) = (x as f32 + 0.5 - w / 2.0, y as f32 + 0.5 - h / 2.0);
+        // Counter-clockwise on screen (y down): sample from the clockwise-turned position.
+        let (sx, sy) = (
+            cos * dx - sin * dy + w / 2.0 - 0.5,
+            sin * dx + cos * dy + h / 2.0 - 0.5,
+        );
+        let (x0, y0) = (sx.floor(), sy.floor());
+        if x0 < 0.0 || y0 < 0.0 || x0 + 1.0 >= w || y0 + 1.0 >= h {
+            return image::Rgb([128, 128, 128]);
+        }
+        let (fx, fy) = (sx - x0, sy - y0);
+        let at = |xx: f32, yy: f32| photo.get_pixel(xx as u32, yy as u32).0.map(|c| c as f32);
+        let (a, b, c, d) = (
+            at(x0, y0),
+            at(x0 + 1.0, y0),
+            at(x0, y0 + 1.0),
+            at(x0 + 1.0, y0 + 1.0),
+        );
+        image::Rgb(std::array::from_fn(|k| {
+            let top = a[k] * (1.0 - fx) + b[k] * fx;
+            let bottom = c[k] * (1.0 - fx) + d[k] * fx;
+            (top * (1.0 - fy) + bottom * fy).round() as u8
+        }))
+    })
+}
+
+#[test]
+fn tracking_follows_the_head_and_holds_its_pose_without_a_face() {
+    use ganfit::fit::track::Tracker;
+    let models = models();
+    let astronaut = sample("astronaut.png");
+    let person = fit_quietly(&models, std::slice::from_ref(&astronaut), &quick()).unwrap();
+    let identity = person.photos[0].params.identity.clone();
+    let mut tracker = Tracker::new(&models, identity.clone(), 30, &quick()).unwrap();
+    let blank = RgbImage::from_pixel(astronaut.width(), astronaut.height(), image::Rgb([128; 3]));
+    let mut rolls = Vec::new();
+    for (degrees, frame) in [
+        (0.0, astronaut.clone()),
+        (10.0, turned(&astronaut, 10.0)),
+        (20.0, turned(&astronaut, 20.0)),
+    ] {
+        let track = block_on(tracker.frame(&frame)).unwrap();
+        assert!(track.face_found, "{degrees}°: {:?}", track.warnings);
+        assert_eq!(track.expression.len(), models.face.num_expression());
+        eprintln!(
+            "turned {degrees}°: angles {:?}, landmark loss {:?}, {:.0} ms",
+            track.angles.map(f32::to_degrees),
+            track.landmark_loss,
+            track.milliseconds
+        );
+        rolls.push(track.angles[2].to_degrees());
+    }
+    // The head's roll follows the turn of the photo (its sign is the camera convention's).
+    for (i, degrees) in [(1, 10.0), (2, 20.0)] {
+        let turned_by = (rolls[i] - rolls[0]).abs();
+        assert!(
+            (turned_by - degrees).abs() < 4.0,
+            "photo turned {degrees}°, the head's roll changed {turned_by}° (rolls {rolls:?})"
+        );
+    }
+    let last = block_on(tracker.frame(&turned(&astronaut, 20.0))).unwrap();
+    let held = block_on(tracker.frame(&blank)).unwrap();
+    assert!(!held.face_found);
+    assert_eq!(
+        (held.angles, &held.expression),
+        (last.angles, &last.expression)
+    );
+    assert!(
+        held.warnings[0].contains("holds its last pose"),
+        "{:?}",
+        held.warnings
+    );
+    let wrong = Tracker::new(&models, identity[1..].to_vec(), 30, &quick());
+    assert!(matches!(wrong, Err(Error::Invalid(_))));
+}

@@ -29,6 +29,7 @@ pub mod pose_init;
 pub mod result;
 pub mod scene;
 pub mod session;
+pub mod track;
 pub mod unwrap;
 
 use image::RgbImage;

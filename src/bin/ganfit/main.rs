@@ -11,6 +11,7 @@ mod fit;
 mod model;
 mod nets;
 mod texture;
+mod track;
 
 use clap::{Parser, Subcommand};
 use ganfit::device;
@@ -43,6 +44,9 @@ enum Command {
     /// Fit photos: writes face.obj/.mtl, texture.png, face.glb, params.json, overlay.png and
     /// losses.tsv into --out.
     Fit(fit::FitArgs),
+    /// Track a fitted person through a folder of frames: each frame's expression (ARKit-named
+    /// blendshape weights) and head pose, with the identity held, into --out/track.json.
+    Track(track::TrackArgs),
     /// Benchmarks: print timings as `name: value unit` lines.
     Bench {
         #[command(subcommand)]
@@ -129,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { what } => bench::run(what),
         Command::Fit(args) => fit::run(args),
+        Command::Track(args) => track::run(args),
         Command::Texture { what } => texture::run(what),
         Command::Model { what } => model::run(what),
         Command::Nets { what } => nets::run(what),

@@ -379,6 +379,7 @@ export class Fitter {
   /** What the engine's worker holds in memory now (answered between fits or between two
    * progress reports of one). */
   memory(): Promise<EngineMemory> {
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve) => {
       this.memoryWaiters.push(resolve);
       this.worker.postMessage({ type: 'memory' } satisfies ToWorker);
