@@ -89,18 +89,16 @@ fn write_seed_corpus() {
     rgba.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
     write("photo", "alpha.png", bytes.get_ref());
 
-    // Face models: the format's tiny model at both precisions.
+    // Face models: the format's tiny model at both precisions, without the closing SHA-256
+    // (the target appends it).
     let tiny = ModelContents::tiny();
-    write(
-        "face_model",
-        "tiny-f32.gfm",
-        &encode(&tiny, Precision::F32).unwrap(),
-    );
-    write(
-        "face_model",
-        "tiny-f16.gfm",
-        &encode(&tiny, Precision::F16).unwrap(),
-    );
+    for (precision, name) in [
+        (Precision::F32, "tiny-f32.gfm"),
+        (Precision::F16, "tiny-f16.gfm"),
+    ] {
+        let file = encode(&tiny, precision).unwrap();
+        write("face_model", name, &file[..file.len() - 32]);
+    }
 
     // Texture models: a small PCA model and a small generator.
     let device = ganfit::device::cpu();
