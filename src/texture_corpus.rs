@@ -145,6 +145,10 @@ pub async fn unwrap_photo(
     {
         Ok(s) => s,
         Err(e) if e.is_no_face() => return Ok(Err("no face".into())),
+        // Most often a profile: skip the photo rather than end the whole build.
+        Err(Error::MeshRejected(flag)) => {
+            return Ok(Err(format!("face mesh refused the face (flag {flag:.2})")));
+        }
         Err(e) => return Err(e),
     };
     session
@@ -317,6 +321,25 @@ pub fn build(
     Ok(index)
 }
 
+/// Why photos were left out, by kind (the reason's words before its first number), most
+/// frequent first.
+pub fn rejections_by_reason(index: &Index) -> Vec<(String, usize)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, reason) in &index.rejected {
+        let kind = reason
+            .split(|c: char| c.is_ascii_digit() || c == ':' || c == '(')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(|c: char| c == '-' || c.is_whitespace())
+            .trim()
+            .to_string();
+        *counts.entry(kind).or_default() += 1;
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts
+}
+
 /// A contact sheet: texture and mask of up to `count` entries, side by side.
 pub fn contact_sheet(dir: &Path, count: usize) -> Result<RgbImage> {
     let index = crate::texture::corpus::read_index(dir)?;
@@ -329,4 +352,42 @@ pub fn contact_sheet(dir: &Path, count: usize) -> Result<RgbImage> {
         tiles.push(read(dir.join(format!("{}_mask.png", e.id)))?.to_rgb8());
     }
     Ok(crate::texture::images::grid(&tiles, 8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_counted_by_kind() {
+        let rejected = [
+            "yaw 72°",
+            "no face",
+            "yaw -65°",
+            "landmark RMS error 7.1% of the crop",
+            "face mesh refused the face (flag 0.12)",
+            "unreadable: cannot decode the image: the file is empty",
+            "yaw 61°",
+        ];
+        let index = Index {
+            resolution: 8,
+            aspect: 2,
+            entries: Vec::new(),
+            rejected: rejected
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("p/{i}.jpg"), r.to_string()))
+                .collect(),
+        };
+        assert_eq!(
+            rejections_by_reason(&index),
+            [
+                ("yaw".to_string(), 3),
+                ("face mesh refused the face".to_string(), 1),
+                ("landmark RMS error".to_string(), 1),
+                ("no face".to_string(), 1),
+                ("unreadable".to_string(), 1),
+            ]
+        );
+    }
 }

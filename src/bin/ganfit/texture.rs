@@ -13,7 +13,7 @@ use ganfit::texture::model::{PcaTexture, TextureModel};
 use ganfit::texture::pggan::PgganConfig;
 use ganfit::texture::train::{RunFiles, TrainOptions, latents, train};
 use ganfit::texture::{pca, weights};
-use ganfit::texture_corpus::{BuildOptions, build, contact_sheet};
+use ganfit::texture_corpus::{BuildOptions, build, contact_sheet, rejections_by_reason};
 use ganfit::{Error, Result};
 
 use crate::common::Backend;
@@ -67,6 +67,10 @@ pub enum TextureCommand {
         /// UV map height (the width follows the model's 2:1 atlas).
         #[arg(long, default_value_t = 256)]
         resolution: usize,
+        /// Side of the working crop the geometry is fitted and the colours are read at
+        /// [default: 128].
+        #[arg(long)]
+        working_resolution: Option<usize>,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         device: Backend,
         #[arg(long)]
@@ -172,6 +176,7 @@ pub fn run(what: TextureCommand) -> Result<()> {
             limit,
             every,
             resolution,
+            working_resolution,
             device,
             models,
         } => {
@@ -185,10 +190,15 @@ pub fn run(what: TextureCommand) -> Result<()> {
             )?;
             let nets = FaceNets::load(&dir, &device)?;
             eprintln!("unwrapping {} on {name}", photos.display());
-            let options = BuildOptions {
+            let mut options = BuildOptions {
                 resolution,
                 ..BuildOptions::default()
             };
+            if let Some(working) = working_resolution {
+                options.fit.resolution = working;
+                options.fit.validate()?;
+            }
+            let started = std::time::Instant::now();
             let index = build(&face, &nets, &photos, &out, &options, every, limit, |l| {
                 eprintln!("{l}")
             })?;
@@ -199,21 +209,13 @@ pub fn run(what: TextureCommand) -> Result<()> {
                 "corpus rejection rate: {:.1} %",
                 100.0 * index.rejected.len() as f64 / total.max(1) as f64
             );
-            let mut reasons = std::collections::BTreeMap::new();
-            for (_, r) in &index.rejected {
-                *reasons
-                    .entry(
-                        r.split(|c: char| c.is_ascii_digit())
-                            .next()
-                            .unwrap_or(r)
-                            .trim()
-                            .to_string(),
-                    )
-                    .or_insert(0) += 1;
+            for (reason, count) in rejections_by_reason(&index) {
+                println!("corpus rejected ({reason}): {count}");
             }
-            for (r, n) in reasons {
-                println!("corpus rejected ({r}): {n}");
-            }
+            println!(
+                "corpus unwrap time (this run): {:.1} min",
+                started.elapsed().as_secs_f64() / 60.0
+            );
             Ok(())
         }
         TextureCommand::Pack {
