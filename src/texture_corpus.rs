@@ -42,7 +42,10 @@ impl Default for BuildOptions {
             fit,
             lighting_iterations: 20,
             max_landmark_error: 0.06,
-            min_coverage: 0.3,
+            // Of the face area's texels (`FaceArea::Full`: ears and the sides of the head
+            // included), a frontal photo sees 26–34 % with confidence over 0.3 (UTKFace,
+            // measured): 0.3 refused 18 of 20 such photos.
+            min_coverage: 0.2,
             max_yaw_degrees: 60.0,
         }
     }
