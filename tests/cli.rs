@@ -79,74 +79,29 @@ fn bad_options_are_refused_naming_the_problem() {
         file
     };
     let typo = options("typo.json", r#"{"iteration": 99999}"#);
-    refused(
-        &[
-            "fit",
-            path(&photo),
-            "--out",
-            path(&out),
-            "--options",
-            path(&typo),
-        ],
+    fit_refused(
+        &photo,
+        &out,
+        &["--options", path(&typo)],
         "unknown field `iteration`",
     );
     let negative = options("negative.json", r#"{"weights": {"pixel": -1}}"#);
-    refused(
-        &[
-            "fit",
-            path(&photo),
-            "--out",
-            path(&out),
-            "--options",
-            path(&negative),
-        ],
+    fit_refused(
+        &photo,
+        &out,
+        &["--options", path(&negative)],
         "weights.pixel is -1",
     );
     let array = options("array.json", "[224, 300]");
-    refused(
-        &[
-            "fit",
-            path(&photo),
-            "--out",
-            path(&out),
-            "--options",
-            path(&array),
-        ],
+    fit_refused(
+        &photo,
+        &out,
+        &["--options", path(&array)],
         "expected a JSON object",
     );
-    refused(
-        &[
-            "fit",
-            path(&photo),
-            "--out",
-            path(&out),
-            "--options",
-            "/dev/zero",
-        ],
-        "accepted",
-    );
-    refused(
-        &[
-            "fit",
-            path(&photo),
-            "--out",
-            path(&out),
-            "--iterations",
-            "99999",
-        ],
-        "more than 20000",
-    );
-    refused(
-        &[
-            "fit",
-            path(&photo),
-            "--out",
-            path(&out),
-            "--resolution",
-            "8",
-        ],
-        "resolution 8",
-    );
+    fit_refused(&photo, &out, &["--options", "/dev/zero"], "accepted");
+    fit_refused(&photo, &out, &["--iterations", "99999"], "more than 20000");
+    fit_refused(&photo, &out, &["--resolution", "8"], "resolution 8");
 }
 
 #[test]
