@@ -51,32 +51,6 @@ impl Default for BuildOptions {
     }
 }
 
-/// Image files of a folder (and of its `images/` subfolder), sorted.
-pub fn photo_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for d in [dir.to_path_buf(), dir.join("images")] {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let ext = p
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(|e| e.to_ascii_lowercase())
-                .unwrap_or_default();
-            if ["jpg", "jpeg", "png", "webp", "bmp", "ppm"].contains(&ext.as_str()) {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        return Err(Error::Invalid(format!("{}: no photos", dir.display())));
-    }
-    Ok(files)
-}
-
 /// For each texel, the texel holding the mirror image of its surface point (x → −x on the mean
 /// face), where one lies within 4 mm.
 pub fn mirror_map(face: &FaceModel, sampler: &UvSampler) -> Vec<Option<u32>> {
@@ -259,7 +233,7 @@ pub fn build(
         .collect();
     let sampler = UvSampler::new(face, options.resolution * aspect, options.resolution);
     let mirror = mirror_map(face, &sampler);
-    let mut files: Vec<PathBuf> = photo_files(photos_dir)?
+    let mut files: Vec<PathBuf> = crate::io::image::photo_files(photos_dir)?
         .into_iter()
         .step_by(every.max(1))
         .collect();

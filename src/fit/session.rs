@@ -8,7 +8,7 @@ use super::adam::{Adam, Slot};
 use super::losses::{self, LossTerm};
 use super::models::Models;
 use super::options::FitOptions;
-use super::params::{Initial, Leaves, Params, PhotoParams, Rates, per_photo};
+use super::params::{Initial, Leaves, Params, Rates, per_photo};
 use super::photo::{self, PhotoTarget};
 use super::result::{
     Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview,
@@ -171,10 +171,15 @@ impl Session {
     }
 
     /// Holds a known person's `identity` (tracking: the identity of an earlier fit) and starts
-    /// the expression and the head's rotation from `previous`, the last frame's fit, when there
-    /// is one. Translation and focal length stay the closed-form start from this photo's own
-    /// landmarks: they are in its working crop's frame, which moves with the face.
-    pub fn warm_start(&mut self, identity: &[f32], previous: Option<&PhotoParams>) -> Result<()> {
+    /// the expression and the head's rotation from `previous`, the last frame's (expression,
+    /// angles), when there is one. Translation and focal length stay the closed-form start from
+    /// this photo's own landmarks: they are in its working crop's frame, which moves with the
+    /// face.
+    pub fn warm_start(
+        &mut self,
+        identity: &[f32],
+        previous: Option<(&[f32], [f32; 3])>,
+    ) -> Result<()> {
         let device = self.params.identity.value.device();
         let n = self.photos();
         let row = |values: &[f32], what: &str, expected: usize| -> Result<Tensor<2>> {
@@ -192,23 +197,13 @@ impl Session {
         };
         let ni = self.params.identity.value.dims()[1];
         self.params.identity.value = row(identity, "identity", ni)?.slice([0..1, 0..ni]);
-        if let Some(previous) = previous {
+        if let Some((expression, angles)) = previous {
             let ne = self.params.expression.value.dims()[1];
-            self.params.expression.value = row(&previous.expression, "expression", ne)?;
-            self.params.angles.value = row(&previous.angles, "angles", 3)?;
+            self.params.expression.value = row(expression, "expression", ne)?;
+            self.params.angles.value = row(&angles, "angles", 3)?;
         }
         self.last_good = self.params.values();
         Ok(())
-    }
-
-    /// The parameters as they are now, per photo.
-    pub async fn read_params(&self) -> Result<Vec<PhotoParams>> {
-        self.params.read().await
-    }
-
-    /// The prepared photos (what was detected, the crops, the warnings).
-    pub fn targets(&self) -> &[PhotoTarget] {
-        &self.targets
     }
 
     /// The prepared photos' crops `[N, R, R, 3]`.

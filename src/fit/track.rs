@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use super::models::Models;
 use super::options::FitOptions;
-use super::params::PhotoParams;
 use super::result::Control;
 use super::session::Session;
 use crate::error::{Error, Result};
@@ -98,28 +97,18 @@ impl<'a> Tracker<'a> {
             }
             Err(e) => return Err(e),
         };
+        // `previous` only ever holds a frame with a face: a held frame is not kept.
         let previous = self
             .previous
             .as_ref()
-            .filter(|p| p.face_found)
-            .map(|p| PhotoParams {
-                identity: self.identity.clone(),
-                expression: p.expression.clone(),
-                texture: Vec::new(),
-                angles: p.angles,
-                translation_mm: p.translation_mm,
-                focal_px: p.focal_px,
-                ambient: [0.0; 3],
-                diffuse: [0.0; 3],
-                light_direction: [0.0; 3],
-                specular: 0.0,
-            });
-        session.warm_start(&self.identity, previous.as_ref())?;
+            .map(|p| (p.expression.as_slice(), p.angles));
+        session.warm_start(&self.identity, previous)?;
         session
             .landmark_stage(face, &self.options, &mut quiet)
             .await?;
         let params = session
-            .read_params()
+            .params
+            .read()
             .await?
             .into_iter()
             .next()

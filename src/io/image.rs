@@ -122,6 +122,34 @@ fn to_rgb(image: DynamicImage) -> RgbImage {
     })
 }
 
+/// Image files of a folder (and of its `images/` subfolder) by extension, sorted; an error when
+/// there are none.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn photo_files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for d in [dir.to_path_buf(), dir.join("images")] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(|e| e.to_ascii_lowercase())
+                .unwrap_or_default();
+            if ["jpg", "jpeg", "png", "webp", "bmp", "ppm", "pnm"].contains(&ext.as_str()) {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Invalid(format!("{}: no photos", dir.display())));
+    }
+    Ok(files)
+}
+
 /// Reads and decodes a photo file.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read(path: impl AsRef<std::path::Path>) -> Result<RgbImage> {

@@ -55,24 +55,12 @@ struct TrackedFrame<'a> {
 
 /// The frames of `dir`, sorted by name (photos only, by extension).
 fn frame_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                ["jpg", "jpeg", "png", "webp", "bmp", "ppm", "pnm"]
-                    .contains(&e.to_ascii_lowercase().as_str())
-            })
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Error::Invalid(format!(
+    ganfit::io::image::photo_files(dir).map_err(|_| {
+        Error::Invalid(format!(
             "{}: no frames (JPEG, PNG, WebP, BMP or PPM files)",
             dir.display()
-        )));
-    }
-    Ok(files)
+        ))
+    })
 }
 
 /// The identity of a params.json's first photo.
