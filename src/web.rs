@@ -2,7 +2,7 @@
 //! module, so errors cross into JavaScript as `Error` objects whose `name` is the
 //! [`crate::Error`] variant (`NoWebGpu`, `NoFace`, ...).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
@@ -11,6 +11,7 @@ use crate::device;
 use crate::error::Error;
 use crate::fit::export;
 use crate::fit::models::{ModelFiles, TextureChoice};
+use crate::fit::track::{self, Tracker};
 use crate::fit::{self, Control, FitOptions, FitResult, FitStage, LossValues, Models, Progress};
 use crate::nets::ModelBytes;
 use crate::render::selftest;
@@ -93,10 +94,37 @@ pub struct WasmFitter {
     models: Rc<Models>,
     adapter: device::AdapterInfo,
     busy: Rc<Cell<bool>>,
+    /// The live mirror's tracker, between frames (taken out while a frame runs).
+    tracker: Rc<RefCell<Option<Tracker>>>,
 }
 
 /// Clears the busy flag when a fit ends, however it ends.
 struct BusyGuard(Rc<Cell<bool>>);
+
+impl BusyGuard {
+    /// Takes the engine for one fit or frame, or says what holds it.
+    fn take(busy: &Rc<Cell<bool>>, what: &str) -> Result<BusyGuard, JsValue> {
+        if busy.replace(true) {
+            return Err(to_js(Error::Invalid(format!(
+                "{what}: the engine is busy with a fit or a frame"
+            ))));
+        }
+        Ok(BusyGuard(busy.clone()))
+    }
+}
+
+/// The engine's `FitOptions` from a JS object (snake_case; missing fields take their defaults),
+/// validated.
+fn fit_options(options: JsValue) -> Result<FitOptions, JsValue> {
+    let options: FitOptions = if options.is_undefined() || options.is_null() {
+        FitOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options)
+            .map_err(|e| to_js(Error::Invalid(format!("fit options: {e}"))))?
+    };
+    options.validate().map_err(to_js)?;
+    Ok(options)
+}
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
@@ -143,6 +171,7 @@ impl WasmFitter {
             models: Rc::new(models),
             adapter,
             busy: Rc::new(Cell::new(false)),
+            tracker: Rc::new(RefCell::new(None)),
         })
     }
 
@@ -173,20 +202,9 @@ impl WasmFitter {
         let models = self.models.clone();
         let busy = self.busy.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            if busy.replace(true) {
-                return Err(to_js(Error::Invalid(
-                    "a fit is already running on this fitter".into(),
-                )));
-            }
-            let _guard = BusyGuard(busy);
-            let options: FitOptions = if options.is_undefined() || options.is_null() {
-                FitOptions::default()
-            } else {
-                serde_wasm_bindgen::from_value(options)
-                    .map_err(|e| to_js(Error::Invalid(format!("fit options: {e}"))))?
-            };
+            let _guard = BusyGuard::take(&busy, "fit")?;
             // Before any photo is decoded: a bad option costs nothing.
-            options.validate().map_err(to_js)?;
+            let options = fit_options(options)?;
             let mut budget = crate::io::image::PixelBudget::default();
             let photos = images
                 .iter()
@@ -228,12 +246,129 @@ impl WasmFitter {
                 return Err(e);
             }
             let result = outcome.map_err(to_js)?;
-            let rig = export::blendshape_glb(&models.face, &result)
+            // Quantised: three.js, Babylon.js, Blender and glTFast read KHR_mesh_quantization.
+            let rig = export::blendshape_glb(&models.face, &result, true)
                 .await
                 .map_err(to_js)?;
             result_to_js(&models, &result, &rig)
         })
     }
+
+    /// Starts the live mirror's tracker for the person whose identity coefficients are
+    /// `identity` (a fit's `params.identity`): each frame then gets `iterations` landmark
+    /// iterations (0: the default, 30) of expression and pose, warm-started from the last frame
+    /// with a face. `options`: the engine's `FitOptions` (only the resolution, the eyes and the
+    /// landmark rates matter). Replaces an earlier tracker. Returns the blendshapes' ARKit names,
+    /// the order of every frame's `expression` (and of the blendshape GLB's morph targets).
+    #[wasm_bindgen(js_name = startTracking)]
+    pub fn start_tracking(
+        &self,
+        identity: Vec<f32>,
+        iterations: usize,
+        options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let options = fit_options(options)?;
+        let iterations = if iterations == 0 {
+            track::DEFAULT_ITERATIONS
+        } else {
+            iterations
+        };
+        let tracker = Tracker::new(&self.models, identity, iterations, &options).map_err(to_js)?;
+        *self.tracker.borrow_mut() = Some(tracker);
+        let names: Vec<String> = self
+            .models
+            .face
+            .expression_names()
+            .iter()
+            .map(|n| crate::face_model::arkit_name(n))
+            .collect();
+        to_value(&names)
+    }
+
+    /// Tracks one frame of the live mirror: `rgba` pixels (RGBA8, `width × height`, as
+    /// `ImageData` holds them). Resolves to `{ face_found, expression, angles (pitch, yaw, roll,
+    /// radians), translation_mm, focal_px, landmark_loss, milliseconds, warnings }`; a frame
+    /// without a face holds the last pose with a warning. Rejects with `Invalid` when no tracker
+    /// was started or the engine is busy (a live caller drops the frame), `Image` for pixels
+    /// that do not match the size.
+    #[wasm_bindgen(js_name = trackFrame)]
+    pub fn track_frame(&self, rgba: Vec<u8>, width: u32, height: u32) -> js_sys::Promise {
+        let models = self.models.clone();
+        let busy = self.busy.clone();
+        let slot = self.tracker.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let _guard = BusyGuard::take(&busy, "frame")?;
+            let frame = rgba_frame(rgba, width, height).map_err(to_js)?;
+            let mut tracker = slot.borrow_mut().take().ok_or_else(|| {
+                to_js(Error::Invalid(
+                    "frame: no tracker (startTracking first)".into(),
+                ))
+            })?;
+            let outcome = tracker.frame(&models, &frame).await;
+            // Put back unless a new tracker (or a stop) came while the frame ran.
+            let mut stored = slot.borrow_mut();
+            if stored.is_none() {
+                *stored = Some(tracker);
+            }
+            to_plain(&outcome.map_err(to_js)?)
+        })
+    }
+
+    /// The animatable head with the eyeballs, the eye sockets and the mouth interior (the page's
+    /// avatar download): `face_model` the face model file's bytes (the same the fitter was made
+    /// with; the whole head is loaded from it onto the GPU for this export only), `identity` and
+    /// `expression` a fit's (`params.identity`, `params.expression`), `texture_png` its texture
+    /// (PNG) or `undefined`. Resolves to the GLB's bytes (Uint8Array).
+    #[wasm_bindgen(js_name = avatarGlb)]
+    pub fn avatar_glb(
+        &self,
+        face_model: Vec<u8>,
+        identity: Vec<f32>,
+        expression: Vec<f32>,
+        texture_png: Option<Vec<u8>>,
+    ) -> js_sys::Promise {
+        let models = self.models.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let texture = texture_png
+                .map(|png| crate::io::image::decode(&png).map_err(to_js))
+                .transpose()?;
+            let rig = export::RigParams {
+                identity: &identity,
+                expression: &expression,
+            };
+            let glb = export::avatar_glb(&models.face, &face_model, &rig, texture.as_ref(), true)
+                .await
+                .map_err(to_js)?;
+            Ok(js_sys::Uint8Array::from(glb.as_slice()).into())
+        })
+    }
+
+    /// Ends the live mirror's tracker (a frame that is running still resolves).
+    #[wasm_bindgen(js_name = stopTracking)]
+    pub fn stop_tracking(&self) {
+        self.tracker.borrow_mut().take();
+    }
+}
+
+/// RGBA8 pixels as the RGB frame the engine takes, checked against their size and the engine's
+/// pixel limit.
+fn rgba_frame(rgba: Vec<u8>, width: u32, height: u32) -> Result<image::RgbImage, Error> {
+    let pixels = width as usize * height as usize;
+    if pixels == 0 || rgba.len() != 4 * pixels {
+        return Err(Error::Image(format!(
+            "frame: {} bytes of RGBA for {width} × {height} pixels (expected {})",
+            rgba.len(),
+            4 * pixels
+        )));
+    }
+    let rgb: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let frame = image::RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| Error::Image(format!("frame: {width} × {height} pixels")))?;
+    crate::io::image::PixelBudget::default().take(&frame)?;
+    Ok(frame)
 }
 
 fn set(object: &js_sys::Object, key: &str, value: &JsValue) -> Result<(), JsValue> {

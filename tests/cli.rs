@@ -2,6 +2,8 @@
 //! and a message that says what is wrong (never a panic, a signal, or a fit of garbage), and
 //! before any model is loaded or any fitting time is spent.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -284,6 +286,38 @@ mod with_models {
     }
 }
 
+/// `ganfit fit --blendshapes --interior`'s GLB: valid, the whole ICT head (eyes and mouth
+/// interior included) with 53 quantised morph targets, and a texture of six tiles (the fit's
+/// two, four painted).
+fn avatar_has_the_interior(path: &Path) {
+    common::validate_glb(path);
+    let bytes = std::fs::read(path).unwrap();
+    let doc = gltf::Gltf::from_slice_without_validation(&bytes).unwrap();
+    assert!(
+        doc.extensions_required()
+            .any(|e| e == "KHR_mesh_quantization")
+    );
+    let prim = doc.meshes().next().unwrap().primitives().next().unwrap();
+    assert_eq!(prim.morph_targets().count(), 53);
+    let vertices = prim.get(&gltf::Semantic::Positions).unwrap().count();
+    // `ganfit model info`: 26,783 render vertices with the eyes and the mouth interior, 11,657
+    // without.
+    assert!(vertices > 25_000, "{vertices} vertices");
+    let blob = doc.blob.as_ref().unwrap();
+    let gltf::image::Source::View { view, .. } = doc.images().next().unwrap().source() else {
+        panic!("the texture is not embedded");
+    };
+    let texture =
+        image::load_from_memory(&blob[view.offset()..view.offset() + view.length()]).unwrap();
+    assert_eq!(texture.width(), 6 * texture.height(), "six tiles");
+    eprintln!(
+        "avatar GLB: {} bytes, {vertices} vertices, texture {} × {}",
+        bytes.len(),
+        texture.width(),
+        texture.height()
+    );
+}
+
 #[test]
 fn track_writes_each_frames_expression_and_pose_and_holds_without_a_face() {
     let dir = scratch("track");
@@ -305,8 +339,11 @@ fn track_writes_each_frames_expression_and_pose_and_holds_without_a_face() {
         "2",
         "--resolution",
         "112",
+        "--blendshapes",
+        "--interior",
     ]);
     assert_eq!(code, 0, "{stderr}");
+    avatar_has_the_interior(&fitted.join("face.glb"));
     let frames = dir.join("frames");
     std::fs::create_dir_all(&frames).unwrap();
     std::fs::copy(&astronaut, frames.join("0.png")).unwrap();

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::data_dir;
+use common::{data_dir, validate_glb};
 use ganfit::device::{cpu, gpu, read_floats_blocking};
 use ganfit::face_model::format::{ModelFile, Precision};
 use ganfit::face_model::{FaceArea, FaceModel, RegionSelection, ict, landmarks, pick_contour};
@@ -607,28 +607,6 @@ fn obj_uv_of_vertex(obj: &str, vertex: u32) -> [f32; 2] {
     panic!("vertex {vertex} is in no face");
 }
 
-/// Runs the Khronos glTF validator (strict) on `path`; panics with its report when it rejects.
-fn validate_glb(path: &Path) {
-    let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gltf-validator");
-    assert!(
-        validator.join("node_modules/gltf-validator").is_dir(),
-        "the Khronos glTF validator is not installed: run `make setup` (npm ci in {})",
-        validator.display()
-    );
-    let out = Command::new("node")
-        .arg(validator.join("validate.mjs"))
-        .arg("--strict")
-        .arg(path)
-        .output()
-        .expect("running node");
-    let report = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "the glTF validator rejected the GLB:\n{report}"
-    );
-}
-
 #[test]
 fn blendshape_glb_passes_the_validator_with_53_named_morph_targets() {
     let m = model(&cpu(), RegionSelection::default());
@@ -642,24 +620,38 @@ fn blendshape_glb_passes_the_validator_with_53_named_morph_targets() {
     let mut weights = vec![0f32; 53];
     let jaw_open = rig.names.iter().position(|n| n == "jawOpen").unwrap();
     weights[jaw_open] = 0.3;
-    let morphs = io::glb::MorphTargets {
-        names: rig.names.clone(),
-        deltas: rig.deltas.clone(),
-        weights: weights.clone(),
-    };
     let texture = image::RgbImage::from_fn(512, 256, |x, y| image::Rgb([x as u8, y as u8, 90]));
-    let glb = io::glb::write_with_morphs(&mesh, Some(&texture), "rig", Some(&morphs)).unwrap();
+    let rig_glb = |quantized| {
+        let morphs = io::glb::MorphTargets {
+            names: rig.names.clone(),
+            deltas: rig.deltas.clone(),
+            weights: weights.clone(),
+            quantized,
+        };
+        io::glb::write_with_morphs(&mesh, Some(&texture), "rig", Some(&morphs)).unwrap()
+    };
     let plain = io::glb::write(&mesh, Some(&texture), "rig").unwrap();
+    let (floats, glb) = (rig_glb(false), rig_glb(true));
     eprintln!(
-        "blendshape GLB {} bytes, the same head without morph targets {} bytes",
+        "blendshape GLB {} bytes with 16-bit displacements, {} with f32; the same head without \
+         morph targets {} bytes",
         glb.len(),
+        floats.len(),
         plain.len()
     );
-    let path = scratch("glb-rig").join("rig.glb");
-    std::fs::write(&path, &glb).unwrap();
-    validate_glb(&path);
+    for (name, bytes) in [("rig-f32.glb", &floats), ("rig.glb", &glb)] {
+        let path = scratch("glb-rig").join(name);
+        std::fs::write(&path, bytes).unwrap();
+        validate_glb(&path);
+    }
 
-    let (doc, buffers, _) = gltf::import_slice(&glb).unwrap();
+    assert!(
+        glb.len() < floats.len() * 3 / 4,
+        "quantising saves a quarter at least"
+    );
+    // The f32 file through the gltf crate's reader (it refuses KHR_mesh_quantization; the
+    // quantised one is read by three.js in the app test, and by the unit test of io::glb).
+    let (doc, buffers, _) = gltf::import_slice(&floats).unwrap();
     let gmesh = doc.meshes().next().unwrap();
     assert_eq!(gmesh.weights().unwrap(), &weights[..]);
     let extras = gmesh.extras().as_ref().unwrap().get();

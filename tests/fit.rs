@@ -376,7 +376,7 @@ fn tracking_follows_the_head_and_holds_its_pose_without_a_face() {
         (10.0, turned(&astronaut, 10.0)),
         (20.0, turned(&astronaut, 20.0)),
     ] {
-        let track = block_on(tracker.frame(&frame)).unwrap();
+        let track = block_on(tracker.frame(&models, &frame)).unwrap();
         assert!(track.face_found, "{degrees}°: {:?}", track.warnings);
         assert_eq!(track.expression.len(), models.face.num_expression());
         eprintln!(
@@ -395,8 +395,8 @@ fn tracking_follows_the_head_and_holds_its_pose_without_a_face() {
             "photo turned {degrees}°, the head's roll changed {turned_by}° (rolls {rolls:?})"
         );
     }
-    let last = block_on(tracker.frame(&turned(&astronaut, 20.0))).unwrap();
-    let held = block_on(tracker.frame(&blank)).unwrap();
+    let last = block_on(tracker.frame(&models, &turned(&astronaut, 20.0))).unwrap();
+    let held = block_on(tracker.frame(&models, &blank)).unwrap();
     assert!(!held.face_found);
     assert_eq!(
         (held.angles, &held.expression),

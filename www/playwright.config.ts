@@ -1,6 +1,9 @@
 import { defineConfig } from '@playwright/test';
+import { fakeCameraClip } from './tests/fake-camera';
 
-// System Chromium with SwiftShader's WebGPU adapter on the CPU: the flags the README lists.
+// System Chromium with SwiftShader's WebGPU adapter on the CPU: the flags the README lists, and
+// a fake camera playing the clip the global setup makes (the live-mirror test), granted without
+// a prompt.
 export const chromiumArgs = [
   '--enable-unsafe-webgpu',
   '--use-webgpu-adapter=swiftshader',
@@ -8,6 +11,9 @@ export const chromiumArgs = [
   '--disable-component-update',
   '--no-first-run',
   '--no-sandbox',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  `--use-file-for-fake-video-capture=${fakeCameraClip}`,
 ];
 
 // GANFIT_TEST_PORT lets a second run (say `make test-memory` beside `make test-web`) serve apart.
@@ -15,6 +21,7 @@ const port = Number(process.env.GANFIT_TEST_PORT ?? 4173);
 
 export default defineConfig({
   testDir: 'tests',
+  globalSetup: './tests/fake-camera.ts',
   timeout: 600_000,
   workers: 1,
   reporter: [['list']],

@@ -1,8 +1,10 @@
 //! The files a fit produces, as bytes: one definition for the CLI (which writes them into a
 //! folder) and the web binding (which hands them to the page for download).
 
+use image::{Rgb, RgbImage};
+
 use crate::error::{Error, Result};
-use crate::face_model::FaceModel;
+use crate::face_model::{FaceModel, RegionSelection, UvAtlas};
 use crate::fit::{FitResult, LossValues};
 use crate::io::obj::ObjFiles;
 use crate::io::{MeshData, glb, obj, png_bytes};
@@ -50,21 +52,166 @@ pub fn exports(face: &FaceModel, result: &FitResult) -> Result<FitExports> {
 /// The fit as an animatable head: the GLB of the fitted identity with expression zeroed, the
 /// model's 53 expression blendshapes as morph targets named by their ARKit names (see
 /// [`crate::face_model::arkit_name`]), the fitted expression as their default weights, and
-/// the texture. Built from photo 0's identity and expression.
-pub async fn blendshape_glb(face: &FaceModel, result: &FitResult) -> Result<Vec<u8>> {
-    let params = &result
-        .photos
-        .first()
-        .ok_or_else(|| Error::Invalid("the fit holds no photo".into()))?
-        .params;
-    let rig = face.blendshapes(&params.identity).await?;
-    let mesh = face.mesh_data(rig.neutral)?;
+/// the texture. Built from photo 0's identity and expression. `quantized`: the displacements as
+/// 16-bit integers (`KHR_mesh_quantization`, about half the file; see
+/// [`glb::MorphTargets::quantized`]) rather than f32.
+pub async fn blendshape_glb(
+    face: &FaceModel,
+    result: &FitResult,
+    quantized: bool,
+) -> Result<Vec<u8>> {
+    rig_glb(
+        face,
+        result.texture.as_ref(),
+        &RigParams::of(result)?,
+        quantized,
+    )
+    .await
+}
+
+/// The animatable head of [`blendshape_glb`] with the eyeballs, the eye sockets and the mouth
+/// interior (gums, tongue, teeth) that the face model file keeps, so that the head is not
+/// hollow when the mouth opens or the eyes close. A fit uses only the face and the head, so
+/// these regions are loaded for this export from `face_file` (the face model file's bytes) onto
+/// the fit's device. The texture holds the fit's tiles (`texture`, laid out as `fitted`'s atlas) and
+/// painted ones for the regions no photo shows: pink gums and tongue, ivory teeth, the eyes'
+/// whites with a brown iris and a black pupil.
+pub async fn avatar_glb(
+    fitted: &FaceModel,
+    face_file: &[u8],
+    rig: &RigParams<'_>,
+    texture: Option<&RgbImage>,
+    quantized: bool,
+) -> Result<Vec<u8>> {
+    let whole = FaceModel::from_bytes(
+        face_file,
+        crate::face_model::DEFAULT_FILE_NAME,
+        fitted.device(),
+        RegionSelection::all(),
+    )?;
+    let texture = texture
+        .map(|t| interior_atlas(t, fitted.uv_atlas(), whole.uv_atlas()))
+        .transpose()?;
+    rig_glb(&whole, texture.as_ref(), rig, quantized).await
+}
+
+/// What an animatable head is built from: one photo's identity and expression.
+pub struct RigParams<'a> {
+    pub identity: &'a [f32],
+    /// The default weights.
+    pub expression: &'a [f32],
+}
+
+impl<'a> RigParams<'a> {
+    /// Photo 0's.
+    pub fn of(result: &'a FitResult) -> Result<Self> {
+        let params = &result
+            .photos
+            .first()
+            .ok_or_else(|| Error::Invalid("the fit holds no photo".into()))?
+            .params;
+        Ok(Self {
+            identity: &params.identity,
+            expression: &params.expression,
+        })
+    }
+}
+
+/// `rig`'s identity as `face`'s rig, with its expression as the default weights.
+async fn rig_glb(
+    face: &FaceModel,
+    texture: Option<&RgbImage>,
+    rig: &RigParams<'_>,
+    quantized: bool,
+) -> Result<Vec<u8>> {
+    let shapes = face.blendshapes(rig.identity).await?;
+    if rig.expression.len() != shapes.deltas.len() {
+        return Err(Error::Invalid(format!(
+            "expression: {} weights, the face model has {} blendshapes",
+            rig.expression.len(),
+            shapes.deltas.len()
+        )));
+    }
+    let mesh = face.mesh_data(shapes.neutral)?;
     let morphs = glb::MorphTargets {
-        names: rig.names,
-        deltas: rig.deltas,
-        weights: params.expression.clone(),
+        names: shapes.names,
+        deltas: shapes.deltas,
+        weights: rig.expression.to_vec(),
+        quantized,
     };
-    glb::write_with_morphs(&mesh, result.texture.as_ref(), MESH_NAME, Some(&morphs))
+    glb::write_with_morphs(&mesh, texture, MESH_NAME, Some(&morphs))
+}
+
+/// `fitted` (laid out as `fitted_atlas`) as a texture for `atlas`: each slot of the fit is
+/// copied, every other one painted (see [`painted_texel`]).
+fn interior_atlas(fitted: &RgbImage, fitted_atlas: &UvAtlas, atlas: &UvAtlas) -> Result<RgbImage> {
+    let side = fitted.height();
+    if side == 0 || fitted.width() != side * fitted_atlas.aspect() as u32 {
+        return Err(Error::Invalid(format!(
+            "texture: {} × {} is not {} square tiles",
+            fitted.width(),
+            fitted.height(),
+            fitted_atlas.aspect()
+        )));
+    }
+    let mut out = RgbImage::new(side * atlas.aspect() as u32, side);
+    for (slot, material) in atlas.slots.iter().enumerate() {
+        let source = fitted_atlas
+            .slots
+            .iter()
+            .position(|s| s.material == material.material);
+        for y in 0..side {
+            for x in 0..side {
+                let texel = match source {
+                    Some(i) => *fitted.get_pixel(i as u32 * side + x, y),
+                    None => painted_texel(&material.material, x, y, side),
+                };
+                out.put_pixel(slot as u32 * side + x, y, texel);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A plausible colour for a texel of a region no photo shows, by ICT material. ICT maps the
+/// eyeball's outer surface (`M_Sclera`) radially about the cornea's centre, the tile's centre
+/// (measured on the mesh: 6.5 mm from the centre at r = 0.12 of a tile), so the visible iris
+/// (6 mm) and pupil are painted there; `M_Iris`, the iris disc behind the cornea, is brown.
+fn painted_texel(material: &str, x: u32, y: u32, side: u32) -> Rgb<u8> {
+    let at = |c: u32| (c as f32 + 0.5) / side as f32 - 0.5;
+    let (u, v) = (at(x), at(y));
+    let r = u.hypot(v);
+    let mix = |a: [f32; 3], b: [f32; 3], t: f32| {
+        let t = t.clamp(0.0, 1.0);
+        Rgb([0, 1, 2].map(|i| (a[i] + (b[i] - a[i]) * t).round() as u8))
+    };
+    let iris = |t: f32| {
+        // Brown with faint radial streaks, darker towards its edge.
+        let streak = 0.12 * (40.0 * v.atan2(u)).sin();
+        mix([124.0, 84.0, 48.0], [72.0, 46.0, 28.0], t + streak)
+    };
+    match material {
+        // Darker towards the throat.
+        "M_GumsTongue" => mix([196.0, 104.0, 108.0], [120.0, 52.0, 60.0], v + 0.5),
+        "M_Teeth" => mix([236.0, 230.0, 212.0], [206.0, 196.0, 170.0], v + 0.5),
+        "M_Sclera" => match r {
+            r if r < 0.045 => Rgb([12, 10, 10]),
+            r if r < 0.105 => iris((r - 0.045) / 0.06),
+            r if r < 0.12 => mix(
+                [60.0, 40.0, 28.0],
+                [226.0, 220.0, 212.0],
+                (r - 0.105) / 0.015,
+            ),
+            // The white, a little redder towards the back of the eye.
+            r => mix(
+                [238.0, 234.0, 228.0],
+                [216.0, 190.0, 186.0],
+                (r - 0.12) / 0.5,
+            ),
+        },
+        "M_Iris" => iris(0.5),
+        _ => Rgb([128, 128, 128]),
+    }
 }
 
 fn losses_tsv(result: &FitResult) -> String {

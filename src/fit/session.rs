@@ -50,6 +50,11 @@ struct StepLoss {
     render: Option<Tensor<4>>,
 }
 
+/// Tracking: a frame whose landmarks' closed-form head rotation differs from the last frame's
+/// fitted one by more than this (degrees, about any axis) starts from the closed-form one (see
+/// [`Session::warm_start`]).
+pub const TRACK_JUMP_DEGREES: f32 = 10.0;
+
 /// One person's fit in progress: the prepared photos, the parameters, the log.
 pub struct Session {
     pub targets: Vec<PhotoTarget>,
@@ -174,7 +179,10 @@ impl Session {
     /// the expression and the head's rotation from `previous`, the last frame's (expression,
     /// angles), when there is one. Translation and focal length stay the closed-form start from
     /// this photo's own landmarks: they are in its working crop's frame, which moves with the
-    /// face.
+    /// face. The rotation, too, stays the closed-form one when it differs from the last frame's
+    /// by more than [`TRACK_JUMP_DEGREES`] about any axis: after a fast turn (or a dropped
+    /// frame) the landmarks' own pose is the nearer start, and a short fit would not get there
+    /// from the old one.
     pub fn warm_start(
         &mut self,
         identity: &[f32],
@@ -200,7 +208,16 @@ impl Session {
         if let Some((expression, angles)) = previous {
             let ne = self.params.expression.value.dims()[1];
             self.params.expression.value = row(expression, "expression", ne)?;
-            self.params.angles.value = row(&angles, "angles", 3)?;
+            let near = self.targets.iter().all(|t| {
+                t.pose
+                    .angles
+                    .iter()
+                    .zip(angles)
+                    .all(|(a, b)| (a - b).abs().to_degrees() <= TRACK_JUMP_DEGREES)
+            });
+            if near {
+                self.params.angles.value = row(&angles, "angles", 3)?;
+            }
         }
         self.last_good = self.params.values();
         Ok(())

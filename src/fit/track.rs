@@ -36,20 +36,22 @@ pub struct FrameTrack {
     pub warnings: Vec<String>,
 }
 
-/// Follows one person through frames; see the module's documentation.
-pub struct Tracker<'a> {
-    models: &'a Models,
+/// Follows one person through frames; see the module's documentation. It keeps no reference to
+/// the models (each frame is given them), so an engine that owns its models can keep a tracker
+/// beside them between frames.
+pub struct Tracker {
     identity: Vec<f32>,
+    num_expression: usize,
     options: FitOptions,
     previous: Option<FrameTrack>,
 }
 
-impl<'a> Tracker<'a> {
+impl Tracker {
     /// `identity`: the person's identity coefficients (a fit's `params.identity`);
     /// `iterations`: landmark iterations per frame; `options`: the rest of the fit's options
     /// (resolution, the eyes, rates), of which only the landmark stage is used.
     pub fn new(
-        models: &'a Models,
+        models: &Models,
         identity: Vec<f32>,
         iterations: usize,
         options: &FitOptions,
@@ -68,24 +70,29 @@ impl<'a> Tracker<'a> {
         options.landmark_rates.identity = 0.0;
         options.validate()?;
         Ok(Self {
-            models,
             identity,
+            num_expression: models.face.num_expression(),
             options,
             previous: None,
         })
     }
 
-    /// Fits one frame.
-    pub async fn frame(&mut self, frame: &RgbImage) -> Result<FrameTrack> {
+    /// Fits one frame with `models` (the ones the tracker was made with).
+    pub async fn frame(&mut self, models: &Models, frame: &RgbImage) -> Result<FrameTrack> {
         let start = now_ms();
-        let (face, nets) = (&self.models.face, &self.models.nets);
+        if models.face.num_identity() != self.identity.len() {
+            return Err(Error::Invalid(
+                "tracker: these models are not the ones it was made with".into(),
+            ));
+        }
+        let (face, nets) = (&models.face, &models.nets);
         let mut quiet = |_: &super::result::Progress| Control::Continue;
         let prepared = Session::prepare(
             face,
             nets,
             std::slice::from_ref(frame),
             0,
-            self.models.texture.parameters(),
+            models.texture.parameters(),
             &self.options,
             &mut quiet,
         )
@@ -131,7 +138,7 @@ impl<'a> Tracker<'a> {
     fn held(&self, warning: String, start: f64) -> FrameTrack {
         let mut track = self.previous.clone().unwrap_or(FrameTrack {
             face_found: false,
-            expression: vec![0.0; self.models.face.num_expression()],
+            expression: vec![0.0; self.num_expression],
             angles: [0.0; 3],
             translation_mm: [0.0; 3],
             focal_px: 0.0,

@@ -82,9 +82,18 @@ pub struct MorphTargets {
     pub deltas: Vec<Vec<[f32; 3]>>,
     /// The default weight of each target (`mesh.weights`).
     pub weights: Vec<f32>,
+    /// Store the displacements as normalised 16-bit integers of metres (`KHR_mesh_quantization`,
+    /// then listed as required): steps of 1/32767 m ≈ 30.5 µm, half the bytes of f32. three.js,
+    /// Babylon.js, Blender (2.90+) and Unity's glTFast read it; a reader without the extension
+    /// refuses the file, so f32 stays available.
+    pub quantized: bool,
 }
 
-/// Displacements below this (mm) are left out of a target's sparse accessor: 10 µm on a head
+/// The quantised-delta extension's name.
+pub const MESH_QUANTIZATION: &str = "KHR_mesh_quantization";
+
+/// Displacements below this (mm) are left out of a target's f32 sparse accessor (quantised
+/// ones leave out what rounds to zero, under 15 µm): 10 µm on a head
 /// some 200 mm across is far below what a render shows, and ICT's shapes spread such tails
 /// over much of the head (its f16 rounding alone leaves specks of ~0.02 mm on vertices a
 /// shape does not move).
@@ -244,12 +253,16 @@ pub fn write_with_morphs(
         m.deltas
             .iter()
             .map(|deltas| json::mesh::MorphTarget {
-                positions: Some(push_morph(&mut root, &mut bin, mesh, deltas)),
+                positions: Some(push_morph(&mut root, &mut bin, mesh, deltas, m.quantized)),
                 normals: None,
                 tangents: None,
             })
             .collect::<Vec<_>>()
     });
+    if morphs.is_some_and(|m| m.quantized) {
+        root.extensions_used.push(MESH_QUANTIZATION.to_string());
+        root.extensions_required.push(MESH_QUANTIZATION.to_string());
+    }
     let primitive = json::mesh::Primitive {
         attributes: BTreeMap::from([
             (Valid(json::mesh::Semantic::Positions), position_accessor),
@@ -314,31 +327,52 @@ pub fn write_with_morphs(
 }
 
 /// A morph target's POSITION accessor: zeros, with a sparse part holding the render vertices
-/// that move (ascending, as glTF requires), metres.
+/// that move (ascending, as glTF requires), metres: f32, or normalised i16 when `quantized`.
 fn push_morph(
     root: &mut json::Root,
     bin: &mut Vec<u8>,
     mesh: &MeshData,
     deltas: &[[f32; 3]],
+    quantized: bool,
 ) -> json::Index<json::Accessor> {
     use json::accessor::{ComponentType, IndexComponentType, Type, sparse};
+    /// What a normalised i16 holds at full scale: the glTF rule is `max(q / 32767, -1)`.
+    const I16_FULL: f32 = 32767.0;
+    // As stored: metres, or the integers q of metres ≈ q / 32767.
+    let stored = |d: [f32; 3]| -> [f32; 3] {
+        let metres = d.map(|c| c * METRES_PER_MM);
+        if quantized {
+            metres.map(|c| (c * I16_FULL).round().clamp(-I16_FULL, I16_FULL))
+        } else {
+            metres
+        }
+    };
     let moved: Vec<(u32, [f32; 3])> = mesh
         .position_of
         .iter()
         .enumerate()
         .map(|(r, &v)| (r as u32, deltas[v as usize]))
-        .filter(|(_, d)| d.iter().any(|c| c.abs() >= MORPH_EPSILON_MM))
-        .map(|(r, d)| (r, d.map(|c| c * METRES_PER_MM)))
+        .filter(|(_, d)| quantized || d.iter().any(|c| c.abs() >= MORPH_EPSILON_MM))
+        .map(|(r, d)| (r, stored(d)))
+        .filter(|(_, d)| d.iter().any(|&c| c != 0.0))
         .collect();
-    // min and max over every vertex, the unmoved (zero) ones included.
-    let mut lo = vec![0f32; 3];
-    let mut hi = vec![0f32; 3];
+    // min and max over every vertex, the unmoved (zero) ones included, of the values as stored
+    // (for integers, glTF wants the integers themselves).
+    let mut lo = [0f32; 3];
+    let mut hi = [0f32; 3];
     for (_, d) in &moved {
         for c in 0..3 {
             lo[c] = lo[c].min(d[c]);
             hi[c] = hi[c].max(d[c]);
         }
     }
+    let bound = |v: [f32; 3]| -> json::Value {
+        if quantized {
+            json::Value::from(v.map(|c| c as i64).to_vec())
+        } else {
+            json::Value::from(v.to_vec())
+        }
+    };
     // A target that moves nothing still gets one (zero) sparse entry: glTF allows an accessor
     // with neither, but some readers (the gltf crate among them) require one of the two.
     let moved = if moved.is_empty() {
@@ -346,60 +380,69 @@ fn push_morph(
     } else {
         moved
     };
-    let sparse = Some(()).map(|()| {
-        // 16-bit indices where every render vertex fits (the model's head has ~12k).
-        let narrow = mesh.position_of.len() <= usize::from(u16::MAX);
-        let indices: Vec<u8> = if narrow {
-            moved
-                .iter()
-                .flat_map(|&(r, _)| (r as u16).to_le_bytes())
-                .collect()
-        } else {
-            moved.iter().flat_map(|(r, _)| r.to_le_bytes()).collect()
-        };
-        let index_type = if narrow {
-            ComponentType::U16
-        } else {
-            ComponentType::U32
-        };
-        let values: Vec<u8> = moved
+    // 16-bit indices where every render vertex fits (the model's head has ~12k).
+    let narrow = mesh.position_of.len() <= usize::from(u16::MAX);
+    let indices: Vec<u8> = if narrow {
+        moved
             .iter()
-            .flat_map(|(_, d)| d.iter().flat_map(|c| c.to_le_bytes()).collect::<Vec<_>>())
-            .collect();
-        let indices = push_view(root, bin, &indices, None);
-        let values = push_view(root, bin, &values, None);
-        sparse::Sparse {
-            count: USize64::from(moved.len()),
-            indices: sparse::Indices {
-                buffer_view: indices,
-                byte_offset: USize64(0),
-                component_type: Valid(IndexComponentType(index_type)),
-                extensions: None,
-                extras: Default::default(),
-            },
-            values: sparse::Values {
-                buffer_view: values,
-                byte_offset: USize64(0),
-                extensions: None,
-                extras: Default::default(),
-            },
+            .flat_map(|&(r, _)| (r as u16).to_le_bytes())
+            .collect()
+    } else {
+        moved.iter().flat_map(|(r, _)| r.to_le_bytes()).collect()
+    };
+    let index_type = if narrow {
+        ComponentType::U16
+    } else {
+        ComponentType::U32
+    };
+    let values: Vec<u8> = moved
+        .iter()
+        .flat_map(|(_, d)| d.to_vec())
+        .flat_map(|c| {
+            if quantized {
+                (c as i16).to_le_bytes().to_vec()
+            } else {
+                c.to_le_bytes().to_vec()
+            }
+        })
+        .collect();
+    let indices = push_view(root, bin, &indices, None);
+    let values = push_view(root, bin, &values, None);
+    let sparse = sparse::Sparse {
+        count: USize64::from(moved.len()),
+        indices: sparse::Indices {
+            buffer_view: indices,
+            byte_offset: USize64(0),
+            component_type: Valid(IndexComponentType(index_type)),
             extensions: None,
             extras: Default::default(),
-        }
-    });
+        },
+        values: sparse::Values {
+            buffer_view: values,
+            byte_offset: USize64(0),
+            extensions: None,
+            extras: Default::default(),
+        },
+        extensions: None,
+        extras: Default::default(),
+    };
     root.push(json::Accessor {
         buffer_view: None,
         byte_offset: None,
         count: USize64::from(mesh.position_of.len()),
-        component_type: Valid(json::accessor::GenericComponentType(ComponentType::F32)),
+        component_type: Valid(json::accessor::GenericComponentType(if quantized {
+            ComponentType::I16
+        } else {
+            ComponentType::F32
+        })),
         extensions: None,
         extras: Default::default(),
         type_: Valid(Type::Vec3),
-        min: Some(json::Value::from(lo)),
-        max: Some(json::Value::from(hi)),
+        min: Some(bound(lo)),
+        max: Some(bound(hi)),
         name: None,
-        normalized: false,
-        sparse,
+        normalized: quantized,
+        sparse: Some(sparse),
     })
 }
 
@@ -431,6 +474,47 @@ mod tests {
 
     #[test]
     fn morph_targets_read_back_sparse_and_named() {
+        for quantized in [false, true] {
+            morph_targets_read_back(quantized);
+        }
+    }
+
+    /// Each morph target's displacements per render vertex, metres, read from the sparse
+    /// accessors by hand: the `gltf` crate refuses `KHR_mesh_quantization`.
+    fn read_morphs(bytes: &[u8]) -> (gltf::Gltf, Vec<Vec<[f32; 3]>>) {
+        let doc = gltf::Gltf::from_slice_without_validation(bytes).unwrap();
+        let blob = doc.blob.clone().unwrap();
+        let view = |v: gltf::buffer::View| &blob[v.offset()..v.offset() + v.length()];
+        let prim = doc.meshes().next().unwrap().primitives().next().unwrap();
+        let targets = prim
+            .morph_targets()
+            .map(|t| {
+                let accessor = t.positions().unwrap();
+                let sparse = accessor.sparse().unwrap();
+                let mut out = vec![[0f32; 3]; accessor.count()];
+                let indices = view(sparse.indices().view());
+                let values = view(sparse.values().view());
+                for k in 0..sparse.count() {
+                    let r = u16::from_le_bytes([indices[2 * k], indices[2 * k + 1]]) as usize;
+                    out[r] = std::array::from_fn(|c| match accessor.data_type() {
+                        gltf::accessor::DataType::I16 => {
+                            let at = 6 * k + 2 * c;
+                            assert!(accessor.normalized());
+                            f32::from(i16::from_le_bytes([values[at], values[at + 1]])) / 32767.0
+                        }
+                        _ => {
+                            let at = 12 * k + 4 * c;
+                            f32::from_le_bytes(values[at..at + 4].try_into().unwrap())
+                        }
+                    });
+                }
+                out
+            })
+            .collect();
+        (doc, targets)
+    }
+
+    fn morph_targets_read_back(quantized: bool) {
         let mesh = split_square();
         let mut lift = vec![[0.0; 3]; mesh.positions.len()];
         lift[1] = [0.0, 0.0, 2.0];
@@ -438,9 +522,10 @@ mod tests {
             names: vec!["lift".into(), "still".into()],
             deltas: vec![lift, vec![[0.0; 3]; mesh.positions.len()]],
             weights: vec![0.25, 0.0],
+            quantized,
         };
         let bytes = write_with_morphs(&mesh, None, "square", Some(&morphs)).unwrap();
-        let (doc, buffers, _) = gltf::import_slice(&bytes).unwrap();
+        let (doc, targets) = read_morphs(&bytes);
         let gmesh = doc.meshes().next().unwrap();
         assert_eq!(gmesh.weights(), Some(&[0.25, 0.0][..]));
         let extras = gmesh.extras().as_ref().unwrap().get();
@@ -448,18 +533,33 @@ mod tests {
             extras.contains(r#""targetNames":["lift","still"]"#),
             "{extras}"
         );
-        let prim = gmesh.primitives().next().unwrap();
-        let reader = prim.reader(|b| Some(&buffers[b.index()]));
-        let targets: Vec<Vec<[f32; 3]>> = reader
-            .read_morph_targets()
-            .map(|(positions, _, _)| positions.unwrap().collect())
-            .collect();
         assert_eq!(targets.len(), 2);
+        // A quantised delta is within half a step (1/65534 m) of the true one.
+        let tolerance = if quantized { 0.5 / 32767.0 } else { 1e-9 };
         for (r, &v) in mesh.position_of.iter().enumerate() {
             let expected = if v == 1 { 0.002 } else { 0.0 };
-            assert!((targets[0][r][2] - expected).abs() < 1e-9, "vertex {r}");
+            assert!(
+                (targets[0][r][2] - expected).abs() <= tolerance,
+                "vertex {r}: {} (quantized {quantized})",
+                targets[0][r][2]
+            );
         }
         assert!(targets[1].iter().flatten().all(|&c| c == 0.0));
+        assert_eq!(
+            doc.extensions_required().any(|e| e == MESH_QUANTIZATION),
+            quantized
+        );
+        if !quantized {
+            // What any reader sees: the gltf crate's own morph reader agrees.
+            let (doc, buffers, _) = gltf::import_slice(&bytes).unwrap();
+            let prim = doc.meshes().next().unwrap().primitives().next().unwrap();
+            let reader = prim.reader(|b| Some(&buffers[b.index()]));
+            let read: Vec<Vec<[f32; 3]>> = reader
+                .read_morph_targets()
+                .map(|(positions, _, _)| positions.unwrap().collect())
+                .collect();
+            assert_eq!(read, targets);
+        }
         let wrong = MorphTargets {
             weights: vec![0.0],
             ..morphs

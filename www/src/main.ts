@@ -1,6 +1,6 @@
 // The web app: photos in (file picker, drag and drop, paste, camera), a fit in the engine's
 // web worker with progress and cancel, and the result in a 3D viewer with downloads.
-import { Fitter, FaceFit, type FitProgress, type LoadProgress } from './lib/index.js';
+import { Fitter, FaceFit, type FitProgress, type LoadProgress, type TrackedFrame } from './lib/index.js';
 import { FaceViewer } from './viewer.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -211,6 +211,8 @@ async function runFit() {
   if (!fitter || photos.length === 0 || running) return;
   const controller = new AbortController();
   running = controller;
+  // The engine takes one fit or frame at a time: the mirror stops (and its frame ends) first.
+  await mirror?.stop('The mirror stopped for the new fit.');
   updateFitButton();
   showError(null);
   $('cancel').hidden = false;
@@ -327,8 +329,16 @@ const expressionPresets: Record<string, Record<string, number>> = {
   blink: { eyeBlinkLeft: 1, eyeBlinkRight: 1 },
 };
 
+/** Sets the expression sliders (the GLB's order) and the head to them; null until a fit's
+ * rig is loaded. */
+let showExpression: ((weights: number[]) => void) | null = null;
+/** The fitted expression (the rig's default weights). */
+let fittedExpression: number[] | null = null;
+
 async function showExpressionControls(fit: FaceFit) {
   const panel = $('expression');
+  showExpression = null;
+  fittedExpression = null;
   let rig: { names: string[]; fitted: number[] };
   try {
     rig = await viewer!.loadRig(fit.toGLB({ blendshapes: true }));
@@ -346,6 +356,8 @@ async function showExpressionControls(fit: FaceFit) {
     sliders.forEach((s, i) => (s.value = String(weights[i])));
     apply();
   };
+  showExpression = set;
+  fittedExpression = rig.fitted;
   const used = new Set<string>();
   const groups = expressionGroups.map(([title, pattern]) => {
     const names = rig.names.filter((n) => pattern.test(n) && !used.has(n));
@@ -460,7 +472,153 @@ function wireResult() {
   $('reset-view').addEventListener('click', () => viewer?.resetView());
   $('overlay-opacity').addEventListener('input', () => void drawOverlay());
   $('fit').addEventListener('click', () => void runFit());
+  $('mirror-start').addEventListener('click', () => void startMirror());
+  $('download-avatar').addEventListener('click', () => void downloadAvatar());
+  $('mirror-stop').addEventListener('click', () => void mirror?.stop('Mirror stopped.'));
   $('cancel').addEventListener('click', () => running?.abort());
+}
+
+/** The avatar GLB, built in the engine when asked for (it loads the whole head model). */
+async function downloadAvatar() {
+  if (!fitter || !lastFit) return;
+  const button = $<HTMLButtonElement>('download-avatar');
+  const label = button.textContent;
+  button.disabled = true;
+  button.textContent = 'Building the avatar…';
+  try {
+    await mirror?.stop('The mirror stopped for the avatar export.');
+    const url = URL.createObjectURL(await fitter.avatarGLB(lastFit));
+    downloads.push(url);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = 'face-avatar.glb';
+    link.click();
+  } catch (e) {
+    showError(`The avatar could not be built (${(e as Error).name}): ${(e as Error).message}`);
+  } finally {
+    button.disabled = false;
+    button.textContent = label;
+  }
+}
+
+// ---------------------------------------------------------------- live mirror
+
+/** Landmark iterations per mirror frame: each frame starts from the last one's expression and
+ * pose, so a few suffice, and on a software GPU every iteration costs about half a second. */
+const MIRROR_ITERATIONS = 10;
+/** Camera frames go to the engine at most this wide: a face in front of a webcam is large, and
+ * smaller frames skip the detector's tiles for small faces (photos of 512 px and more). */
+const MIRROR_MAX_SIDE = 480;
+
+/** The running mirror; `stop` resolves once its last frame has left the engine. */
+let mirror: { stop(message: string): Promise<void> } | null = null;
+
+/** ICT's left/right shapes swapped, so the head moves as the user's mirror image does. */
+function mirroredWeights(names: string[], weights: number[]): number[] {
+  const index = new Map(names.map((n, i) => [n, i]));
+  return names.map((name, i) => {
+    const other = name.endsWith('Left') ? `${name.slice(0, -4)}Right` : name.endsWith('Right') ? `${name.slice(0, -5)}Left` : name;
+    return weights[index.get(other) ?? i];
+  });
+}
+
+/** Camera frames drive the fitted head: each frame's expression and pose are fitted with the
+ * identity held (`fitter.startTracking`). Frames that come while the engine works are dropped,
+ * not queued; the rate achieved is shown. */
+async function startMirror() {
+  if (!fitter || !lastFit || mirror || running) return;
+  const status = $('mirror-status');
+  if (!navigator.mediaDevices?.getUserMedia) {
+    status.textContent = 'This browser cannot use a camera here (camera access needs HTTPS or localhost).';
+    return;
+  }
+  let stream: MediaStream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'user', width: { ideal: 640 } }, audio: false });
+  } catch (e) {
+    status.textContent = `The camera could not be opened (${(e as Error).name}): ${(e as Error).message}. The rest of the page keeps working.`;
+    return;
+  }
+  const closeCamera = () => stream.getTracks().forEach((t) => t.stop());
+  let tracker;
+  try {
+    tracker = await fitter.startTracking(lastFit, { resolution: Math.min(setting('resolution'), 160), iterations: MIRROR_ITERATIONS, maxSide: MIRROR_MAX_SIDE });
+  } catch (e) {
+    closeCamera();
+    status.textContent = `The mirror could not start (${(e as Error).name}): ${(e as Error).message}`;
+    return;
+  }
+  const video = $<HTMLVideoElement>('mirror-video');
+  const box = $('mirror');
+  video.srcObject = stream;
+  video.hidden = false;
+  $('mirror-start').hidden = true;
+  $('mirror-stop').hidden = false;
+  status.textContent = 'Starting the mirror…';
+  let on = true;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const done: number[] = [];
+  let frames = 0;
+  let dropped = 0;
+  let engineMs = 0;
+  const stop = async (message: string) => {
+    if (!on) return;
+    on = false;
+    mirror = null;
+    closeCamera();
+    video.srcObject = null;
+    video.hidden = true;
+    $('mirror-start').hidden = false;
+    $('mirror-stop').hidden = true;
+    viewer?.setPose([0, 0, 0]);
+    if (fittedExpression) showExpression?.(fittedExpression);
+    status.textContent = message;
+    box.dataset.running = 'false';
+    // The frame in the engine finishes (its result is dropped) before a fit may start.
+    await inFlight.catch(() => undefined);
+    tracker.stop();
+  };
+  mirror = { stop };
+  box.dataset.running = 'true';
+  for (const track of stream.getVideoTracks()) {
+    track.addEventListener('ended', () => void stop('The camera stopped (unplugged, or taken by another app); the mirror is off. The rest of the page keeps working.'));
+  }
+  const show = (frame: TrackedFrame) => {
+    const [pitch, yaw, roll] = frame.angles;
+    viewer?.setPose([pitch, -yaw, -roll]);
+    showExpression?.(mirroredWeights(tracker.names, frame.expression));
+    // The rate over the last ten frames.
+    const now = performance.now();
+    done.push(now);
+    if (done.length > 10) done.shift();
+    const fps = done.length > 1 ? ((done.length - 1) * 1000) / (now - done[0]) : 0;
+    frames++;
+    engineMs += frame.milliseconds;
+    box.dataset.frames = String(frames);
+    box.dataset.roll = ((roll * 180) / Math.PI).toFixed(2);
+    box.dataset.fps = fps.toPrecision(3);
+    box.dataset.msPerFrame = (engineMs / frames).toFixed(0);
+    status.textContent =
+      `${fps.toPrecision(2)} frames per second (${(engineMs / frames).toFixed(0)} ms per frame in the engine; ${dropped} camera frames dropped while it worked).` +
+      (frame.face_found ? '' : ' No face in view: the head holds its last pose.');
+  };
+  // Once per camera frame where the browser says when one arrives, else once per display frame.
+  const nextFrame = () => ('requestVideoFrameCallback' in video ? video.requestVideoFrameCallback(() => tick()) : requestAnimationFrame(() => tick()));
+  const tick = () => {
+    if (!on) return;
+    if (tracker.busy || video.readyState < 2) dropped++;
+    else {
+      inFlight = tracker.track(video).then(
+        (frame) => on && show(frame),
+        (e: Error) => {
+          if (on && e.name !== 'Busy') void stop(`The mirror stopped (${e.name}): ${e.message}`);
+        },
+      );
+    }
+    nextFrame();
+  };
+  await video.play().catch(() => undefined);
+  nextFrame();
 }
 
 // ---------------------------------------------------------------- start

@@ -124,7 +124,18 @@ export class FaceViewer {
     if (neutral.length !== this.mesh.geometry.getAttribute('position').array.length) throw new Error('the animatable GLB is not this mesh');
     const fitted = names.map((_, i) => source!.morphTargetInfluences?.[i] ?? 0);
     // Morphs are applied here rather than by three's shader, so the normals follow them.
-    this.rig = { names, neutral: neutral.slice(), deltas: morphs.map((m) => (m.array as Float32Array).slice()), fitted };
+    // Targets may be 16-bit normalised integers (KHR_mesh_quantization): read through the
+    // attribute, which scales them back to metres.
+    const deltas = morphs.map((m) => {
+      const out = new Float32Array(m.count * 3);
+      for (let i = 0; i < m.count; i++) {
+        out[3 * i] = m.getX(i);
+        out[3 * i + 1] = m.getY(i);
+        out[3 * i + 2] = m.getZ(i);
+      }
+      return out;
+    });
+    this.rig = { names, neutral: neutral.slice(), deltas, fitted };
     this.fittedPositions = (this.mesh.geometry.getAttribute('position').array as Float32Array).slice();
     gltf.scene.traverse((o) => {
       const mesh = o as THREE.Mesh;
@@ -158,6 +169,13 @@ export class FaceViewer {
     }
     this.requestRender();
     return moved * 1000;
+  }
+
+  /** Turns the head to `angles` (pitch, yaw, roll, radians: R = Rz · Ry · Rx, camera space
+   * looking down -z with y up, as the engine's pose). */
+  setPose(angles: [number, number, number]) {
+    this.mesh?.rotation.set(angles[0], angles[1], angles[2], 'ZYX');
+    this.requestRender();
   }
 
   resetView() {

@@ -206,12 +206,67 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   await expect.poll(moved).toBeLessThan(0.5);
   expect(rigMesh.weights?.length).toBe(53);
 
+  // The avatar: the same rig with the eyes and the mouth interior (the whole ICT head), built
+  // on request.
+  const [avatarDownload] = await Promise.all([page.waitForEvent('download', { timeout: 300_000 }), page.locator('#download-avatar').click()]);
+  const avatarBytes = readFileSync(await avatarDownload.path());
+  const avatar = parseGlb(new Uint8Array(avatarBytes));
+  const avatarMesh = (avatar.json as { meshes: Array<{ primitives: Array<{ targets?: unknown[] }> }>; extensionsRequired?: string[] }).meshes[0];
+  console.log(`avatar GLB: ${avatarBytes.length} bytes, ${avatar.vertexCount} vertices, ${avatarMesh.primitives[0].targets?.length ?? 0} morph targets`);
+  expect(avatar.vertexCount).toBeGreaterThan(vertices * 2);
+  expect(avatarMesh.primitives[0].targets?.length).toBe(53);
+  expect(avatar.json.images?.length ?? 0).toBeGreaterThan(0);
+  const avatarRig = await loadRig(new Uint8Array(avatarBytes));
+  expect(avatarRig.jawOpen.down).toBeGreaterThan(0.01);
+
   const [zip] = await Promise.all([page.waitForEvent('download'), page.locator('#download-obj').click()]);
   const zipBytes = readFileSync(await zip.path());
   expect(zipBytes.subarray(0, 2).toString()).toBe('PK');
   const [params] = await Promise.all([page.waitForEvent('download'), page.locator('#download-params').click()]);
   const paramsText = readFileSync(await params.path(), 'utf8');
   expect(Object.keys(JSON.parse(paramsText)).length).toBeGreaterThan(0);
+});
+
+test('the live mirror: the fake camera turns the photo -15° and +15°, and the fitted head turns with it', async () => {
+  // The fake camera (playwright.config.ts) plays the test photo turned -15° for 2 s, then +15°.
+  const box = page.locator('#mirror');
+  await page.evaluate(() => {
+    const w = window as unknown as { ganfit: { rolls?: number[] } };
+    w.ganfit.rolls = [];
+    new MutationObserver(() => w.ganfit.rolls!.push(Number(document.getElementById('mirror')!.dataset.roll))).observe(document.getElementById('mirror')!, { attributeFilter: ['data-frames'] });
+  });
+  await page.locator('#mirror-start').click();
+  await expect(box).toHaveAttribute('data-running', 'true');
+  const rolls = () => page.evaluate(() => (window as unknown as { ganfit: { rolls: number[] } }).ganfit.rolls);
+  // Both turns seen, 30° apart: the head follows the camera (the tracker's roll, camera convention).
+  await expect
+    .poll(async () => {
+      const seen = await rolls();
+      return seen.length > 1 ? Math.max(...seen) - Math.min(...seen) : 0;
+    }, { timeout: 300_000, intervals: [1000] })
+    .toBeGreaterThan(20);
+  const seen = await rolls();
+  const fps = await box.getAttribute('data-fps');
+  const ms = await box.getAttribute('data-ms-per-frame');
+  console.log(`live mirror on SwiftShader: ${seen.length} frames, rolls ${seen.map((r) => r.toFixed(1)).join(', ')}°; ${fps} frames/s, ${ms} ms per frame in the engine; ${await page.locator('#mirror-status').textContent()}`);
+  // Two groups of rolls, one per turn, about 30° apart.
+  const sorted = [...seen].sort((a, b) => a - b);
+  expect(sorted[sorted.length - 1] - sorted[0]).toBeLessThan(45);
+  await page.locator('#viewer').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: 'test-results/app-5c-mirror.png', fullPage: true });
+  // The camera unplugged mid-stream: the mirror stops with a message, the page keeps working.
+  await page.evaluate(() => ((document.getElementById('mirror-video') as HTMLVideoElement).srcObject as MediaStream).getVideoTracks()[0].dispatchEvent(new Event('ended')));
+  await expect(box).toHaveAttribute('data-running', 'false');
+  await expect(page.locator('#mirror-status')).toContainText('camera stopped');
+  await expect(page.locator('#mirror-start')).toBeVisible();
+  // The camera refused: a clear message, and the page keeps working.
+  await page.evaluate(() => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+  });
+  await page.locator('#mirror-start').click();
+  await expect(page.locator('#mirror-status')).toContainText('could not be opened (NotAllowedError)');
+  await expect(box).toHaveAttribute('data-running', 'false');
+  await expect(page.locator('#fit')).toBeEnabled();
 });
 
 test('a photo with several faces: a click on another face fits that one', async () => {

@@ -57,6 +57,38 @@ pub struct FitArgs {
     /// expression as their default weights.
     #[arg(long)]
     pub blendshapes: bool,
+    /// With --blendshapes: store the displacements as f32 instead of 16-bit integers
+    /// (KHR_mesh_quantization, about half the file), for glTF readers without that extension.
+    #[arg(long, requires = "blendshapes")]
+    pub float_morphs: bool,
+    /// With --blendshapes: add the eyeballs, the eye sockets and the mouth interior (gums,
+    /// tongue, teeth) from the face model file, with painted textures, so the head is not
+    /// hollow when the mouth opens.
+    #[arg(long, requires = "blendshapes")]
+    pub interior: bool,
+}
+
+/// What face.glb holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlbKind {
+    /// The fitted head as it is.
+    Static,
+    /// The animatable head; `quantized` displacements or f32; with the `interior` regions
+    /// read from the face model file.
+    Blendshapes { quantized: bool, interior: bool },
+}
+
+impl FitArgs {
+    pub fn glb_kind(&self) -> GlbKind {
+        if self.blendshapes {
+            GlbKind::Blendshapes {
+                quantized: !self.float_morphs,
+                interior: self.interior,
+            }
+        } else {
+            GlbKind::Static
+        }
+    }
 }
 
 pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
@@ -94,13 +126,15 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
-/// Writes every output of `result` into `out`.
+/// Writes every output of `result` into `out`; `models_dir` holds the face model file (read
+/// again for an avatar with the interior regions).
 pub fn write_outputs(
     models: &Models,
+    models_dir: &Path,
     result: &FitResult,
     photos: &[image::RgbImage],
     out: &Path,
-    blendshapes: bool,
+    glb: GlbKind,
 ) -> Result<()> {
     use ganfit::fit::export::{self, MESH_NAME, TEXTURE_FILE};
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -116,10 +150,25 @@ pub fn write_outputs(
     if let Some(png) = &files.texture_png {
         write(&out.join(TEXTURE_FILE), png)?;
     }
-    let glb = if blendshapes {
-        ganfit::device::block_on(export::blendshape_glb(&models.face, result))?
-    } else {
-        files.glb
+    let glb = match glb {
+        GlbKind::Blendshapes {
+            quantized,
+            interior: false,
+        } => block_on(export::blendshape_glb(&models.face, result, quantized))?,
+        GlbKind::Blendshapes {
+            quantized,
+            interior: true,
+        } => {
+            let file = ganfit::io::read_model_file(models_dir, ganfit::fit::models::FACE_MODEL)?;
+            block_on(export::avatar_glb(
+                &models.face,
+                &file,
+                &export::RigParams::of(result)?,
+                result.texture.as_ref(),
+                quantized,
+            ))?
+        }
+        GlbKind::Static => files.glb,
     };
     write(&out.join(format!("{MESH_NAME}.glb")), &glb)?;
     write(&out.join("params.json"), files.params_json.as_bytes())?;
@@ -193,7 +242,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     for w in &result.warnings {
         eprintln!("warning: {w}");
     }
-    write_outputs(&models, &result, &photos, &args.out, args.blendshapes)?;
+    write_outputs(&models, &dir, &result, &photos, &args.out, args.glb_kind())?;
     println!(
         "fit: {:.1} s, outputs in {}",
         result.milliseconds / 1000.0,

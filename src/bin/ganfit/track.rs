@@ -107,7 +107,7 @@ pub fn run(args: TrackArgs) -> Result<()> {
     let mut tracks = Vec::with_capacity(files.len());
     for file in &files {
         let frame = ganfit::io::image::read(file)?;
-        let track = block_on(tracker.frame(&frame))?;
+        let track = block_on(tracker.frame(&models, &frame))?;
         let name = file.file_name().unwrap_or_default().to_string_lossy();
         match track.landmark_loss {
             Some(loss) => eprintln!(

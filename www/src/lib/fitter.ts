@@ -1,9 +1,9 @@
 // The package's API: `Fitter.create` starts the engine in a web worker and loads the models;
 // `fitter.fit` fits photos there and resolves to a `FaceFit`.
 import { zipSync, strToU8 } from 'fflate';
-import type { AdapterInfo, EngineMemory, FitProgress, FromWorker, LoadProgress, RawFitResult, ToWorker, WorkerError } from './protocol.js';
+import type { AdapterInfo, EngineMemory, FitProgress, FromWorker, LoadProgress, RawFitResult, ToWorker, TrackedFrame, WorkerError } from './protocol.js';
 
-export type { AdapterInfo, EngineMemory, FitProgress, LoadProgress, LossValues, RgbaImage, PhotoSummary } from './protocol.js';
+export type { AdapterInfo, EngineMemory, FitProgress, LoadProgress, LossValues, RgbaImage, PhotoSummary, TrackedFrame } from './protocol.js';
 
 export interface CreateOptions {
   /** Folder (URL) holding the model files and their `manifest.json`. Default: `models/`
@@ -204,7 +204,11 @@ export class Fitter {
   private pending = new Map<number, PendingFit>();
   private broken: FitterError | null = null;
   private destroyed: ((destroyed: boolean) => void) | null = null;
-  private memoryWaiters: Array<(memory: EngineMemory) => void> = [];
+  private memoryWaiters: Array<{ resolve: (memory: EngineMemory) => void; reject: (error: Error) => void }> = [];
+  /** Tracking and avatar requests waiting for the worker's answer. */
+  private trackRequests = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  /** Counts the workers started: a tracker made in an earlier one starts again in the new one. */
+  generation = 0;
   private readonly options: CreateOptions;
 
   private constructor(options: CreateOptions) {
@@ -227,6 +231,7 @@ export class Fitter {
     const modelsUrl = new URL(this.options.modelsUrl ?? 'models/', globalThis.location?.href).href;
     this.worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'ganfit' });
     this.broken = null;
+    this.generation++;
     return new Promise((resolve, reject) => {
       let ready = false;
       this.worker.onmessage = (event: MessageEvent<FromWorker>) => {
@@ -253,8 +258,20 @@ export class Fitter {
             break;
           }
           case 'memory':
-            for (const waiter of this.memoryWaiters.splice(0)) waiter(message.memory);
+            for (const waiter of this.memoryWaiters.splice(0)) waiter.resolve(message.memory);
             break;
+          case 'track-started':
+          case 'tracked':
+          case 'avatar-glb':
+          case 'track-error': {
+            const request = this.trackRequests.get(message.id);
+            this.trackRequests.delete(message.id);
+            if (message.type === 'track-error') {
+              if (message.fatal) this.broken = new FitterError(message.error);
+              request?.reject(new FitterError(message.error));
+            } else request?.resolve(message.type === 'tracked' ? message.frame : message.type === 'avatar-glb' ? message.glb : message.names);
+            break;
+          }
           case 'device-destroyed':
             this.destroyed?.(message.destroyed);
             this.destroyed = null;
@@ -298,6 +315,9 @@ export class Fitter {
     this.broken = error;
     for (const fit of this.pending.values()) fit.reject(error);
     this.pending.clear();
+    for (const request of this.trackRequests.values()) request.reject(error);
+    this.trackRequests.clear();
+    for (const waiter of this.memoryWaiters.splice(0)) waiter.reject(error);
     this.destroyed?.(false);
     this.destroyed = null;
   }
@@ -325,14 +345,18 @@ export class Fitter {
     }
   }
 
+  /** A worker that crashed, lost its device or was stopped is replaced by a fresh one. */
+  private async restartIfBroken() {
+    if (!this.broken) return;
+    this.worker.terminate();
+    this.restarts++;
+    await this.start();
+  }
+
   private async runFit(encoded: Uint8Array[], options: FitOptions): Promise<FaceFit> {
     const { signal } = options;
     if (signal?.aborted) throw abortError(signal);
-    if (this.broken) {
-      this.worker.terminate();
-      this.restarts++;
-      await this.start();
-    }
+    await this.restartIfBroken();
     const id = this.nextId++;
     const watchdogMs = this.watchdogMs;
     return new Promise<FaceFit>((resolve, reject) => {
@@ -380,10 +404,76 @@ export class Fitter {
    * progress reports of one). */
   memory(): Promise<EngineMemory> {
     if (this.broken) return Promise.reject(this.broken);
-    return new Promise((resolve) => {
-      this.memoryWaiters.push(resolve);
+    return new Promise((resolve, reject) => {
+      this.memoryWaiters.push({ resolve, reject });
       this.worker.postMessage({ type: 'memory' } satisfies ToWorker);
     });
+  }
+
+  /** Starts a live mirror's tracker for the person of `person` (a fit, or its identity
+   * coefficients `params.identity`): then `tracker.track(frame)` fits each frame's expression
+   * and head pose with the identity held. Fits and frames share the engine: a fit started while
+   * a frame runs waits for it. Rejects with a `FitterError` (`Invalid` for identity values that
+   * do not match the face model). */
+  async startTracking(person: FaceFit | ArrayLike<number>, options: TrackOptions = {}): Promise<Tracker> {
+    const identity = person instanceof FaceFit ? (person.photos[0]?.params as { identity?: number[] } | undefined)?.identity : Array.from(person);
+    if (!identity?.length) throw new FitterError({ name: 'Invalid', message: 'startTracking: the fit holds no identity' });
+    const start = async () => {
+      await this.restartIfBroken();
+      const engine = { ...(options.engine ?? {}), ...(options.resolution ? { resolution: options.resolution } : {}) };
+      const names = (await this.request({ type: 'track-start', id: 0, identity, iterations: options.iterations ?? 0, options: engine })) as string[];
+      return { names, generation: this.generation };
+    };
+    return new Tracker(this, await start(), start, options.maxSide ?? 640);
+  }
+
+  /** Whether the engine's worker can take work now (false after a crash, a lost device or the
+   * watchdog, until the next call starts a fresh one). */
+  get alive(): boolean {
+    return this.broken === null;
+  }
+
+  /** The fit as an avatar: the animatable head of `fit.toGLB({ blendshapes: true })` with the
+   * eyeballs, the eye sockets and the mouth interior (gums, tongue, teeth) of the face model,
+   * painted where no photo shows them, so the head is not hollow when the mouth opens. Built
+   * in the engine on request (the whole head model goes onto the GPU for it). */
+  async avatarGLB(fit: FaceFit): Promise<Blob> {
+    const params = fit.photos[0]?.params as { identity?: number[]; expression?: number[] } | undefined;
+    if (!params?.identity || !params.expression) throw new FitterError({ name: 'Invalid', message: 'avatarGLB: the fit holds no identity' });
+    await this.restartIfBroken();
+    const texturePng = fit.raw.texture ? fit.raw.texture.png.slice() : null;
+    const glb = (await this.request({ type: 'avatar', id: 0, identity: params.identity, expression: params.expression, texturePng })) as Uint8Array;
+    return new Blob([glb as Uint8Array<ArrayBuffer>], { type: 'model/gltf-binary' });
+  }
+
+  /** @internal Sends a tracking or avatar request and waits for its answer, under the
+   * watchdog. */
+  request(message: Extract<ToWorker, { type: 'track-start' | 'track-frame' | 'avatar' }>, transfer: Transferable[] = []): Promise<unknown> {
+    if (this.broken) return Promise.reject(this.broken);
+    const id = this.nextId++;
+    const watchdogMs = this.watchdogMs;
+    return new Promise((resolve, reject) => {
+      const timer =
+        watchdogMs > 0
+          ? setTimeout(() => this.stopWorker(new FitterError({ name: 'Unresponsive', message: `the engine answered nothing for ${watchdogMs / 1000} s, so it was stopped; the next call starts it again` })), watchdogMs)
+          : undefined;
+      this.trackRequests.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      this.worker.postMessage({ ...message, id } satisfies ToWorker, transfer);
+    });
+  }
+
+  /** Ends the worker's tracker. */
+  stopTracking(): void {
+    if (!this.broken) this.worker.postMessage({ type: 'track-stop' } satisfies ToWorker);
   }
 
   /** Test hook: destroys the engine's GPU device as a driver reset would lose it. Resolves to
@@ -398,5 +488,93 @@ export class Fitter {
   /** Stops the worker and frees its GPU memory; pending fits reject. */
   dispose(): void {
     this.stopWorker(new FitterError({ name: 'Disposed', message: 'the fitter was disposed' }));
+  }
+}
+
+export interface TrackOptions {
+  /** Landmark iterations per frame. Default 30. */
+  iterations?: number;
+  /** Side of the working crop, pixels. Default 224. */
+  resolution?: number;
+  /** Frames are scaled down to at most this many pixels on their longer side before they go to
+   * the engine. Default 640. */
+  maxSide?: number;
+  /** Any other engine option, snake_case (the eyes, the landmark rates). */
+  engine?: Record<string, unknown>;
+}
+
+/** Anything `Tracker.track` takes as a frame. */
+export type FrameInput = ImageData | HTMLVideoElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | HTMLImageElement | VideoFrame;
+
+/** A live mirror's tracker (from `fitter.startTracking`): one person's expression and head pose,
+ * frame after frame, each warm-started from the last frame with a face. */
+export class Tracker {
+  /** The blendshapes' ARKit names: the order of every frame's `expression`, and of the
+   * blendshape GLB's morph targets. */
+  readonly names: string[];
+  private generation: number;
+  private inFlight = false;
+  private stopped = false;
+  private canvas: OffscreenCanvas | null = null;
+
+  constructor(
+    private readonly fitter: Fitter,
+    started: { names: string[]; generation: number },
+    private readonly restart: () => Promise<{ names: string[]; generation: number }>,
+    private readonly maxSide: number,
+  ) {
+    this.names = started.names;
+    this.generation = started.generation;
+  }
+
+  /** Whether a frame is being tracked: a live loop drops the frames that come meanwhile rather
+   * than queueing them. */
+  get busy(): boolean {
+    return this.inFlight;
+  }
+
+  /** Fits one frame. A frame without a face resolves with `face_found: false` and the last
+   * pose. Rejects with a `FitterError`: `Busy` while another frame runs, `Stopped` after
+   * `stop()`, or what the engine said. If the engine was restarted (a crash, a lost device)
+   * the tracker starts again in the new one, from the neutral pose. */
+  async track(frame: FrameInput): Promise<TrackedFrame> {
+    if (this.stopped) throw new FitterError({ name: 'Stopped', message: 'the tracker was stopped' });
+    if (this.inFlight) throw new FitterError({ name: 'Busy', message: 'a frame is being tracked; drop this one' });
+    this.inFlight = true;
+    try {
+      const pixels = this.pixels(frame);
+      if (this.generation !== this.fitter.generation || !this.fitter.alive) this.generation = (await this.restart()).generation;
+      const rgba = new Uint8Array(pixels.data.buffer);
+      return (await this.fitter.request({ type: 'track-frame', id: 0, rgba, width: pixels.width, height: pixels.height }, [rgba.buffer])) as TrackedFrame;
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  /** Ends tracking; later `track` calls reject. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.fitter.stopTracking();
+  }
+
+  /** The frame's pixels, scaled down to `maxSide`. */
+  private pixels(frame: FrameInput): ImageData {
+    const width = frame instanceof ImageData ? frame.width : 'videoWidth' in frame ? frame.videoWidth : 'naturalWidth' in frame ? frame.naturalWidth : 'displayWidth' in frame ? frame.displayWidth : frame.width;
+    const height = frame instanceof ImageData ? frame.height : 'videoHeight' in frame ? frame.videoHeight : 'naturalHeight' in frame ? frame.naturalHeight : 'displayHeight' in frame ? frame.displayHeight : frame.height;
+    if (!width || !height) throw new FitterError({ name: 'Image', message: 'the frame has no pixels yet (is the video playing?)' });
+    const scale = Math.min(1, this.maxSide / Math.max(width, height));
+    if (frame instanceof ImageData && scale === 1) return new ImageData(new Uint8ClampedArray(frame.data), width, height);
+    const w = Math.max(1, Math.round(width * scale));
+    const h = Math.max(1, Math.round(height * scale));
+    if (!this.canvas || this.canvas.width !== w || this.canvas.height !== h) this.canvas = new OffscreenCanvas(w, h);
+    const context = this.canvas.getContext('2d', { willReadFrequently: true });
+    if (!context) throw new FitterError({ name: 'Image', message: 'no 2D canvas to read the frame' });
+    if (frame instanceof ImageData) {
+      const full = new OffscreenCanvas(width, height);
+      full.getContext('2d')!.putImageData(frame, 0, 0);
+      context.drawImage(full, 0, 0, w, h);
+    } else context.drawImage(frame as CanvasImageSource, 0, 0, w, h);
+    return context.getImageData(0, 0, w, h);
   }
 }

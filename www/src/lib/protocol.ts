@@ -93,13 +93,34 @@ export interface AdapterInfo {
   driver: string;
 }
 
+/** One tracked frame of the live mirror (see `Tracker.track`). */
+export interface TrackedFrame {
+  /** Whether a face was found; without one the head holds its last pose (or the neutral one). */
+  face_found: boolean;
+  /** One weight per blendshape, in the order of `Tracker.names` (ARKit names). */
+  expression: number[];
+  /** Head pitch, yaw, roll in radians: R = Rz(roll) · Ry(yaw) · Rx(pitch), camera looking
+   * down -z with y up (three.js: `rotation.set(pitch, yaw, roll, 'ZYX')`). */
+  angles: [number, number, number];
+  translation_mm: [number, number, number];
+  focal_px: number;
+  landmark_loss: number | null;
+  /** Engine time for the frame. */
+  milliseconds: number;
+  warnings: string[];
+}
+
 export type ToWorker =
   | { type: 'create'; modelsUrl: string; textureModel?: 'gan' | 'pca'; cacheName: string | null }
   | { type: 'fit'; id: number; images: Uint8Array[]; options: Record<string, unknown> }
   | { type: 'cancel'; id: number }
   /** Test hook: destroy the engine's GPU device as a driver reset would lose it. */
   | { type: 'lose-device' }
-  | { type: 'memory' };
+  | { type: 'memory' }
+  | { type: 'track-start'; id: number; identity: number[]; iterations: number; options: Record<string, unknown> }
+  | { type: 'track-frame'; id: number; rgba: Uint8Array; width: number; height: number }
+  | { type: 'track-stop' }
+  | { type: 'avatar'; id: number; identity: number[]; expression: number[]; texturePng: Uint8Array | null };
 
 export interface WorkerError {
   name: string;
@@ -114,7 +135,11 @@ export type FromWorker =
   | { type: 'result'; id: number; result: RawFitResult }
   | { type: 'fit-error'; id: number; error: WorkerError; fatal: boolean }
   | { type: 'device-destroyed'; destroyed: boolean }
-  | { type: 'memory'; memory: EngineMemory };
+  | { type: 'memory'; memory: EngineMemory }
+  | { type: 'track-started'; id: number; names: string[] }
+  | { type: 'tracked'; id: number; frame: TrackedFrame }
+  | { type: 'track-error'; id: number; error: WorkerError; fatal: boolean }
+  | { type: 'avatar-glb'; id: number; glb: Uint8Array };
 
 /** What the engine's worker holds: the wasm module's linear memory (it only ever grows, so
  * this is the high-water mark of the engine's heap) and, where the browser tells, the worker's

@@ -3,10 +3,12 @@
 // message queue keeps turning during a fit).
 import init, { WasmFitter, loseDeviceForTest } from '../pkg/ganfit.js';
 import { loadModels } from './models.js';
-import type { FromWorker, RawFitResult, ToWorker, WorkerError } from './protocol.js';
+import type { FromWorker, RawFitResult, ToWorker, TrackedFrame, WorkerError } from './protocol.js';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 let fitter: WasmFitter | null = null;
+/** The face model file, kept for the avatar export (which loads the whole head from it). */
+let faceModelBytes: Uint8Array | null = null;
 let wasmMemory: WebAssembly.Memory | null = null;
 const cancelled = new Set<number>();
 /** Set once the module trapped (a panic or a failed allocation): it cannot run again. */
@@ -62,6 +64,7 @@ async function create(message: Extract<ToWorker, { type: 'create' }>) {
     ]);
     const downloaded = performance.now();
     post({ type: 'load-progress', progress: { stage: 'init', loaded: 1, total: 1 } });
+    faceModelBytes = models.face_model;
     fitter = await WasmFitter.create(models.face_model, models.blazeface, models.facemesh, models.landmarks68, models.mobilefacenet, models.texture, models.textureChoice);
     post({
       type: 'ready',
@@ -96,6 +99,30 @@ async function fit(message: Extract<ToWorker, { type: 'fit' }>) {
   }
 }
 
+/** The live mirror: a tracker for one person, then one frame at a time. */
+async function track(message: Extract<ToWorker, { type: 'track-start' | 'track-frame' | 'avatar' }>) {
+  const { id } = message;
+  if (!fitter || !faceModelBytes || dead) {
+    post({ type: 'track-error', id, error: { name: 'Invalid', message: 'the fitter is not ready' }, fatal: dead });
+    return;
+  }
+  try {
+    if (message.type === 'avatar') {
+      const glb = (await fitter.avatarGlb(faceModelBytes, new Float32Array(message.identity), new Float32Array(message.expression), message.texturePng ?? undefined)) as Uint8Array;
+      post({ type: 'avatar-glb', id, glb }, [glb.buffer as ArrayBuffer]);
+    } else if (message.type === 'track-start') {
+      const names = fitter.startTracking(new Float32Array(message.identity), message.iterations, message.options) as string[];
+      post({ type: 'track-started', id, names });
+    } else {
+      const frame = (await fitter.trackFrame(message.rgba, message.width, message.height)) as TrackedFrame;
+      post({ type: 'tracked', id, frame });
+    }
+  } catch (e) {
+    const { error, fatal } = describe(e);
+    post({ type: 'track-error', id, error, fatal });
+  }
+}
+
 scope.onmessage = (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   switch (message.type) {
@@ -113,6 +140,14 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
       post({ type: 'memory', memory: { wasmBytes: wasmMemory?.buffer.byteLength ?? 0, jsHeapBytes: heap?.usedJSHeapSize ?? null } });
       break;
     }
+    case 'track-start':
+    case 'track-frame':
+    case 'avatar':
+      void track(message);
+      break;
+    case 'track-stop':
+      fitter?.stopTracking();
+      break;
     case 'lose-device':
       post({ type: 'device-destroyed', destroyed: loseDeviceForTest() });
       break;
