@@ -375,6 +375,15 @@ fn track_writes_each_frames_expression_and_pose_and_holds_without_a_face() {
             .unwrap()
             .contains(&"jawOpen".into())
     );
+    // track.glb: the person's rig with the frames as one animation (weights and rotation).
+    let glb = out.join("track.glb");
+    common::validate_glb(&glb);
+    let bytes = std::fs::read(&glb).unwrap();
+    let doc = gltf::Gltf::from_slice_without_validation(&bytes).unwrap();
+    let animation = doc.animations().next().expect("an animation");
+    assert_eq!(animation.channels().count(), 2);
+    let prim = doc.meshes().next().unwrap().primitives().next().unwrap();
+    assert_eq!(prim.morph_targets().count(), 53);
     let tracked = track["frames"].as_array().unwrap();
     assert_eq!(tracked.len(), 2, "the text file is not a frame");
     assert_eq!(tracked[0]["face_found"], true);

@@ -5,6 +5,7 @@ use image::{Rgb, RgbImage};
 
 use crate::error::{Error, Result};
 use crate::face_model::{FaceModel, RegionSelection, UvAtlas};
+use crate::fit::track::FrameTrack;
 use crate::fit::{FitResult, LossValues};
 use crate::io::obj::ObjFiles;
 use crate::io::{MeshData, glb, obj, png_bytes};
@@ -65,6 +66,7 @@ pub async fn blendshape_glb(
         result.texture.as_ref(),
         &RigParams::of(result)?,
         quantized,
+        None,
     )
     .await
 }
@@ -92,7 +94,7 @@ pub async fn avatar_glb(
     let texture = texture
         .map(|t| interior_atlas(t, fitted.uv_atlas(), whole.uv_atlas()))
         .transpose()?;
-    rig_glb(&whole, texture.as_ref(), rig, quantized).await
+    rig_glb(&whole, texture.as_ref(), rig, quantized, None).await
 }
 
 /// What an animatable head is built from: one photo's identity and expression.
@@ -117,12 +119,64 @@ impl<'a> RigParams<'a> {
     }
 }
 
+/// Tracked frames as a performance of the person's head (`ganfit track`'s `track.glb`): the
+/// rig of [`blendshape_glb`] for `identity` (16-bit displacements), with one animation keying
+/// its blendshape weights and the head's rotation at each frame, `fps` frames a second. Frames
+/// without a face hold the last pose, as the tracker reports them.
+pub async fn tracked_glb(
+    face: &FaceModel,
+    identity: &[f32],
+    texture: Option<&RgbImage>,
+    frames: &[FrameTrack],
+    fps: f32,
+) -> Result<Vec<u8>> {
+    let first = frames
+        .first()
+        .ok_or_else(|| Error::Invalid("no tracked frames to animate".into()))?;
+    if !(fps.is_finite() && fps > 0.0) {
+        return Err(Error::Invalid(format!(
+            "fps: {fps}; a positive number is expected"
+        )));
+    }
+    let animation = glb::RigAnimation {
+        name: "track".into(),
+        times: (0..frames.len()).map(|i| i as f32 / fps).collect(),
+        weights: frames.iter().map(|f| f.expression.clone()).collect(),
+        rotations: frames.iter().map(|f| quaternion(f.angles)).collect(),
+    };
+    let rig = RigParams {
+        identity,
+        expression: &first.expression,
+    };
+    rig_glb(face, texture, &rig, true, Some(&animation)).await
+}
+
+/// The unit quaternion (x, y, z, w) of R = Rz(roll) · Ry(yaw) · Rx(pitch), the fit's rotation.
+pub fn quaternion(angles: [f32; 3]) -> [f32; 4] {
+    let half = angles.map(|a| 0.5 * a);
+    let axis = |i: usize| {
+        let mut q = [0.0, 0.0, 0.0, half[i].cos()];
+        q[i] = half[i].sin();
+        q
+    };
+    let mul = |a: [f32; 4], b: [f32; 4]| {
+        [
+            a[3] * b[0] + a[0] * b[3] + a[1] * b[2] - a[2] * b[1],
+            a[3] * b[1] - a[0] * b[2] + a[1] * b[3] + a[2] * b[0],
+            a[3] * b[2] + a[0] * b[1] - a[1] * b[0] + a[2] * b[3],
+            a[3] * b[3] - a[0] * b[0] - a[1] * b[1] - a[2] * b[2],
+        ]
+    };
+    mul(mul(axis(2), axis(1)), axis(0))
+}
+
 /// `rig`'s identity as `face`'s rig, with its expression as the default weights.
 async fn rig_glb(
     face: &FaceModel,
     texture: Option<&RgbImage>,
     rig: &RigParams<'_>,
     quantized: bool,
+    animation: Option<&glb::RigAnimation>,
 ) -> Result<Vec<u8>> {
     let shapes = face.blendshapes(rig.identity).await?;
     if rig.expression.len() != shapes.deltas.len() {
@@ -139,7 +193,7 @@ async fn rig_glb(
         weights: rig.expression.to_vec(),
         quantized,
     };
-    glb::write_with_morphs(&mesh, texture, MESH_NAME, Some(&morphs))
+    glb::write_animated(&mesh, texture, MESH_NAME, Some(&morphs), animation)
 }
 
 /// `fitted` (laid out as `fitted_atlas`) as a texture for `atlas`: each slot of the fit is
@@ -227,4 +281,45 @@ fn losses_tsv(result: &FitResult) -> String {
         ));
     }
     log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fit::pose_init::euler_matrix;
+
+    #[test]
+    fn the_quaternion_is_the_fits_rotation() {
+        for angles in [[0.3, -0.5, 0.2], [0.0, 1.2, 0.0], [-0.7, 0.1, 2.5]] {
+            let [x, y, z, w] = quaternion(angles);
+            assert!(((x * x + y * y + z * z + w * w) - 1.0).abs() < 1e-6);
+            // The rotation matrix of the quaternion, row by row.
+            let from_q = [
+                [
+                    1.0 - 2.0 * (y * y + z * z),
+                    2.0 * (x * y - z * w),
+                    2.0 * (x * z + y * w),
+                ],
+                [
+                    2.0 * (x * y + z * w),
+                    1.0 - 2.0 * (x * x + z * z),
+                    2.0 * (y * z - x * w),
+                ],
+                [
+                    2.0 * (x * z - y * w),
+                    2.0 * (y * z + x * w),
+                    1.0 - 2.0 * (x * x + y * y),
+                ],
+            ];
+            let r = euler_matrix(angles);
+            for i in 0..3 {
+                for j in 0..3 {
+                    assert!(
+                        (from_q[i][j] - r[i][j]).abs() < 1e-5,
+                        "{angles:?}: {from_q:?} vs {r:?}"
+                    );
+                }
+            }
+        }
+    }
 }

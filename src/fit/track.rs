@@ -77,6 +77,11 @@ impl Tracker {
         })
     }
 
+    /// The person's identity coefficients.
+    pub fn identity(&self) -> &[f32] {
+        &self.identity
+    }
+
     /// Fits one frame with `models` (the ones the tracker was made with).
     pub async fn frame(&mut self, models: &Models, frame: &RgbImage) -> Result<FrameTrack> {
         let start = now_ms();

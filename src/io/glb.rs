@@ -104,12 +104,36 @@ pub fn write(mesh: &MeshData, texture: Option<&image::RgbImage>, name: &str) -> 
     write_with_morphs(mesh, texture, name, None)
 }
 
+/// A performance of the head (glTF `animations`): the morph-target weights and the node's
+/// rotation, one key per frame, linear between keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RigAnimation {
+    pub name: String,
+    /// Seconds, ascending.
+    pub times: Vec<f32>,
+    /// Per key, one weight per morph target.
+    pub weights: Vec<Vec<f32>>,
+    /// Per key, the head's rotation as a unit quaternion (x, y, z, w).
+    pub rotations: Vec<[f32; 4]>,
+}
+
 /// [`write`] with morph targets: each a sparse accessor over the render vertices it moves.
 pub fn write_with_morphs(
     mesh: &MeshData,
     texture: Option<&image::RgbImage>,
     name: &str,
     morphs: Option<&MorphTargets>,
+) -> Result<Vec<u8>> {
+    write_animated(mesh, texture, name, morphs, None)
+}
+
+/// [`write_with_morphs`] with an animation of the targets' weights and the head's rotation.
+pub fn write_animated(
+    mesh: &MeshData,
+    texture: Option<&image::RgbImage>,
+    name: &str,
+    morphs: Option<&MorphTargets>,
+    animation: Option<&RigAnimation>,
 ) -> Result<Vec<u8>> {
     use json::accessor::{ComponentType, Type};
     use json::buffer::Target;
@@ -125,6 +149,24 @@ pub fn write_with_morphs(
                 m.names.len(),
                 m.weights.len(),
                 m.deltas.len()
+            )));
+        }
+    }
+    if let Some(a) = animation {
+        let targets = morphs.map_or(0, |m| m.deltas.len());
+        let keys = a.times.len();
+        if keys == 0
+            || a.weights.len() != keys
+            || a.rotations.len() != keys
+            || a.weights.iter().any(|w| w.len() != targets)
+            || a.times.windows(2).any(|t| t[0] >= t[1])
+            || a.times.iter().any(|t| !t.is_finite())
+        {
+            return Err(Error::Invalid(format!(
+                "animation: {keys} ascending times, as many weight rows of {targets} and rotations \
+                 expected ({} weight rows, {} rotations)",
+                a.weights.len(),
+                a.rotations.len()
             )));
         }
     }
@@ -295,6 +337,9 @@ pub fn write_with_morphs(
         name: Some(name.to_string()),
         ..Default::default()
     });
+    if let Some(a) = animation {
+        push_animation(&mut root, &mut bin, node, a);
+    }
     let scene = root.push(json::Scene {
         extensions: None,
         extras: Default::default(),
@@ -324,6 +369,70 @@ pub fn write_with_morphs(
     };
     glb.to_vec()
         .map_err(|e| Error::Invalid(format!("GLB container: {e}")))
+}
+
+/// `animation` as two channels of `node`: its morph weights and its rotation.
+fn push_animation(
+    root: &mut json::Root,
+    bin: &mut Vec<u8>,
+    node: json::Index<json::Node>,
+    animation: &RigAnimation,
+) {
+    use json::accessor::{ComponentType, Type};
+    use json::animation::{Channel, Interpolation, Property, Sampler, Target};
+    let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let keys = animation.times.len();
+    let view = push_view(root, bin, &floats(&animation.times), None);
+    let first = animation.times[0];
+    let last = animation.times[keys - 1];
+    let times = push_accessor(
+        root,
+        view,
+        keys,
+        ComponentType::F32,
+        Type::Scalar,
+        Some((vec![first], vec![last])),
+    );
+    let weights: Vec<f32> = animation.weights.concat();
+    let view = push_view(root, bin, &floats(&weights), None);
+    let weights = push_accessor(
+        root,
+        view,
+        weights.len(),
+        ComponentType::F32,
+        Type::Scalar,
+        None,
+    );
+    let view = push_view(root, bin, &floats(animation.rotations.as_flattened()), None);
+    let rotations = push_accessor(root, view, keys, ComponentType::F32, Type::Vec4, None);
+    let channel = |sampler: u32, path: Property| Channel {
+        sampler: json::Index::new(sampler),
+        target: Target {
+            extensions: None,
+            extras: Default::default(),
+            node,
+            path: Valid(path),
+        },
+        extensions: None,
+        extras: Default::default(),
+    };
+    let sampler = |output| Sampler {
+        extensions: None,
+        extras: Default::default(),
+        input: times,
+        interpolation: Valid(Interpolation::Linear),
+        output,
+    };
+    root.push(json::Animation {
+        extensions: None,
+        extras: Default::default(),
+        channels: vec![
+            channel(0, Property::MorphTargetWeights),
+            channel(1, Property::Rotation),
+        ],
+        name: Some(animation.name.clone()),
+        samplers: vec![sampler(weights), sampler(rotations)],
+    });
 }
 
 /// A morph target's POSITION accessor: zeros, with a sparse part holding the render vertices

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use ganfit::device::block_on;
 use ganfit::face_model::arkit_name;
+use ganfit::fit::export;
 use ganfit::fit::models::default_dir;
 use ganfit::fit::track::{DEFAULT_ITERATIONS, FrameTrack, Tracker};
 use ganfit::{Error, Result};
@@ -19,9 +20,14 @@ pub struct TrackArgs {
     /// The person: a fit's params.json (its first photo's identity is held).
     #[arg(long)]
     pub identity: PathBuf,
-    /// Output folder (created): track.json.
+    /// Output folder (created): track.json, and track.glb (the person's animatable head with
+    /// the frames as an animation of its blendshape weights and rotation; textured with the
+    /// fit's texture.png when it lies beside params.json).
     #[arg(long)]
     pub out: PathBuf,
+    /// Frames per second of the frames, for track.glb's animation.
+    #[arg(long, default_value_t = 30.0)]
+    pub fps: f32,
     /// Landmark iterations per frame.
     #[arg(long, default_value_t = DEFAULT_ITERATIONS)]
     pub iterations: usize,
@@ -96,6 +102,12 @@ fn identity_of(path: &Path) -> Result<Vec<f32>> {
 pub fn run(args: TrackArgs) -> Result<()> {
     let options = read_options(args.options.as_deref())?;
     let identity = identity_of(&args.identity)?;
+    if !(args.fps.is_finite() && args.fps > 0.0) {
+        return Err(Error::Invalid(format!(
+            "--fps {}: a positive number is expected",
+            args.fps
+        )));
+    }
     let files = frame_files(&args.frames)?;
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let (device, name) = args.device.open()?;
@@ -145,6 +157,23 @@ pub fn run(args: TrackArgs) -> Result<()> {
     let json = serde_json::to_string_pretty(&file).map_err(|e| Error::Invalid(e.to_string()))?;
     let path = args.out.join("track.json");
     std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+    // The fit's texture, when it lies beside its params.json (and fits the model's atlas).
+    let texture_path = args.identity.with_file_name(export::TEXTURE_FILE);
+    let texture = if texture_path.exists() {
+        Some(ganfit::io::image::read(&texture_path)?)
+    } else {
+        None
+    };
+    let frames: Vec<FrameTrack> = tracks.iter().map(|(_, t)| t.clone()).collect();
+    let glb = block_on(export::tracked_glb(
+        &models.face,
+        tracker.identity(),
+        texture.as_ref(),
+        &frames,
+        args.fps,
+    ))?;
+    let glb_path = args.out.join("track.glb");
+    std::fs::write(&glb_path, glb).map_err(|e| Error::io(&glb_path, e))?;
     println!(
         "tracked {} of {} frames, {per_frame:.0} ms per frame on {name}: {}",
         found.len(),
