@@ -235,21 +235,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 //#kernel raster_backward
 // One thread per pixel: d(u, v, z/w) -> d(clip positions) of the pixel's triangle, scattered in
-// fixed point (shaders/scatter.wgsl, two passes). Many pixels of a tile share a triangle, so each
-// 8x8 tile first sums its pixels' contributions per triangle in workgroup memory (exactly, in
-// fixed point) and only the first pixel of each triangle scatters the sum.
+// fixed point (shaders/scatter.wgsl, two passes). Each pixel adds its own 12 contributions to
+// its triangle's vertices. An earlier version first summed each 8x8 tile's contributions per
+// triangle in workgroup memory (which a compare-and-swap scatter needed); with integer atomicAdd
+// nothing retries, and on lavapipe that tile sum cost more than all the atomics it saved (the
+// backward took twice as long). The sums are exact either way, so the result is the same.
 @group(0) @binding(3) var<storage, read_write> rast: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad_rast: array<f32>;
 @group(0) @binding(5) var<storage, read_write> accumulators: array<atomic<u32>>;
-
-const TILE: u32 = {{ wg_x }}u * {{ wg_y }}u;
-// Per pixel of the tile: its triangle id + 1 (0: nothing to add), its 12 contributions (4 per
-// corner) in fixed point, and a bit per contribution that is not finite. Each pixel rounds its
-// own contributions, in parallel; the first pixel of each triangle only adds integers.
-var<workgroup> tile_key: array<u32, TILE>;
-var<workgroup> tile_low: array<vec4<u32>, 3u * TILE>;
-var<workgroup> tile_high: array<vec4<u32>, 3u * TILE>;
-var<workgroup> tile_nonfinite: array<u32, TILE>;
 
 struct VertexGrads {
     key: u32,
@@ -320,12 +313,14 @@ fn pixel_gradients(px: u32, py: u32, b: u32) -> VertexGrads {
 }
 
 @compute @workgroup_size({{ wg_x }}, {{ wg_y }}, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = gid.z;
-    var mine = VertexGrads(0u, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    // No early return before the barriers: every invocation of the tile must reach them.
-    if gid.x < params.width && gid.y < params.height && b < params.batch {
-        mine = pixel_gradients(gid.x, gid.y, b);
+    if gid.x >= params.width || gid.y >= params.height || b >= params.batch {
+        return;
+    }
+    let mine = pixel_gradients(gid.x, gid.y, b);
+    if mine.key == 0u {
+        return;
     }
     if SCATTER_PASS == SCATTER_MEASURE {
         for (var c = 0u; c < 4u; c++) {
@@ -337,48 +332,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         return;
     }
     begin_accumulate();
-    tile_key[lane] = mine.key;
     let q0 = to_fixed4(mine.g0);
     let q1 = to_fixed4(mine.g1);
     let q2 = to_fixed4(mine.g2);
-    tile_low[3u * lane] = q0.low;
-    tile_low[3u * lane + 1u] = q1.low;
-    tile_low[3u * lane + 2u] = q2.low;
-    tile_high[3u * lane] = q0.high;
-    tile_high[3u * lane + 1u] = q1.high;
-    tile_high[3u * lane + 2u] = q2.high;
-    tile_nonfinite[lane] = nonfinite_bits(q0) | (nonfinite_bits(q1) << 4u) | (nonfinite_bits(q2) << 8u);
-    workgroupBarrier();
-    if mine.key == 0u {
-        return;
-    }
-    // Only the tile's first pixel of each triangle scatters, with the sum of all of them.
-    for (var j = 0u; j < lane; j++) {
-        if tile_key[j] == mine.key {
-            return;
-        }
-    }
-    var s0 = q0;
-    var s1 = q1;
-    var s2 = q2;
-    for (var j = lane + 1u; j < TILE; j++) {
-        if tile_key[j] == mine.key {
-            let flags = tile_nonfinite[j];
-            let f0 = Fixed4(tile_low[3u * j], tile_high[3u * j], nonfinite_from_bits(flags));
-            let f1 = Fixed4(tile_low[3u * j + 1u], tile_high[3u * j + 1u], nonfinite_from_bits(flags >> 4u));
-            let f2 = Fixed4(tile_low[3u * j + 2u], tile_high[3u * j + 2u], nonfinite_from_bits(flags >> 8u));
-            s0 = fixed4_add(s0, f0);
-            s1 = fixed4_add(s1, f1);
-            s2 = fixed4_add(s2, f2);
-        }
-    }
     let i = corners(mine.key - 1u);
     let o0 = vertex_offset(b, i.x);
     let o1 = vertex_offset(b, i.y);
     let o2 = vertex_offset(b, i.z);
     for (var c = 0u; c < 4u; c++) {
-        scatter_fixed(o0 + c, fixed4_component(s0, c));
-        scatter_fixed(o1 + c, fixed4_component(s1, c));
-        scatter_fixed(o2 + c, fixed4_component(s2, c));
+        scatter_fixed(o0 + c, fixed4_component(q0, c));
+        scatter_fixed(o1 + c, fixed4_component(q1, c));
+        scatter_fixed(o2 + c, fixed4_component(q2, c));
     }
 }
