@@ -17,9 +17,9 @@
 // - ACCUMULATE: begin_accumulate() derives k from that extent and from the word HEADROOM
 //   (log2 of the most contributions one address can receive in the launch, written by the host),
 //   such that no address can overflow a signed 64-bit sum; each contribution is rounded to a
-//   Fixed, in interpolate and texture summed over the workgroup first (in fixed point, exact),
-//   and added to its address's accumulator with two atomicAdds (low word, then the carry into
-//   the high word);
+//   Fixed, in texture summed over the workgroup first (in fixed point, exact), and added to
+//   its address's accumulator with two atomicAdds (low word, then the carry into the high
+//   word);
 // - SKIP: the scattered gradient is not needed; only per-pixel outputs are written.
 // The bound on the extent may be off by a factor of two (weights up to 2): k leaves that room.
 // `scatter_decode` turns each accumulator back into f32; an address that received a non-finite

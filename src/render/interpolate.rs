@@ -10,8 +10,8 @@ use super::scatter;
 const SHADER: &str = include_str!("../../shaders/interpolate.wgsl");
 const FORWARD: WgslKernel<InterpolateParams> =
     WgslKernel::new(SHADER, "interpolate_forward", (8, 8));
-/// Channels one backward launch scatters (`CHUNK` in the shader: its workgroup memory holds
-/// that many channels' contributions).
+/// Channels one backward launch scatters (`CHUNK` in the shader, a constant of each compiled
+/// kernel, so that its loop over them unrolls).
 const SCATTERED_CHANNELS: usize = 4;
 const BACKWARD: WgslKernel<InterpolateParams> =
     WgslKernel::new(SHADER, "interpolate_backward", (8, 8)).with_library(scatter::LIBRARY);
