@@ -254,10 +254,11 @@ async function runFit() {
     );
     const totalMs = performance.now() - started;
     bar.value = 1;
-    stage.textContent = 'Done.';
     const stats = { firstStepMs, totalMs, engineMs: fit.milliseconds, vertices: fit.mesh.vertexCount, triangles: fit.mesh.indices.length / 3 };
     exposed.ganfit.stats = stats;
     await showResult(fit, stats);
+    // Only now: the result, its overlay and its controls are all in place.
+    stage.textContent = 'Done.';
   } catch (e) {
     const error = e as Error;
     if (error.name === 'AbortError') {

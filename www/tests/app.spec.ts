@@ -261,12 +261,16 @@ test('the live mirror: the fake camera turns the photo -15° and +15°, and the 
   await expect(page.locator('#mirror-start')).toBeVisible();
   // The camera refused: a clear message, and the page keeps working.
   await page.evaluate(() => {
-    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+    const devices = navigator.mediaDevices;
+    const allowed = devices.getUserMedia;
+    devices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+    (window as unknown as { allowCamera: () => void }).allowCamera = () => void (devices.getUserMedia = allowed);
   });
   await page.locator('#mirror-start').click();
   await expect(page.locator('#mirror-status')).toContainText('could not be opened (NotAllowedError)');
   await expect(box).toHaveAttribute('data-running', 'false');
   await expect(page.locator('#fit')).toBeEnabled();
+  await page.evaluate(() => (window as unknown as { allowCamera: () => void }).allowCamera());
 });
 
 test('a photo with several faces: a click on another face fits that one', async () => {
@@ -274,8 +278,14 @@ test('a photo with several faces: a click on another face fits that one', async 
   // Two faces (BlazeFace finds both); the larger is fitted first.
   await page.locator('#file-input').setInputFiles(resolve(data, 'samples', 'breakingbad.jpg'));
   await setSettings(page, testSettings);
+  // The mirror of the last fit is running when the new fit starts: it stops first.
+  await page.locator('#mirror-start').click();
+  await expect(page.locator('#mirror')).toHaveAttribute('data-running', 'true');
   await page.locator('#fit').click();
-  await expect(page.locator('#fit-stage')).toHaveText('Done.', { timeout: 540_000 });
+  await expect(page.locator('#mirror')).toHaveAttribute('data-running', 'false');
+  await expect(page.locator('#mirror-status')).toHaveText('The mirror stopped for the new fit.');
+  await expect(page.locator('#fit-stage')).toHaveText(/^(Done|Failed)\.$/, { timeout: 540_000 });
+  expect(await page.locator('#fit-stage').textContent(), (await page.locator('#error').textContent()) ?? '').toBe('Done.');
   const overlay = page.locator('#overlay');
   await expect(overlay).toHaveAttribute('data-faces', '2');
   await expect(page.locator('#faces-hint')).toContainText('2 faces found; face 1');
@@ -285,7 +295,8 @@ test('a photo with several faces: a click on another face fits that one', async 
   const first = await summary();
   expect(first.face).toBe(0);
   expect(first.face_box).toEqual(first.faces[0]);
-  // Click the middle of the other face's box, in page coordinates.
+  // Click the middle of the other face's box, in page coordinates, once the page takes a new fit.
+  await expect(page.locator('#fit')).toBeEnabled();
   const [x, y, w, h] = first.faces[1];
   const size = await overlay.evaluate((c: HTMLCanvasElement) => [c.width, c.height]);
   const box = (await overlay.boundingBox())!;

@@ -205,6 +205,9 @@ export class Fitter {
   private broken: FitterError | null = null;
   private destroyed: ((destroyed: boolean) => void) | null = null;
   private memoryWaiters: Array<{ resolve: (memory: EngineMemory) => void; reject: (error: Error) => void }> = [];
+  /** Tracking and avatar requests the worker has not answered yet (a fit waits for them: the
+   * engine runs one thing at a time). */
+  private unanswered = new Set<Promise<unknown>>();
   /** Tracking and avatar requests waiting for the worker's answer. */
   private trackRequests = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   /** Counts the workers started: a tracker made in an earlier one starts again in the new one. */
@@ -356,6 +359,9 @@ export class Fitter {
   private async runFit(encoded: Uint8Array[], options: FitOptions): Promise<FaceFit> {
     const { signal } = options;
     if (signal?.aborted) throw abortError(signal);
+    // A tracked frame (or an avatar) still in the engine finishes first.
+    while (this.unanswered.size > 0) await Promise.allSettled([...this.unanswered]);
+    if (signal?.aborted) throw abortError(signal);
     await this.restartIfBroken();
     const id = this.nextId++;
     const watchdogMs = this.watchdogMs;
@@ -452,7 +458,7 @@ export class Fitter {
     if (this.broken) return Promise.reject(this.broken);
     const id = this.nextId++;
     const watchdogMs = this.watchdogMs;
-    return new Promise((resolve, reject) => {
+    const answer = new Promise((resolve, reject) => {
       const timer =
         watchdogMs > 0
           ? setTimeout(() => this.stopWorker(new FitterError({ name: 'Unresponsive', message: `the engine answered nothing for ${watchdogMs / 1000} s, so it was stopped; the next call starts it again` })), watchdogMs)
@@ -469,6 +475,10 @@ export class Fitter {
       });
       this.worker.postMessage({ ...message, id } satisfies ToWorker, transfer);
     });
+    this.unanswered.add(answer);
+    const forget = () => void this.unanswered.delete(answer);
+    answer.then(forget, forget);
+    return answer;
   }
 
   /** Ends the worker's tracker. */
