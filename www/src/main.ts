@@ -513,6 +513,8 @@ const MIRROR_MAX_SIDE = 480;
 
 /** The running mirror; `stop` resolves once its last frame has left the engine. */
 let mirror: { stop(message: string): Promise<void> } | null = null;
+/** The last mirror's stop: a new mirror starts once its last frame has left the engine. */
+let mirrorStopped: Promise<void> = Promise.resolve();
 
 /** ICT's left/right shapes swapped, so the head moves as the user's mirror image does. */
 function mirroredWeights(names: string[], weights: number[]): number[] {
@@ -528,6 +530,7 @@ function mirroredWeights(names: string[], weights: number[]): number[] {
  * not queued; the rate achieved is shown. */
 async function startMirror() {
   if (!fitter || !lastFit || mirror || running) return;
+  await mirrorStopped;
   const status = $('mirror-status');
   if (!navigator.mediaDevices?.getUserMedia) {
     status.textContent = 'This browser cannot use a camera here (camera access needs HTTPS or localhost).';
@@ -579,10 +582,12 @@ async function startMirror() {
     await inFlight.catch(() => undefined);
     tracker.stop();
   };
-  mirror = { stop };
+  // Every way the mirror stops goes through here, so a new mirror (or a fit) can wait for it.
+  const stopMirror = (message: string) => (mirrorStopped = stop(message));
+  mirror = { stop: stopMirror };
   box.dataset.running = 'true';
   for (const track of stream.getVideoTracks()) {
-    track.addEventListener('ended', () => void stop('The camera stopped (unplugged, or taken by another app); the mirror is off. The rest of the page keeps working.'));
+    track.addEventListener('ended', () => void stopMirror('The camera stopped (unplugged, or taken by another app); the mirror is off. The rest of the page keeps working.'));
   }
   const show = (frame: TrackedFrame) => {
     const [pitch, yaw, roll] = frame.angles;
@@ -612,7 +617,7 @@ async function startMirror() {
       inFlight = tracker.track(video).then(
         (frame) => on && show(frame),
         (e: Error) => {
-          if (on && e.name !== 'Busy') void stop(`The mirror stopped (${e.name}): ${e.message}`);
+          if (on && e.name !== 'Busy') void stopMirror(`The mirror stopped (${e.name}): ${e.message}`);
         },
       );
     }

@@ -454,8 +454,11 @@ export class Fitter {
 
   /** @internal Sends a tracking or avatar request and waits for its answer, under the
    * watchdog. */
-  request(message: Extract<ToWorker, { type: 'track-start' | 'track-frame' | 'avatar' }>, transfer: Transferable[] = []): Promise<unknown> {
-    if (this.broken) return Promise.reject(this.broken);
+  async request(message: Extract<ToWorker, { type: 'track-start' | 'track-frame' | 'avatar' }>, transfer: Transferable[] = []): Promise<unknown> {
+    // One thing at a time in the engine: an earlier request (say the last frame of a tracker
+    // that was just stopped) finishes first.
+    while (this.unanswered.size > 0) await Promise.allSettled([...this.unanswered]);
+    if (this.broken) throw this.broken;
     const id = this.nextId++;
     const watchdogMs = this.watchdogMs;
     const answer = new Promise((resolve, reject) => {
