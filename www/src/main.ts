@@ -530,8 +530,9 @@ function mirroredWeights(names: string[], weights: number[]): number[] {
  * not queued; the rate achieved is shown. */
 async function startMirror() {
   if (!fitter || !lastFit || mirror || running) return;
-  await mirrorStopped;
   const status = $('mirror-status');
+  status.textContent = 'Starting the mirror…';
+  await mirrorStopped;
   if (!navigator.mediaDevices?.getUserMedia) {
     status.textContent = 'This browser cannot use a camera here (camera access needs HTTPS or localhost).';
     return;

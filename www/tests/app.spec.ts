@@ -267,7 +267,8 @@ test('the live mirror: the fake camera turns the photo -15° and +15°, and the 
     (window as unknown as { allowCamera: () => void }).allowCamera = () => void (devices.getUserMedia = allowed);
   });
   await page.locator('#mirror-start').click();
-  await expect(page.locator('#mirror-status')).toContainText('could not be opened (NotAllowedError)');
+  // After the stopped mirror's last frame has left the engine (half a minute on SwiftShader).
+  await expect(page.locator('#mirror-status')).toContainText('could not be opened (NotAllowedError)', { timeout: 120_000 });
   await expect(box).toHaveAttribute('data-running', 'false');
   await expect(page.locator('#fit')).toBeEnabled();
   await page.evaluate(() => (window as unknown as { allowCamera: () => void }).allowCamera());
@@ -280,7 +281,7 @@ test('a photo with several faces: a click on another face fits that one', async 
   await setSettings(page, testSettings);
   // The mirror of the last fit is running when the new fit starts: it stops first.
   await page.locator('#mirror-start').click();
-  await expect(page.locator('#mirror')).toHaveAttribute('data-running', 'true');
+  await expect(page.locator('#mirror')).toHaveAttribute('data-running', 'true', { timeout: 120_000 });
   await page.locator('#fit').click();
   await expect(page.locator('#mirror')).toHaveAttribute('data-running', 'false');
   await expect(page.locator('#mirror-status')).toHaveText('The mirror stopped for the new fit.');
