@@ -114,7 +114,7 @@ pub async fn unwrap_photo(
         nets,
         std::slice::from_ref(photo),
         0,
-        1,
+        burn::tensor::Tensor::zeros([1, 1], face.device()),
         &options.fit,
         &mut quiet,
     )
@@ -197,6 +197,34 @@ pub async fn unwrap_photo(
 
 /// Builds (or extends: existing entries are kept) a corpus from the photos of `photos_dir`.
 /// `every`: take every n-th photo of the sorted list (a spread sample of a large folder).
+/// The photo set's `identities.tsv` (file name, tab, person; a header line), looked for in the
+/// photo folder and its parent (CelebA-wild keeps it beside `images/`). Empty when there is none.
+pub fn read_identities(photos_dir: &Path) -> Result<std::collections::HashMap<String, String>> {
+    let candidates = [
+        Some(photos_dir.join("identities.tsv")),
+        photos_dir.parent().map(|p| p.join("identities.tsv")),
+    ];
+    let Some(path) = candidates.into_iter().flatten().find(|p| p.is_file()) else {
+        return Ok(Default::default());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut map = std::collections::HashMap::new();
+    for (number, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((file, person)) = line.split_once('\t') else {
+            return Err(Error::Invalid(format!(
+                "{} line {}: expected `file<TAB>identity`",
+                path.display(),
+                number + 1
+            )));
+        };
+        map.insert(file.trim().to_string(), person.trim().to_string());
+    }
+    Ok(map)
+}
+
 pub fn build(
     face: &FaceModel,
     nets: &FaceNets,
@@ -244,6 +272,7 @@ pub fn build(
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
+    let identities = read_identities(photos_dir)?;
     let start = crate::util::clock::now_ms();
     let mut processed = 0usize;
     for path in &files {
@@ -270,12 +299,17 @@ pub fn build(
                     .map_err(save_err)?;
                 mask.save(out.join(format!("{id}_mask.png")))
                     .map_err(save_err)?;
+                let identity = path
+                    .file_name()
+                    .and_then(|name| identities.get(name.to_string_lossy().as_ref()))
+                    .map(|person| format!("{prefix}:{person}"));
                 index.entries.push(Entry {
                     id,
                     source,
                     coverage,
                     landmark_error,
                     yaw,
+                    identity,
                 });
             }
             Err(reason) => index.rejected.push((source, reason)),

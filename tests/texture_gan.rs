@@ -91,6 +91,7 @@ fn synthetic_corpus(dir: &Path, count: usize) {
             coverage: 1.0,
             landmark_error: 0.0,
             yaw: 0.0,
+            identity: None,
         });
     }
     let index = Index {
@@ -190,4 +191,54 @@ fn trains_resumes_and_writes_a_loadable_generator() {
     .unwrap();
     assert!(err.to_string().contains("progress.json"), "{err}");
     std::fs::remove_dir_all(&tmp).ok();
+}
+
+#[test]
+fn latent_fitting_stays_on_the_sphere_and_approaches_a_generated_texture() {
+    use ganfit::texture::latent::{LatentFitOptions, fit_texels, sphere_rows};
+    use ganfit::texture::model::TextureModel;
+    let device = cpu();
+    let config = golden::config();
+    // Seeded weights: the same problem every run.
+    let model = TextureModel::Gan(golden::generator(&device));
+    let mut rng = ganfit::util::rng::SplitMix64::new(21);
+    let truth = sphere_rows(2, config.latent, &mut rng, &device);
+    let target = model.uv_map(truth).unwrap();
+    let l1 = |params: Tensor<2>| {
+        let map = model.uv_map(params).unwrap();
+        read_floats_blocking((map - target.clone()).abs().mean())
+            .unwrap()
+            .0[0]
+    };
+    let start = model.start().unwrap();
+    assert_eq!(start.dims(), [1, config.latent]);
+    let fit = |steps| {
+        let options = LatentFitOptions {
+            steps,
+            learning_rate: 0.1,
+            starts: 4,
+            ..Default::default()
+        };
+        let weight = Tensor::<4>::ones([2, 16, 32, 1], &device);
+        ganfit::device::block_on(fit_texels(
+            &model,
+            |p| model.uv_map(p),
+            target.clone(),
+            weight,
+            &options,
+        ))
+        .unwrap()
+    };
+    let (best_start, fitted) = (fit(0), fit(300));
+    for rows in [fitted.clone(), start] {
+        let (norms, _) = read_floats_blocking(rows.powi_scalar(2).sum_dim(1)).unwrap();
+        for n in norms {
+            assert!((n - config.latent as f32).abs() < 1e-2, "squared norm {n}");
+        }
+    }
+    let (before, after) = (l1(best_start), l1(fitted));
+    assert!(
+        after < 0.5 * before,
+        "fitted {after}, its best start {before}"
+    );
 }

@@ -17,7 +17,6 @@
 //! photo. Everything runs on one device (autodiff CPU, native wgpu, or WebGPU) and never
 //! blocks: reads are awaited, so the browser stays responsive and can cancel.
 
-pub mod adam;
 pub mod export;
 pub mod losses;
 pub mod models;
@@ -107,7 +106,7 @@ async fn fit_person(
         &models.nets,
         photos,
         first_index,
-        models.texture.parameters(),
+        models.texture.start()?,
         options,
         observer,
     )

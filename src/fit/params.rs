@@ -3,9 +3,9 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::adam::Slot;
 use super::scene::Camera;
 use crate::render::shading::PhongLight;
+use crate::util::adam::Slot;
 
 /// Defines [`ParamSet`] from one list of the parameter groups: the struct, and the conversions
 /// to and from an array in that order, on which every other method is built.
@@ -139,7 +139,7 @@ impl Params {
         initial: &[Initial],
         identity: usize,
         expression: usize,
-        texture: usize,
+        texture_start: Tensor<2>,
         device: &Device,
     ) -> Self {
         let n = initial.len();
@@ -149,7 +149,7 @@ impl Params {
         Self {
             identity: Slot::new(Tensor::zeros([persons, identity], device), 0.0),
             expression: Slot::new(Tensor::zeros([n, expression], device), 0.0),
-            texture: Slot::new(Tensor::zeros([persons, texture], device), 0.0),
+            texture: Slot::new(on_device(per_photo(texture_start, persons), device), 0.0),
             angles: Slot::new(rows(&|i| i.angles.to_vec(), 3), 0.0),
             translation: Slot::new(rows(&|i| i.translation.to_vec(), 3), 0.0),
             log_focal: Slot::new(rows(&|i| vec![i.focal.ln()], 1), 0.0),
@@ -275,6 +275,16 @@ impl Rates {
             light_direction: self.light,
             specular: self.light,
         }
+    }
+}
+
+/// `tensor` on `device`, recording gradients there when `device` does.
+fn on_device(tensor: Tensor<2>, device: &Device) -> Tensor<2> {
+    let moved = tensor.to_device(device);
+    if device.is_autodiff() {
+        moved.autodiff()
+    } else {
+        moved
     }
 }
 

@@ -4,7 +4,6 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
-use super::adam::{Adam, Slot};
 use super::losses::{self, LossTerm};
 use super::models::Models;
 use super::options::FitOptions;
@@ -20,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::face_model::{FaceModel, JawConvention};
 use crate::nets::FaceNets;
 use crate::render::shading::{PhongLight, normalize};
+use crate::texture::latent;
 use crate::texture::model::TextureModel;
+use crate::util::adam::{Adam, Slot};
 use crate::util::clock::now_ms;
 use crate::util::rng::SplitMix64;
 
@@ -35,6 +36,9 @@ struct StagePlan {
     report_every: usize,
     /// Read a preview render every this many iterations (0: never).
     preview_every: usize,
+    /// The texture parameters are a GAN latent: put them back on its sphere after each step and
+    /// decay their rate (see `texture::latent`).
+    sphere_texture: bool,
 }
 
 /// A tensor one stage optimises besides [`Params`] (the lighting stage's flat albedo), with the
@@ -75,14 +79,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// Prepares every photo and the initial parameters (`texture_parameters` wide texture rows).
-    /// Photos are numbered from `first_index` in warnings and results.
+    /// Prepares every photo and the initial parameters (the texture's from `texture_start`,
+    /// `[1, P]`: [`TextureModel::start`]). Photos are numbered from `first_index` in warnings
+    /// and results.
     pub async fn prepare(
         face: &FaceModel,
         nets: &FaceNets,
         photos: &[RgbImage],
         first_index: usize,
-        texture_parameters: usize,
+        texture_start: Tensor<2>,
         options: &FitOptions,
         observer: &mut Observer<'_>,
     ) -> Result<Self> {
@@ -141,7 +146,7 @@ impl Session {
             &initial,
             face.num_identity(),
             face.num_expression(),
-            texture_parameters,
+            texture_start,
             &device,
         );
         let landmarks: Vec<f32> = targets
@@ -256,6 +261,7 @@ impl Session {
             rates: options.landmark_rates,
             report_every: options.report_every,
             preview_every: 0,
+            sphere_texture: false,
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
             let landmarks =
@@ -306,6 +312,7 @@ impl Session {
             rates: held,
             report_every: options.report_every,
             preview_every: 0,
+            sphere_texture: false,
         };
         let albedo = Slot::new(Tensor::<2>::ones([n, 3], face.device()) * 0.6, 0.02);
         let mut extra = [StageSlot {
@@ -400,6 +407,7 @@ impl Session {
             rates: options.rates,
             report_every: options.report_every,
             preview_every: options.preview_every,
+            sphere_texture: models.texture.on_sphere(),
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
             let uv_map = models.texture.uv_map(leaves.texture.clone())?;
@@ -524,7 +532,16 @@ impl Session {
                     return Ok(());
                 }
             }
+            if plan.sphere_texture {
+                self.params.texture.lr = plan.rates.texture
+                    * latent::decayed_rate(it, plan.iterations, latent::FINAL_RATE_FRACTION);
+            }
             step(&mut adam, &mut self.params, &leaves, &grads);
+            if plan.sphere_texture {
+                let width = self.params.texture.value.dims()[1];
+                self.params.texture.value =
+                    latent::onto_sphere(self.params.texture.value.clone(), width);
+            }
             for (stage_slot, leaf) in extra.iter_mut().zip(&extra_leaves) {
                 if let Some(grad) = leaf.grad(&grads) {
                     adam.update(&mut stage_slot.slot, grad, stage_slot.project);

@@ -97,7 +97,7 @@ impl Tracker {
             nets,
             std::slice::from_ref(frame),
             0,
-            models.texture.parameters(),
+            models.texture.start()?,
             &self.options,
             &mut quiet,
         )

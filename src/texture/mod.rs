@@ -1,6 +1,7 @@
 //! Texture models in UV space: the progressive GAN generator (GANFit's texture prior), the
 //! corpus of unwrapped photo textures it is trained on, and its training.
 
+pub mod latent;
 pub mod model;
 pub mod pggan;
 pub mod weights;

@@ -140,9 +140,16 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
         translation: [0.0, 0.0, -500.0],
         focal,
     }];
-    let mut params = fit::params::Params::new(1, &initial, ni, ne, nt, &device);
+    let mut params = fit::params::Params::new(
+        1,
+        &initial,
+        ni,
+        ne,
+        burn::tensor::Tensor::zeros([1, nt], &device),
+        &device,
+    );
     params.set_rates(&FitOptions::default().rates);
-    let mut adam = fit::adam::Adam::default();
+    let mut adam = ganfit::util::adam::Adam::default();
     let optimiser = time_ms(&device, repeat, || {
         adam.begin_step();
         for slot in params.iter_mut() {

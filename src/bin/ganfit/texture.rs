@@ -2,16 +2,20 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::{Tensor, TensorData};
 use clap::Subcommand;
-use ganfit::eval::swd::{FloatImage, multiscale_swd};
+use ganfit::device::block_on;
+use ganfit::eval::swd::FloatImage;
+use ganfit::eval::texture::{
+    TextureEvalOptions, corpus_face_tiles, downsampling, face_tiles, finite_mean,
+    mean_texture_model, paired_bootstrap, score, swd_over_seeds, uv_map_at,
+};
 use ganfit::face_model::{FaceModel, RegionSelection};
 use ganfit::fit::models::{TEXTURE_GAN, TEXTURE_PCA, TextureChoice, default_dir};
 use ganfit::nets::FaceNets;
-use ganfit::texture::corpus::{Corpus, Split};
+use ganfit::texture::corpus::{Corpus, Split, masked_mean};
 use ganfit::texture::model::{PcaTexture, TextureModel};
 use ganfit::texture::pggan::PgganConfig;
-use ganfit::texture::train::{RunFiles, TrainOptions, latents, train};
+use ganfit::texture::train::{RunFiles, TrainOptions, train};
 use ganfit::texture::{pca, weights};
 use ganfit::texture_corpus::{BuildOptions, build, contact_sheet, rejections_by_reason};
 use ganfit::{Error, Result};
@@ -76,19 +80,17 @@ pub enum TextureCommand {
         #[arg(long)]
         models: Option<PathBuf>,
     },
-    /// A compact copy of the corpus (JPEG textures; the training split only, unless --full)
+    /// A smaller copy of the corpus, lossless, masks kept (the training split only, unless
+    /// --full): downsampled for a coarse model, or cut to --max entries.
     Pack {
         #[arg(long)]
         corpus: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value_t = 85)]
-        quality: u8,
-        /// Downsample to this texture height (a power of two below the corpus's).
+        /// Downsample to this texture height (a power of two at most the corpus's).
         #[arg(long)]
         resolution: Option<usize>,
-        /// Keep everything: the held-out split and the masks (a smaller corpus for PCA and
-        /// evaluation rather than a training-only copy).
+        /// Keep the held-out split too (a copy for evaluation rather than for training).
         #[arg(long)]
         full: bool,
         #[arg(long)]
@@ -142,7 +144,8 @@ pub enum TextureCommand {
         #[arg(long)]
         ema_beta: Option<f32>,
     },
-    /// SWD and reconstruction error of the GAN and PCA models on the held-out corpus split.
+    /// The GAN, PCA and mean-texture models on the held-out split (by identity): completion
+    /// and reconstruction L1, SWD over seeds, paired bootstrap intervals for GAN − PCA.
     Eval {
         #[arg(long)]
         corpus: PathBuf,
@@ -150,9 +153,24 @@ pub enum TextureCommand {
         gan: Option<PathBuf>,
         #[arg(long)]
         pca: Option<PathBuf>,
-        /// Held-out textures to reconstruct (latent optimisation is slow).
-        #[arg(long, default_value_t = 24)]
+        /// Held-out textures to reconstruct and complete (latent fitting is slow).
+        #[arg(long, default_value_t = 100)]
         reconstruct: usize,
+        /// Compare at this texture height (the corpus is box-filtered to it as it is read;
+        /// default: the corpus's).
+        #[arg(long)]
+        resolution: Option<usize>,
+        /// Model samples per SWD seed.
+        #[arg(long, default_value_t = 500)]
+        swd_samples: usize,
+        #[arg(long, default_value_t = 3)]
+        swd_seeds: usize,
+        /// Latent fitting steps.
+        #[arg(long, default_value_t = 150)]
+        steps: usize,
+        /// Random starts of which the best is optimised (GAN).
+        #[arg(long, default_value_t = 8)]
+        starts: usize,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         device: Backend,
         /// Where to write the sample and nearest-neighbour grids.
@@ -221,76 +239,15 @@ pub fn run(what: TextureCommand) -> Result<()> {
         TextureCommand::Pack {
             corpus,
             out,
-            quality,
             max,
             resolution,
             full,
         } => {
-            let mut index = ganfit::texture::corpus::read_index(&corpus)?;
-            if !full {
-                index
-                    .entries
-                    .retain(|e| !ganfit::texture::corpus::is_held_out(&e.id));
-            }
-            if let Some(n) = max {
-                index.entries.truncate(n);
-            }
-            index.rejected.clear();
-            let source_resolution = index.resolution;
-            if let Some(r) = resolution {
-                if !r.is_power_of_two() || r < 8 || r > index.resolution {
-                    return Err(Error::Invalid(format!(
-                        "--resolution {r}: a power of two from 8 to the corpus's {}",
-                        index.resolution
-                    )));
-                }
-                index.resolution = r;
-            }
-            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-            for e in &index.entries {
-                let src = corpus.join(format!("{}.png", e.id));
-                let mut img = image::open(&src)
-                    .map_err(|err| Error::Image(format!("{}: {err}", src.display())))?
-                    .to_rgb8();
-                if index.resolution != source_resolution {
-                    let r = index.resolution as u32;
-                    img = image::imageops::resize(
-                        &img,
-                        r * index.aspect as u32,
-                        r,
-                        image::imageops::FilterType::Triangle,
-                    );
-                }
-                if full {
-                    let src = corpus.join(format!("{}_mask.png", e.id));
-                    let mut mask = image::open(&src)
-                        .map_err(|err| Error::Image(format!("{}: {err}", src.display())))?
-                        .to_luma8();
-                    if index.resolution != source_resolution {
-                        let r = index.resolution as u32;
-                        mask = image::imageops::resize(
-                            &mask,
-                            r * index.aspect as u32,
-                            r,
-                            image::imageops::FilterType::Triangle,
-                        );
-                    }
-                    let dst = out.join(format!("{}_mask.png", e.id));
-                    mask.save(&dst)
-                        .map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
-                }
-                let dst = out.join(format!("{}.jpg", e.id));
-                let file = std::fs::File::create(&dst).map_err(|err| Error::io(&dst, err))?;
-                image::codecs::jpeg::JpegEncoder::new_with_quality(
-                    std::io::BufWriter::new(file),
-                    quality,
-                )
-                .encode_image(&img)
-                .map_err(|err| Error::Image(format!("{}: {err}", dst.display())))?;
-            }
-            let json = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
-            std::fs::write(out.join("index.json"), json).map_err(|e| Error::io(&out, e))?;
-            println!("packed textures: {}", index.entries.len());
+            let split = if full { Split::All } else { Split::Train };
+            let packed = Corpus::open_at(&corpus, split, resolution)?;
+            let count = max.unwrap_or(usize::MAX).min(packed.len());
+            packed.write(&out, count)?;
+            println!("packed textures: {count}");
             Ok(())
         }
         TextureCommand::Sheet { corpus, out, count } => {
@@ -408,76 +365,62 @@ pub fn run(what: TextureCommand) -> Result<()> {
             gan,
             pca,
             reconstruct,
+            resolution,
+            swd_samples,
+            swd_seeds,
+            steps,
+            starts,
             device,
             grids,
-        } => evaluate(&corpus, gan, pca, reconstruct, device, grids),
+        } => {
+            let mut options = TextureEvalOptions::default();
+            options.fit.steps = steps;
+            options.fit.starts = starts.max(1);
+            let plan = EvalPlan {
+                reconstruct,
+                resolution,
+                swd_samples: swd_samples.max(1),
+                swd_seeds: swd_seeds.max(1),
+                options,
+            };
+            evaluate(&corpus, gan, pca, plan, device, grids)
+        }
     }
 }
 
-fn to_float_images(tensor: Tensor<4>) -> Result<Vec<FloatImage>> {
-    // NHWC in [0, 1] → square crops of the face tile (the left square of the atlas), which is
-    // what SWD compares (its pyramid is square).
-    let [n, h, w, _] = tensor.dims();
-    let (values, _) = ganfit::device::read_floats_blocking(tensor)?;
-    Ok((0..n)
-        .map(|i| {
-            let mut data = Vec::with_capacity(h * h * 3);
-            for y in 0..h {
-                let row = (i * h + y) * w * 3;
-                data.extend_from_slice(&values[row..row + h * 3]);
-            }
-            FloatImage { size: h, data }
-        })
-        .collect())
-}
-
-fn corpus_images(corpus: &Corpus, indices: &[usize]) -> Vec<FloatImage> {
-    let (h, w) = (corpus.resolution(), corpus.width());
-    indices
-        .iter()
-        .map(|&i| {
-            let t = corpus.texture(i);
-            let mut data = Vec::with_capacity(h * h * 3);
-            for y in 0..h {
-                data.extend_from_slice(&t[y * w * 3..y * w * 3 + h * 3]);
-            }
-            FloatImage { size: h, data }
-        })
-        .collect()
-}
-
-fn evaluate(
-    corpus_dir: &std::path::Path,
-    gan: Option<PathBuf>,
-    pca_path: Option<PathBuf>,
+/// What `ganfit texture eval` measures.
+struct EvalPlan {
     reconstruct: usize,
-    backend: Backend,
-    grids: Option<PathBuf>,
-) -> Result<()> {
-    let test = Corpus::open(corpus_dir, Split::Test)?;
-    let (device, _) = backend.open()?;
-    let (h, w) = (test.resolution(), test.width());
-    println!("held-out textures: {}", test.len());
-    let all: Vec<usize> = (0..test.len()).collect();
-    let real = corpus_images(&test, &all);
+    resolution: Option<usize>,
+    swd_samples: usize,
+    swd_seeds: usize,
+    options: TextureEvalOptions,
+}
+
+/// The texture models to compare, named: the GAN and PCA files that exist, then the mean.
+fn load_models(
+    gan: Option<PathBuf>,
+    pca: Option<PathBuf>,
+    device: &burn::tensor::Device,
+) -> Result<Vec<(&'static str, TextureModel)>> {
     let gan = gan.unwrap_or_else(|| default_dir().join(TEXTURE_GAN));
-    let pca_path = pca_path.unwrap_or_else(|| default_dir().join(TEXTURE_PCA));
+    let pca = pca.unwrap_or_else(|| default_dir().join(TEXTURE_PCA));
     let mut models = Vec::new();
     if gan.exists() {
         let bytes = std::fs::read(&gan).map_err(|e| Error::io(&gan, e))?;
-        models.push(TextureModel::Gan(weights::load_generator(
-            bytes,
-            &device,
-            &gan.display().to_string(),
-        )?));
+        let name = gan.display().to_string();
+        models.push((
+            "gan",
+            TextureModel::Gan(weights::load_generator(bytes, device, &name)?),
+        ));
     }
-    if pca_path.exists() {
-        let bytes = std::fs::read(&pca_path).map_err(|e| Error::io(&pca_path, e))?;
-        models.push(TextureModel::Pca(PcaTexture::from_bytes(
-            bytes,
-            &device,
-            &pca_path.display().to_string(),
-        )?));
+    if pca.exists() {
+        let bytes = std::fs::read(&pca).map_err(|e| Error::io(&pca, e))?;
+        let name = pca.display().to_string();
+        models.push((
+            "pca",
+            TextureModel::Pca(PcaTexture::from_bytes(bytes, device, &name)?),
+        ));
     }
     if models.is_empty() {
         return Err(Error::model(
@@ -485,140 +428,133 @@ fn evaluate(
             "neither a GAN nor a PCA texture model found",
         ));
     }
-    let count = real.len().max(64);
-    for model in &models {
-        let name = model.name();
+    Ok(models)
+}
+
+fn evaluate(
+    corpus_dir: &std::path::Path,
+    gan: Option<PathBuf>,
+    pca: Option<PathBuf>,
+    plan: EvalPlan,
+    backend: Backend,
+    grids: Option<PathBuf>,
+) -> Result<()> {
+    let test = Corpus::open_at(corpus_dir, Split::Test, plan.resolution)?;
+    let (device, _) = backend.open()?;
+    let (h, w) = (test.resolution(), test.width());
+    let people: std::collections::HashSet<&str> = test
+        .entries
+        .iter()
+        .map(|e| e.identity.as_deref().unwrap_or(&e.source))
+        .collect();
+    println!(
+        "held-out textures: {} ({} people or files; {w}x{h})",
+        test.len(),
+        people.len()
+    );
+    let all: Vec<usize> = (0..test.len()).collect();
+    let real = corpus_face_tiles(&test, &all);
+    let mut models = load_models(gan, pca, &device)?;
+    let (mean, averaged) = masked_mean(corpus_dir, Split::Train, Some(h))?;
+    println!("# mean texture: the confidence-weighted mean of {averaged} training textures");
+    models.push(("mean", mean_texture_model(mean, h, test.aspect(), &device)));
+    let count = plan.reconstruct.min(test.len());
+    let scored: Vec<usize> = (0..count).collect();
+    let options = &plan.options;
+    println!(
+        "# {count} textures fitted ({} steps, best of {} starts for the GAN), {} blocks of {}² \
+         texels hidden in each; SWD: {} samples x {} seeds against the {} held-out textures",
+        options.fit.steps,
+        options.fit.starts,
+        options.blocks,
+        ((h as f32 * options.block_fraction).round() as usize).max(1),
+        plan.swd_samples,
+        plan.swd_seeds,
+        test.len()
+    );
+    let mut all_scores = Vec::new();
+    for (name, model) in &models {
         let factor = downsampling(model, h, w)?;
         if factor > 1 {
             println!(
-                "# the {name} model's {}x{} maps are compared box-filtered to the corpus's {w}x{h}",
+                "# the {name} model's {}x{} maps are compared box-filtered to {w}x{h}",
                 model.size().1,
                 model.size().0
             );
         }
-        // Samples: GAN latents ~ N(0, I); PCA coefficients ~ N(0, I) (unit variance by construction).
-        let params = latents(count, model.parameters(), 17, &device);
-        let samples = uv_map_at(model, params, factor)?;
-        let fake = to_float_images(samples.clone())?;
-        let (levels, mean) = multiscale_swd(&real, &fake, 16, 3);
-        for (size, d) in levels {
-            println!("swd {name} {size}px: {d:.2} x1e-3");
+        let started = std::time::Instant::now();
+        let swd = block_on(swd_over_seeds(
+            model,
+            &real,
+            factor,
+            plan.swd_samples,
+            plan.swd_seeds,
+            &device,
+        ))?;
+        for (size, m, sd) in &swd.levels {
+            println!("swd {name} {size}px: {m:.2} ± {sd:.2} x1e-3");
         }
-        println!("swd {name} mean: {mean:.2} x1e-3");
-        let l1 = reconstruction_l1(model, &test, reconstruct, &device)?;
-        println!("reconstruction {name} l1 visible texels: {l1:.4}");
-        if let Some(dir) = &grids {
+        println!(
+            "swd {name} mean: {:.2} ± {:.2} x1e-3",
+            swd.mean.0, swd.mean.1
+        );
+        let scores = block_on(score(model, &test, &scored, options, &device))?;
+        println!(
+            "reconstruction {name} l1 visible texels: {:.4}",
+            finite_mean(&scores.reconstruction)
+        );
+        println!(
+            "completion {name} l1 hidden texels: {:.4}",
+            finite_mean(&scores.completion)
+        );
+        println!("# {name}: {:.1} s", started.elapsed().as_secs_f64());
+        if let Some(dir) = grids.as_ref().filter(|_| *name != "mean") {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            let samples_nchw = samples
-                .clone()
-                .slice([0..16, 0..h, 0..w, 0..3])
-                .permute([0, 3, 1, 2])
-                * 2.0
-                - 1.0;
+            let params = ganfit::texture::train::latents(16, model.parameters(), 17, &device);
+            let samples = uv_map_at(model, params, factor)?;
+            let fake = block_on(face_tiles(samples.clone()))?;
             ganfit::texture::images::save_grid(
-                samples_nchw,
+                samples.permute([0, 3, 1, 2]) * 2.0 - 1.0,
                 4,
                 &dir.join(format!("samples_{name}.png")),
             )?;
             nearest_neighbour_grid(
-                &fake[..8.min(fake.len())],
+                &fake[..8],
                 &real,
-                &test,
                 &dir.join(format!("neighbours_{name}.png")),
             )?;
         }
+        all_scores.push(scores);
     }
-    Ok(())
-}
-
-/// How many times larger than the corpus's textures the model's maps are (1, 2, 4, ...): models
-/// are compared at the corpus's resolution, so a finer model is box-filtered down to it; a
-/// coarser one is refused rather than judged on upsampled maps.
-fn downsampling(model: &TextureModel, h: usize, w: usize) -> Result<usize> {
-    let (mh, mw) = model.size();
-    let factor = mh / h.max(1);
-    if factor == 0 || mh != factor * h || mw != factor * w || !factor.is_power_of_two() {
-        return Err(Error::Invalid(format!(
-            "the {} model makes {mw}x{mh} textures; the corpus's {w}x{h} must be that size or smaller by a power of two (use `ganfit texture pack --full --resolution R`)",
-            model.name()
-        )));
+    // GAN − PCA where both are there, and each model against the mean.
+    let position = |n: &str| models.iter().position(|(name, _)| *name == n);
+    let mean = models.len() - 1;
+    let mut pairs: Vec<(usize, usize)> = (0..mean).map(|m| (m, mean)).collect();
+    if let (Some(g), Some(p)) = (position("gan"), position("pca")) {
+        pairs.insert(0, (g, p));
     }
-    Ok(factor)
-}
-
-/// The model's UV maps `[S, H, W, 3]`, box-filtered by `factor`.
-fn uv_map_at(model: &TextureModel, params: Tensor<2>, factor: usize) -> Result<Tensor<4>> {
-    let map = model.uv_map(params)?;
-    if factor == 1 {
-        return Ok(map);
-    }
-    let pooled = burn::tensor::module::avg_pool2d(
-        map.permute([0, 3, 1, 2]),
-        burn::tensor::ops::AvgPoolOptions::new([factor, factor]),
-    );
-    Ok(pooled.permute([0, 2, 3, 1]))
-}
-
-/// Fits each of the first `count` held-out textures through the model on its visible texels
-/// (mask > 0.3): latent optimisation for the GAN, masked least squares (via the same gradient
-/// descent) for PCA. Returns the mean L1 over visible texels.
-fn reconstruction_l1(
-    model: &TextureModel,
-    test: &Corpus,
-    count: usize,
-    device: &burn::tensor::Device,
-) -> Result<f32> {
-    let ad = device.clone().autodiff();
-    let (h, w) = (test.resolution(), test.width());
-    let factor = downsampling(model, h, w)?;
-    let count = count.min(test.len());
-    let mut total = 0.0;
-    let mut batches = 0;
-    for start in (0..count).step_by(8) {
-        let idx: Vec<usize> = (start..(start + 8).min(count)).collect();
-        let b = idx.len();
-        let target: Vec<f32> = idx.iter().flat_map(|&i| test.texture(i)).collect();
-        let mask: Vec<f32> = idx
-            .iter()
-            .flat_map(|&i| {
-                test.mask(i)
-                    .into_iter()
-                    .map(|m| if m > 0.3 { 1.0 } else { 0.0 })
-            })
-            .collect();
-        let target = Tensor::<4>::from_data(TensorData::new(target, [b, h, w, 3]), &ad);
-        let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, h, w, 1]), &ad);
-        let mut slot =
-            ganfit::fit::adam::Slot::new(Tensor::zeros([b, model.parameters()], &ad), 0.05);
-        let mut adam = ganfit::fit::adam::Adam::default();
-        const STEPS: usize = 150;
-        let mut last = 0.0;
-        for step in 0..STEPS {
-            let leaf = slot.leaf();
-            let map = uv_map_at(model, leaf.clone(), factor)?;
-            let l1 = ((map - target.clone()).abs() * mask.clone()).sum()
-                / (mask.clone().sum() * 3.0 + 1.0);
-            let grads = l1.clone().backward();
-            // Only the last value is reported; reading synchronises with the device.
-            if step + 1 == STEPS {
-                last = ganfit::device::read_floats_blocking(l1.detach())?.0[0];
-            }
-            adam.begin_step();
-            if let Some(g) = leaf.grad(&grads) {
-                adam.update(&mut slot, g, |v| v);
+    for (a, b) in pairs {
+        let (sa, sb) = (&all_scores[a], &all_scores[b]);
+        for (what, da, db) in [
+            ("reconstruction", &sa.reconstruction, &sb.reconstruction),
+            ("completion", &sa.completion, &sb.completion),
+        ] {
+            if let Some(d) = paired_bootstrap(da, db, 2000, 9) {
+                println!(
+                    "{what} {} - {} l1: {:+.4} [{:+.4}, {:+.4}] (paired bootstrap 95 %, {} \
+                     textures)",
+                    models[a].0, models[b].0, d.mean, d.low, d.high, d.pairs
+                );
             }
         }
-        total += last;
-        batches += 1;
     }
-    Ok(total / batches.max(1) as f32)
+    Ok(())
 }
 
 /// Each generated sample beside its nearest corpus texture (L2 on 32×32 thumbnails).
 fn nearest_neighbour_grid(
     fake: &[FloatImage],
     real: &[FloatImage],
-    _test: &Corpus,
     path: &std::path::Path,
 ) -> Result<()> {
     let thumb = |img: &FloatImage| -> Vec<f32> {
