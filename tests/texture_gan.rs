@@ -10,7 +10,9 @@ use std::path::Path;
 use burn::tensor::{Distribution, Tensor};
 use ganfit::device::{cpu, read_floats_blocking};
 use ganfit::texture::corpus::{Entry, Index};
-use ganfit::texture::pggan::{Discriminator, Generator, PgganConfig, Stage};
+use ganfit::texture::pggan::{
+    DISCRIMINATOR_INPUTS, Discriminator, Generator, PgganConfig, Stage, discriminator_input,
+};
 use ganfit::texture::train::{RunFiles, TrainOptions, train};
 use ganfit::texture::{corpus::Corpus, corpus::Split, weights};
 
@@ -37,7 +39,11 @@ fn shapes_follow_the_growth_schedule() {
             let stage = Stage { level, alpha };
             let images = g.forward(z.clone(), stage);
             assert_eq!(images.dims(), [3, 3, 4 << level, 8 << level]);
-            assert_eq!(d.forward(images, stage).dims(), [3, 1]);
+            let [b, _, h, w] = images.dims();
+            let masks = Tensor::<4>::ones([b, 1, h, w], &device);
+            let input = discriminator_input(images, masks);
+            assert_eq!(input.dims(), [3, DISCRIMINATOR_INPUTS, h, w]);
+            assert_eq!(d.forward(input, stage).dims(), [3, 1]);
         }
     }
     assert_eq!(config.levels(), 3);

@@ -211,23 +211,34 @@ impl Corpus {
         self.masks[i].iter().map(|&v| v as f32 / 255.0).collect()
     }
 
-    /// A random batch as NCHW in [-1, 1] on `device`.
-    pub fn batch(&self, size: usize, rng: &mut SplitMix64, device: &Device) -> Result<Tensor<4>> {
+    /// A random batch on `device`: see [`Corpus::stack`].
+    pub fn batch(
+        &self,
+        size: usize,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Result<(Tensor<4>, Tensor<4>)> {
         let indices: Vec<usize> = (0..size).map(|_| rng.below(self.len())).collect();
         Ok(self.stack(&indices, device))
     }
 
-    /// Entries `indices` as NCHW in [-1, 1].
-    pub fn stack(&self, indices: &[usize], device: &Device) -> Tensor<4> {
+    /// Entries `indices`: textures `[B, 3, H, W]` in [-1, 1] and masks `[B, 1, H, W]` in [0, 1].
+    pub fn stack(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<4>) {
         let (h, w) = (self.resolution, self.width());
         let mut values = Vec::with_capacity(indices.len() * 3 * h * w);
+        let mut masks = Vec::with_capacity(indices.len() * h * w);
         for &i in indices {
             let t = &self.textures[i];
             for ch in 0..3 {
                 values.extend((0..h * w).map(|p| t[p * 3 + ch] as f32 / 127.5 - 1.0));
             }
+            masks.extend(self.masks[i].iter().map(|&m| m as f32 / 255.0));
         }
-        Tensor::from_data(TensorData::new(values, [indices.len(), 3, h, w]), device)
+        let b = indices.len();
+        (
+            Tensor::from_data(TensorData::new(values, [b, 3, h, w]), device),
+            Tensor::from_data(TensorData::new(masks, [b, 1, h, w]), device),
+        )
     }
 }
 

@@ -7,6 +7,8 @@ pub mod pggan;
 pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod augment;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod corpus;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod images;

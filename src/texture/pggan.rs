@@ -11,7 +11,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 const LRELU: f64 = 0.2;
@@ -227,6 +227,30 @@ fn upsample2(x: Tensor<4>) -> Tensor<4> {
         .reshape([b, c, 2 * h, 2 * w])
 }
 
+/// Channels the discriminator reads: the texture times its confidence mask (3), the mask (1)
+/// and the texel's UV position (2). A photo's unwrap is only known where the photo saw it; the
+/// rest is mirror or push-pull fill, which the discriminator must not learn to call real. Fakes
+/// are seen through the real batch's masks, so both sides show the same texels, and the
+/// position tells the discriminator which part of the face a texel is.
+pub const DISCRIMINATOR_INPUTS: usize = 6;
+
+/// The discriminator's input `[B, 6, H, W]` from textures `[B, 3, H, W]` in [-1, 1] and masks
+/// `[B, 1, H, W]` in [0, 1].
+pub fn discriminator_input(images: Tensor<4>, masks: Tensor<4>) -> Tensor<4> {
+    let [b, _, h, w] = images.dims();
+    let position = uv_position(b, h, w, &images.device());
+    Tensor::cat(vec![images * masks.clone(), masks, position], 1)
+}
+
+/// Each texel's (u, v) position in [-1, 1], `[B, 2, H, W]`.
+fn uv_position(b: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+    let along = |n: usize, i: usize| 2.0 * i as f32 / (n.max(2) - 1) as f32 - 1.0;
+    let mut values = Vec::with_capacity(2 * h * w);
+    values.extend((0..h * w).map(|p| along(w, p % w)));
+    values.extend((0..h * w).map(|p| along(h, p / w)));
+    Tensor::<4>::from_data(TensorData::new(values, [1, 2, h, w]), device).repeat_dim(0, b)
+}
+
 fn downsample2(x: Tensor<4>) -> Tensor<4> {
     avg_pool2d(x, AvgPoolOptions::new([2, 2]))
 }
@@ -345,14 +369,14 @@ impl Discriminator {
                 if level == 0 {
                     // Input channels + the minibatch-stddev feature.
                     DiscriminatorBlock {
-                        from_rgb: EqConv2d::new(3, c, 1, device),
+                        from_rgb: EqConv2d::new(DISCRIMINATOR_INPUTS, c, 1, device),
                         conv1: EqConv2d::new(c + 1, c, 3, device),
                         conv2: EqConv2d::new(c, c, 3, device),
                     }
                 } else {
                     let c_out = config.channels(level - 1);
                     DiscriminatorBlock {
-                        from_rgb: EqConv2d::new(3, c, 1, device),
+                        from_rgb: EqConv2d::new(DISCRIMINATOR_INPUTS, c, 1, device),
                         conv1: EqConv2d::new(c, c, 3, device),
                         conv2: EqConv2d::new(c, c_out, 3, device),
                     }
@@ -373,7 +397,8 @@ impl Discriminator {
         }
     }
 
-    /// Scores `[B, 1]` of images `[B, 3, R, aspect·R]` at `stage`.
+    /// Scores `[B, 1]` of inputs `[B, DISCRIMINATOR_INPUTS, R, aspect·R]` at `stage` (see
+    /// [`discriminator_input`]).
     pub fn forward(&self, images: Tensor<4>, stage: Stage) -> Tensor<2> {
         let top = stage.level;
         let mut x = act(self.blocks[top].from_rgb.forward(images.clone()));

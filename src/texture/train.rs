@@ -3,8 +3,14 @@
 //!
 //! Loss: the non-saturating logistic GAN loss with an R1 penalty on real images (Mescheder et
 //! al. 2018) and PGGAN's small drift term. burn's autodiff is first-order, so R1's
-//! E‖∇D(x)‖² is estimated by a finite difference along a Gaussian direction u:
-//! E_u[((D(x + hu) − D(x)) / h)²] = ‖∇D(x)‖² + O(h), which needs first-order gradients only.
+//! E‖∇D(x)‖² is estimated by a central difference along a Gaussian direction u:
+//! E_u[((D(x + hu) − D(x − hu)) / 2h)²] = ‖∇D(x)‖² + O(h²), which needs first-order gradients
+//! only.
+//!
+//! The discriminator sees textures only where their photos saw them (see
+//! [`DISCRIMINATOR_INPUTS`]): a real texture through its own mask, a fake through the mask of a
+//! real one of the same batch; both through the same kind of differentiable augmentation
+//! ([`super::augment`]) when it is on.
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +22,11 @@ use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::augment::Augment;
 use super::corpus::Corpus;
-use super::pggan::{Discriminator, Generator, PgganConfig, Stage};
+use super::pggan::{
+    DISCRIMINATOR_INPUTS, Discriminator, Generator, PgganConfig, Stage, discriminator_input,
+};
 use super::weights;
 use crate::error::{Error, Result};
 use crate::io::{burnpack, write_atomic};
@@ -46,6 +55,14 @@ pub struct TrainOptions {
     pub drift: f32,
     /// Generator weight averaging: ema ← β·ema + (1−β)·G per step.
     pub ema_beta: f32,
+    /// Ramp-up of the average: its half-life is at most this fraction of the images shown so
+    /// far (StyleGAN2-ADA's 0.05), so early on it follows the generator instead of holding the
+    /// random start; 0 turns the ramp off.
+    #[serde(default = "ema_rampup")]
+    pub ema_rampup: f32,
+    /// Differentiable augmentation (colour, translation, cutout) of what the discriminator sees.
+    #[serde(default = "yes")]
+    pub augment: bool,
     pub seed: u64,
     /// Minutes between checkpoints and sample grids.
     pub checkpoint_minutes: f64,
@@ -58,11 +75,13 @@ impl Default for TrainOptions {
             minutes: 30.0,
             batch: vec![64, 64, 64, 32, 32, 16, 8],
             learning_rate: 1e-3,
-            r1_gamma: 10.0,
+            r1_gamma: r1_gamma_heuristic(&PgganConfig::default(), 8),
             r1_step: 0.02,
             r1_interval: 4,
             drift: 1e-3,
             ema_beta: 0.999,
+            ema_rampup: ema_rampup(),
+            augment: true,
             seed: 1,
             checkpoint_minutes: 2.0,
         }
@@ -71,6 +90,43 @@ impl Default for TrainOptions {
 
 fn one() -> usize {
     1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn ema_rampup() -> f32 {
+    0.05
+}
+
+/// StyleGAN2-ADA's R1 weight for a final image of the config's size and a batch: 2·10⁻⁴ per
+/// texel per image in the batch.
+pub fn r1_gamma_heuristic(config: &PgganConfig, batch: usize) -> f32 {
+    2e-4 * (config.resolution * config.resolution * config.aspect) as f32 / batch.max(1) as f32
+}
+
+/// The average's decay for a step of `batch` images after `images_shown`: `beta`, or less while
+/// the ramp-up caps its half-life.
+pub fn ema_beta_at(beta: f32, rampup: f32, images_shown: u64, batch: usize) -> f32 {
+    if rampup <= 0.0 {
+        return beta;
+    }
+    let half_life = (rampup as f64 * images_shown as f64).max(batch as f64);
+    beta.min(0.5f64.powf(batch as f64 / half_life) as f32)
+}
+
+/// What the discriminator sees of textures `[B, 3, H, W]` through masks `[B, 1, H, W]`,
+/// augmented by `augment` (colour on the texture; translation and cutout on texture and mask
+/// alike; the position channels stay put).
+fn seen_through(images: Tensor<4>, masks: Tensor<4>, augment: Option<&Augment>) -> Tensor<4> {
+    let Some(augment) = augment else {
+        return discriminator_input(images, masks);
+    };
+    let input = discriminator_input(augment.colour(images, masks.clone()), masks);
+    let [b, c, h, w] = input.dims();
+    let texels = augment.geometry(input.clone().slice([0..b, 0..4, 0..h, 0..w]));
+    Tensor::cat(vec![texels, input.slice([0..b, 4..c, 0..h, 0..w])], 1)
 }
 
 /// Where training stands; saved with every checkpoint.
@@ -276,14 +332,28 @@ impl Trainer {
         &self.device
     }
 
-    /// One discriminator step and one generator step on `real` (already at `stage`'s
-    /// resolution, on the autodiff device), then the weight average. `step` (the running step
-    /// count) decides whether this step carries the lazy R1 penalty.
-    pub fn step(&mut self, real: Tensor<4>, stage: Stage, step: u64) -> StepLosses {
+    /// One discriminator step and one generator step on `real` textures `[B, 3, R, aR]` with
+    /// their `masks` `[B, 1, R, aR]` (both at `stage`'s resolution, on the autodiff device),
+    /// then the weight average. `step` (the running step count) decides whether this step
+    /// carries the lazy R1 penalty and seeds the augmentation.
+    pub fn step(
+        &mut self,
+        real: Tensor<4>,
+        masks: Tensor<4>,
+        stage: Stage,
+        step: u64,
+    ) -> StepLosses {
         let options = &self.options;
-        let [batch, ..] = real.dims();
+        let [batch, _, h, w] = real.dims();
         let latent = options.config.latent;
         let lr = options.learning_rate;
+        let mut rng =
+            SplitMix64::new(options.seed ^ (step + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut augment = || {
+            options
+                .augment
+                .then(|| Augment::draw(batch, h, w, &mut rng))
+        };
 
         let z = Tensor::random(
             [batch, latent],
@@ -291,18 +361,32 @@ impl Trainer {
             &self.device,
         );
         let fake = self.generator.forward(z, stage).detach();
-        let d_real = self.discriminator.forward(real.clone(), stage);
-        let d_fake = self.discriminator.forward(fake, stage);
+        let real_seen = seen_through(real.clone(), masks.clone(), augment().as_ref());
+        let fake_seen = seen_through(fake, masks.clone(), augment().as_ref());
+        let d_real = self.discriminator.forward(real_seen, stage);
+        let d_fake = self.discriminator.forward(fake_seen, stage);
         let mut loss_d = softplus(d_fake, 1.0).mean()
             + softplus(-d_real.clone(), 1.0).mean()
-            + d_real.clone().powi_scalar(2).mean() * options.drift;
+            + d_real.powi_scalar(2).mean() * options.drift;
         let interval = options.r1_interval.max(1);
         if step.is_multiple_of(interval as u64) {
-            let u = Tensor::random(real.dims(), Distribution::Normal(0.0, 1.0), &self.device);
-            let d_nudged = self
-                .discriminator
-                .forward(real + u * options.r1_step, stage);
-            let r1 = ((d_nudged - d_real) / options.r1_step)
+            // On the unaugmented real input, along a direction in its texture channels.
+            let input = discriminator_input(real, masks.clone());
+            let u = Tensor::random(
+                [batch, 3, h, w],
+                Distribution::Normal(0.0, 1.0),
+                &self.device,
+            );
+            let u = Tensor::cat(
+                vec![
+                    u,
+                    Tensor::zeros([batch, DISCRIMINATOR_INPUTS - 3, h, w], &self.device),
+                ],
+                1,
+            ) * options.r1_step;
+            let d_plus = self.discriminator.forward(input.clone() + u.clone(), stage);
+            let d_minus = self.discriminator.forward(input - u, stage);
+            let r1 = ((d_plus - d_minus) / (2.0 * options.r1_step))
                 .powi_scalar(2)
                 .mean();
             loss_d = loss_d + r1 * (options.r1_gamma / 2.0 * interval as f32);
@@ -315,17 +399,18 @@ impl Trainer {
             Distribution::Normal(0.0, 1.0),
             &self.device,
         );
-        let loss_g = softplus(
-            -self
-                .discriminator
-                .forward(self.generator.forward(z, stage), stage),
-            1.0,
-        )
-        .mean();
+        let fake_seen = seen_through(self.generator.forward(z, stage), masks, augment().as_ref());
+        let loss_g = softplus(-self.discriminator.forward(fake_seen, stage), 1.0).mean();
         let grads = GradientsParams::from_grads(loss_g.backward(), &self.generator);
         self.generator = self.opt_g.step(lr, self.generator.clone(), grads);
 
-        self.average = blend(self.average.clone(), &self.generator, options.ema_beta);
+        let beta = ema_beta_at(
+            options.ema_beta,
+            options.ema_rampup,
+            step * batch as u64,
+            batch,
+        );
+        self.average = blend(self.average.clone(), &self.generator, beta);
         StepLosses {
             discriminator: loss_d.detach(),
             generator: loss_g.detach(),
@@ -446,8 +531,10 @@ pub fn train(
             .get(stage.level)
             .or(options.batch.last())
             .unwrap_or(&8);
-        let real = real_at_stage(corpus.batch(batch, &mut rng, &ad)?, full, stage);
-        let losses = trainer.step(real, stage, progress.steps);
+        let (real, masks) = corpus.batch(batch, &mut rng, &ad)?;
+        let real = real_at_stage(real, full, stage);
+        let masks = real_at_stage(masks, full, stage);
+        let losses = trainer.step(real, masks, stage, progress.steps);
         progress.steps += 1;
         progress.images_shown += batch as u64;
         progress.stage = stage;
@@ -588,6 +675,72 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_discriminator_sees_nothing_of_what_the_masks_hide() {
+        // Two batches that differ only where the masks are 0 look the same to the
+        // discriminator, augmented (same draw) or not.
+        let config = PgganConfig {
+            latent: 16,
+            resolution: 8,
+            aspect: 2,
+            base_channels: 8,
+            full_channel_levels: 2,
+            min_channels: 4,
+        };
+        let device = crate::device::cpu();
+        let d = Discriminator::new(&config, &device);
+        let mut rng = SplitMix64::new(5);
+        let texels = 8 * 16;
+        let mask: Vec<f32> = (0..2 * texels)
+            .map(|i| if i % 16 < 9 { rng.uniform() } else { 0.0 })
+            .collect();
+        let a: Vec<f32> = (0..2 * 3 * texels)
+            .map(|_| rng.uniform() * 2.0 - 1.0)
+            .collect();
+        // NCHW: value i is image i / (3·texels), texel i % texels.
+        let b: Vec<f32> = a
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let texel = (i / (3 * texels)) * texels + i % texels;
+                if mask[texel] == 0.0 { -v } else { v }
+            })
+            .collect();
+        let tensor =
+            |v: Vec<f32>, c| Tensor::<4>::from_data(TensorData::new(v, [2, c, 8, 16]), &device);
+        let masks = tensor(mask, 1);
+        let augment = Augment::draw(2, 8, 16, &mut SplitMix64::new(8));
+        let stage = Stage::full(&config);
+        for augment in [None, Some(&augment)] {
+            let score = |v: Vec<f32>| {
+                let input = seen_through(tensor(v, 3), masks.clone(), augment);
+                crate::device::read_floats_blocking(d.forward(input, stage))
+                    .unwrap()
+                    .0
+            };
+            let (sa, sb) = (score(a.clone()), score(b.clone()));
+            assert_ne!(a, b);
+            for (x, y) in sa.iter().zip(&sb) {
+                assert!((x - y).abs() < 1e-5, "{sa:?} {sb:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_average_ramps_up_and_gamma_follows_the_heuristic() {
+        // Early on the average follows the generator closely; later it keeps its β.
+        assert!(ema_beta_at(0.999, 0.05, 0, 16) <= 0.5);
+        assert!(ema_beta_at(0.999, 0.05, 1_000, 16) < 0.9);
+        assert_eq!(ema_beta_at(0.999, 0.05, 10_000_000, 16), 0.999);
+        assert_eq!(ema_beta_at(0.999, 0.0, 0, 16), 0.999);
+        let config = PgganConfig {
+            resolution: 64,
+            aspect: 2,
+            ..PgganConfig::default()
+        };
+        assert!((r1_gamma_heuristic(&config, 16) - 0.1024).abs() < 1e-6);
+    }
+
+    #[test]
     fn the_weight_average_follows_the_generator() {
         let config = PgganConfig {
             latent: 16,
@@ -622,8 +775,9 @@ mod tests {
             Distribution::Uniform(-1.0, 1.0),
             trainer.device(),
         );
+        let masks = Tensor::<4>::ones([4, 1, 8, 16], trainer.device());
         for step in 0..2 {
-            trainer.step(real.clone(), Stage::full(&config), step);
+            trainer.step(real.clone(), masks.clone(), Stage::full(&config), step);
         }
         // β = 0: the average is the generator after every step, and so it has moved.
         let generator = images(&blend(

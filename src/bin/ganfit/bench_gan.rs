@@ -38,10 +38,15 @@ pub fn run(devices: Vec<Backend>, config: PgganConfig, batch: usize, repeat: usi
                 Distribution::Uniform(-1.0, 1.0),
                 &ad,
             );
+            let masks = Tensor::<4>::random(
+                [batch, 1, r, r * config.aspect],
+                Distribution::Uniform(0.0, 1.0),
+                &ad,
+            );
             // Averaged over one lazy-R1 interval, as training runs it.
             let mut step = 0u64;
             let ms = time_ms(&ad, interval as usize, || {
-                let losses = trainer.step(real.clone(), stage, step);
+                let losses = trainer.step(real.clone(), masks.clone(), stage, step);
                 step += 1;
                 let _ = losses.discriminator.into_data();
                 Ok(())

@@ -15,7 +15,7 @@ use ganfit::nets::FaceNets;
 use ganfit::texture::corpus::{Corpus, Split, masked_mean};
 use ganfit::texture::model::{PcaTexture, TextureModel};
 use ganfit::texture::pggan::PgganConfig;
-use ganfit::texture::train::{RunFiles, TrainOptions, train};
+use ganfit::texture::train::{RunFiles, TrainOptions, r1_gamma_heuristic, train};
 use ganfit::texture::{pca, weights};
 use ganfit::texture_corpus::{BuildOptions, build, contact_sheet, rejections_by_reason};
 use ganfit::{Error, Result};
@@ -136,9 +136,12 @@ pub enum TextureCommand {
         /// Apply the R1 penalty every this many steps (lazy regularisation).
         #[arg(long)]
         r1_interval: Option<usize>,
-        /// R1 weight γ (smaller for small images: StyleGAN2-ADA's heuristic is 2·10⁻⁴·pixels/batch).
+        /// R1 weight γ [default: StyleGAN2-ADA's heuristic, 2·10⁻⁴ · texels / final batch].
         #[arg(long)]
         r1_gamma: Option<f32>,
+        /// Train without the differentiable augmentation (for ablation).
+        #[arg(long)]
+        no_augment: bool,
         /// Decay of the generator's weight average per step (lower for short runs, so the
         /// average forgets the previous growth level).
         #[arg(long)]
@@ -296,6 +299,7 @@ pub fn run(what: TextureCommand) -> Result<()> {
             channels,
             r1_interval,
             r1_gamma,
+            no_augment,
             ema_beta,
         } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
@@ -310,6 +314,7 @@ pub fn run(what: TextureCommand) -> Result<()> {
                 minutes,
                 ..TrainOptions::default()
             };
+            options.augment = !no_augment;
             if let Some(interval) = r1_interval {
                 options.r1_interval = interval.max(1);
             }
@@ -338,6 +343,10 @@ pub fn run(what: TextureCommand) -> Result<()> {
                             .map_err(|_| Error::Invalid(format!("bad batch list {b}")))
                     })
                     .collect::<Result<_>>()?;
+            }
+            if r1_gamma.is_none() {
+                let last = options.batch.last().copied().unwrap_or(8);
+                options.r1_gamma = r1_gamma_heuristic(&options.config, last);
             }
             let out = out.unwrap_or_else(|| default_dir().join(TEXTURE_GAN));
             eprintln!(
