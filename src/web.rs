@@ -440,7 +440,7 @@ fn progress_to_js(progress: &Progress) -> Result<JsValue, JsValue> {
 /// - `photos`: per fitted photo `{ index (of the input photo; faceless photos of a several-photo
 ///   fit are left out with a warning), photo (size, face box, landmarks, working crop as an affine map
 ///   crop pixel → photo pixel, warnings), params, render: { width, height, rgba } }`, the
-///   render's alpha being its coverage, so it can be drawn over the photo;
+///   render's alpha being its face area faded at the border, so it can be drawn over the photo;
 /// - `mesh`: `{ positions, normals (Float32Array, xyz per render vertex, metres), uvs
 ///   (Float32Array, glTF convention), indices (Uint32Array), vertexCount }`;
 /// - `texture`: `{ width, height, png }` or `null`;
@@ -459,10 +459,10 @@ fn result_to_js(models: &Models, result: &FitResult, rig: &[u8]) -> Result<JsVal
         set(&entry, "photo", &to_plain(&photo_fit.photo)?)?;
         set(&entry, "params", &to_plain(&photo_fit.params)?)?;
         let render = match &photo_fit.render {
-            Some((image, alpha)) => image_to_js(
+            Some((image, _)) => image_to_js(
                 image.width() as usize,
                 image.height() as usize,
-                rgba(image.as_raw(), Some(alpha)),
+                rgba(image.as_raw(), Some(&photo_fit.overlay_alpha)),
             )?,
             None => JsValue::NULL,
         };

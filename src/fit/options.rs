@@ -73,6 +73,11 @@ pub struct FitOptions {
     pub preview_every: usize,
     /// Blend the photo's visible texture into the UV map (beyond GANFit).
     pub blend_photo_texture: bool,
+    /// Blend without visible seams (outlier rejection, feathering, the photo's colour carried
+    /// into the model's texture: `fit::unwrap::blend_photo_texture`); off: per-texel mixing
+    /// by confidence only, kept for comparison.
+    #[serde(default = "seamless")]
+    pub seamless_blend: bool,
     pub seed: u64,
     /// The detector and landmarks (`"mediapipe"` or `"face-api"`; default: MediaPipe's when
     /// its networks are loaded).
@@ -110,11 +115,16 @@ impl Default for FitOptions {
             report_every: 5,
             preview_every: 25,
             blend_photo_texture: true,
+            seamless_blend: true,
             seed: 1,
             eyes: None,
             face: 0,
         }
     }
+}
+
+fn seamless() -> bool {
+    true
 }
 
 /// Most iterations a stage may run: far beyond any useful fit (the defaults are 300 and 150),
@@ -259,6 +269,7 @@ mod tests {
             report_every in 1usize..1000,
             preview_every in 0usize..1000,
             blend_photo_texture in any::<bool>(),
+            seamless_blend in any::<bool>(),
             seed in any::<u64>(),
             face in 0usize..10,
         ) {
@@ -283,6 +294,7 @@ mod tests {
                 report_every,
                 preview_every,
                 blend_photo_texture,
+                seamless_blend,
                 seed,
                 eyes: None,
                 face,

@@ -63,3 +63,72 @@ pub fn compose(
     }
     out
 }
+
+/// The render's face area (`face_mask`, `size²`, fractional at its border) as an overlay alpha
+/// (0-255) that fades out over a few pixels inside the border: drawn over the photo, the fit
+/// shows where it explains the photo and leaves hair, ears and clothes to the photo.
+pub fn faded_alpha(face_mask: &[f32], size: usize) -> Vec<u8> {
+    let radius = (size / 48).max(1);
+    // Two passes of a separable box blur (a tent), clamped at the borders.
+    if face_mask.len() != size * size {
+        return face_mask
+            .iter()
+            .map(|&m| (m.clamp(0.0, 1.0) * 255.0) as u8)
+            .collect();
+    }
+    let mut soft = face_mask.to_vec();
+    let blur_axis = |src: &[f32], horizontal: bool| -> Vec<f32> {
+        let mut out = vec![0f32; src.len()];
+        for y in 0..size {
+            for x in 0..size {
+                let (c, n) = if horizontal { (x, y) } else { (y, x) };
+                let (lo, hi) = (c.saturating_sub(radius), (c + radius).min(size - 1));
+                let at = |k: usize| {
+                    if horizontal {
+                        src[n * size + k]
+                    } else {
+                        src[k * size + n]
+                    }
+                };
+                out[y * size + x] = (lo..=hi).map(at).sum::<f32>() / (hi - lo + 1) as f32;
+            }
+        }
+        out
+    };
+    for _ in 0..2 {
+        soft = blur_axis(&blur_axis(&soft, true), false);
+    }
+    face_mask
+        .iter()
+        .zip(&soft)
+        .map(|(&m, &s)| (m.min(s).clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overlay_alpha_is_the_face_area_faded_inside_its_border() {
+        let size = 96;
+        // A face area: the centre 48×48 square.
+        let mask: Vec<f32> = (0..size * size)
+            .map(|i| {
+                let (x, y) = (i % size, i / size);
+                if (24..72).contains(&x) && (24..72).contains(&y) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let alpha = faded_alpha(&mask, size);
+        let at = |x: usize, y: usize| alpha[y * size + x];
+        assert_eq!(at(10, 48), 0, "outside the face area");
+        assert_eq!(at(48, 48), 255, "deep inside");
+        let edge = at(24, 48);
+        assert!(edge > 0 && edge < 200, "at the border: {edge}");
+        assert!(at(25, 48) <= at(26, 48) && at(26, 48) <= at(28, 48));
+    }
+}

@@ -100,6 +100,23 @@ pub struct PhotoFit {
     /// Final render over the working crop, RGB8 `resolution²`, and its coverage (0-255).
     #[serde(skip)]
     pub render: Option<(RgbImage, Vec<u8>)>,
+    /// What of the render to draw over the photo (0-255, `resolution²`): the face area, faded
+    /// at its border, so that the model's scalp and neck do not cover hair and clothes.
+    #[serde(skip)]
+    pub overlay_alpha: Vec<u8>,
+}
+
+/// How the final texture came out (when the photo texture is blended in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextureCheck {
+    /// Mean L1 (RGB in [0, 1]) over the face area between each photo and the fit rendered from
+    /// its camera with the model's texture, and with the final texture.
+    pub model_photo_l1: f32,
+    pub final_photo_l1: f32,
+    /// The final texture's seam measure (`fit::unwrap::BlendedTexture::seam`).
+    pub seam: Option<f32>,
+    /// Seen texels left to the model as not skin.
+    pub rejected_texels: usize,
 }
 
 /// The least height of a fit's output texture (the width follows the atlas).
@@ -118,6 +135,9 @@ pub struct FitResult {
     #[serde(skip)]
     pub texture: Option<RgbImage>,
     pub texture_model: String,
+    /// The final texture against the photos (`None` without the photo blend).
+    #[serde(default)]
+    pub texture_check: Option<TextureCheck>,
     pub options: FitOptions,
     pub log: Vec<LogEntry>,
     pub warnings: Vec<String>,

@@ -11,7 +11,7 @@ use super::params::{Initial, Leaves, Params, Rates, per_photo};
 use super::photo::{self, PhotoTarget};
 use super::result::{
     Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview,
-    Progress,
+    Progress, TextureCheck,
 };
 use super::{scene, unwrap};
 use crate::device::read_floats;
@@ -624,8 +624,9 @@ impl Session {
             self.photo_images(),
             r,
         )?;
-        let (image_values, _) = read_floats(rendered.image.detach()).await?;
+        let (image_values, _) = read_floats(rendered.image.clone().detach()).await?;
         let (coverage_values, _) = read_floats(rendered.coverage.detach()).await?;
+        let (face_values, _) = read_floats(rendered.face_mask.clone().detach()).await?;
         let (landmark_values, _) = read_floats(
             scene::project_landmarks(&models.face, shape.clone(), &camera, &self.jaw, r)?.detach(),
         )
@@ -656,8 +657,9 @@ impl Session {
             texture =
                 image::imageops::resize(&texture, w, h, image::imageops::FilterType::Triangle);
         }
+        let mut texture_check = None;
         if options.blend_photo_texture {
-            let (all_shapes, _) = read_floats(shape).await?;
+            let (all_shapes, _) = read_floats(shape.clone()).await?;
             let per_photo_shapes: Vec<Vec<[f32; 3]>> = all_shapes
                 .chunks_exact(vs * 3)
                 .map(|s| s.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
@@ -668,8 +670,39 @@ impl Session {
                 &plain,
                 &per_photo_shapes,
                 &texture,
+                options.seamless_blend,
             ) {
-                Ok(blended) => texture = blended,
+                Ok(blended) => {
+                    texture = blended.image;
+                    // The final texture seen from each photo's camera, against the photo.
+                    let final_map = unwrap::from_rgb8(&texture, &device);
+                    let final_render = scene::render(
+                        &models.face,
+                        shape,
+                        &camera,
+                        &values.light(),
+                        final_map,
+                        self.photo_images(),
+                        r,
+                    )?;
+                    let face_l1 = |image: Tensor<4>, mask: Tensor<4>| {
+                        losses::masked_l1(image.detach(), self.photo_images(), mask.detach())
+                    };
+                    let (l1, _) = read_floats(Tensor::cat(
+                        vec![
+                            face_l1(rendered.image, rendered.face_mask),
+                            face_l1(final_render.image, final_render.face_mask),
+                        ],
+                        0,
+                    ))
+                    .await?;
+                    texture_check = Some(TextureCheck {
+                        model_photo_l1: l1[0],
+                        final_photo_l1: l1[1],
+                        seam: blended.seam,
+                        rejected_texels: blended.rejected_texels,
+                    });
+                }
                 Err(e) => self.warnings.push(format!("kept the model texture: {e}")),
             }
         }
@@ -694,6 +727,10 @@ impl Session {
                     })
                     .collect();
                 PhotoFit {
+                    overlay_alpha: super::overlay::faded_alpha(
+                        &face_values[i * frame..(i + 1) * frame],
+                        r,
+                    ),
                     index: self.sources[i],
                     photo: self.targets[i].summary(),
                     params: plain[i].clone(),
@@ -717,6 +754,7 @@ impl Session {
             shape: shape_points,
             texture: Some(texture),
             texture_model: models.texture.name().to_string(),
+            texture_check,
             options: options.clone(),
             log: self.log,
             warnings: self.warnings,

@@ -262,22 +262,57 @@ pub async fn to_rgb8(uv_map: Tensor<4>) -> Result<RgbImage> {
         .ok_or_else(|| Error::Invalid("uv map size".into()))
 }
 
-/// The fitted texture with the photos' visible skin blended in (confidence-weighted, face area
-/// only): GANFit's generator keeps the occluded parts, the photo gives the visible detail.
+/// An RGB8 texture as a UV map `[1, H, W, 3]` in [0, 1] on `device` (the renderer's layout).
+pub fn from_rgb8(texture: &RgbImage, device: &burn::tensor::Device) -> Tensor<4> {
+    let (w, h) = (texture.width() as usize, texture.height() as usize);
+    let values: Vec<f32> = texture.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    Tensor::from_data(burn::tensor::TensorData::new(values, [1, h, w, 3]), device)
+}
+
+/// A fit's final texture, and how well its photo region joins the model's texture.
+#[derive(Debug, Clone)]
+pub struct BlendedTexture {
+    pub image: RgbImage,
+    /// Seam measure: the mean colour step (L1 over RGB, [0, 3]) between neighbouring texels on
+    /// either side of the boundary of what the photos saw, over the mean step between any two
+    /// neighbouring face-area texels. About 1 when the boundary is invisible; a hard seam
+    /// makes it several times that. `None` when the photos saw no boundary.
+    pub seam: Option<f32>,
+    /// Seen face-area texels left to the model because their colour is not the face's skin
+    /// (hair, background, occluders): an outlier against the fitted albedo.
+    pub rejected_texels: usize,
+}
+
+/// Texels seen with less confidence than this (summed over photos) do not count as seen for
+/// the seam measure.
+const SEEN: f32 = 0.3;
+
+/// The fitted texture with the photos' visible skin blended in (face area only): the texture
+/// model keeps what no photo saw, the photo gives the detail it saw.
+///
+/// `seamless` (the default) blends so that no edge shows: seen texels whose colour is an
+/// outlier against the model's (hair, background unwrapped as skin) are left to the model; the
+/// photo's weight is feathered inside the seen region; and the model's texture is shifted by
+/// the photo's low-frequency colour offset, filled smoothly over the whole map, so that where
+/// the photo fades out the model already has its colour (a cheap membrane interpolation, in the
+/// spirit of gradient-domain blending). Without it, each texel mixes photo and model by its
+/// own confidence alone (hard-edged patches where the photo meets the model).
 pub fn blend_photo_texture(
     face: &FaceModel,
     targets: &[PhotoTarget],
     params: &[PhotoParams],
     shapes: &[Vec<[f32; 3]>],
     texture: &RgbImage,
-) -> Result<RgbImage> {
+    seamless: bool,
+) -> Result<BlendedTexture> {
     let (width, height) = (texture.width() as usize, texture.height() as usize);
     let sampler = UvSampler::new(face, width, height);
-    let mut sum = vec![[0f32; 3]; width * height];
-    let mut weight = vec![0f32; width * height];
+    let texels = width * height;
+    let mut sum = vec![[0f32; 3]; texels];
+    let mut weight = vec![0f32; texels];
     for ((target, p), shape) in targets.iter().zip(params).zip(shapes) {
         let u = unwrap(face, &sampler, shape, p, &target.pixels, target.resolution)?;
-        for i in 0..width * height {
+        for i in 0..texels {
             if !sampler.face[i] {
                 continue;
             }
@@ -288,22 +323,196 @@ pub fn blend_photo_texture(
             weight[i] += c;
         }
     }
-    let mut out = texture.clone();
-    for (i, px) in out.pixels_mut().enumerate() {
-        if weight[i] <= 0.0 {
-            continue;
+    let model: Vec<[f32; 3]> = texture
+        .pixels()
+        .map(|p| [0, 1, 2].map(|k| p[k] as f32 / 255.0))
+        .collect();
+    let photo: Vec<[f32; 3]> = (0..texels)
+        .map(|i| {
+            if weight[i] > 0.0 {
+                sum[i].map(|v| v / weight[i])
+            } else {
+                [0.0; 3]
+            }
+        })
+        .collect();
+    let seen: Vec<bool> = weight.iter().map(|&w| w > SEEN).collect();
+    // Full trust only in well-seen texels.
+    let mut alpha: Vec<f32> = weight
+        .iter()
+        .map(|&w| (w / targets.len().max(1) as f32).clamp(0.0, 1.0).sqrt())
+        .collect();
+    let mut base = model.clone();
+    let mut rejected_texels = 0;
+    if seamless {
+        // Hair, background and occluders intrude at the face's border (hairline, ears, jaw,
+        // neck), not inside it, where outliers are the eyes, brows and lips the model's
+        // texture lacks: only the ring outside the narrow face area is tested.
+        let inner = face.uv_face_mask(FaceArea::Narrow, width, height);
+        let testable: Vec<bool> = (0..texels).map(|i| seen[i] && inner[i] < 0.5).collect();
+        rejected_texels = reject_outliers(&photo, &model, &seen, &testable, &mut alpha);
+        // The photo's colour offset from the model where it is trusted, filled everywhere and
+        // kept to low frequencies.
+        let mut offset: Vec<[f32; 3]> = (0..texels)
+            .map(|i| [0, 1, 2].map(|k| photo[i][k] - model[i][k]))
+            .collect();
+        let trusted: Vec<f32> = alpha
+            .iter()
+            .map(|&a| if a > 0.0 { a } else { 0.0 })
+            .collect();
+        if trusted.iter().any(|&a| a > 0.0) {
+            push_pull_fill(&mut offset, &trusted, width, height);
+            let radius = (width / 32).max(1);
+            for _ in 0..3 {
+                box_blur(&mut offset, width, height, radius);
+            }
+            for i in 0..texels {
+                if sampler.texels[i].0 != u32::MAX {
+                    base[i] = [0, 1, 2].map(|k| (model[i][k] + offset[i][k]).clamp(0.0, 1.0));
+                }
+            }
         }
-        // Full trust only in well-seen texels; a soft ramp hides the seam.
-        let alpha = (weight[i] / targets.len() as f32).clamp(0.0, 1.0).powf(0.5);
-        for k in 0..3 {
-            let photo = sum[i][k] / weight[i];
-            let model = px[k] as f32 / 255.0;
-            px[k] = ((model * (1.0 - alpha) + photo * alpha) * 255.0)
-                .round()
-                .clamp(0.0, 255.0) as u8;
+        // Feather: the photo fades in over a few texels inside its region's border.
+        let mut soft: Vec<[f32; 3]> = alpha.iter().map(|&a| [a, 0.0, 0.0]).collect();
+        let radius = (width / 128).max(1);
+        for _ in 0..2 {
+            box_blur(&mut soft, width, height, radius);
+        }
+        for (a, s) in alpha.iter_mut().zip(&soft) {
+            *a = a.min(s[0]);
         }
     }
-    Ok(out)
+    let mut out = texture.clone();
+    let mut blended = vec![[0f32; 3]; texels];
+    for (i, px) in out.pixels_mut().enumerate() {
+        let a = alpha[i];
+        for k in 0..3 {
+            let v = base[i][k] * (1.0 - a) + photo[i][k] * a;
+            blended[i][k] = v;
+            px[k] = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Ok(BlendedTexture {
+        seam: seam_measure(&blended, &seen, &sampler.face, width, height),
+        image: out,
+        rejected_texels,
+    })
+}
+
+/// Sets `alpha` to 0 on `testable` texels whose photo colour departs from the model's by much
+/// more than is usual over the seen texels (median and MAD of the departure after removing the
+/// median offset); returns how many.
+fn reject_outliers(
+    photo: &[[f32; 3]],
+    model: &[[f32; 3]],
+    seen: &[bool],
+    testable: &[bool],
+    alpha: &mut [f32],
+) -> usize {
+    let seen_texels: Vec<usize> = (0..seen.len()).filter(|&i| seen[i]).collect();
+    if seen_texels.len() < 16 {
+        return 0;
+    }
+    let median = |mut v: Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let offset: [f32; 3] = [0, 1, 2].map(|k| {
+        median(
+            seen_texels
+                .iter()
+                .map(|&i| photo[i][k] - model[i][k])
+                .collect(),
+        )
+    });
+    let departure = |i: usize| -> f32 {
+        (0..3)
+            .map(|k| (photo[i][k] - model[i][k] - offset[k]).abs())
+            .sum()
+    };
+    let departures: Vec<f32> = seen_texels.iter().map(|&i| departure(i)).collect();
+    let typical = median(departures.clone());
+    let spread = median(departures.iter().map(|d| (d - typical).abs()).collect());
+    // 3 robust standard deviations, and never below a colour step the eye would call the same
+    // skin (0.15 over three channels).
+    let limit = (typical + 3.0 * 1.4826 * spread).max(0.15);
+    let mut rejected = 0;
+    for (&i, &d) in seen_texels.iter().zip(&departures) {
+        if testable[i] && d > limit {
+            alpha[i] = 0.0;
+            rejected += 1;
+        }
+    }
+    rejected
+}
+
+/// Separable box blur of radius `radius` (clamped at the borders), in place.
+fn box_blur(values: &mut [[f32; 3]], width: usize, height: usize, radius: usize) {
+    let mut tmp = values.to_vec();
+    for y in 0..height {
+        for x in 0..width {
+            let (lo, hi) = (x.saturating_sub(radius), (x + radius).min(width - 1));
+            let mut s = [0f32; 3];
+            for xx in lo..=hi {
+                for k in 0..3 {
+                    s[k] += values[y * width + xx][k];
+                }
+            }
+            tmp[y * width + x] = s.map(|v| v / (hi - lo + 1) as f32);
+        }
+    }
+    for y in 0..height {
+        for x in 0..width {
+            let (lo, hi) = (y.saturating_sub(radius), (y + radius).min(height - 1));
+            let mut s = [0f32; 3];
+            for yy in lo..=hi {
+                for k in 0..3 {
+                    s[k] += tmp[yy * width + x][k];
+                }
+            }
+            values[y * width + x] = s.map(|v| v / (hi - lo + 1) as f32);
+        }
+    }
+}
+
+/// See [`BlendedTexture::seam`].
+pub fn seam_measure(
+    texture: &[[f32; 3]],
+    seen: &[bool],
+    face: &[bool],
+    width: usize,
+    height: usize,
+) -> Option<f32> {
+    let step =
+        |a: usize, b: usize| -> f32 { (0..3).map(|k| (texture[a][k] - texture[b][k]).abs()).sum() };
+    let (mut across, mut across_n, mut all, mut all_n) = (0f64, 0usize, 0f64, 0usize);
+    for y in 0..height {
+        for x in 0..width {
+            let i = y * width + x;
+            for j in [
+                (x + 1 < width).then(|| i + 1),
+                (y + 1 < height).then(|| i + width),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !(face[i] && face[j]) {
+                    continue;
+                }
+                let s = step(i, j) as f64;
+                all += s;
+                all_n += 1;
+                if seen[i] != seen[j] {
+                    across += s;
+                    across_n += 1;
+                }
+            }
+        }
+    }
+    if across_n == 0 || all == 0.0 {
+        return None;
+    }
+    Some(((across / across_n as f64) / (all / all_n as f64)) as f32)
 }
 
 /// Fills every texel with `weight == 0` from its neighbourhood (push-pull: average down a
@@ -344,6 +553,57 @@ pub fn push_pull_fill(colours: &mut [[f32; 3]], weights: &[f32], width: usize, h
                     colours[i][k] = colours[i][k] * w + coarse[j][k] * (1.0 - w);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_at_the_boundary_of_the_seen_region_is_a_seam_and_a_ramp_is_not() {
+        let (w, h) = (32, 16);
+        let seen: Vec<bool> = (0..w * h).map(|i| i % w < 16).collect();
+        let face = vec![true; w * h];
+        // A gentle diagonal gradient everywhere, with a step of 0.3 where the seen region ends
+        // or without.
+        let gradient = |i: usize| 0.01 * (i % w + i / w) as f32;
+        let step: Vec<[f32; 3]> = (0..w * h)
+            .map(|i| [gradient(i) + if seen[i] { 0.3 } else { 0.0 }; 3])
+            .collect();
+        let ramp: Vec<[f32; 3]> = (0..w * h).map(|i| [gradient(i); 3]).collect();
+        let hard = seam_measure(&step, &seen, &face, w, h).unwrap();
+        let soft = seam_measure(&ramp, &seen, &face, w, h).unwrap();
+        assert!(hard > 5.0, "{hard}");
+        assert!((soft - 1.0).abs() < 0.1, "{soft}");
+        // Nothing seen: no boundary, no measure.
+        assert!(seam_measure(&ramp, &vec![false; w * h], &face, w, h).is_none());
+    }
+
+    #[test]
+    fn only_testable_outliers_are_left_to_the_model() {
+        let n = 100;
+        let model = vec![[0.6, 0.5, 0.4]; n];
+        // Skin a little brighter than the model everywhere, with noise; texels 0-9 are hair.
+        let photo: Vec<[f32; 3]> = (0..n)
+            .map(|i| {
+                let d = 0.01 * ((i * 7) % 5) as f32;
+                if i < 10 {
+                    [0.1, 0.08, 0.05]
+                } else {
+                    [0.7 + d, 0.6 + d, 0.5 + d]
+                }
+            })
+            .collect();
+        let seen = vec![true; n];
+        let testable: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
+        let mut alpha = vec![1.0; n];
+        let rejected = reject_outliers(&photo, &model, &seen, &testable, &mut alpha);
+        assert_eq!(rejected, 5);
+        for i in 0..n {
+            let expect_rejected = i < 10 && i % 2 == 0;
+            assert_eq!(alpha[i] == 0.0, expect_rejected, "texel {i}");
         }
     }
 }

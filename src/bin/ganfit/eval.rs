@@ -97,6 +97,30 @@ pub enum Eval {
         #[command(flatten)]
         fitted: FittedArgs,
     },
+    /// The photo-texture blend: each photo fitted with the earlier per-texel blend and with the
+    /// seamless one; face-area error of the final textured render and the seam measure.
+    Blend {
+        /// A folder of photos (or one with `images/`).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        device: Backend,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Take every n-th photo of the sorted list.
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+        /// Keep both textures of each photo in this folder.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Fit options as JSON (`FitOptions`, snake_case; missing fields take their defaults).
+        #[arg(long)]
+        options: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        texture: Option<TextureChoice>,
+    },
     /// Shape error of fits to synthetic faces rendered from random model parameters (known
     /// ground truth), against the mean face as the baseline.
     Synthetic {
@@ -268,6 +292,23 @@ pub fn run(what: Eval) -> Result<()> {
             device,
             annotation_pixel_centre,
             limit,
+        ),
+        Eval::Blend {
+            data,
+            models,
+            device,
+            limit,
+            every,
+            save,
+            options,
+            texture,
+        } => crate::eval_fit::blend(
+            &fit_models(models, device, texture)?,
+            &data,
+            limit,
+            every,
+            &crate::common::read_options(options.as_deref())?,
+            save.as_deref(),
         ),
         Eval::Synthetic {
             models,

@@ -448,3 +448,113 @@ pub fn embedding(
     }
     Ok(())
 }
+
+/// `ganfit eval blend`: each photo fitted twice, its texture blended texel by texel by
+/// confidence (the earlier blend) and seamlessly; the face-area error of the final textured
+/// render against the photo and the seam measure across the blend boundary
+/// (`fit::TextureCheck`), per photo and on average. `save` keeps both textures and the
+/// seamless fit's overlay.
+pub fn blend(
+    models: &Models,
+    data: &Path,
+    limit: Option<usize>,
+    every: usize,
+    options: &FitOptions,
+    save: Option<&Path>,
+) -> Result<()> {
+    let folder = if data.join("images").is_dir() {
+        data.join("images")
+    } else {
+        data.to_path_buf()
+    };
+    let mut files: Vec<_> = ganfit::io::image::photo_files(&folder)?
+        .into_iter()
+        .step_by(every.max(1))
+        .collect();
+    files.truncate(limit.unwrap_or(usize::MAX));
+    if let Some(dir) = save {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    println!("photo\tblend\tfinal_l1\tmodel_l1\tseam\trejected");
+    // Per blend (hard, seamless): final L1, model L1, seam.
+    let mut totals = [
+        [Vec::new(), Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new(), Vec::new()],
+    ];
+    let mut failed = 0;
+    for path in &files {
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().to_string());
+        let image = match ganfit::io::image::read(path) {
+            Ok(image) => image,
+            Err(e) => {
+                println!("{name}\t-\tunreadable: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let mut checks = Vec::new();
+        for (k, seamless) in [false, true].into_iter().enumerate() {
+            let options = FitOptions {
+                blend_photo_texture: true,
+                seamless_blend: seamless,
+                ..options.clone()
+            };
+            let result = match block_on(fit::fit(
+                models,
+                std::slice::from_ref(&image),
+                &options,
+                &mut quiet,
+            )) {
+                Ok(result) => result,
+                Err(e) => {
+                    println!("{name}\t-\tnot fitted: {e}");
+                    break;
+                }
+            };
+            let Some(check) = result.texture_check.clone() else {
+                println!("{name}\t-\tno texture check: {:?}", result.warnings);
+                break;
+            };
+            let label = if seamless { "seamless" } else { "hard" };
+            println!(
+                "{name}\t{label}\t{:.4}\t{:.4}\t{}\t{}",
+                check.final_photo_l1,
+                check.model_photo_l1,
+                check.seam.map_or("-".into(), |s| format!("{s:.2}")),
+                check.rejected_texels
+            );
+            if let (Some(dir), Some(texture)) = (save, &result.texture) {
+                let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+                let out = dir.join(format!("{stem}_{label}.png"));
+                texture
+                    .save(&out)
+                    .map_err(|e| Error::Image(format!("{}: {e}", out.display())))?;
+            }
+            checks.push((k, check));
+        }
+        if checks.len() < 2 {
+            failed += 1;
+            continue;
+        }
+        for (k, check) in checks {
+            totals[k][0].push(check.final_photo_l1 as f64);
+            totals[k][1].push(check.model_photo_l1 as f64);
+            if let Some(seam) = check.seam {
+                totals[k][2].push(seam as f64);
+            }
+        }
+    }
+    println!("# photos: {} fitted, {failed} not", totals[0][0].len());
+    for (k, label) in ["hard", "seamless"].into_iter().enumerate() {
+        let (final_l1, _) = mean_std(&totals[k][0]);
+        let (model_l1, _) = mean_std(&totals[k][1]);
+        let (seam, seam_sd) = mean_std(&totals[k][2]);
+        println!(
+            "blend {label}: face-area L1 to the photo {final_l1:.4} (model texture {model_l1:.4}), \
+             seam {seam:.2} ± {seam_sd:.2}"
+        );
+    }
+    Ok(())
+}

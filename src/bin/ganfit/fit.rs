@@ -37,6 +37,10 @@ pub struct FitArgs {
     /// Keep the model's texture only (no photo blending).
     #[arg(long)]
     pub no_blend: bool,
+    /// Blend the photo texture texel by texel by confidence alone (the earlier blend, with
+    /// visible seams; for comparison).
+    #[arg(long)]
+    pub hard_blend: bool,
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub device: Backend,
     /// Model folder (default: $GANFIT_MODELS or ./models).
@@ -104,6 +108,7 @@ pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
         options.resolution = r;
     }
     options.blend_photo_texture &= !args.no_blend;
+    options.seamless_blend &= !args.hard_blend;
     if let Some(face) = args.face {
         options.face = face;
     }
@@ -174,7 +179,8 @@ pub fn write_outputs(
     write(&out.join("params.json"), files.params_json.as_bytes())?;
     for photo_fit in &result.photos {
         let (i, photo) = (photo_fit.index, &photos[photo_fit.index]);
-        if let Some((render, alpha)) = &photo_fit.render {
+        if let Some((render, _)) = &photo_fit.render {
+            let alpha = &photo_fit.overlay_alpha;
             let overlay = fit::overlay::compose(photo, &photo_fit.photo.crop, render, alpha, 0.85);
             let name = if photos.len() == 1 {
                 "overlay.png".to_string()
@@ -243,6 +249,16 @@ pub fn run(args: FitArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     write_outputs(&models, &dir, &result, &photos, &args.out, args.glb_kind())?;
+    if let Some(check) = &result.texture_check {
+        println!(
+            "texture: face-area L1 to the photo {:.4} (model texture {:.4}), seam {}, {} seen \
+             texels left to the model as not skin",
+            check.final_photo_l1,
+            check.model_photo_l1,
+            check.seam.map_or("-".into(), |s| format!("{s:.2}")),
+            check.rejected_texels
+        );
+    }
     println!(
         "fit: {:.1} s, outputs in {}",
         result.milliseconds / 1000.0,

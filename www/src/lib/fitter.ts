@@ -72,7 +72,7 @@ export class FitterError extends Error {
 /** The result of one fit. */
 export class FaceFit {
   /** Per fitted photo: its input index, what was found, the fitted parameters, and the final
-   * render (alpha = coverage). Photos without a face are left out of a several-photo fit. */
+   * render (alpha: the face area, faded at its border). Photos without a face are left out of a several-photo fit. */
   readonly photos: RawFitResult['photos'];
   /** The mesh in metres: positions, normals, glTF-convention UVs, triangle indices. */
   readonly mesh: RawFitResult['mesh'];
