@@ -416,3 +416,70 @@ fn track_writes_each_frames_expression_and_pose_and_holds_without_a_face() {
         "no frames",
     );
 }
+
+#[test]
+fn a_corpus_build_on_two_threads_keeps_faces_skips_the_rest_with_reasons_and_resumes() {
+    let dir = scratch("unwrap");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(
+        common::data_dir().join("samples/astronaut.png"),
+        photos.join("a.png"),
+    )
+    .unwrap();
+    std::fs::write(photos.join("b.jpg"), "not a photo").unwrap();
+    image::RgbImage::from_pixel(160, 160, image::Rgb([128, 128, 128]))
+        .save(photos.join("c.png"))
+        .unwrap();
+    let out = dir.join("corpus");
+    let unwrap = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_ganfit"))
+            .args([
+                "texture",
+                "unwrap",
+                "--photos",
+                path(&photos),
+                "--out",
+                path(&out),
+            ])
+            .args(["--jobs", "2", "--resolution", "64", "--device", "cpu"])
+            .output()
+            .expect("the ganfit binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        stdout
+    };
+    let first = unwrap();
+    assert!(
+        first.contains("corpus photos: 3") && first.contains("corpus kept: 1"),
+        "{first}"
+    );
+    let index = ganfit::texture::corpus::read_index(&out).unwrap();
+    assert_eq!(index.entries.len(), 1);
+    assert_eq!(index.entries[0].source, "photos/a.png");
+    let id = &index.entries[0].id;
+    assert!(out.join(format!("{id}.png")).exists() && out.join(format!("{id}_mask.png")).exists());
+    let reasons: Vec<String> = index
+        .rejected
+        .iter()
+        .map(|(s, r)| format!("{s}: {r}"))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("photos/b.jpg: unreadable"))
+            && reasons
+                .iter()
+                .any(|r| r.starts_with("photos/c.png: no face")),
+        "{reasons:?}"
+    );
+    // A second run finds everything done and changes nothing.
+    let second = unwrap();
+    assert!(second.contains("corpus photos: 3"), "{second}");
+    let again = ganfit::texture::corpus::read_index(&out).unwrap();
+    assert_eq!(
+        serde_json::to_string(&again).unwrap(),
+        serde_json::to_string(&index).unwrap()
+    );
+}

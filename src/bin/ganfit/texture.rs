@@ -75,6 +75,9 @@ pub enum TextureCommand {
         /// [default: 128].
         #[arg(long)]
         working_resolution: Option<usize>,
+        /// Photos unwrapped at once, one thread each [default: the machine's cores].
+        #[arg(long)]
+        jobs: Option<usize>,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         device: Backend,
         #[arg(long)]
@@ -198,6 +201,7 @@ pub fn run(what: TextureCommand) -> Result<()> {
             every,
             resolution,
             working_resolution,
+            jobs,
             device,
             models,
         } => {
@@ -210,15 +214,19 @@ pub fn run(what: TextureCommand) -> Result<()> {
                 RegionSelection::default(),
             )?;
             let nets = FaceNets::load(&dir, &device)?;
-            eprintln!("unwrapping {} on {name}", photos.display());
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
             let mut options = BuildOptions {
                 resolution,
+                jobs,
                 ..BuildOptions::default()
             };
             if let Some(working) = working_resolution {
                 options.fit.resolution = working;
                 options.fit.validate()?;
             }
+            eprintln!("unwrapping {} on {name}, {jobs} at once", photos.display());
             let started = std::time::Instant::now();
             let index = build(&face, &nets, &photos, &out, &options, every, limit, |l| {
                 eprintln!("{l}")
