@@ -76,32 +76,14 @@ pub fn faded_alpha(face_mask: &[f32], size: usize) -> Vec<u8> {
             .map(|&m| (m.clamp(0.0, 1.0) * 255.0) as u8)
             .collect();
     }
-    let mut soft = face_mask.to_vec();
-    let blur_axis = |src: &[f32], horizontal: bool| -> Vec<f32> {
-        let mut out = vec![0f32; src.len()];
-        for y in 0..size {
-            for x in 0..size {
-                let (c, n) = if horizontal { (x, y) } else { (y, x) };
-                let (lo, hi) = (c.saturating_sub(radius), (c + radius).min(size - 1));
-                let at = |k: usize| {
-                    if horizontal {
-                        src[n * size + k]
-                    } else {
-                        src[k * size + n]
-                    }
-                };
-                out[y * size + x] = (lo..=hi).map(at).sum::<f32>() / (hi - lo + 1) as f32;
-            }
-        }
-        out
-    };
+    let mut soft: Vec<[f32; 1]> = face_mask.iter().map(|&m| [m]).collect();
     for _ in 0..2 {
-        soft = blur_axis(&blur_axis(&soft, true), false);
+        crate::fit::unwrap::box_blur(&mut soft, size, size, radius);
     }
     face_mask
         .iter()
         .zip(&soft)
-        .map(|(&m, &s)| (m.min(s).clamp(0.0, 1.0) * 255.0).round() as u8)
+        .map(|(&m, s)| (m.min(s[0]).clamp(0.0, 1.0) * 255.0).round() as u8)
         .collect()
 }
 

@@ -446,33 +446,39 @@ fn reject_outliers(
     rejected
 }
 
-/// Separable box blur of radius `radius` (clamped at the borders), in place.
-fn box_blur(values: &mut [[f32; 3]], width: usize, height: usize, radius: usize) {
-    let mut tmp = values.to_vec();
-    for y in 0..height {
-        for x in 0..width {
-            let (lo, hi) = (x.saturating_sub(radius), (x + radius).min(width - 1));
-            let mut s = [0f32; 3];
-            for xx in lo..=hi {
-                for k in 0..3 {
-                    s[k] += values[y * width + xx][k];
+/// Separable box blur of radius `radius` (the window clamped at the borders), in place, over
+/// `C` interleaved channels of a `width × height` image.
+pub fn box_blur<const C: usize>(
+    values: &mut [[f32; C]],
+    width: usize,
+    height: usize,
+    radius: usize,
+) {
+    let mut pass = |source: &[[f32; C]], horizontal: bool| -> Vec<[f32; C]> {
+        let mut out = vec![[0f32; C]; source.len()];
+        for y in 0..height {
+            for x in 0..width {
+                let (along, len) = if horizontal { (x, width) } else { (y, height) };
+                let (lo, hi) = (along.saturating_sub(radius), (along + radius).min(len - 1));
+                let mut s = [0f32; C];
+                for t in lo..=hi {
+                    let i = if horizontal {
+                        y * width + t
+                    } else {
+                        t * width + x
+                    };
+                    for k in 0..C {
+                        s[k] += source[i][k];
+                    }
                 }
+                out[y * width + x] = s.map(|v| v / (hi - lo + 1) as f32);
             }
-            tmp[y * width + x] = s.map(|v| v / (hi - lo + 1) as f32);
         }
-    }
-    for y in 0..height {
-        for x in 0..width {
-            let (lo, hi) = (y.saturating_sub(radius), (y + radius).min(height - 1));
-            let mut s = [0f32; 3];
-            for yy in lo..=hi {
-                for k in 0..3 {
-                    s[k] += tmp[yy * width + x][k];
-                }
-            }
-            values[y * width + x] = s.map(|v| v / (hi - lo + 1) as f32);
-        }
-    }
+        out
+    };
+    let rows = pass(values, true);
+    let blurred = pass(&rows, false);
+    values.copy_from_slice(&blurred);
 }
 
 /// See [`BlendedTexture::seam`].

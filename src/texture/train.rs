@@ -674,18 +674,23 @@ pub fn load_checkpoint(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_discriminator_sees_nothing_of_what_the_masks_hide() {
-        // Two batches that differ only where the masks are 0 look the same to the
-        // discriminator, augmented (same draw) or not.
-        let config = PgganConfig {
+    /// A generator and discriminator small enough for unit tests.
+    fn tiny() -> PgganConfig {
+        PgganConfig {
             latent: 16,
             resolution: 8,
             aspect: 2,
             base_channels: 8,
             full_channel_levels: 2,
             min_channels: 4,
-        };
+        }
+    }
+
+    #[test]
+    fn the_discriminator_sees_nothing_of_what_the_masks_hide() {
+        // Two batches that differ only where the masks are 0 look the same to the
+        // discriminator, augmented (same draw) or not.
+        let config = tiny();
         let device = crate::device::cpu();
         let d = Discriminator::new(&config, &device);
         let mut rng = SplitMix64::new(5);
@@ -742,14 +747,7 @@ mod tests {
 
     #[test]
     fn the_weight_average_follows_the_generator() {
-        let config = PgganConfig {
-            latent: 16,
-            resolution: 8,
-            aspect: 2,
-            base_channels: 8,
-            full_channel_levels: 2,
-            min_channels: 4,
-        };
+        let config = tiny();
         let device = crate::device::cpu();
         let z = latents(3, 16, 5, &device);
         let images = |g: &Generator| {
