@@ -454,7 +454,7 @@ pub fn box_blur<const C: usize>(
     height: usize,
     radius: usize,
 ) {
-    let mut pass = |source: &[[f32; C]], horizontal: bool| -> Vec<[f32; C]> {
+    let pass = |source: &[[f32; C]], horizontal: bool| -> Vec<[f32; C]> {
         let mut out = vec![[0f32; C]; source.len()];
         for y in 0..height {
             for x in 0..width {
