@@ -1,5 +1,6 @@
 //! Differentiable augmentation for GAN training on a small corpus (DiffAugment, Zhao et al.
-//! 2020: colour, translation, cutout), applied alike to real and generated textures before the
+//! 2020: colour, translation, cutout; training leaves colour out unless asked, see
+//! `TrainOptions::augment_colour`), applied alike to real and generated textures before the
 //! discriminator sees them. With a few thousand textures the discriminator otherwise memorises
 //! the corpus and its gradients stop telling the generator anything; since every operation is
 //! differentiable, the generator is trained through the same augmentation, and since real and
@@ -27,12 +28,26 @@ pub struct Augment {
 }
 
 impl Augment {
-    /// Parameters for `batch` images of `height`×`width`.
-    pub fn draw(batch: usize, height: usize, width: usize, rng: &mut SplitMix64) -> Self {
-        let mut uniform = |low: f32, high: f32| low + (high - low) * rng.uniform();
-        let brightness = (0..batch).map(|_| uniform(-0.5, 0.5)).collect();
-        let saturation = (0..batch).map(|_| uniform(0.0, 2.0)).collect();
-        let contrast = (0..batch).map(|_| uniform(0.5, 1.5)).collect();
+    /// Parameters for `batch` images of `height`×`width`; without `colour`, [`Augment::colour`]
+    /// leaves the images as they are.
+    pub fn draw(
+        batch: usize,
+        height: usize,
+        width: usize,
+        colour: bool,
+        rng: &mut SplitMix64,
+    ) -> Self {
+        let mut uniform = |low: f32, high: f32, neutral: f32| {
+            let u = rng.uniform();
+            if colour {
+                low + (high - low) * u
+            } else {
+                neutral
+            }
+        };
+        let brightness = (0..batch).map(|_| uniform(-0.5, 0.5, 0.0)).collect();
+        let saturation = (0..batch).map(|_| uniform(0.0, 2.0, 1.0)).collect();
+        let contrast = (0..batch).map(|_| uniform(0.5, 1.5, 1.0)).collect();
         let (sx, sy) = ((width / 8) as isize, (height / 8) as isize);
         let shifts = (0..batch)
             .map(|_| {
@@ -170,7 +185,7 @@ mod tests {
     fn colour_keeps_grey_images_grey_at_unit_settings_and_gradients_flow() {
         let device = crate::device::cpu().autodiff();
         let x = Tensor::<4>::ones([2, 3, 4, 8], &device).require_grad() * 0.25;
-        let augment = Augment::draw(2, 4, 8, &mut SplitMix64::new(3));
+        let augment = Augment::draw(2, 4, 8, true, &mut SplitMix64::new(3));
         let masks = Tensor::<4>::ones([2, 1, 4, 8], &device);
         let out = augment.colour(x, masks.clone());
         // A flat grey image stays flat: only brightness moves it.

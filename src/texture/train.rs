@@ -60,9 +60,15 @@ pub struct TrainOptions {
     /// random start; 0 turns the ramp off.
     #[serde(default = "ema_rampup")]
     pub ema_rampup: f32,
-    /// Differentiable augmentation (colour, translation, cutout) of what the discriminator sees.
+    /// Differentiable augmentation (translation, cutout) of what the discriminator sees.
     #[serde(default = "yes")]
     pub augment: bool,
+    /// Colour augmentation too (DiffAugment's brightness, saturation, contrast). Off by
+    /// default: it lets the generator's colours drift within the augmented range, and colour
+    /// is what a texture prior is for (a 100-minute CPU run with it collapsed to green
+    /// textures; see `masked_training_learns_the_colour_the_masks_show` for the mechanism).
+    #[serde(default)]
+    pub augment_colour: bool,
     pub seed: u64,
     /// Minutes between checkpoints and sample grids.
     pub checkpoint_minutes: f64,
@@ -82,6 +88,7 @@ impl Default for TrainOptions {
             ema_beta: 0.999,
             ema_rampup: ema_rampup(),
             augment: true,
+            augment_colour: false,
             seed: 1,
             checkpoint_minutes: 2.0,
         }
@@ -352,7 +359,7 @@ impl Trainer {
         let mut augment = || {
             options
                 .augment
-                .then(|| Augment::draw(batch, h, w, &mut rng))
+                .then(|| Augment::draw(batch, h, w, options.augment_colour, &mut rng))
         };
 
         let z = Tensor::random(
@@ -713,7 +720,7 @@ mod tests {
         let tensor =
             |v: Vec<f32>, c| Tensor::<4>::from_data(TensorData::new(v, [2, c, 8, 16]), &device);
         let masks = tensor(mask, 1);
-        let augment = Augment::draw(2, 8, 16, &mut SplitMix64::new(8));
+        let augment = Augment::draw(2, 8, 16, true, &mut SplitMix64::new(8));
         let stage = Stage::full(&config);
         for augment in [None, Some(&augment)] {
             let score = |v: Vec<f32>| {

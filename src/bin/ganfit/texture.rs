@@ -145,6 +145,9 @@ pub enum TextureCommand {
         /// Train without the differentiable augmentation (for ablation).
         #[arg(long)]
         no_augment: bool,
+        /// Augment colour too (brightness, saturation, contrast; off by default).
+        #[arg(long)]
+        augment_colour: bool,
         /// Decay of the generator's weight average per step (lower for short runs, so the
         /// average forgets the previous growth level).
         #[arg(long)]
@@ -308,6 +311,7 @@ pub fn run(what: TextureCommand) -> Result<()> {
             r1_interval,
             r1_gamma,
             no_augment,
+            augment_colour,
             ema_beta,
         } => {
             let corpus = Corpus::open(&corpus, Split::Train)?;
@@ -323,6 +327,7 @@ pub fn run(what: TextureCommand) -> Result<()> {
                 ..TrainOptions::default()
             };
             options.augment = !no_augment;
+            options.augment_colour = augment_colour;
             if let Some(interval) = r1_interval {
                 options.r1_interval = interval.max(1);
             }
