@@ -118,7 +118,7 @@ pub async fn unwrap_photo(
         nets,
         std::slice::from_ref(photo),
         0,
-        burn::tensor::Tensor::zeros([1, 1], face.device()),
+        1,
         &options.fit,
         &mut quiet,
     )

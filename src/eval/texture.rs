@@ -203,20 +203,24 @@ pub async fn score(
     Ok(scores)
 }
 
-/// Face tiles (the left square of the atlas) of maps `[N, H, W, 3]` in [0, 1]: what SWD compares
-/// (its pyramid is square).
+/// The face tile (the left `h`×`h` square, which SWD compares: its pyramid is square) of an
+/// `h`×`w` HWC RGB map.
+fn face_tile(map: &[f32], h: usize, w: usize) -> FloatImage {
+    let mut data = Vec::with_capacity(h * h * 3);
+    for y in 0..h {
+        data.extend_from_slice(&map[y * w * 3..(y * w + h) * 3]);
+    }
+    FloatImage { size: h, data }
+}
+
+/// Face tiles of maps `[N, H, W, 3]` in [0, 1].
 pub async fn face_tiles(tensor: Tensor<4>) -> Result<Vec<FloatImage>> {
     let [n, h, w, _] = tensor.dims();
     let (values, _) = crate::device::read_floats(tensor).await?;
-    Ok((0..n)
-        .map(|i| {
-            let mut data = Vec::with_capacity(h * h * 3);
-            for y in 0..h {
-                let row = (i * h + y) * w * 3;
-                data.extend_from_slice(&values[row..row + h * 3]);
-            }
-            FloatImage { size: h, data }
-        })
+    Ok(values
+        .chunks_exact(h * w * 3)
+        .take(n)
+        .map(|map| face_tile(map, h, w))
         .collect())
 }
 
@@ -225,14 +229,7 @@ pub fn corpus_face_tiles(corpus: &Corpus, indices: &[usize]) -> Vec<FloatImage> 
     let (h, w) = (corpus.resolution(), corpus.width());
     indices
         .iter()
-        .map(|&i| {
-            let t = corpus.texture(i);
-            let mut data = Vec::with_capacity(h * h * 3);
-            for y in 0..h {
-                data.extend_from_slice(&t[y * w * 3..y * w * 3 + h * 3]);
-            }
-            FloatImage { size: h, data }
-        })
+        .map(|&i| face_tile(&corpus.texture(i), h, w))
         .collect()
 }
 
@@ -242,12 +239,10 @@ pub fn corpus_face_tiles(corpus: &Corpus, indices: &[usize]) -> Vec<FloatImage> 
 pub struct SwdSummary {
     pub levels: Vec<(usize, f32, f32)>,
     pub mean: (f32, f32),
-    pub samples: usize,
-    pub seeds: usize,
 }
 
 /// SWD between `real` and `samples` model samples (parameters ~ N(0, I)) for each of `seeds`
-/// seeds; samples are drawn and compared in chunks so that memory stays bounded.
+/// seeds; samples are generated 32 at a time and kept as face tiles on the host.
 pub async fn swd_over_seeds(
     model: &TextureModel,
     real: &[FloatImage],
@@ -284,8 +279,6 @@ pub async fn swd_over_seeds(
     Ok(SwdSummary {
         levels,
         mean: spread(runs.iter().map(|r| r.1).collect()),
-        samples,
-        seeds,
     })
 }
 

@@ -106,7 +106,7 @@ async fn fit_person(
         &models.nets,
         photos,
         first_index,
-        models.texture.start()?,
+        models.texture.parameters(),
         options,
         observer,
     )

@@ -139,7 +139,7 @@ impl Params {
         initial: &[Initial],
         identity: usize,
         expression: usize,
-        texture_start: Tensor<2>,
+        texture: usize,
         device: &Device,
     ) -> Self {
         let n = initial.len();
@@ -149,7 +149,7 @@ impl Params {
         Self {
             identity: Slot::new(Tensor::zeros([persons, identity], device), 0.0),
             expression: Slot::new(Tensor::zeros([n, expression], device), 0.0),
-            texture: Slot::new(on_device(per_photo(texture_start, persons), device), 0.0),
+            texture: Slot::new(Tensor::zeros([persons, texture], device), 0.0),
             angles: Slot::new(rows(&|i| i.angles.to_vec(), 3), 0.0),
             translation: Slot::new(rows(&|i| i.translation.to_vec(), 3), 0.0),
             log_focal: Slot::new(rows(&|i| vec![i.focal.ln()], 1), 0.0),
@@ -279,7 +279,7 @@ impl Rates {
 }
 
 /// `tensor` on `device`, recording gradients there when `device` does.
-fn on_device(tensor: Tensor<2>, device: &Device) -> Tensor<2> {
+pub fn on_device(tensor: Tensor<2>, device: &Device) -> Tensor<2> {
     let moved = tensor.to_device(device);
     if device.is_autodiff() {
         moved.autodiff()

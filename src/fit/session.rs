@@ -7,7 +7,7 @@ use image::RgbImage;
 use super::losses::{self, LossTerm};
 use super::models::Models;
 use super::options::FitOptions;
-use super::params::{Initial, Leaves, Params, Rates, per_photo};
+use super::params::{Initial, Leaves, Params, Rates, on_device, per_photo};
 use super::photo::{self, PhotoTarget};
 use super::result::{
     Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview,
@@ -79,15 +79,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// Prepares every photo and the initial parameters (the texture's from `texture_start`,
-    /// `[1, P]`: [`TextureModel::start`]). Photos are numbered from `first_index` in warnings
-    /// and results.
+    /// Prepares every photo and the initial parameters (`texture_parameters` wide texture rows;
+    /// the full stage, the only one that moves them, sets their start). Photos are numbered from
+    /// `first_index` in warnings and results.
     pub async fn prepare(
         face: &FaceModel,
         nets: &FaceNets,
         photos: &[RgbImage],
         first_index: usize,
-        texture_start: Tensor<2>,
+        texture_parameters: usize,
         options: &FitOptions,
         observer: &mut Observer<'_>,
     ) -> Result<Self> {
@@ -146,7 +146,7 @@ impl Session {
             &initial,
             face.num_identity(),
             face.num_expression(),
-            texture_start,
+            texture_parameters,
             &device,
         );
         let landmarks: Vec<f32> = targets
@@ -352,6 +352,12 @@ impl Session {
     ) -> Result<()> {
         let (n, r, w) = (self.photos(), options.resolution, options.weights);
         let device = models.face.device().clone();
+        // The texture starts where its model wants it (the GAN's latent on its sphere); the
+        // stages before this one leave it alone.
+        let persons = self.params.texture.value.dims()[0];
+        self.params.texture.value =
+            per_photo(on_device(models.texture.start()?, &device), persons).detach();
+        self.last_good.texture = self.params.texture.value.clone();
         let point_weights = landmark_weights(&device);
         let target = self.target_landmarks.clone();
         let jaw = self.jaw.clone();
@@ -615,13 +621,14 @@ impl Session {
                 values.expression.clone(),
             )?
             .detach();
+        let photo_images = self.photo_images();
         let rendered = scene::render(
             &models.face,
             shape.clone(),
             &camera,
             &values.light(),
             uv_map.clone(),
-            self.photo_images(),
+            photo_images.clone(),
             r,
         )?;
         let (image_values, _) = read_floats(rendered.image.clone().detach()).await?;
@@ -682,11 +689,11 @@ impl Session {
                         &camera,
                         &values.light(),
                         final_map,
-                        self.photo_images(),
+                        photo_images.clone(),
                         r,
                     )?;
                     let face_l1 = |image: Tensor<4>, mask: Tensor<4>| {
-                        losses::masked_l1(image.detach(), self.photo_images(), mask.detach())
+                        losses::masked_l1(image.detach(), photo_images.clone(), mask.detach())
                     };
                     let (l1, _) = read_floats(Tensor::cat(
                         vec![

@@ -97,7 +97,7 @@ impl Tracker {
             nets,
             std::slice::from_ref(frame),
             0,
-            models.texture.start()?,
+            models.texture.parameters(),
             &self.options,
             &mut quiet,
         )

@@ -356,12 +356,8 @@ pub fn blend_photo_texture(
         let mut offset: Vec<[f32; 3]> = (0..texels)
             .map(|i| [0, 1, 2].map(|k| photo[i][k] - model[i][k]))
             .collect();
-        let trusted: Vec<f32> = alpha
-            .iter()
-            .map(|&a| if a > 0.0 { a } else { 0.0 })
-            .collect();
-        if trusted.iter().any(|&a| a > 0.0) {
-            push_pull_fill(&mut offset, &trusted, width, height);
+        if alpha.iter().any(|&a| a > 0.0) {
+            push_pull_fill(&mut offset, &alpha, width, height);
             let radius = (width / 32).max(1);
             for _ in 0..3 {
                 box_blur(&mut offset, width, height, radius);
@@ -373,7 +369,7 @@ pub fn blend_photo_texture(
             }
         }
         // Feather: the photo fades in over a few texels inside its region's border.
-        let mut soft: Vec<[f32; 3]> = alpha.iter().map(|&a| [a, 0.0, 0.0]).collect();
+        let mut soft: Vec<[f32; 1]> = alpha.iter().map(|&a| [a]).collect();
         let radius = (width / 128).max(1);
         for _ in 0..2 {
             box_blur(&mut soft, width, height, radius);

@@ -1,6 +1,7 @@
 //! The UV texture corpus on disk: `index.json` plus, per entry, `<id>.png` (the unwrapped,
 //! shading-removed, mirror-filled texture; `.jpg` in copies packed before masked training) and
-//! `<id>_mask.png` (per-texel confidence, 0 where nothing was seen; required). Written by `ganfit texture unwrap`, read by training and evaluation.
+//! `<id>_mask.png` (per-texel confidence, 0 where nothing was seen; required). Written by
+//! `ganfit texture unwrap`, read by training and evaluation.
 //!
 //! A fixed tenth of the entries is held out for evaluation, chosen by a hash of the person's
 //! identity where the photo set names one (CelebA's `identities.tsv`), else of the source file
@@ -178,18 +179,13 @@ impl Corpus {
             let (Some(texture), Some(mask)) = (texture, mask) else {
                 return Err(Error::Invalid(format!("{id}: texture of the wrong size")));
             };
-            for (path, result) in [
-                (
-                    out.join(format!("{id}.png")),
-                    texture.save(out.join(format!("{id}.png"))),
-                ),
-                (
-                    out.join(format!("{id}_mask.png")),
-                    mask.save(out.join(format!("{id}_mask.png"))),
-                ),
-            ] {
-                result.map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
-            }
+            let save_error = |path: PathBuf| {
+                move |e: image::ImageError| Error::Image(format!("{}: {e}", path.display()))
+            };
+            let path = out.join(format!("{id}.png"));
+            texture.save(&path).map_err(save_error(path))?;
+            let path = out.join(format!("{id}_mask.png"));
+            mask.save(&path).map_err(save_error(path))?;
         }
         let index = Index {
             resolution: self.resolution,

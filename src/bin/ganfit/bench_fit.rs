@@ -140,14 +140,7 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
         translation: [0.0, 0.0, -500.0],
         focal,
     }];
-    let mut params = fit::params::Params::new(
-        1,
-        &initial,
-        ni,
-        ne,
-        burn::tensor::Tensor::zeros([1, nt], &device),
-        &device,
-    );
+    let mut params = fit::params::Params::new(1, &initial, ni, ne, nt, &device);
     params.set_rates(&FitOptions::default().rates);
     let mut adam = ganfit::util::adam::Adam::default();
     let optimiser = time_ms(&device, repeat, || {

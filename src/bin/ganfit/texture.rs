@@ -420,7 +420,7 @@ struct EvalPlan {
 }
 
 /// The texture models to compare, named: the GAN and PCA files that exist, then the mean.
-fn load_models(
+fn texture_models(
     gan: Option<PathBuf>,
     pca: Option<PathBuf>,
     device: &burn::tensor::Device,
@@ -476,7 +476,7 @@ fn evaluate(
     );
     let all: Vec<usize> = (0..test.len()).collect();
     let real = corpus_face_tiles(&test, &all);
-    let mut models = load_models(gan, pca, &device)?;
+    let mut models = texture_models(gan, pca, &device)?;
     let (mean, averaged) = masked_mean(corpus_dir, Split::Train, Some(h))?;
     println!("# mean texture: the confidence-weighted mean of {averaged} training textures");
     models.push(("mean", mean_texture_model(mean, h, test.aspect(), &device)));
