@@ -302,12 +302,12 @@ test('a photo with several faces: a click on another face fits that one', async 
   const size = await overlay.evaluate((c: HTMLCanvasElement) => [c.width, c.height]);
   const box = (await overlay.boundingBox())!;
   await overlay.click({ position: { x: ((x + w / 2) * box.width) / size[0], y: ((y + h / 2) * box.height) / size[1] } });
-  await page.waitForFunction(
-    () => (window as unknown as { ganfit: { lastFit: { photos: { photo: Summary }[] } } }).ganfit.lastFit.photos[0].photo.face === 1,
-    undefined,
-    { timeout: 540_000 },
-  );
+  // The click starts a fit at once (a miss would leave 'Done.' standing), and the fit ends.
+  await expect(page.locator('#fit-stage'), 'the click on face 2 started no fit').not.toHaveText('Done.', { timeout: 30_000 });
+  await expect(page.locator('#fit-stage')).toHaveText(/^(Done|Failed)\.$/, { timeout: 540_000 });
+  expect(await page.locator('#fit-stage').textContent(), (await page.locator('#error').textContent()) ?? '').toBe('Done.');
   const second = await summary();
+  expect(second.face).toBe(1);
   expect(second.face_box).toEqual(first.faces[1]);
   await expect(page.locator('#faces-hint')).toContainText('face 2 (outlined in green) was fitted');
   await expect(page.locator('#error')).toBeHidden();
