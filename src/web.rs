@@ -141,7 +141,6 @@ impl WasmFitter {
         blazeface: Vec<u8>,
         facemesh: Vec<u8>,
         landmarks68: Vec<u8>,
-        mobilefacenet: Vec<u8>,
         texture: Vec<u8>,
         texture_choice: String,
     ) -> Result<WasmFitter, JsValue> {
@@ -158,7 +157,7 @@ impl WasmFitter {
                 detector: None,
                 landmarks68,
                 resnet: None,
-                mobilefacenet,
+                // Fetched when a fit first asks for it (`loadIdentityNetwork`).
                 faceres: None,
                 blazeface: Some(blazeface),
                 facemesh: Some(facemesh),
@@ -179,6 +178,26 @@ impl WasmFitter {
     #[wasm_bindgen(getter)]
     pub fn adapter(&self) -> Result<JsValue, JsValue> {
         to_value(&self.adapter)
+    }
+
+    /// Whether a fit with `options` needs faceres, the identity terms' network, that is not
+    /// loaded yet (load it with [`Self::load_identity_network`] first). Rejects invalid options.
+    #[wasm_bindgen(js_name = needsIdentityNetwork)]
+    pub fn needs_identity_network(&self, options: JsValue) -> Result<bool, JsValue> {
+        let options = fit_options(options)?;
+        Ok(options.weights.use_identity_network() && !self.models.nets.has_faceres())
+    }
+
+    /// Loads faceres (its record's bytes), the identity terms' network: the page fetches it only
+    /// for a fit that switches those terms on. Refused while a fit, frame or export runs.
+    #[wasm_bindgen(js_name = loadIdentityNetwork)]
+    pub fn load_identity_network(&mut self, faceres: Vec<u8>) -> Result<(), JsValue> {
+        let models = Rc::get_mut(&mut self.models).ok_or_else(|| {
+            to_js(Error::Invalid(
+                "loadIdentityNetwork: the engine is busy with a fit or a frame".into(),
+            ))
+        })?;
+        models.nets.load_faceres(faceres).map_err(to_js)
     }
 
     /// Which texture model the fits use (`"gan"` or `"pca"`).

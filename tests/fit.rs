@@ -8,8 +8,9 @@ use common::{models_dir, sample};
 use ganfit::Error;
 use ganfit::device::{block_on, cpu};
 use ganfit::eval::landmarks::nme;
-use ganfit::fit::models::TextureChoice;
+use ganfit::fit::models::{ModelFiles, TextureChoice};
 use ganfit::fit::{self, Control, FitOptions, FitResult, FitStage, Models, Progress};
+use ganfit::nets::{ModelBytes, Network};
 use image::RgbImage;
 
 fn models_with(texture: TextureChoice) -> Models {
@@ -115,9 +116,28 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
 
 #[test]
 fn the_identity_network_terms_run_when_weighted() {
-    // Off by default (see `LossWeights`), so switch them on: the MobileFaceNet identity,
-    // randomised-identity and content terms must be computed, finite, and in the log.
-    let models = models();
+    // Off by default (see `LossWeights`), so switch them on: faceres' identity,
+    // randomised-identity and content terms must be computed, finite, and in the log. The
+    // models start without faceres, as the page's engine does: the fit asks for it by name
+    // before any work, and runs once it is loaded.
+    let read = |name: &str| std::fs::read(models_dir().join(name)).expect("make models");
+    let mut models = Models::from_files(
+        ModelFiles {
+            face_model: read("face_model.gfm"),
+            nets: ModelBytes {
+                detector: None,
+                landmarks68: read(Network::Landmarks68.file_name()),
+                resnet: None,
+                faceres: None,
+                blazeface: Some(read(Network::BlazeFace.file_name())),
+                facemesh: Some(read(Network::FaceMesh.file_name())),
+            },
+            texture: read(TextureChoice::Pca.file_name()),
+            texture_choice: TextureChoice::Pca,
+        },
+        &cpu().autodiff(),
+    )
+    .unwrap();
     let mut options = FitOptions {
         landmark_iterations: 20,
         iterations: 3,
@@ -126,6 +146,15 @@ fn the_identity_network_terms_run_when_weighted() {
     options.weights.identity = 0.5;
     options.weights.random_identity = 0.25;
     options.weights.content = 2.0;
+    let missing = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap_err();
+    assert!(
+        matches!(&missing, Error::ModelFile { .. }) && missing.to_string().contains("faceres.bpk"),
+        "{missing}"
+    );
+    models
+        .nets
+        .load_faceres(read(Network::FaceRes.file_name()))
+        .unwrap();
     let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
     let full: Vec<_> = result
         .log

@@ -12,8 +12,7 @@ use ganfit::device::{block_on, cpu, read_floats_blocking};
 use ganfit::eval::landmarks::nme;
 use ganfit::eval::verification::cosine;
 use ganfit::nets::{
-    Eyes, FaceNets, FaceRecognitionNet, FaceRes, MobileFaceNet, Network, align, faceres,
-    landmarks68, mobilefacenet, resnet, tfjs,
+    Eyes, FaceNets, FaceRecognitionNet, FaceRes, Network, align, faceres, landmarks68, resnet, tfjs,
 };
 use ganfit::util::rng::SplitMix64;
 use image::RgbImage;
@@ -106,25 +105,12 @@ fn check_gradient(
 }
 
 #[test]
-fn identity_embeddings_are_differentiable_in_the_image() {
+fn resnet_is_differentiable_in_the_image() {
     let device = cpu().autodiff();
     let image = sample("astronaut.png");
     // face-api's landmarks: a fixed crop for the check (the networks' gradients do not depend
     // on which landmarks aligned it).
     let analysis = block_on(nets(&cpu()).analyse_with(&image, Eyes::FaceApi)).unwrap();
-    let mobile = MobileFaceNet::from_bytes(
-        std::fs::read(models_dir().join(Network::MobileFaceNet.file_name())).unwrap(),
-        &device,
-    )
-    .unwrap();
-    check_gradient(
-        &image,
-        analysis.arcface,
-        mobilefacenet::INPUT_SIZE,
-        mobilefacenet::EMBEDDING_SIZE,
-        &|x| mobile.forward(x).unwrap().embedding,
-        &device,
-    );
     let resnet_net = FaceRecognitionNet::from_bytes(
         std::fs::read(models_dir().join(Network::ResNet.file_name())).unwrap(),
         &device,
@@ -158,7 +144,7 @@ fn faceres_is_differentiable_in_the_image() {
         &image,
         analysis
             .arcface
-            .crop_resized(mobilefacenet::INPUT_SIZE, faceres::INPUT_SIZE),
+            .crop_resized(align::ARCFACE_SIZE, faceres::INPUT_SIZE),
         faceres::INPUT_SIZE,
         faceres::EMBEDDING_SIZE,
         &|x| net.forward(x).unwrap().embedding,
@@ -463,11 +449,11 @@ fn records_are_checked_when_loaded() {
     let device = cpu();
     let landmarks = std::fs::read(models_dir().join(Network::Landmarks68.file_name())).unwrap();
     assert!(matches!(
-        MobileFaceNet::from_bytes(landmarks, &device),
+        FaceRes::from_bytes(landmarks, &device),
         Err(Error::ModelFile { .. })
     ));
     assert!(matches!(
-        MobileFaceNet::from_bytes(b"definitely not a burnpack".to_vec(), &device),
+        FaceRes::from_bytes(b"definitely not a burnpack".to_vec(), &device),
         Err(Error::ModelFile { .. })
     ));
 }
@@ -495,35 +481,9 @@ fn f16_records_stay_close_to_f32() {
         assert!(unused.is_empty(), "{unused:?}");
         record
     };
-    let full = std::fs::read(models_dir().join(Network::MobileFaceNet.file_name())).unwrap();
-    let half = convert(Network::MobileFaceNet);
-    assert!(
-        half.len() < full.len() * 6 / 10,
-        "f16 record {} bytes vs f32 {}",
-        half.len(),
-        full.len()
-    );
     let image = sample("astronaut.png");
     let nets = nets(&device);
     let analysis = block_on(nets.analyse_with(&image, Eyes::FaceApi)).unwrap();
-    let crop = nets.mobilefacenet_input(&image, &analysis);
-    let a = read(nets.mobilefacenet.forward(crop.clone()).unwrap().embedding);
-    // The converter's record has a zero centre; `ganfit nets convert --centre-faces` sets it.
-    let centre = read_floats_blocking(nets.mobilefacenet.centre()).unwrap().0;
-    let b = read(
-        MobileFaceNet::from_bytes(half, &device)
-            .unwrap()
-            .with_centre(&centre)
-            .unwrap()
-            .forward(crop)
-            .unwrap()
-            .embedding,
-    );
-    assert!(
-        cosine(&a, &b) > 0.999,
-        "MobileFaceNet f16 vs f32: cosine {}",
-        cosine(&a, &b)
-    );
 
     // faceres' weights are float16 in the package, but the depthwise filters are stored with
     // their batch-norm scale folded in, which f16 rounds again.
@@ -535,8 +495,16 @@ fn f16_records_stay_close_to_f32() {
             .unwrap()
             .embedding,
     );
+    let full = std::fs::read(models_dir().join(Network::FaceRes.file_name())).unwrap();
+    let half = convert(Network::FaceRes);
+    assert!(
+        half.len() < full.len() * 6 / 10,
+        "f16 record {} bytes vs f32 {}",
+        half.len(),
+        full.len()
+    );
     let b = read(
-        FaceRes::from_bytes(convert(Network::FaceRes), &device)
+        FaceRes::from_bytes(half, &device)
             .unwrap()
             .forward(crop)
             .unwrap()
@@ -583,11 +551,13 @@ fn celeba_pairs(n: usize) -> Vec<(String, String, bool)> {
 }
 
 #[test]
-fn mobilefacenet_embeddings_tell_people_apart() {
-    // The graph's own embeddings have cosine ≈ 0.9997 for any two faces and for a face and a
-    // grey image; the record's centre (src/nets/mobilefacenet.rs) must make them informative.
+fn faceres_embeddings_tell_people_apart() {
+    // The identity terms compare faceres descriptors of photo and render: on the first 16
+    // same-person and 16 different-person celeba-wild pairs, same-person pairs must be clearly
+    // closer (its AUC over all 1,200 pairs is 0.98, `ganfit eval identity`).
     let device = cpu();
     let nets = nets(&device);
+    let faceres = nets.faceres().expect("faceres.bpk (make models)");
     let mut cache = std::collections::BTreeMap::new();
     let mut embed = |name: &str| -> Option<Vec<f32>> {
         cache
@@ -598,8 +568,8 @@ fn mobilefacenet_embeddings_tell_people_apart() {
                         .unwrap();
                 let analysis = block_on(nets.analyse(&image)).ok()?;
                 Some(read(
-                    nets.mobilefacenet
-                        .forward(nets.mobilefacenet_input(&image, &analysis))
+                    faceres
+                        .forward(nets.faceres_input(&image, &analysis))
                         .unwrap()
                         .embedding,
                 ))
@@ -613,25 +583,7 @@ fn mobilefacenet_embeddings_tell_people_apart() {
         };
         if is_same { &mut same } else { &mut different }.push(cosine(&ea, &eb));
     }
-    let faces: Vec<Vec<f32>> = cache.values().flatten().cloned().collect();
-    let n = mobilefacenet::INPUT_SIZE;
-    let mut rng = SplitMix64::new(3);
-    let grey = vec![0.5f32; n * n * 3];
-    let noise: Vec<f32> = (0..n * n * 3).map(|_| rng.uniform()).collect();
-    let run = |pixels: &[f32]| {
-        read(
-            nets.mobilefacenet
-                .forward(Tensor::from_data(
-                    TensorData::new(pixels.to_vec(), [1, n, n, 3]),
-                    &device,
-                ))
-                .unwrap()
-                .embedding,
-        )
-    };
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let to_grey: Vec<f64> = faces.iter().map(|f| cosine(f, &run(&grey))).collect();
-    let to_noise: Vec<f64> = faces.iter().map(|f| cosine(f, &run(&noise))).collect();
     let auc = ganfit::eval::verification::verify(
         &same
             .iter()
@@ -643,36 +595,20 @@ fn mobilefacenet_embeddings_tell_people_apart() {
     .unwrap()
     .auc;
     eprintln!(
-        "{} faces, {} same pairs: mean cosine {:.3}; {} different: {:.3}; AUC {auc:.3}; face vs grey {:.3} (max {:.3}), vs noise {:.3} (max {:.3})",
-        faces.len(),
+        "{} same pairs: mean cosine {:.3}; {} different: {:.3}; AUC {auc:.3}",
         same.len(),
         mean(&same),
         different.len(),
         mean(&different),
-        mean(&to_grey),
-        to_grey.iter().cloned().fold(f64::MIN, f64::max),
-        mean(&to_noise),
-        to_noise.iter().cloned().fold(f64::MIN, f64::max),
     );
-    // Measured (UTKFace centre): same 0.264, different 0.098, AUC 0.617, face vs grey 0.294 and
-    // vs noise −0.004 on average (the uncentred graph: all ≈ 0.9997). The network itself is weak
-    // on in-the-wild photos (see `ganfit eval identity`), hence the modest bars.
     assert!(
         same.len() >= 10 && different.len() >= 10,
         "too few pairs with faces"
     );
+    assert!(auc > 0.9, "AUC {auc}");
     assert!(
-        mean(&same) > mean(&different) + 0.08,
-        "same-person pairs are not closer than different-person ones"
-    );
-    assert!(auc > 0.55, "AUC {auc}");
-    assert!(
-        mean(&to_grey) < 0.5 && mean(&to_noise) < 0.5,
-        "faces are close to a grey or noise image"
-    );
-    assert!(
-        mean(&same) < 0.8,
-        "embeddings are still dominated by a constant"
+        mean(&same) > mean(&different) + 0.1,
+        "same-person pairs are not clearly closer than different-person ones"
     );
 }
 

@@ -1,5 +1,5 @@
 //! Parity of the burn ports with the original networks: face-api 1.7.15 and human-models'
-//! MobileFaceNet and faceres run by `tests/parity/reference.mjs` on tfjs's pure-JS CPU backend.
+//! faceres, BlazeFace and face mesh run by `tests/parity/reference.mjs` on tfjs's pure-JS CPU backend.
 //!
 //! Both sides see identical pixels: Rust decodes the sample photos and writes raw RGB for the
 //! Node script (JPEG decoders differ by ±1). References are generated at test time into the
@@ -8,7 +8,7 @@
 //!
 //! Tolerances: detection boxes within 0.25 px and scores within 2e-3; landmarks within 0.5 px
 //! (the Rust landmarks against face-api's network outputs mapped through the same crop
-//! geometry); descriptors and embeddings cosine > 0.999; faceres' raw descriptors cosine > 0.9999
+//! geometry); ResNet descriptors cosine > 0.999; faceres' raw descriptors cosine > 0.9999
 //! and relative error < 1e-3 (CPU only, on three crops: a 224² MobileNet is slow in tfjs's JS).
 
 mod common;
@@ -23,7 +23,7 @@ use ganfit::device::{block_on, cpu, gpu, read_floats_blocking};
 use ganfit::eval::verification::cosine;
 use ganfit::nets::{
     BlazeFace, BlazeFaceOptions, Eyes, FaceMesh, FaceNets, Network, Points68, Rect, SquareCrop,
-    align, blazeface, facemesh, faceres, landmarks68, mobilefacenet, resnet,
+    align, blazeface, facemesh, faceres, landmarks68, resnet,
 };
 use image::RgbImage;
 use serde::Deserialize;
@@ -66,14 +66,6 @@ struct RefImage {
     faces: Vec<RefFace>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RefEmbedding {
-    name: String,
-    embedding: Vec<f32>,
-    /// Before the graph's L2 normalisation.
-    raw: Vec<f32>,
-}
-
 /// faceres' `global_pooling/Mean` for one crop.
 #[derive(Debug, Deserialize)]
 struct RefDescriptor {
@@ -101,13 +93,12 @@ struct RefFaceMesh {
 struct Reference {
     versions: serde_json::Value,
     images: Vec<RefImage>,
-    mobilefacenet: Vec<RefEmbedding>,
     faceres: Vec<RefDescriptor>,
     blazeface: Vec<RefBlazeFace>,
     facemesh: Vec<RefFaceMesh>,
 }
 
-/// A photo, its CPU analysis and the MobileFaceNet crops of its faces sent to Node.
+/// A photo sent to Node.
 struct Sample {
     name: String,
     image: RgbImage,
@@ -115,8 +106,6 @@ struct Sample {
 
 struct Shared {
     samples: Vec<Sample>,
-    /// ArcFace crops (NHWC 112² in [0, 1]) of each detected face, from the Rust CPU landmarks.
-    crops: Vec<(String, Vec<f32>)>,
     /// 224² ArcFace crops for faceres (first face of each of [`FACERES_IMAGES`]).
     faceres_crops: Vec<(String, Vec<f32>)>,
     /// BlazeFace's letterboxed 256² inputs, one per CPU photo.
@@ -180,7 +169,6 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let nets = FaceNets::load(&models_dir(), &cpu()).expect("converted models (make models)");
         let mut samples = Vec::new();
-        let mut crops = Vec::new();
         let mut faceres_crops = Vec::new();
         let (mut blazeface_inputs, mut facemesh_inputs) = (Vec::new(), Vec::new());
         // The same BlazeFace the face-api side's `FaceNets` loaded.
@@ -190,16 +178,10 @@ fn shared() -> &'static Shared {
         for name in CPU_IMAGES {
             let image = ganfit::io::image::read(data_dir().join("samples").join(name)).unwrap();
             let detections = block_on(nets.detect_with(&image, Eyes::FaceApi)).unwrap();
-            for (i, face) in detections.faces.iter().enumerate() {
+            if let (Some(face), true) = (detections.faces.first(), FACERES_IMAGES.contains(&name)) {
                 let points = block_on(nets.landmarks68(&image, face)).unwrap();
-                let crop = align::warp_image(&image, &align::arcface_transform(&points).unwrap(), mobilefacenet::INPUT_SIZE);
-                let file = format!("{name}.{i}.f32");
-                files.push((file.clone(), crop.iter().flat_map(|v| v.to_le_bytes()).collect()));
-                crops.push((format!("{name}#{i}"), crop));
-                if i == 0 && FACERES_IMAGES.contains(&name) {
-                    let transform = align::arcface_transform_sized(&points, faceres::INPUT_SIZE).unwrap();
-                    faceres_crops.push((format!("{name}#{i}"), align::warp_image(&image, &transform, faceres::INPUT_SIZE)));
-                }
+                let transform = align::arcface_transform_sized(&points, faceres::INPUT_SIZE).unwrap();
+                faceres_crops.push((format!("{name}#0"), align::warp_image(&image, &transform, faceres::INPUT_SIZE)));
             }
             blazeface_inputs.push((name.to_string(), blazeface::prepare(&image, &blazeface::letterbox(image.width(), image.height())).unwrap()));
             let faces = block_on(blazeface.detect(&image, &cpu(), &BlazeFaceOptions::default())).unwrap();
@@ -214,9 +196,7 @@ fn shared() -> &'static Shared {
         }
         let request = serde_json::json!({
             "face_api_models": repo().join("tests/parity/node_modules/@vladmandic/face-api/model"),
-            "mobilefacenet_model": repo().join("tests/parity/vendor/human-models/models/mobilefacenet.json"),
             "images": images,
-            "mobilefacenet_crops": crops.iter().zip(files.iter().filter(|f| f.0.ends_with(".f32"))).map(|((name, _), (file, _))| serde_json::json!({"name": name, "f32": file})).collect::<Vec<_>>(),
             "faceres_model": repo().join("tests/parity/vendor/human-models/models/faceres.json"),
             "faceres_crops": faceres_crops.iter().map(|(name, _)| serde_json::json!({"name": name, "f32": format!("{name}.faceres.f32")})).collect::<Vec<_>>(),
         });
@@ -236,7 +216,7 @@ fn shared() -> &'static Shared {
         }
         let reference = run_reference(&repo().join("tests/parity/out"), &request, &files);
         eprintln!("reference versions: {}", reference.versions);
-        Shared { samples, crops, faceres_crops, blazeface_inputs, facemesh_inputs, reference }
+        Shared { samples, faceres_crops, blazeface_inputs, facemesh_inputs, reference }
     })
 }
 
@@ -263,12 +243,6 @@ struct Worst {
     score: f64,
     landmark_px: f64,
     resnet_cosine: f64,
-    /// The graph's own (uncentred, constant-dominated) embeddings: near 1 for any face.
-    mobilefacenet_cosine: f64,
-    /// The raw outputs centred on the record's centre (what the fitter uses), the telling one.
-    mobilefacenet_centred_cosine: f64,
-    /// Largest |ours − theirs| / |theirs| of the raw outputs.
-    mobilefacenet_raw_error: f64,
 }
 
 fn embedding(t: Tensor<2>) -> Vec<f32> {
@@ -281,11 +255,8 @@ fn compare(device: &Device, names: &[&str]) -> Worst {
     let nets = FaceNets::load(&models_dir(), device).unwrap();
     let mut worst = Worst {
         resnet_cosine: 1.0,
-        mobilefacenet_cosine: 1.0,
-        mobilefacenet_centred_cosine: 1.0,
         ..Default::default()
     };
-    let centre = embedding(nets.mobilefacenet.centre().unsqueeze_dim(0));
     for sample in shared
         .samples
         .iter()
@@ -371,39 +342,6 @@ fn compare(device: &Device, names: &[&str]) -> Worst {
                 .min(cosine(&descriptor, &face.descriptor));
             worst.faces += 1;
         }
-        // MobileFaceNet on the crops sent to Node.
-        for (name, crop) in shared
-            .crops
-            .iter()
-            .filter(|c| c.0.starts_with(&format!("{}#", sample.name)))
-        {
-            let expected = shared
-                .reference
-                .mobilefacenet
-                .iter()
-                .find(|e| &e.name == name)
-                .unwrap();
-            let n = mobilefacenet::INPUT_SIZE;
-            let input = Tensor::<4>::from_data(TensorData::new(crop.clone(), [1, n, n, 3]), device);
-            let raw = embedding(nets.mobilefacenet.raw(input).unwrap().0);
-            worst.mobilefacenet_cosine = worst
-                .mobilefacenet_cosine
-                .min(cosine(&raw, &expected.embedding));
-            let centred = |v: &[f32]| {
-                v.iter()
-                    .zip(&centre)
-                    .map(|(a, c)| a - c)
-                    .collect::<Vec<f32>>()
-            };
-            worst.mobilefacenet_centred_cosine = worst
-                .mobilefacenet_centred_cosine
-                .min(cosine(&centred(&raw), &centred(&expected.raw)));
-            let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            let difference: Vec<f32> = raw.iter().zip(&expected.raw).map(|(a, b)| a - b).collect();
-            worst.mobilefacenet_raw_error = worst
-                .mobilefacenet_raw_error
-                .max(norm(&difference) / norm(&expected.raw));
-        }
     }
     worst
 }
@@ -426,21 +364,6 @@ fn check(worst: &Worst, device: &str) {
         worst.resnet_cosine > 0.999,
         "{device}: ResNet descriptor cosine {}",
         worst.resnet_cosine
-    );
-    assert!(
-        worst.mobilefacenet_cosine > 0.999,
-        "{device}: MobileFaceNet cosine {}",
-        worst.mobilefacenet_cosine
-    );
-    assert!(
-        worst.mobilefacenet_centred_cosine > 0.999,
-        "{device}: MobileFaceNet centred cosine {}",
-        worst.mobilefacenet_centred_cosine
-    );
-    assert!(
-        worst.mobilefacenet_raw_error < 1e-3,
-        "{device}: MobileFaceNet raw output error {}",
-        worst.mobilefacenet_raw_error
     );
 }
 

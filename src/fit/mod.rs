@@ -6,7 +6,7 @@
 //!    along the visible contour); no image is rendered.
 //! 3. Stage 2 optimises everything (identity, expression, texture latent, camera, light) with
 //!    all of GANFit's losses: identity (1 − cos of identity-network embeddings of aligned crops
-//!    of photo and render; faceres when its file is there, else MobileFaceNet), randomised
+//!    of photo and render; faceres, whose record they need), randomised
 //!    identity (the same against a render with random expression, pose and light), content
 //!    (intermediate activations), pixel (L1 on the face area), landmarks, and priors on every
 //!    coefficient set. The three identity-network terms are off
@@ -53,6 +53,10 @@ pub async fn fit(
 ) -> Result<FitResult> {
     if photos.is_empty() {
         return Err(Error::Invalid("no photos to fit".into()));
+    }
+    if options.weights.use_identity_network() {
+        // Before any work: the identity terms cannot run without their network.
+        models.nets.faceres()?;
     }
     if options.same_person || photos.len() == 1 {
         return fit_person(models, photos, 0, options, observer).await;

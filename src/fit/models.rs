@@ -112,8 +112,7 @@ impl Models {
                     landmarks68: read(crate::nets::Network::Landmarks68.file_name())?,
                     // The evaluation's judge; the fit never uses it.
                     resnet: read_optional(crate::nets::Network::ResNet.file_name())?,
-                    mobilefacenet: read(crate::nets::Network::MobileFaceNet.file_name())?,
-                    // The identity terms' network when present (else MobileFaceNet).
+                    // The identity terms' network (a fit that switches them on needs it).
                     faceres: read_optional(crate::nets::Network::FaceRes.file_name())?,
                     // The fit's eyes when present (else face-api's detector and 68 points).
                     blazeface: read_optional(crate::nets::Network::BlazeFace.file_name())?,

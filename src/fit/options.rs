@@ -21,6 +21,13 @@ pub struct LossWeights {
     pub focal_prior: f32,
 }
 
+impl LossWeights {
+    /// Whether a term that needs the identity network (faceres) is on.
+    pub fn use_identity_network(&self) -> bool {
+        self.identity != 0.0 || self.random_identity != 0.0 || self.content != 0.0
+    }
+}
+
 impl Default for LossWeights {
     fn default() -> Self {
         Self {
@@ -30,11 +37,10 @@ impl Default for LossWeights {
             // against 3.30 / 6.34 / 17.04 % at 0.3; `eval synthetic --count 10 --seed 3`
             // 1.17 and 1.19 mm). The texture prior keeps its ratio to it.
             pixel: 0.3,
-            // Off by default: with the identity network this project ships (MobileFaceNet,
-            // verification AUC 0.58 on celeba-wild), the identity, randomised-identity and
-            // content terms pulled the shape away from the truth (`eval synthetic --count 6
-            // --seed 2`: identity-only error 2.36 mm with them at 0.5 / 0.25 / 2.0, 1.05 mm
-            // without, mean face 1.89 mm). They stay implemented for a stronger network.
+            // Off by default: with faceres at 0.5 / 0.25 / 2.0 the renders are more
+            // recognisable but the shape and the landmarks got worse (README, "identity
+            // terms"); with MobileFaceNet, the network before it (verification AUC 0.58),
+            // they pulled the shape away from the truth.
             identity: 0.0,
             random_identity: 0.0,
             content: 0.0,

@@ -35,7 +35,7 @@ pub struct PhotoTarget {
     pub pixels: Vec<f32>,
     /// The 68 points in working-crop pixels.
     pub landmarks: Vec<[f32; 2]>,
-    /// MobileFaceNet's ArcFace crop: 112² crop pixel → working-crop pixel (renders use it too).
+    /// The ArcFace crop: 112² crop pixel → working-crop pixel (renders use it too).
     pub arcface: Affine,
     /// Initial focal length, crop pixels, and pose.
     pub focal: f32,

@@ -363,23 +363,26 @@ impl Session {
         let jaw = self.jaw.clone();
         let focal_prior = self.focal_prior();
         let photo_images = self.photo_images();
-        let identity_network = models.nets.identity_network();
-        let input = identity_network.input_size();
-        // The photos' ArcFace crops (kept at MobileFaceNet's 112²) at the network's size.
+        let input = crate::nets::faceres::INPUT_SIZE;
+        // The photos' ArcFace crops (kept at the template's 112²) at the network's size.
         let arcface: Vec<_> = self
             .targets
             .iter()
             .map(|t| {
                 t.arcface
-                    .crop_resized(crate::nets::mobilefacenet::INPUT_SIZE, input)
+                    .crop_resized(crate::nets::align::ARCFACE_SIZE, input)
             })
             .collect();
         // The identity network runs only for the terms that are on (each pass costs about as
         // much as a render).
         let uses_render_identity = w.identity != 0.0 || w.content != 0.0;
-        let uses_identity_network = uses_render_identity || w.random_identity != 0.0;
+        let identity_network = match w.use_identity_network() {
+            true => Some(models.nets.faceres()?),
+            false => None,
+        };
         // The photos' identity features are constants of this stage.
-        let (photo_embedding, photo_activations) = if uses_identity_network {
+        let (photo_embedding, photo_activations) = if let Some(identity_network) = identity_network
+        {
             let photo_identity = identity_network.forward(crate::nets::align::warp(
                 photo_images.clone(),
                 &arcface,
@@ -463,7 +466,9 @@ impl Session {
                 ),
                 (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
             ];
-            if let Some(photo_embedding) = &photo_embedding {
+            if let (Some(identity_network), Some(photo_embedding)) =
+                (identity_network, &photo_embedding)
+            {
                 if uses_render_identity {
                     let crops = crate::nets::align::warp(rendered.image.clone(), &arcface, input)?;
                     let identity = identity_network.forward(crops)?;

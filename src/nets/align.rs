@@ -11,8 +11,8 @@
 //!   and resized with TensorFlow's legacy `resizeBilinear` (no half-pixel offset). The detector,
 //!   the landmark network and the ResNet see exactly these inputs, as in face-api.
 //! - a similarity warp ([`Affine`], [`warp`], [`warp_image`]): bilinear sampling at pixel
-//!   centres through [`crate::render::texture`], zero outside the image. MobileFaceNet's ArcFace
-//!   crop is one; the face-api chip is also expressible as one ([`SquareCrop::transform`]), so
+//!   centres through [`crate::render::texture`], zero outside the image. The ArcFace crop
+//!   (faceres) is one; the face-api chip is also expressible as one ([`SquareCrop::transform`]), so
 //!   the fitter can cut both crops out of a rendered image with gradients.
 
 use burn::tensor::{Tensor, TensorData};
@@ -289,6 +289,9 @@ impl SquareCrop {
     }
 }
 
+/// The side of the ArcFace template's crop; crops of other sizes scale it.
+pub const ARCFACE_SIZE: usize = 112;
+
 /// ArcFace's 112×112 five-point template (insightface `arcface_dst`: left eye, right eye, nose
 /// tip, left and right mouth corner, image left first), in OpenCV's pixel convention.
 pub const ARCFACE_TEMPLATE_112: [[f64; 2]; 5] = [
@@ -319,10 +322,11 @@ pub fn five_points(landmarks: &[[f32; 2]; 68]) -> [[f64; 2]; 5] {
     ]
 }
 
-/// The ArcFace crop for MobileFaceNet: crop (112², this crate's convention) to image. As in
-/// insightface's `norm_crop`, the similarity is fitted from the landmarks to the template.
+/// The ArcFace crop at the template's own size: crop ([`ARCFACE_SIZE`]², this crate's
+/// convention) to image. As in insightface's `norm_crop`, the similarity is fitted from the
+/// landmarks to the template.
 pub fn arcface_transform(landmarks: &[[f32; 2]; 68]) -> Result<Affine> {
-    arcface_transform_sized(landmarks, 112)
+    arcface_transform_sized(landmarks, ARCFACE_SIZE)
 }
 
 /// The ArcFace crop at `size`² (faceres: 224): the 112² template scaled by `size / 112` (pixel
@@ -332,7 +336,7 @@ pub fn arcface_transform(landmarks: &[[f32; 2]; 68]) -> Result<Affine> {
 /// way, template to image, so on real landmarks its crops differ from these by a few per cent
 /// in scale.)
 pub fn arcface_transform_sized(landmarks: &[[f32; 2]; 68], size: usize) -> Result<Affine> {
-    let scale = size as f64 / 112.0;
+    let scale = size as f64 / ARCFACE_SIZE as f64;
     let template = ARCFACE_TEMPLATE_112.map(|[x, y]| [(x + 0.5) * scale, (y + 0.5) * scale]);
     Affine::estimate_similarity(&five_points(landmarks), &template)
         .and_then(|to_crop| to_crop.inverse())

@@ -1,14 +1,13 @@
 //! The pretrained face networks, ported from TensorFlow.js to burn, and the alignment that
 //! connects them: detect the face ([`detector`]) → 68 landmarks ([`landmarks68`]) → aligned crops
-//! ([`align`]) → identity embeddings ([`mobilefacenet`], the fitter's; [`resnet`], face-api's, kept
-//! independent for evaluation; [`faceres`], a stronger VGGFace2 network, evaluated so far).
+//! ([`align`]) → identity embeddings ([`faceres`], the fit's identity terms'; [`resnet`],
+//! face-api's, kept independent to judge the fits).
 //!
 //! | network | file | source | input (NHWC, RGB in [0, 1]) | output |
 //! |---|---|---|---|---|
 //! | [`SsdMobilenetV1`] | `face_detector.bpk` | face-api `ssd_mobilenetv1_model` | 512², padded photo | boxes, scores |
 //! | [`FaceLandmark68Net`] | `face_landmarks68.bpk` | face-api `face_landmark_68_model` | 112², padded box | 68 points |
 //! | [`FaceRecognitionNet`] | `face_resnet.bpk` | face-api `face_recognition_model` | 150² face-api chip | 128-d |
-//! | [`MobileFaceNet`] | `mobilefacenet.bpk` | human-models `mobilefacenet` | 112² ArcFace crop | 192-d |
 //! | [`FaceRes`] | `faceres.bpk` | human-models `faceres` | 224² ArcFace crop | 1024-d |
 //!
 //! Weights are burnpack records (`burn-store`), loaded from bytes on every platform; the
@@ -22,7 +21,6 @@ pub mod facemesh;
 pub mod faceres;
 pub mod landmarks68;
 pub mod layers;
-pub mod mobilefacenet;
 pub mod resnet;
 pub mod tfjs;
 
@@ -36,7 +34,6 @@ pub use detector::{Detection, Detections, DetectorOptions, SsdMobilenetV1};
 pub use facemesh::{FaceMesh, Mesh};
 pub use faceres::FaceRes;
 pub use landmarks68::{FaceLandmark68Net, Points68};
-pub use mobilefacenet::MobileFaceNet;
 pub use resnet::FaceRecognitionNet;
 
 use crate::error::{Error, Result};
@@ -53,10 +50,10 @@ pub struct IdentityOutput {
     pub activations: Vec<Tensor<4>>,
 }
 
-/// The epsilon of MobileFaceNet's graph (`embeddings/Maximum/y`), used for both networks.
+/// Guards the L2 normalisation of an all-zero embedding (the value tfjs face graphs use).
 pub const L2_EPSILON: f32 = 1e-10;
 
-/// `x / sqrt(max(|x|², eps))` along dimension 1, as the MobileFaceNet graph normalises.
+/// `x / sqrt(max(|x|², eps))` along dimension 1.
 pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
     let norm = x
         .clone()
@@ -67,24 +64,22 @@ pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
-/// The five networks.
+/// The six networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Network {
     Detector,
     Landmarks68,
     ResNet,
-    MobileFaceNet,
     FaceRes,
     BlazeFace,
     FaceMesh,
 }
 
 impl Network {
-    pub const ALL: [Network; 7] = [
+    pub const ALL: [Network; 6] = [
         Network::Detector,
         Network::Landmarks68,
         Network::ResNet,
-        Network::MobileFaceNet,
         Network::FaceRes,
         Network::BlazeFace,
         Network::FaceMesh,
@@ -96,7 +91,6 @@ impl Network {
             Network::Detector => "face_detector.bpk",
             Network::Landmarks68 => "face_landmarks68.bpk",
             Network::ResNet => "face_resnet.bpk",
-            Network::MobileFaceNet => "mobilefacenet.bpk",
             Network::FaceRes => "faceres.bpk",
             Network::BlazeFace => "blazeface.bpk",
             Network::FaceMesh => "facemesh.bpk",
@@ -119,7 +113,6 @@ impl Network {
                 "face-api",
                 "model/face_recognition_model-weights_manifest.json",
             ),
-            Network::MobileFaceNet => ("human-models", "models/mobilefacenet.json"),
             Network::FaceRes => ("human-models", "models/faceres.json"),
             Network::BlazeFace => ("human-models", "models/blazeface.json"),
             Network::FaceMesh => ("human-models", "models/facemesh.json"),
@@ -148,9 +141,6 @@ impl Network {
             }
             Network::ResNet => {
                 layers::save_record(&FaceRecognitionNet::build(&mut source, device)?, half, name)?
-            }
-            Network::MobileFaceNet => {
-                layers::save_record(&MobileFaceNet::build(&mut source, device)?, half, name)?
             }
             Network::FaceRes => {
                 layers::save_record(&FaceRes::build(&mut source, device)?, half, name)?
@@ -185,20 +175,19 @@ from_record!(
     SsdMobilenetV1 => Detector,
     FaceLandmark68Net => Landmarks68,
     FaceRecognitionNet => ResNet,
-    MobileFaceNet => MobileFaceNet,
     FaceRes => FaceRes,
     BlazeFace => BlazeFace,
     FaceMesh => FaceMesh,
 );
 
 /// The record bytes of the networks (read from `models/` or fetched by the page). The ResNet and
-/// faceres are optional: only evaluation uses them, so the browser does not download them.
+/// faceres are optional: the ResNet only judges fits (the browser never downloads it), faceres
+/// drives the identity terms (the page fetches it when a fit switches them on).
 pub struct ModelBytes {
     /// face-api's SSD: evaluation and the CLI's `--eyes face-api` (the page does without it).
     pub detector: Option<Vec<u8>>,
     pub landmarks68: Vec<u8>,
     pub resnet: Option<Vec<u8>>,
-    pub mobilefacenet: Vec<u8>,
     pub faceres: Option<Vec<u8>>,
     /// BlazeFace and the face mesh: the fit's eyes when both are given ([`Eyes::MediaPipe`]).
     pub blazeface: Option<Vec<u8>>,
@@ -232,46 +221,12 @@ impl Eyes {
     }
 }
 
-/// An identity network as the fitter uses it: ArcFace crops in, an embedding and intermediate
-/// activations out.
-#[derive(Debug, Clone, Copy)]
-pub enum IdentityNetwork<'a> {
-    FaceRes(&'a FaceRes),
-    MobileFaceNet(&'a MobileFaceNet),
-}
-
-impl IdentityNetwork<'_> {
-    /// Side of the ArcFace crop the network takes.
-    pub fn input_size(&self) -> usize {
-        match self {
-            IdentityNetwork::FaceRes(_) => faceres::INPUT_SIZE,
-            IdentityNetwork::MobileFaceNet(_) => mobilefacenet::INPUT_SIZE,
-        }
-    }
-
-    /// `[N, S, S, 3]` RGB crops in [0, 1] (S = [`Self::input_size`]) to unit embeddings.
-    pub fn forward(&self, crops: Tensor<4>) -> Result<IdentityOutput> {
-        match self {
-            IdentityNetwork::FaceRes(net) => net.forward(crops),
-            IdentityNetwork::MobileFaceNet(net) => net.forward(crops),
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            IdentityNetwork::FaceRes(_) => "faceres",
-            IdentityNetwork::MobileFaceNet(_) => "mobilefacenet",
-        }
-    }
-}
-
 /// The networks on one device (the ResNet and faceres only when their records were given).
 #[derive(Debug)]
 pub struct FaceNets {
     detector: Option<SsdMobilenetV1>,
     pub landmarks: FaceLandmark68Net,
     resnet: Option<FaceRecognitionNet>,
-    pub mobilefacenet: MobileFaceNet,
     faceres: Option<FaceRes>,
     mediapipe: Option<(BlazeFace, FaceMesh)>,
     pub device: Device,
@@ -302,7 +257,8 @@ pub struct FaceAnalysis {
     pub landmarks: Vec<[f32; 2]>,
     /// The face mesh ([`Eyes::MediaPipe`]).
     pub mesh: Option<Mesh>,
-    /// MobileFaceNet's crop (112², crop to image).
+    /// The ArcFace crop at the template's 112² ([`align::ARCFACE_SIZE`], crop to image);
+    /// faceres takes it scaled to 224².
     pub arcface: Affine,
     /// The ResNet's face-api chip, `None` when it falls outside the image.
     pub chip: Option<SquareCrop>,
@@ -334,7 +290,6 @@ impl FaceNets {
                 .resnet
                 .map(|b| FaceRecognitionNet::from_bytes(b, device))
                 .transpose()?,
-            mobilefacenet: MobileFaceNet::from_bytes(bytes.mobilefacenet, device)?,
             faceres: bytes
                 .faceres
                 .map(|b| FaceRes::from_bytes(b, device))
@@ -373,7 +328,6 @@ impl FaceNets {
                 detector: optional(Network::Detector)?,
                 landmarks68: read(Network::Landmarks68)?,
                 resnet: optional(Network::ResNet)?,
-                mobilefacenet: read(Network::MobileFaceNet)?,
                 faceres: optional(Network::FaceRes)?,
                 blazeface: Some(read(Network::BlazeFace)?),
                 facemesh: Some(read(Network::FaceMesh)?),
@@ -402,24 +356,26 @@ impl FaceNets {
         })
     }
 
-    /// faceres; [`Error::ModelFile`] when it was not loaded.
+    /// faceres, the identity terms' network; [`Error::ModelFile`] when it was not loaded.
     pub fn faceres(&self) -> Result<&FaceRes> {
         self.faceres.as_ref().ok_or_else(|| {
             Error::model(
                 Network::FaceRes.file_name(),
-                "not loaded (`make models` converts it)",
+                "not loaded: the identity terms and the identity evaluation need it (`make models` converts it)",
             )
         })
     }
 
-    /// The network a fit's identity terms use: faceres when its record was loaded (it tells
-    /// people apart: verification AUC 0.98 on celeba-wild, MobileFaceNet 0.62), else
-    /// MobileFaceNet.
-    pub fn identity_network(&self) -> IdentityNetwork<'_> {
-        match &self.faceres {
-            Some(faceres) => IdentityNetwork::FaceRes(faceres),
-            None => IdentityNetwork::MobileFaceNet(&self.mobilefacenet),
-        }
+    /// Whether faceres is loaded (the identity terms can run).
+    pub fn has_faceres(&self) -> bool {
+        self.faceres.is_some()
+    }
+
+    /// Loads faceres after the others (the page fetches it only when a fit asks for the
+    /// identity terms).
+    pub fn load_faceres(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.faceres = Some(FaceRes::from_bytes(bytes, &self.device)?);
+        Ok(())
     }
 
     /// The eyes [`Self::analyse`] uses: MediaPipe's when loaded.
@@ -576,18 +532,11 @@ impl FaceNets {
         })
     }
 
-    /// MobileFaceNet's input for a photo: the ArcFace crop `[1, 112, 112, 3]`.
-    pub fn mobilefacenet_input(&self, image: &RgbImage, analysis: &FaceAnalysis) -> Tensor<4> {
-        let crop = align::warp_image(image, &analysis.arcface, mobilefacenet::INPUT_SIZE);
-        let n = mobilefacenet::INPUT_SIZE;
-        Tensor::from_data(TensorData::new(crop, [1, n, n, 3]), &self.device)
-    }
-
-    /// faceres' input for a photo: the ArcFace crop at 224², `[1, 224, 224, 3]` (the same
-    /// alignment as MobileFaceNet's, the template scaled ×2).
+    /// faceres' input for a photo: the ArcFace crop at 224², `[1, 224, 224, 3]` (the 112²
+    /// template scaled ×2).
     pub fn faceres_input(&self, image: &RgbImage, analysis: &FaceAnalysis) -> Tensor<4> {
         let n = faceres::INPUT_SIZE;
-        let transform = analysis.arcface.crop_resized(mobilefacenet::INPUT_SIZE, n);
+        let transform = analysis.arcface.crop_resized(align::ARCFACE_SIZE, n);
         let crop = align::warp_image(image, &transform, n);
         Tensor::from_data(TensorData::new(crop, [1, n, n, 3]), &self.device)
     }

@@ -4,12 +4,11 @@
 //
 // The folder holds `request.json` (written by the Rust test) and the raw inputs it names:
 //   images: RGB8 pixels decoded by Rust, so both sides see identical pixels;
-//   mobilefacenet_crops: float32 NHWC 112×112×3 in [0, 1] (the Rust ArcFace crops);
 //   faceres_crops: float32 NHWC 224×224×3 in [0, 1] (the Rust 224² ArcFace crops);
 //   blazeface_inputs: float32 NHWC 256×256×3 in [0, 1] (the Rust letterboxed photos);
 //   facemesh_inputs: float32 NHWC 192×192×3 in [0, 1] (the Rust rotated face crops).
 // Runs face-api 1.7.15 (SSD MobileNetV1 → 68 landmarks → ResNet descriptor, its own pipeline)
-// and human-models' MobileFaceNet, faceres, BlazeFace and face mesh on tfjs's pure-JS CPU backend and writes
+// and human-models' faceres, BlazeFace and face mesh on tfjs's pure-JS CPU backend and writes
 // `reference.json`.
 // Nothing here is stored in the repository: the outputs are regenerated on every run.
 
@@ -93,23 +92,6 @@ async function main() {
     images.push({ name: entry.name, faces });
   }
 
-  const mobilefacenet = [];
-  if (request.mobilefacenet_crops.length > 0) {
-    const model = await loadGraph(request.mobilefacenet_model);
-    for (const crop of request.mobilefacenet_crops) {
-      const bytes = fs.readFileSync(path.join(dir, crop.f32));
-      const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-      const input = tf.tensor4d(values, [1, 112, 112, 3]);
-      // The normalised embedding and the vector it normalises (the network's raw output, which
-      // is dominated by a constant: the Rust side centres it, see src/nets/mobilefacenet.rs).
-      const [output, raw] = model.execute(input, ['embeddings', 'MobileFaceNet/Logits/SpatialSqueeze']);
-      mobilefacenet.push({ name: crop.name, embedding: Array.from(output.dataSync()), raw: Array.from(raw.dataSync()) });
-      output.dispose();
-      raw.dispose();
-      input.dispose();
-    }
-  }
-
   const faceres = [];
   if ((request.faceres_crops ?? []).length > 0) {
     const model = await loadGraph(request.faceres_model);
@@ -164,13 +146,12 @@ async function main() {
     backend: tf.getBackend(),
     versions: { tfjs: tf.version.tfjs, face_api: faceapi.version },
     images,
-    mobilefacenet,
     faceres,
     blazeface,
     facemesh,
   };
   fs.writeFileSync(path.join(dir, 'reference.json'), JSON.stringify(reference));
-  console.log(`reference: ${images.length} images, ${images.reduce((n, i) => n + i.faces.length, 0)} faces, ${mobilefacenet.length} MobileFaceNet crops, ${faceres.length} faceres crops, ${blazeface.length} BlazeFace inputs, ${facemesh.length} face mesh crops (tfjs ${tf.version.tfjs}, ${tf.getBackend()})`);
+  console.log(`reference: ${images.length} images, ${images.reduce((n, i) => n + i.faces.length, 0)} faces, ${faceres.length} faceres crops, ${blazeface.length} BlazeFace inputs, ${facemesh.length} face mesh crops (tfjs ${tf.version.tfjs}, ${tf.getBackend()})`);
 }
 
 main().catch((e) => {

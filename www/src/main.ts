@@ -668,6 +668,11 @@ async function start() {
       modelsUrl: new URL('models/', location.href),
       textureModel: texture === 'gan' || texture === 'pca' ? texture : undefined,
       onLoadProgress: (p) => {
+        // After start-up, only a fit that turns the identity terms on fetches a model (faceres).
+        if (status.dataset.ready === 'true') {
+          $('fit-stage').textContent = `Identity network: ${describeLoad(p)}`;
+          return;
+        }
         status.textContent = describeLoad(p);
         bar.value = p.total ? p.loaded / p.total : 0;
       },

@@ -313,6 +313,38 @@ test('a photo with several faces: a click on another face fits that one', async 
   await expect(page.locator('#error')).toBeHidden();
 });
 
+test('a fit with the identity terms on fetches faceres once and runs them on WebGPU', async () => {
+  // Start-up and the fits before never fetched the identity network.
+  const faceres = () => requests.filter((url) => new URL(url).pathname.endsWith('/models/faceres.bpk'));
+  expect(faceres()).toHaveLength(0);
+  const photo = Array.from(readFileSync(facePhoto));
+  const outcome = await page.evaluate(async (bytes) => {
+    type Losses = { identity: number; random_identity: number; content: number };
+    const fitter = (window as unknown as { ganfit: { fitter: { fit: (photos: Uint8Array[], options: unknown) => Promise<unknown> } } }).ganfit.fitter;
+    const full: Losses[] = [];
+    const fit = fitter.fit([new Uint8Array(bytes)], {
+      landmarkIterations: 10,
+      iterations: 1,
+      resolution: 112,
+      reportEvery: 1,
+      engine: { weights: { identity: 0.5, random_identity: 0.25, content: 2.0 } },
+      onProgress: (p: { stage: string; losses?: Losses }) => {
+        if (p.stage === 'Full' && p.losses) full.push(p.losses);
+      },
+    });
+    await fit;
+    return { full };
+  }, photo);
+  console.log(`identity terms on WebGPU: ${JSON.stringify(outcome.full)}`);
+  expect(outcome.full.length).toBeGreaterThan(0);
+  for (const losses of outcome.full) {
+    for (const term of ['identity', 'random_identity', 'content'] as const) {
+      expect(Number.isFinite(losses[term]) && losses[term] > 0, `${term}: ${losses[term]}`).toBe(true);
+    }
+  }
+  expect(faceres()).toHaveLength(1);
+});
+
 test('cancel stops a fit mid-way and the page stays usable', async () => {
   await clearPhotos(page);
   await page.locator('#file-input').setInputFiles(facePhoto);

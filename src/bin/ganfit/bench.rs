@@ -295,9 +295,7 @@ fn raster(devices: Vec<Backend>, repeat: usize) -> Result<()> {
 }
 
 fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Result<()> {
-    use ganfit::nets::{
-        FaceNets, blazeface, detector, facemesh, faceres, landmarks68, mobilefacenet, resnet,
-    };
+    use ganfit::nets::{FaceNets, blazeface, detector, facemesh, faceres, landmarks68, resnet};
     for (backend, device) in open_devices(devices, &[Backend::Cpu, Backend::Gpu]) {
         let nets = FaceNets::load(models, &device)?;
         let input =
@@ -339,15 +337,6 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
             Ok(())
         })?;
         println!("nets {backend:?} resnet 150x150 forward: {resnet:.2} ms");
-        let mobile = time_ms(&device, repeat, || {
-            sync(
-                nets.mobilefacenet
-                    .forward(input(mobilefacenet::INPUT_SIZE, &device))?
-                    .embedding,
-            );
-            Ok(())
-        })?;
-        println!("nets {backend:?} mobilefacenet 112x112 forward: {mobile:.2} ms");
         let face_res = time_ms(&device, repeat, || {
             sync(
                 nets.faceres()?
@@ -372,10 +361,6 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
             Ok(nets.resnet()?.forward(x)?.embedding)
         })?;
         println!("nets {backend:?} resnet 150x150 forward+backward: {resnet:.2} ms");
-        let mobile = backward(mobilefacenet::INPUT_SIZE, &|x| {
-            Ok(nets.mobilefacenet.forward(x)?.embedding)
-        })?;
-        println!("nets {backend:?} mobilefacenet 112x112 forward+backward: {mobile:.2} ms");
         let face_res = backward(faceres::INPUT_SIZE, &|x| {
             Ok(nets.faceres()?.forward(x)?.embedding)
         })?;

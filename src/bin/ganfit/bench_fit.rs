@@ -4,7 +4,7 @@ use burn::tensor::{Tensor, TensorData};
 use ganfit::Result;
 use ganfit::device::block_on;
 use ganfit::fit::{self, Control, FitOptions, FitStage, Models, Progress, scene};
-use ganfit::nets::mobilefacenet;
+use ganfit::nets::faceres;
 use ganfit::render::shading::{PhongLight, normalize};
 use ganfit::util::clock::now_ms;
 use ganfit::util::rng::SplitMix64;
@@ -68,15 +68,16 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
     })?;
     println!("fit {resolution}² shape + render forward+backward: {render:.1} ms");
 
-    let n = mobilefacenet::INPUT_SIZE;
+    let n = faceres::INPUT_SIZE;
+    let identity_network = models.nets.faceres()?;
     let identity_net = time_ms(&device, repeat, || {
         let x = Tensor::<4>::ones([1, n, n, 3], &device).require_grad();
-        let out = models.nets.mobilefacenet.forward(x.clone())?;
+        let out = identity_network.forward(x.clone())?;
         let grads = out.embedding.sum().backward();
         let _ = x.grad(&grads);
         Ok(())
     })?;
-    println!("fit identity network (MobileFaceNet {n}²) forward+backward: {identity_net:.1} ms");
+    println!("fit identity network (faceres {n}²) forward+backward: {identity_net:.1} ms");
 
     // The loss terms alone, on stand-ins of the shapes stage 2 gives them.
     let rendered = Tensor::<4>::ones([1, resolution, resolution, 3], &device) * 0.4;
@@ -84,20 +85,16 @@ fn components(models: &Models, resolution: usize, repeat: usize) -> Result<()> {
     let mask = Tensor::<4>::ones([1, resolution, resolution, 1], &device);
     let target_landmarks = Tensor::<3>::ones([1, 68, 2], &device) * (resolution as f32 / 2.0);
     let lm_weights = Tensor::<1>::ones([68], &device);
-    let photo_features = models
-        .nets
-        .mobilefacenet
-        .forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.5)?;
+    let photo_features =
+        identity_network.forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.5)?;
     let photo_embedding = photo_features.embedding.detach();
     let photo_activations: Vec<Tensor<4>> = photo_features
         .activations
         .into_iter()
         .map(|a| a.detach())
         .collect();
-    let render_features = models
-        .nets
-        .mobilefacenet
-        .forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.3)?;
+    let render_features =
+        identity_network.forward(Tensor::<4>::ones([1, n, n, 3], &device) * 0.3)?;
     let render_embedding = render_features.embedding.detach();
     let render_activations: Vec<Tensor<4>> = render_features
         .activations

@@ -82,7 +82,7 @@ pub enum Eval {
         #[arg(long, default_value_t = 8.0)]
         radius: f64,
     },
-    /// Verification with the identity networks (MobileFaceNet, face-api's ResNet, faceres) on a
+    /// Verification with the identity networks (face-api's ResNet, faceres) on a
     /// folder with `pairs.tsv` and `images/`.
     Identity {
         #[arg(long)]
@@ -526,7 +526,6 @@ fn mesh68(
 
 /// The embeddings of one photo's largest face.
 struct Embeddings {
-    mobilefacenet: Vec<f32>,
     resnet: Vec<f32>,
     faceres: Vec<f32>,
 }
@@ -535,9 +534,6 @@ fn embed(nets: &FaceNets, path: &Path) -> Result<Embeddings> {
     let image = ganfit::io::image::read(path)?;
     device::block_on(async {
         let analysis = nets.analyse(&image).await?;
-        let mobile = nets
-            .mobilefacenet
-            .forward(nets.mobilefacenet_input(&image, &analysis))?;
         let resnet = nets
             .resnet()?
             .forward(nets.resnet_input(&image, &analysis)?)?;
@@ -545,7 +541,6 @@ fn embed(nets: &FaceNets, path: &Path) -> Result<Embeddings> {
             .faceres()?
             .forward(nets.faceres_input(&image, &analysis))?;
         Ok(Embeddings {
-            mobilefacenet: device::read_floats(mobile.embedding).await?.0,
             resnet: device::read_floats(resnet.embedding).await?.0,
             faceres: device::read_floats(faceres.embedding).await?.0,
         })
@@ -589,13 +584,9 @@ fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) 
         cache.insert(name.clone(), entry);
     }
     let images = cache.len();
-    let (mut mobile, mut resnet, mut faceres) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut resnet, mut faceres) = (Vec::new(), Vec::new());
     for (a, b, same) in &list {
         if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
-            mobile.push((
-                verification::cosine(&ea.mobilefacenet, &eb.mobilefacenet),
-                *same,
-            ));
             resnet.push((verification::cosine(&ea.resnet, &eb.resnet), *same));
             faceres.push((verification::cosine(&ea.faceres, &eb.faceres), *same));
         }
@@ -607,8 +598,7 @@ fn identity(data: &Path, models: &Path, backend: Backend, limit: Option<usize>) 
         cache.values().filter(|e| e.is_none()).count() - no_face
     );
     println!("pairs: {} pairs", list.len());
-    println!("pairs evaluated (both faces found): {} pairs", mobile.len());
-    print_report("mobilefacenet", &verification::verify(&mobile, 0.01)?);
+    println!("pairs evaluated (both faces found): {} pairs", resnet.len());
     print_report("resnet", &verification::verify(&resnet, 0.01)?);
     print_report("faceres", &verification::verify(&faceres, 0.01)?);
     println!(

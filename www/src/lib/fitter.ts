@@ -241,6 +241,8 @@ export class Fitter {
         const message = event.data;
         switch (message.type) {
           case 'load-progress':
+            // Also during a fit, when the engine fetches the identity terms' network first.
+            for (const fit of this.pending.values()) fit.alive();
             this.options.onLoadProgress?.(message.progress);
             break;
           case 'ready':

@@ -9,10 +9,14 @@ export interface ManifestFile {
   sha256: string;
 }
 
+/** The model files: `faceres` (the identity terms' network) is fetched only when a fit turns
+ * those terms on. */
+type Role = 'face_model' | 'blazeface' | 'facemesh' | 'landmarks68' | 'faceres' | 'texture_gan' | 'texture_pca';
+
 export interface Manifest {
   /** Which texture model to use when the caller does not say: `pca` when its file is there. */
   texture: 'gan' | 'pca';
-  files: Record<'face_model' | 'blazeface' | 'facemesh' | 'landmarks68' | 'mobilefacenet' | 'texture_gan' | 'texture_pca', ManifestFile | undefined>;
+  files: Record<Role, ManifestFile | undefined>;
 }
 
 export class ModelError extends Error {
@@ -88,32 +92,30 @@ export interface LoadedModels {
   blazeface: Uint8Array;
   facemesh: Uint8Array;
   landmarks68: Uint8Array;
-  mobilefacenet: Uint8Array;
   texture: Uint8Array;
   textureChoice: 'gan' | 'pca';
 }
 
-/** Fetches every model file the fit needs from `modelsUrl` (cache first, checked by hash). */
-export async function loadModels(
+/** Fetches the files of `roles` from `modelsUrl` (cache first, checked by hash), reporting
+ * progress over all of them. */
+async function loadFiles<R extends Role>(
   modelsUrl: string,
-  textureChoice: 'gan' | 'pca' | undefined,
+  roles: (manifest: Manifest) => readonly R[],
   cacheName: string | null,
   onProgress: (p: LoadProgress) => void,
-): Promise<LoadedModels> {
+): Promise<{ manifest: Manifest; files: Record<R, Uint8Array> }> {
   const base = new URL(modelsUrl);
   const cache = await openCache(cacheName);
   onProgress({ stage: 'manifest', loaded: 0, total: 0 });
   const manifest = await loadManifest(base, cache);
-  const texture = textureChoice ?? manifest.texture;
-  const roles = ['face_model', 'blazeface', 'facemesh', 'landmarks68', 'mobilefacenet', texture === 'gan' ? 'texture_gan' : 'texture_pca'] as const;
-  const entries = roles.map((role) => {
+  const entries = roles(manifest).map((role) => {
     const file = manifest.files[role];
     if (!file) throw new ModelError('ModelDownload', `the models at ${base.href} have no ${role} file (manifest.json)`);
     return [role, file] as const;
   });
   const total = entries.reduce((sum, [, f]) => sum + f.size, 0);
   let loaded = 0;
-  const out: Partial<Record<(typeof roles)[number], Uint8Array>> = {};
+  const out: Partial<Record<R, Uint8Array>> = {};
   for (const [role, file] of entries) {
     const url = new URL(file.name, base).href;
     // Cached under the file's URL; its hash rides along in a header, so a changed manifest
@@ -159,13 +161,37 @@ export async function loadModels(
     }
     out[role] = bytes;
   }
+  return { manifest, files: out as Record<R, Uint8Array> };
+}
+
+/** Fetches every model file a fit needs from `modelsUrl` (cache first, checked by hash); the
+ * identity terms' network comes later, from {@link loadIdentityModel}. */
+export async function loadModels(
+  modelsUrl: string,
+  textureChoice: 'gan' | 'pca' | undefined,
+  cacheName: string | null,
+  onProgress: (p: LoadProgress) => void,
+): Promise<LoadedModels> {
+  const choice = (manifest: Manifest) => textureChoice ?? manifest.texture;
+  const { manifest, files } = await loadFiles(
+    modelsUrl,
+    (manifest) => ['face_model', 'blazeface', 'facemesh', 'landmarks68', choice(manifest) === 'gan' ? 'texture_gan' : 'texture_pca'] as const,
+    cacheName,
+    onProgress,
+  );
+  const texture = choice(manifest);
   return {
-    face_model: out.face_model!,
-    blazeface: out.blazeface!,
-    facemesh: out.facemesh!,
-    landmarks68: out.landmarks68!,
-    mobilefacenet: out.mobilefacenet!,
-    texture: out[texture === 'gan' ? 'texture_gan' : 'texture_pca']!,
+    face_model: files.face_model,
+    blazeface: files.blazeface,
+    facemesh: files.facemesh,
+    landmarks68: files.landmarks68,
+    texture: texture === 'gan' ? files.texture_gan : files.texture_pca,
     textureChoice: texture,
   };
+}
+
+/** faceres, the identity terms' network (fetched, checked and cached like the others). */
+export async function loadIdentityModel(modelsUrl: string, cacheName: string | null, onProgress: (p: LoadProgress) => void): Promise<Uint8Array> {
+  const { files } = await loadFiles(modelsUrl, () => ['faceres'] as const, cacheName, onProgress);
+  return files.faceres;
 }

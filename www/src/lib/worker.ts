@@ -2,13 +2,15 @@
 // cancel requests between iterations (the engine awaits every GPU read, so this worker's
 // message queue keeps turning during a fit).
 import init, { WasmFitter, loseDeviceForTest } from '../pkg/ganfit.js';
-import { loadModels } from './models.js';
+import { loadIdentityModel, loadModels } from './models.js';
 import type { FromWorker, RawFitResult, ToWorker, TrackedFrame, WorkerError } from './protocol.js';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 let fitter: WasmFitter | null = null;
 /** The face model file, kept for the avatar export (which loads the whole head from it). */
 let faceModelBytes: Uint8Array | null = null;
+/** Where the models came from: faceres is fetched from there when a fit first needs it. */
+let modelSource: { modelsUrl: string; cacheName: string | null } | null = null;
 let wasmMemory: WebAssembly.Memory | null = null;
 const cancelled = new Set<number>();
 /** Set once the module trapped (a panic or a failed allocation): it cannot run again. */
@@ -65,7 +67,8 @@ async function create(message: Extract<ToWorker, { type: 'create' }>) {
     const downloaded = performance.now();
     post({ type: 'load-progress', progress: { stage: 'init', loaded: 1, total: 1 } });
     faceModelBytes = models.face_model;
-    fitter = await WasmFitter.create(models.face_model, models.blazeface, models.facemesh, models.landmarks68, models.mobilefacenet, models.texture, models.textureChoice);
+    modelSource = { modelsUrl: message.modelsUrl, cacheName: message.cacheName };
+    fitter = await WasmFitter.create(models.face_model, models.blazeface, models.facemesh, models.landmarks68, models.texture, models.textureChoice);
     post({
       type: 'ready',
       adapter: fitter.adapter,
@@ -84,6 +87,11 @@ async function fit(message: Extract<ToWorker, { type: 'fit' }>) {
     return;
   }
   try {
+    // The identity terms' network (faceres, 6 MB) is fetched the first time a fit turns them on.
+    if (fitter.needsIdentityNetwork(message.options) && modelSource) {
+      const bytes = await loadIdentityModel(modelSource.modelsUrl, modelSource.cacheName, (progress) => post({ type: 'load-progress', progress }));
+      fitter.loadIdentityNetwork(bytes);
+    }
     const result = (await fitter.fit(message.images, message.options, (progress: unknown) => {
       if (cancelled.has(id)) return false;
       const report = progress as FromWorker & { preview?: { rgba: Uint8ClampedArray } };
