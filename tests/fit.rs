@@ -92,6 +92,12 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
     assert_eq!(render.width() as usize, quick().resolution);
     let covered = alpha.iter().filter(|&&a| a > 128).count() as f64 / alpha.len() as f64;
     assert!((0.1..0.95).contains(&covered), "render coverage {covered}");
+    // The photo texture is blended in by default: the final textured mesh is rendered too.
+    let blended = p.blended_render.as_ref().expect("a blended render");
+    assert_eq!(blended.dimensions(), render.dimensions());
+    assert_ne!(blended.as_raw(), render.as_raw());
+    let check = result.texture_check.as_ref().expect("a texture check");
+    assert!(check.final_photo_l1.is_finite() && check.model_photo_l1.is_finite());
     let files = ganfit::fit::export::exports(&models.face, &result).unwrap();
     let count = |prefix: &str| {
         files
@@ -146,6 +152,8 @@ fn the_identity_network_terms_run_when_weighted() {
     options.weights.identity = 0.5;
     options.weights.random_identity = 0.25;
     options.weights.content = 2.0;
+    // Without the photo texture there is no blended render (nor its check).
+    options.blend_photo_texture = false;
     let missing = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap_err();
     assert!(
         matches!(&missing, Error::ModelFile { .. }) && missing.to_string().contains("faceres.bpk"),
@@ -156,6 +164,7 @@ fn the_identity_network_terms_run_when_weighted() {
         .load_faceres(read(Network::FaceRes.file_name()))
         .unwrap();
     let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
+    assert!(result.photos[0].blended_render.is_none() && result.texture_check.is_none());
     let full: Vec<_> = result
         .log
         .iter()

@@ -104,6 +104,11 @@ pub struct PhotoFit {
     /// at its border, so that the model's scalp and neck do not cover hair and clothes.
     #[serde(skip)]
     pub overlay_alpha: Vec<u8>,
+    /// The final textured mesh (the photo-blended texture) rendered from the photo's camera over
+    /// the working crop, RGB8 `resolution²` (its coverage is `render`'s); `None` when the photo
+    /// texture was not blended in.
+    #[serde(skip)]
+    pub blended_render: Option<RgbImage>,
 }
 
 /// How the final texture came out (when the photo texture is blended in).

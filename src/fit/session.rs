@@ -670,6 +670,7 @@ impl Session {
                 image::imageops::resize(&texture, w, h, image::imageops::FilterType::Triangle);
         }
         let mut texture_check = None;
+        let mut blended_values = None;
         if options.blend_photo_texture {
             let (all_shapes, _) = read_floats(shape.clone()).await?;
             let per_photo_shapes: Vec<Vec<[f32; 3]>> = all_shapes
@@ -700,6 +701,8 @@ impl Session {
                     let face_l1 = |image: Tensor<4>, mask: Tensor<4>| {
                         losses::masked_l1(image.detach(), photo_images.clone(), mask.detach())
                     };
+                    blended_values =
+                        Some(read_floats(final_render.image.clone().detach()).await?.0);
                     let (l1, _) = read_floats(Tensor::cat(
                         vec![
                             face_l1(rendered.image, rendered.face_mask),
@@ -720,12 +723,15 @@ impl Session {
         }
         let frame = r * r;
         let to_u8 = |v: &f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let frame_rgb = |values: &[f32], i: usize| {
+            let rgb: Vec<u8> = values[i * frame * 3..(i + 1) * frame * 3]
+                .iter()
+                .map(to_u8)
+                .collect();
+            RgbImage::from_raw(r as u32, r as u32, rgb).expect("sized")
+        };
         let photos_out: Vec<PhotoFit> = (0..n)
             .map(|i| {
-                let rgb: Vec<u8> = image_values[i * frame * 3..(i + 1) * frame * 3]
-                    .iter()
-                    .map(to_u8)
-                    .collect();
                 let alpha: Vec<u8> = coverage_values[i * frame..(i + 1) * frame]
                     .iter()
                     .map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8)
@@ -747,10 +753,8 @@ impl Session {
                     photo: self.targets[i].summary(),
                     params: plain[i].clone(),
                     fitted_landmarks,
-                    render: Some((
-                        RgbImage::from_raw(r as u32, r as u32, rgb).expect("sized"),
-                        alpha,
-                    )),
+                    render: Some((frame_rgb(&image_values, i), alpha)),
+                    blended_render: blended_values.as_ref().map(|v| frame_rgb(v, i)),
                 }
             })
             .collect();

@@ -225,7 +225,9 @@ pub fn landmarks(
 
 /// `ganfit eval identity --fitted`: how recognisable fitted renders are to the identity network
 /// the fit did not optimise against (face-api's ResNet). Each render is composited over its
-/// photo and cut with the photo's own alignment.
+/// photo and cut with the photo's own alignment: the model alone (shape and model texture,
+/// what the identity terms carry) and, when the photo texture is blended in (the default), the
+/// final textured mesh a user exports.
 pub fn identity(
     models: &Models,
     data: &Path,
@@ -235,25 +237,26 @@ pub fn identity(
     use ganfit::eval::verification::{cosine, verify};
     use std::collections::BTreeMap;
     let list = crate::eval_data::pairs_limited(data, limit)?;
-    let options = FitOptions {
-        blend_photo_texture: false,
-        ..options.clone()
-    };
     let resnet = models.nets.resnet()?;
     let start = ganfit::util::clock::now_ms();
-    // Per image: (photo embedding, render embedding), or `None` where the fit failed.
-    type Embeddings = Option<(Vec<f32>, Vec<f32>)>;
-    let mut cache: BTreeMap<String, Embeddings> = BTreeMap::new();
+    /// One image's ResNet descriptors: the photo, the model-only render over it, and the
+    /// blended render over it (when the fit blended the photo texture in).
+    struct Embeddings {
+        photo: Vec<f32>,
+        model: Vec<f32>,
+        blended: Option<Vec<f32>>,
+    }
+    let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
     for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
         if cache.contains_key(name) {
             continue;
         }
-        let embed = || -> Result<(Vec<f32>, Vec<f32>)> {
+        let embed = || -> Result<Embeddings> {
             let image = ganfit::io::image::read(data.join("images").join(name))?;
             let result = block_on(fit::fit(
                 models,
                 std::slice::from_ref(&image),
-                &options,
+                options,
                 &mut quiet,
             ))?;
             let photo_fit = &result.photos[0];
@@ -261,30 +264,38 @@ pub fn identity(
                 .render
                 .as_ref()
                 .ok_or_else(|| Error::Invalid("no render".into()))?;
-            let composite =
-                fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0);
+            let over_photo = |render: &image::RgbImage| {
+                fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0)
+            };
             block_on(async {
-                let analysis = models.nets.analyse(&image).await?;
-                let photo = ganfit::device::read_floats(
-                    resnet
-                        .forward(models.nets.resnet_input(&image, &analysis)?)?
-                        .embedding,
-                )
-                .await?
-                .0;
-                let render = ganfit::device::read_floats(
-                    resnet
-                        .forward(models.nets.resnet_input(&composite, &analysis)?)?
-                        .embedding,
-                )
-                .await?
-                .0;
-                Ok((photo, render))
+                let analysis = &models.nets.analyse(&image).await?;
+                let describe = |image: image::RgbImage| async move {
+                    let input = models.nets.resnet_input(&image, analysis)?;
+                    Ok::<_, Error>(
+                        ganfit::device::read_floats(resnet.forward(input)?.embedding)
+                            .await?
+                            .0,
+                    )
+                };
+                Ok(Embeddings {
+                    photo: describe(image.clone()).await?,
+                    model: describe(over_photo(render)).await?,
+                    blended: match &photo_fit.blended_render {
+                        Some(blended) => Some(describe(over_photo(blended)).await?),
+                        None => None,
+                    },
+                })
             })
         };
         let entry = match embed() {
             Ok(e) => {
-                eprintln!("{name}: photo–render cosine {:.3}", cosine(&e.0, &e.1));
+                eprintln!(
+                    "{name}: photo–render cosine {:.3}, photo–blended {}",
+                    cosine(&e.photo, &e.model),
+                    e.blended
+                        .as_ref()
+                        .map_or("-".to_string(), |b| format!("{:.3}", cosine(&e.photo, b)))
+                );
                 Some(e)
             }
             Err(e) => {
@@ -294,36 +305,47 @@ pub fn identity(
         };
         cache.insert(name.clone(), entry);
     }
-    let fitted: Vec<f64> = cache
-        .values()
-        .flatten()
-        .map(|(p, r)| cosine(p, r))
-        .collect();
-    let (mut photo_pairs, mut render_pairs) = (Vec::new(), Vec::new());
+    let fitted: Vec<&Embeddings> = cache.values().flatten().collect();
+    let cosines = |pick: &dyn Fn(&Embeddings) -> Option<&Vec<f32>>| -> Vec<f64> {
+        fitted
+            .iter()
+            .filter_map(|e| pick(e).map(|r| cosine(&e.photo, r)))
+            .collect()
+    };
+    let (mut photo_pairs, mut render_pairs, mut blended_pairs) =
+        (Vec::new(), Vec::new(), Vec::new());
     for (a, b, same) in &list {
         if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
-            photo_pairs.push((cosine(&ea.0, &eb.0), *same));
+            photo_pairs.push((cosine(&ea.photo, &eb.photo), *same));
             // One side of the pair replaced by its render.
-            render_pairs.push((cosine(&ea.1, &eb.0), *same));
+            render_pairs.push((cosine(&ea.model, &eb.photo), *same));
+            if let Some(blended) = &ea.blended {
+                blended_pairs.push((cosine(blended, &eb.photo), *same));
+            }
         }
     }
-    let (m, s) = mean_std(&fitted);
+    println!("judge: face-api's ResNet (the fit never sees it)");
     println!("images fitted: {} of {}", fitted.len(), cache.len());
+    let (m, s) = mean_std(&cosines(&|e| Some(&e.model)));
     println!("resnet photo-render cosine: {m:.3} ± {s:.3}");
+    let blended = cosines(&|e| e.blended.as_ref());
+    if !blended.is_empty() {
+        let (m, s) = mean_std(&blended);
+        println!("resnet photo-blended cosine: {m:.3} ± {s:.3}");
+    }
     println!("pairs evaluated: {} pairs", photo_pairs.len());
-    if !photo_pairs.is_empty() {
-        let photos = verify(&photo_pairs, 0.01)?;
-        let renders = verify(&render_pairs, 0.01)?;
-        println!(
-            "resnet accuracy photo-photo: {:.2} %",
-            100.0 * photos.accuracy
-        );
-        println!(
-            "resnet accuracy render-photo: {:.2} %",
-            100.0 * renders.accuracy
-        );
-        println!("resnet roc auc photo-photo: {:.4}", photos.auc);
-        println!("resnet roc auc render-photo: {:.4}", renders.auc);
+    for (name, pairs) in [
+        ("photo-photo", &photo_pairs),
+        ("render-photo", &render_pairs),
+        ("blended-photo", &blended_pairs),
+    ] {
+        if pairs.is_empty() {
+            continue;
+        }
+        let report = verify(pairs, 0.01)?;
+        println!("resnet accuracy {name}: {:.2} %", 100.0 * report.accuracy);
+        println!("resnet roc auc {name}: {:.4}", report.auc);
+        println!("resnet tar at far 1% {name}: {:.2} %", 100.0 * report.tar);
     }
     println!(
         "time per image: {:.1} s",
