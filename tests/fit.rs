@@ -163,22 +163,29 @@ fn the_identity_network_terms_run_when_weighted() {
         .nets
         .load_faceres(read(Network::FaceRes.file_name()))
         .unwrap();
-    let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
-    assert!(result.photos[0].blended_render.is_none() && result.texture_check.is_none());
-    let full: Vec<_> = result
-        .log
-        .iter()
-        .filter(|e| e.stage == FitStage::Full)
-        .collect();
-    assert_eq!(full.len(), 3);
-    for e in full {
-        let l = &e.losses;
-        for (name, v) in [
-            ("identity", l.identity),
-            ("random_identity", l.random_identity),
-            ("content", l.content),
-        ] {
-            assert!(v.is_finite() && v > 0.0, "{name} term {v}");
+    // As GANFit (the terms move everything), then moving the texture only.
+    for texture_only in [false, true] {
+        options.identity_texture_only = texture_only;
+        let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
+        assert!(result.photos[0].blended_render.is_none() && result.texture_check.is_none());
+        let full: Vec<_> = result
+            .log
+            .iter()
+            .filter(|e| e.stage == FitStage::Full)
+            .collect();
+        assert_eq!(full.len(), 3);
+        for e in full {
+            let l = &e.losses;
+            for (name, v) in [
+                ("identity", l.identity),
+                ("random_identity", l.random_identity),
+                ("content", l.content),
+            ] {
+                assert!(
+                    v.is_finite() && v > 0.0,
+                    "{name} term {v} (texture only: {texture_only})"
+                );
+            }
         }
     }
 }

@@ -71,6 +71,10 @@ pub struct FitOptions {
     /// The photos show one person: share identity and texture.
     pub same_person: bool,
     pub weights: LossWeights,
+    /// The identity-network terms move the texture only: they see the texture on the fitted
+    /// geometry, camera and light held still (one more render per iteration). Off, as in
+    /// GANFit, they move everything, shape and pose included.
+    pub identity_texture_only: bool,
     pub landmark_rates: Rates,
     pub rates: Rates,
     /// Report losses every this many iterations (each report reads from the device).
@@ -100,6 +104,7 @@ impl Default for FitOptions {
             iterations: 150,
             same_person: false,
             weights: LossWeights::default(),
+            identity_texture_only: false,
             landmark_rates: Rates {
                 identity: 0.05,
                 expression: 0.02,
@@ -276,6 +281,7 @@ mod tests {
             preview_every in 0usize..1000,
             blend_photo_texture in any::<bool>(),
             seamless_blend in any::<bool>(),
+            identity_texture_only in any::<bool>(),
             seed in any::<u64>(),
             face in 0usize..10,
         ) {
@@ -284,6 +290,7 @@ mod tests {
                 landmark_iterations,
                 iterations,
                 same_person,
+                identity_texture_only,
                 weights: LossWeights {
                     landmarks: w[0],
                     pixel: w[1],

@@ -23,6 +23,17 @@ pub struct Camera {
     pub focal: Tensor<2>,
 }
 
+impl Camera {
+    /// The same camera, cut from the gradient graph.
+    pub fn detach(&self) -> Camera {
+        Camera {
+            angles: self.angles.clone().detach(),
+            translation: self.translation.clone().detach(),
+            focal: self.focal.clone().detach(),
+        }
+    }
+}
+
 /// A rendered batch.
 #[derive(Debug, Clone)]
 pub struct Rendered {

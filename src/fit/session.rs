@@ -429,10 +429,10 @@ impl Session {
                 scene::project_landmarks(&models.face, shape.clone(), &camera, &jaw, r)?;
             let rendered = scene::render(
                 &models.face,
-                shape,
+                shape.clone(),
                 &camera,
                 &leaves.light(),
-                uv_map,
+                uv_map.clone(),
                 photo_images.clone(),
                 r,
             )?;
@@ -470,7 +470,22 @@ impl Session {
                 (identity_network, &photo_embedding)
             {
                 if uses_render_identity {
-                    let crops = crate::nets::align::warp(rendered.image.clone(), &arcface, input)?;
+                    let image = if options.identity_texture_only {
+                        // The texture on the geometry, camera and light held still.
+                        scene::render(
+                            &models.face,
+                            shape.detach(),
+                            &camera.detach(),
+                            &leaves.light().detach(),
+                            uv_map,
+                            photo_images.clone(),
+                            r,
+                        )?
+                        .image
+                    } else {
+                        rendered.image.clone()
+                    };
+                    let crops = crate::nets::align::warp(image, &arcface, input)?;
                     let identity = identity_network.forward(crops)?;
                     terms.push((
                         LossTerm::Identity,
@@ -485,8 +500,15 @@ impl Session {
                 if w.random_identity != 0.0 {
                     // GANFit's randomised identity: same identity and texture, random expression,
                     // pose and light.
-                    let (random, landmarks) =
-                        random_render(models, leaves, &mut rng, n, r, &device)?;
+                    let (random, landmarks) = random_render(
+                        models,
+                        leaves,
+                        options.identity_texture_only,
+                        &mut rng,
+                        n,
+                        r,
+                        &device,
+                    )?;
                     let crops = scene::arcface_crops(random.image, landmarks, input)?;
                     let random_identity = identity_network.forward(crops)?;
                     let term = losses::identity(random_identity.embedding, photo_embedding.clone());
@@ -911,10 +933,11 @@ fn texture_prior(model: &TextureModel, texture: Tensor<2>) -> Tensor<1> {
 
 /// A batch of renders with the fitted identity and texture but random expression, pose and
 /// lighting, over grey, and their landmarks `[N, 68, 2]` (for the ArcFace crops, which use
-/// the inner points only).
+/// the inner points only); with `texture_only` the identity is held still.
 fn random_render(
     models: &Models,
     leaves: &Leaves,
+    texture_only: bool,
     rng: &mut SplitMix64,
     n: usize,
     r: usize,
@@ -948,9 +971,13 @@ fn random_render(
             .collect::<Vec<f32>>()
     };
     let t = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [n, c]), device);
+    let identity = match texture_only {
+        true => leaves.identity.clone().detach(),
+        false => leaves.identity.clone(),
+    };
     let shape = models
         .face
-        .vertices(per_photo(leaves.identity.clone(), n), t(expression, ne))?;
+        .vertices(per_photo(identity, n), t(expression, ne))?;
     // Keep the fitted distance and focal length so the face fills the frame as in the photo.
     let translation = leaves.translation.clone().detach() * t([0.0f32, 0.0, 1.0].repeat(n), 3);
     let camera = scene::Camera {

@@ -66,6 +66,19 @@ pub struct PhongLight {
     pub shininess: f32,
 }
 
+impl PhongLight {
+    /// The same light, cut from the gradient graph.
+    pub fn detach(&self) -> PhongLight {
+        PhongLight {
+            ambient: self.ambient.clone().detach(),
+            diffuse: self.diffuse.clone().detach(),
+            direction: self.direction.clone().detach(),
+            specular: self.specular.clone().detach(),
+            shininess: self.shininess,
+        }
+    }
+}
+
 /// Shaded colour `[B, H, W, 3]` = albedo · (ambient + diffuse · max(n·l, 0)) + specular ·
 /// diffuse · max(r·v, 0)^shininess, with normals and view directions (towards the eye) in
 /// camera space, all `[B, H, W, 3]`.
