@@ -49,6 +49,10 @@ pub enum Bench {
         /// The photo to fit (default: $GANFIT_DATA/samples/astronaut.png).
         #[arg(long)]
         photo: Option<std::path::PathBuf>,
+        /// Fit options for the whole fit as a JSON file (`FitOptions`; e.g. the identity
+        /// terms switched on); resolution and iterations come from the flags.
+        #[arg(long)]
+        options: Option<std::path::PathBuf>,
     },
     /// One texture-GAN training step (discriminator, generator, weight average) at each growth
     /// level, and the generator's forward pass at full size.
@@ -83,6 +87,7 @@ pub fn run(what: Bench) -> Result<()> {
             iterations,
             models,
             photo,
+            options,
         } => crate::bench_fit::run(
             device,
             resolution,
@@ -91,6 +96,7 @@ pub fn run(what: Bench) -> Result<()> {
             iterations,
             &crate::common::models_dir(models),
             photo,
+            &crate::common::read_options(options.as_deref())?,
         ),
         Bench::Gan {
             device,

@@ -159,6 +159,7 @@ fn whole_fit(
     resolution: usize,
     landmark_iterations: usize,
     iterations: usize,
+    base: &FitOptions,
 ) -> Result<()> {
     let options = FitOptions {
         resolution,
@@ -166,7 +167,7 @@ fn whole_fit(
         iterations,
         report_every: 5,
         preview_every: 0,
-        ..FitOptions::default()
+        ..base.clone()
     };
     // (stage, iteration, elapsed) of each report.
     let mut reports: Vec<(FitStage, usize, f64)> = Vec::new();
@@ -210,6 +211,7 @@ pub fn run(
     iterations: usize,
     models: &std::path::Path,
     photo: Option<std::path::PathBuf>,
+    options: &FitOptions,
 ) -> Result<()> {
     let photo_path = match photo {
         Some(p) => p,
@@ -230,7 +232,7 @@ pub fn run(
         println!("# texture model: {}", models.texture.name());
         for &r in &resolutions {
             components(&models, r, repeat)?;
-            whole_fit(&models, &photo, r, landmark_iterations, iterations)?;
+            whole_fit(&models, &photo, r, landmark_iterations, iterations, options)?;
         }
     }
     Ok(())
