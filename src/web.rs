@@ -96,6 +96,9 @@ pub struct WasmFitter {
     busy: Rc<Cell<bool>>,
     /// The live mirror's tracker, between frames (taken out while a frame runs).
     tracker: Rc<RefCell<Option<Tracker>>>,
+    /// Counts the trackers started and stopped: a frame puts its tracker back only if no
+    /// start or stop came while it ran.
+    tracker_generation: Rc<Cell<u64>>,
 }
 
 /// Clears the busy flag when a fit ends, however it ends.
@@ -171,6 +174,7 @@ impl WasmFitter {
             adapter,
             busy: Rc::new(Cell::new(false)),
             tracker: Rc::new(RefCell::new(None)),
+            tracker_generation: Rc::new(Cell::new(0)),
         })
     }
 
@@ -294,6 +298,8 @@ impl WasmFitter {
         };
         let tracker = Tracker::new(&self.models, identity, iterations, &options).map_err(to_js)?;
         *self.tracker.borrow_mut() = Some(tracker);
+        self.tracker_generation
+            .set(self.tracker_generation.get().wrapping_add(1));
         let names: Vec<String> = self
             .models
             .face
@@ -315,6 +321,7 @@ impl WasmFitter {
         let models = self.models.clone();
         let busy = self.busy.clone();
         let slot = self.tracker.clone();
+        let generation = self.tracker_generation.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let _guard = BusyGuard::take(&busy, "frame")?;
             let frame = rgba_frame(rgba, width, height).map_err(to_js)?;
@@ -323,11 +330,11 @@ impl WasmFitter {
                     "frame: no tracker (startTracking first)".into(),
                 ))
             })?;
+            let started = generation.get();
             let outcome = tracker.frame(&models, &frame).await;
-            // Put back unless a new tracker (or a stop) came while the frame ran.
-            let mut stored = slot.borrow_mut();
-            if stored.is_none() {
-                *stored = Some(tracker);
+            // Put back unless a new tracker or a stop came while the frame ran.
+            if generation.get() == started {
+                *slot.borrow_mut() = Some(tracker);
             }
             to_plain(&outcome.map_err(to_js)?)
         })
@@ -366,6 +373,8 @@ impl WasmFitter {
     #[wasm_bindgen(js_name = stopTracking)]
     pub fn stop_tracking(&self) {
         self.tracker.borrow_mut().take();
+        self.tracker_generation
+            .set(self.tracker_generation.get().wrapping_add(1));
     }
 }
 
