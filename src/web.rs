@@ -192,8 +192,8 @@ impl WasmFitter {
         Ok(options.weights.use_identity_network() && !self.models.nets.has_faceres())
     }
 
-    /// Loads faceres (its record's bytes), the identity terms' network: the page fetches it only
-    /// for a fit that switches those terms on. Refused while a fit, frame or export runs.
+    /// Loads faceres (its record's bytes), the identity terms' network: the page fetches it with
+    /// the first fit that uses those terms (stage 3, on by default). Refused while a fit, frame or export runs.
     #[wasm_bindgen(js_name = loadIdentityNetwork)]
     pub fn load_identity_network(&mut self, faceres: Vec<u8>) -> Result<(), JsValue> {
         let models = Rc::get_mut(&mut self.models).ok_or_else(|| {

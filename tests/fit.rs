@@ -28,6 +28,7 @@ fn quick() -> FitOptions {
         resolution: 128,
         landmark_iterations: 60,
         iterations: 12,
+        identity_iterations: 2,
         report_every: 1,
         ..FitOptions::default()
     }
@@ -121,11 +122,10 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
 }
 
 #[test]
-fn the_identity_network_terms_run_when_weighted() {
-    // Off by default (see `LossWeights`), so switch them on: faceres' identity,
-    // randomised-identity and content terms must be computed, finite, and in the log. The
-    // models start without faceres, as the page's engine does: the fit asks for it by name
-    // before any work, and runs once it is loaded.
+fn the_identity_network_terms_run_in_stage_3_or_in_stage_2() {
+    // On by default, in stage 3: faceres' identity, randomised-identity and content terms must
+    // be computed, finite, and in the log. The models start without faceres, as the page's
+    // engine does: the fit asks for it by name before any work, and runs once it is loaded.
     let read = |name: &str| std::fs::read(models_dir().join(name)).expect("make models");
     let mut models = Models::from_files(
         ModelFiles {
@@ -147,14 +147,13 @@ fn the_identity_network_terms_run_when_weighted() {
     let mut options = FitOptions {
         landmark_iterations: 20,
         iterations: 3,
+        identity_iterations: 3,
         ..quick()
     };
-    options.weights.identity = 0.5;
-    options.weights.random_identity = 0.25;
-    options.weights.content = 2.0;
     // Without the photo texture there is no blended render (nor its check).
     options.blend_photo_texture = false;
-    let missing = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap_err();
+    let photo = sample("astronaut.png");
+    let missing = fit_quietly(&models, std::slice::from_ref(&photo), &options).unwrap_err();
     assert!(
         matches!(&missing, Error::ModelFile { .. }) && missing.to_string().contains("faceres.bpk"),
         "{missing}"
@@ -163,31 +162,59 @@ fn the_identity_network_terms_run_when_weighted() {
         .nets
         .load_faceres(read(Network::FaceRes.file_name()))
         .unwrap();
-    // As GANFit (the terms move everything), then moving the texture only.
-    for texture_only in [false, true] {
-        options.identity_texture_only = texture_only;
-        let result = fit_quietly(&models, &[sample("astronaut.png")], &options).unwrap();
-        assert!(result.photos[0].blended_render.is_none() && result.texture_check.is_none());
-        let full: Vec<_> = result
+    let terms_are_on = |e: &fit::LogEntry, what: &str| {
+        let l = &e.losses;
+        for (name, v) in [
+            ("identity", l.identity),
+            ("random_identity", l.random_identity),
+            ("content", l.content),
+        ] {
+            assert!(v.is_finite() && v > 0.0, "{name} term {v} ({what})");
+        }
+    };
+    // Stage 3 moves the texture and the light only: the fit before it (returned beside it) has
+    // the same shape, expression and camera, and the terms never ran in stage 2.
+    let (result, stage_2) = block_on(fit::fit_with_stage_2_result(
+        &models,
+        &photo,
+        &options,
+        &mut |_: &Progress| Control::Continue,
+    ))
+    .unwrap();
+    let stage_2 = stage_2.expect("stage 3 ran");
+    assert!(result.photos[0].blended_render.is_none() && result.texture_check.is_none());
+    let of = |result: &FitResult, stage: FitStage| -> Vec<fit::LogEntry> {
+        result
             .log
             .iter()
-            .filter(|e| e.stage == FitStage::Full)
-            .collect();
-        assert_eq!(full.len(), 3);
-        for e in full {
-            let l = &e.losses;
-            for (name, v) in [
-                ("identity", l.identity),
-                ("random_identity", l.random_identity),
-                ("content", l.content),
-            ] {
-                assert!(
-                    v.is_finite() && v > 0.0,
-                    "{name} term {v} (texture only: {texture_only})"
-                );
-            }
-        }
+            .filter(|e| e.stage == stage)
+            .cloned()
+            .collect()
+    };
+    let stage_3 = of(&result, FitStage::Identity);
+    assert_eq!(stage_3.len(), 3);
+    stage_3.iter().for_each(|e| terms_are_on(e, "stage 3"));
+    for e in of(&result, FitStage::Full) {
+        assert_eq!(e.losses.identity + e.losses.content, 0.0);
     }
+    let (before, after) = (&stage_2.photos[0].params, &result.photos[0].params);
+    assert_eq!(before.identity, after.identity);
+    assert_eq!(before.expression, after.expression);
+    assert_eq!(before.angles, after.angles);
+    assert_eq!(before.translation_mm, after.translation_mm);
+    assert_eq!(before.focal_px, after.focal_px);
+    assert_eq!(
+        stage_2.photos[0].fitted_landmarks,
+        result.photos[0].fitted_landmarks
+    );
+    assert_ne!(before.texture, after.texture);
+    // As GANFit: no stage 3, the terms move everything in stage 2.
+    options.identity_iterations = 0;
+    let result = fit_quietly(&models, std::slice::from_ref(&photo), &options).unwrap();
+    assert!(of(&result, FitStage::Identity).is_empty());
+    let full = of(&result, FitStage::Full);
+    assert_eq!(full.len(), 3);
+    full.iter().for_each(|e| terms_are_on(e, "stage 2"));
 }
 
 #[test]

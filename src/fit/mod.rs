@@ -1,16 +1,18 @@
-//! The fitting engine: GANFit's two-stage optimisation through the differentiable renderer.
+//! The fitting engine: GANFit's staged optimisation through the differentiable renderer.
 //!
 //! 1. Every photo is prepared ([`photo`]): face detection, 68 landmarks, a working crop at the
 //!    fit resolution, the identity network's features of the photo, and a closed-form pose.
 //! 2. Stage 1 fits camera, identity and expression to the landmarks alone (the jaw points slide
 //!    along the visible contour); no image is rendered.
 //! 3. Stage 2 optimises everything (identity, expression, texture latent, camera, light) with
-//!    all of GANFit's losses: identity (1 − cos of identity-network embeddings of aligned crops
-//!    of photo and render; faceres, whose record they need), randomised
-//!    identity (the same against a render with random expression, pose and light), content
-//!    (intermediate activations), pixel (L1 on the face area), landmarks, and priors on every
-//!    coefficient set. The three identity-network terms are off
-//!    by default ([`LossWeights`] says why) and are computed only when weighted.
+//!    the pixel (L1 on the face area), landmark and prior terms.
+//! 4. Stage 3 ([`FitOptions::identity_iterations`]) adds GANFit's identity-network terms, on
+//!    faceres: identity (1 − cos of the embeddings of aligned crops of photo and render),
+//!    randomised identity (the same against a render with random expression, pose and light)
+//!    and content (intermediate activations). They move the texture and the light only, on the
+//!    geometry and camera of stage 2, which they made worse when they moved everything
+//!    ([`LossWeights`] says why). With `identity_iterations` 0 they join stage 2 and move
+//!    everything, as in GANFit. Each is computed only when weighted.
 //!
 //! Photos known to show one person share identity and texture rows (jointly optimised, which
 //! averages their gradients as GANFit averages p_s); expression, camera and light are per
@@ -105,6 +107,46 @@ async fn fit_person(
     options: &FitOptions,
     observer: &mut Observer<'_>,
 ) -> Result<FitResult> {
+    Ok(
+        fit_person_stages(models, photos, first_index, options, observer, false)
+            .await?
+            .0,
+    )
+}
+
+/// Fits one photo as [`fit`] does and returns beside it the same fit finished before its stage
+/// 3 (the identity stage), which is the fit with the identity terms off: a paired ablation at
+/// the cost of one fit. The second is `None` when the options run no stage 3.
+pub async fn fit_with_stage_2_result(
+    models: &Models,
+    photo: &RgbImage,
+    options: &FitOptions,
+    observer: &mut Observer<'_>,
+) -> Result<(FitResult, Option<FitResult>)> {
+    if options.weights.use_identity_network() {
+        models.nets.faceres()?;
+    }
+    fit_person_stages(
+        models,
+        std::slice::from_ref(photo),
+        0,
+        options,
+        observer,
+        true,
+    )
+    .await
+}
+
+/// The stages of one person's fit; with `keep_stage_2`, also the fit finished before stage 3
+/// (when it runs).
+async fn fit_person_stages(
+    models: &Models,
+    photos: &[RgbImage],
+    first_index: usize,
+    options: &FitOptions,
+    observer: &mut Observer<'_>,
+    keep_stage_2: bool,
+) -> Result<(FitResult, Option<FitResult>)> {
     let mut session = Session::prepare(
         &models.face,
         &models.nets,
@@ -119,5 +161,10 @@ async fn fit_person(
         .landmark_stage(&models.face, options, observer)
         .await?;
     session.full_stage(models, options, observer).await?;
-    session.finish(models, options).await
+    let stage_2 = match keep_stage_2 && session::runs_identity_stage(options) {
+        true => Some(session.clone().finish(models, options).await?),
+        false => None,
+    };
+    session.identity_stage(models, options, observer).await?;
+    Ok((session.finish(models, options).await?, stage_2))
 }

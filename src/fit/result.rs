@@ -14,6 +14,8 @@ pub enum FitStage {
     Preparing,
     Landmarks,
     Full,
+    /// Stage 3: the identity terms on the texture and light (`FitOptions::identity_iterations`).
+    Identity,
 }
 
 /// Loss terms of one report (each already weighted; `total` is their sum).

@@ -6,7 +6,7 @@ use image::RgbImage;
 
 use super::losses::{self, LossTerm};
 use super::models::Models;
-use super::options::FitOptions;
+use super::options::{FitOptions, LossWeights};
 use super::params::{Initial, Leaves, Params, Rates, on_device, per_photo};
 use super::photo::{self, PhotoTarget};
 use super::result::{
@@ -59,7 +59,9 @@ struct StepLoss {
 /// [`Session::warm_start`]).
 pub const TRACK_JUMP_DEGREES: f32 = 10.0;
 
-/// One person's fit in progress: the prepared photos, the parameters, the log.
+/// One person's fit in progress: the prepared photos, the parameters, the log. A clone is an
+/// independent copy (the tensors are shared until one of them steps).
+#[derive(Clone)]
 pub struct Session {
     pub targets: Vec<PhotoTarget>,
     /// The input photo each target came from, numbered from the caller's `first_index`
@@ -343,7 +345,8 @@ impl Session {
         .await
     }
 
-    /// Stage 2: every parameter, every loss.
+    /// Stage 2: every parameter, every loss (the identity-network terms only when no stage 3
+    /// takes them, see [`Session::identity_stage`]).
     pub async fn full_stage(
         &mut self,
         models: &Models,
@@ -363,41 +366,10 @@ impl Session {
         let jaw = self.jaw.clone();
         let focal_prior = self.focal_prior();
         let photo_images = self.photo_images();
-        let input = crate::nets::faceres::INPUT_SIZE;
-        // The photos' ArcFace crops (kept at the template's 112²) at the network's size.
-        let arcface: Vec<_> = self
-            .targets
-            .iter()
-            .map(|t| {
-                t.arcface
-                    .crop_resized(crate::nets::align::ARCFACE_SIZE, input)
-            })
-            .collect();
-        // The identity network runs only for the terms that are on (each pass costs about as
-        // much as a render).
-        let uses_render_identity = w.identity != 0.0 || w.content != 0.0;
-        let identity_network = match w.use_identity_network() {
-            true => Some(models.nets.faceres()?),
-            false => None,
-        };
-        // The photos' identity features are constants of this stage.
-        let (photo_embedding, photo_activations) = if let Some(identity_network) = identity_network
-        {
-            let photo_identity = identity_network.forward(crate::nets::align::warp(
-                photo_images.clone(),
-                &arcface,
-                input,
-            )?)?;
-            (
-                Some(photo_identity.embedding.detach()),
-                photo_identity
-                    .activations
-                    .into_iter()
-                    .map(|a| a.detach())
-                    .collect(),
-            )
-        } else {
-            (None, Vec::new())
+        // With an identity stage after this one, the identity network's terms wait for it.
+        let identity = match options.identity_iterations {
+            0 => self.identity_targets(models, w, r)?,
+            _ => None,
         };
         // Each photo's landmark loss at the end of stage 1: the guard's level.
         let level = landmark_losses(
@@ -432,7 +404,7 @@ impl Session {
                 shape.clone(),
                 &camera,
                 &leaves.light(),
-                uv_map.clone(),
+                uv_map,
                 photo_images.clone(),
                 r,
             )?;
@@ -466,54 +438,9 @@ impl Session {
                 ),
                 (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
             ];
-            if let (Some(identity_network), Some(photo_embedding)) =
-                (identity_network, &photo_embedding)
-            {
-                if uses_render_identity {
-                    let image = if options.identity_texture_only {
-                        // The texture on the geometry, camera and light held still.
-                        scene::render(
-                            &models.face,
-                            shape.detach(),
-                            &camera.detach(),
-                            &leaves.light().detach(),
-                            uv_map,
-                            photo_images.clone(),
-                            r,
-                        )?
-                        .image
-                    } else {
-                        rendered.image.clone()
-                    };
-                    let crops = crate::nets::align::warp(image, &arcface, input)?;
-                    let identity = identity_network.forward(crops)?;
-                    terms.push((
-                        LossTerm::Identity,
-                        losses::identity(identity.embedding, photo_embedding.clone()) * w.identity,
-                    ));
-                    if let Some(content) =
-                        losses::content(&identity.activations, &photo_activations)
-                    {
-                        terms.push((LossTerm::Content, content * w.content));
-                    }
-                }
-                if w.random_identity != 0.0 {
-                    // GANFit's randomised identity: same identity and texture, random expression,
-                    // pose and light.
-                    let (random, landmarks) = random_render(
-                        models,
-                        leaves,
-                        options.identity_texture_only,
-                        &mut rng,
-                        n,
-                        r,
-                        &device,
-                    )?;
-                    let crops = scene::arcface_crops(random.image, landmarks, input)?;
-                    let random_identity = identity_network.forward(crops)?;
-                    let term = losses::identity(random_identity.embedding, photo_embedding.clone());
-                    terms.push((LossTerm::RandomIdentity, term * w.random_identity));
-                }
+            if let Some(identity) = &identity {
+                // As in GANFit: the terms move everything.
+                terms.extend(identity.terms(leaves, rendered.image.clone(), false, &mut rng)?);
             }
             Ok(StepLoss {
                 terms,
@@ -521,6 +448,119 @@ impl Session {
             })
         })
         .await
+    }
+
+    /// Stage 3, when `options.identity_iterations` is not 0 and an identity-network term is on:
+    /// the identity terms refine the texture and the light on the geometry, expression and
+    /// camera stage 2 fitted, which stay as they are. The pixel term and the texture prior keep
+    /// the texture on the photo; the landmarks cannot move.
+    pub async fn identity_stage(
+        &mut self,
+        models: &Models,
+        options: &FitOptions,
+        observer: &mut Observer<'_>,
+    ) -> Result<()> {
+        let (n, r, w) = (self.photos(), options.resolution, options.weights);
+        if !runs_identity_stage(options) {
+            return Ok(());
+        }
+        let Some(identity) = self.identity_targets(models, w, r)? else {
+            return Ok(());
+        };
+        let photo_images = self.photo_images();
+        // The geometry and the camera are constants of this stage.
+        let fitted = self.params.leaves();
+        let shape = models
+            .face
+            .vertices(
+                per_photo(fitted.identity.clone(), n),
+                fitted.expression.clone(),
+            )?
+            .detach();
+        let camera = fitted.camera().detach();
+        let mut rng = SplitMix64::new(options.seed ^ IDENTITY_STAGE_SEED);
+        let plan = StagePlan {
+            stage: FitStage::Identity,
+            iterations: options.identity_iterations,
+            rates: Rates {
+                identity: 0.0,
+                expression: 0.0,
+                angles: 0.0,
+                translation: 0.0,
+                log_focal: 0.0,
+                ..options.rates
+            },
+            report_every: options.report_every,
+            preview_every: options.preview_every,
+            sphere_texture: models.texture.on_sphere(),
+        };
+        self.run_stage(plan, &mut [], r, observer, |leaves, _| {
+            let uv_map = models.texture.uv_map(leaves.texture.clone())?;
+            let rendered = scene::render(
+                &models.face,
+                shape.clone(),
+                &camera,
+                &leaves.light(),
+                uv_map,
+                photo_images.clone(),
+                r,
+            )?;
+            let pixel = losses::masked_l1(
+                rendered.image.clone(),
+                photo_images.clone(),
+                rendered.face_mask,
+            );
+            let mut terms = vec![
+                (LossTerm::Pixel, pixel * w.pixel),
+                (
+                    LossTerm::TexturePrior,
+                    texture_prior(&models.texture, leaves.texture.clone()) * w.texture_prior,
+                ),
+            ];
+            terms.extend(identity.terms(leaves, rendered.image.clone(), true, &mut rng)?);
+            Ok(StepLoss {
+                terms,
+                render: Some(rendered.image),
+            })
+        })
+        .await
+    }
+
+    /// The photos' side of the identity-network terms, or `None` when every one of them is off.
+    fn identity_targets<'m>(
+        &self,
+        models: &'m Models,
+        weights: LossWeights,
+        resolution: usize,
+    ) -> Result<Option<IdentityTargets<'m>>> {
+        if !weights.use_identity_network() {
+            return Ok(None);
+        }
+        let network = models.nets.faceres()?;
+        let input = crate::nets::faceres::INPUT_SIZE;
+        // The photos' ArcFace crops (kept at the template's 112²) at the network's size.
+        let arcface: Vec<_> = self
+            .targets
+            .iter()
+            .map(|t| {
+                t.arcface
+                    .crop_resized(crate::nets::align::ARCFACE_SIZE, input)
+            })
+            .collect();
+        let photo = network.forward(crate::nets::align::warp(
+            self.photo_images(),
+            &arcface,
+            input,
+        )?)?;
+        Ok(Some(IdentityTargets {
+            models,
+            weights,
+            resolution,
+            network,
+            arcface,
+            embedding: photo.embedding.detach(),
+            activations: photo.activations.into_iter().map(|a| a.detach()).collect(),
+        }))
     }
 
     /// The loop every stage runs: leaves → loss terms → backward → report → Adam step. A
@@ -928,6 +968,68 @@ fn texture_prior(model: &TextureModel, texture: Tensor<2>) -> Tensor<1> {
             .powi_scalar(2)
             .mean(),
         TextureModel::Pca(_) => losses::squared(texture),
+    }
+}
+
+/// Whether a fit with `options` runs stage 3 ([`Session::identity_stage`]).
+pub fn runs_identity_stage(options: &FitOptions) -> bool {
+    options.identity_iterations > 0 && options.weights.use_identity_network()
+}
+
+/// Seeds the identity stage's random renders apart from stage 2's.
+const IDENTITY_STAGE_SEED: u64 = 0x1D57_A6E3;
+
+/// The photos' side of the identity-network terms (constants of a stage): the models, the
+/// weights, the render resolution, the network, each photo's ArcFace crop at the network's input
+/// size, and its embedding and activations.
+struct IdentityTargets<'m> {
+    models: &'m Models,
+    weights: LossWeights,
+    resolution: usize,
+    network: &'m crate::nets::faceres::FaceRes,
+    arcface: Vec<crate::nets::align::Affine>,
+    embedding: Tensor<2>,
+    activations: Vec<Tensor<4>>,
+}
+
+impl IdentityTargets<'_> {
+    /// The weighted identity, content and randomised-identity terms (those whose weight is not
+    /// 0) of `image` (`[N, R, R, 3]`, the fit's render over the photo) and of a random render of
+    /// the current identity and texture; `texture_only` holds the identity in the random render.
+    fn terms(
+        &self,
+        leaves: &Leaves,
+        image: Tensor<4>,
+        texture_only: bool,
+        rng: &mut SplitMix64,
+    ) -> Result<Vec<(LossTerm, Tensor<1>)>> {
+        let (models, w, r) = (self.models, self.weights, self.resolution);
+        let n = self.arcface.len();
+        let input = crate::nets::faceres::INPUT_SIZE;
+        let device = image.device();
+        let mut terms = Vec::new();
+        if w.identity != 0.0 || w.content != 0.0 {
+            let crops = crate::nets::align::warp(image, &self.arcface, input)?;
+            let features = self.network.forward(crops)?;
+            terms.push((
+                LossTerm::Identity,
+                losses::identity(features.embedding, self.embedding.clone()) * w.identity,
+            ));
+            if let Some(content) = losses::content(&features.activations, &self.activations) {
+                terms.push((LossTerm::Content, content * w.content));
+            }
+        }
+        if w.random_identity != 0.0 {
+            // GANFit's randomised identity: same identity and texture, random expression, pose
+            // and light.
+            let (random, landmarks) =
+                random_render(models, leaves, texture_only, rng, n, r, &device)?;
+            let crops = scene::arcface_crops(random.image, landmarks, input)?;
+            let features = self.network.forward(crops)?;
+            let term = losses::identity(features.embedding, self.embedding.clone());
+            terms.push((LossTerm::RandomIdentity, term * w.random_identity));
+        }
+        Ok(terms)
     }
 }
 

@@ -149,14 +149,14 @@ function wireCamera() {
 
 // ---------------------------------------------------------------- settings
 
-const presets: Record<string, [number, number, number]> = {
-  default: [300, 150, 224],
-  quick: [100, 30, 160],
+const presets: Record<string, [number, number, number, number]> = {
+  default: [300, 150, 224, 50],
+  quick: [100, 30, 160, 15],
 };
 
 function wireSettings() {
   const quality = $<HTMLSelectElement>('quality');
-  const fields = ['landmark-iterations', 'iterations', 'resolution'].map((id) => $<HTMLInputElement>(id));
+  const fields = ['landmark-iterations', 'iterations', 'resolution', 'identity-iterations'].map((id) => $<HTMLInputElement>(id));
   const apply = () => {
     const preset = presets[quality.value];
     if (preset) fields.forEach((f, i) => (f.value = String(preset[i])));
@@ -186,6 +186,7 @@ function settings() {
     landmarkIterations: setting('landmark-iterations'),
     iterations: setting('iterations'),
     resolution: setting('resolution'),
+    identityIterations: setting('identity-iterations'),
   };
 }
 
@@ -193,8 +194,9 @@ function settings() {
 
 const stageNames: Record<FitProgress['stage'], string> = {
   Preparing: 'Finding the face',
-  Landmarks: 'Stage 1 of 2: fitting shape to landmarks',
-  Full: 'Stage 2 of 2: fitting shape, texture and light',
+  Landmarks: 'Stage 1: fitting shape to landmarks',
+  Full: 'Stage 2: fitting shape, texture and light',
+  Identity: 'Stage 3: fitting the texture to the identity network',
 };
 
 const errorMessages: Record<string, string> = {
@@ -225,7 +227,7 @@ async function runFit() {
   const options = settings();
   const started = performance.now();
   let firstStepMs = NaN;
-  const stepsTotal = options.landmarkIterations + options.iterations;
+  const stepsTotal = options.landmarkIterations + options.iterations + options.identityIterations;
   try {
     const fit = await fitter.fit(
       photos.map((p) => p.blob),
@@ -238,7 +240,8 @@ async function runFit() {
         signal: controller.signal,
         onProgress: (p) => {
           if (p.stage !== 'Preparing' && Number.isNaN(firstStepMs)) firstStepMs = performance.now() - started;
-          const done = p.stage === 'Preparing' ? 0 : p.stage === 'Landmarks' ? p.iteration : options.landmarkIterations + p.iteration;
+          const done =
+            p.stage === 'Preparing' ? 0 : p.stage === 'Landmarks' ? p.iteration : p.stage === 'Full' ? options.landmarkIterations + p.iteration : options.landmarkIterations + options.iterations + p.iteration;
           bar.value = stepsTotal ? done / stepsTotal : 0;
           stage.textContent =
             p.stage === 'Preparing'

@@ -11,7 +11,7 @@ const data = process.env.GANFIT_DATA ?? resolve(import.meta.dirname, '../../../s
 /** A photo with a face (the default shows two; the larger is fitted). */
 const facePhoto = resolve(data, 'samples', process.env.GANFIT_TEST_PHOTO ?? 'breakingbad.jpg');
 /** The test settings: small, so a fit on the CPU-emulated GPU takes minutes, not hours. */
-export const testSettings = { landmarkIterations: 10, iterations: 2, resolution: 112 };
+export const testSettings = { landmarkIterations: 10, iterations: 2, resolution: 112, identityIterations: 2 };
 
 // One page for the fitting steps, in order, as a visitor would use it: SwiftShader compiles
 // every GPU pipeline on first use (minutes on a CPU), so later steps reuse the warm engine.
@@ -54,15 +54,21 @@ async function openApp(page: Page) {
   return { logs, readyMs: ready };
 }
 
-async function setSettings(page: Page, s: { landmarkIterations: number; iterations: number; resolution: number }) {
+async function setSettings(page: Page, s: { landmarkIterations: number; iterations: number; resolution: number; identityIterations: number }) {
   await page.locator('#landmark-iterations').fill(String(s.landmarkIterations));
   await page.locator('#iterations').fill(String(s.iterations));
   await page.locator('#resolution').fill(String(s.resolution));
+  await page.locator('#identity-iterations').fill(String(s.identityIterations));
   await expect(page.locator('#quality')).toHaveValue('custom');
 }
 
+/** The session's requests of faceres, the identity terms' network. */
+const faceres = () => requests.filter((url) => new URL(url).pathname.endsWith('/models/faceres.bpk'));
+
 test('a photo without a face gets a clear message', async () => {
   const { logs } = await openApp(page);
+  // The identity network waits for the first fit that uses it.
+  expect(faceres()).toHaveLength(0);
   await page.screenshot({ path: 'test-results/app-1-ready.png', fullPage: true });
   // A generated gradient: no face, and no data photo involved.
   const png = await page.evaluate(async () => {
@@ -145,9 +151,14 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   const rows = log.trim().split('\n').slice(1).map((line) => line.split('\t'));
   const stage1 = rows.filter((r) => r[0] === 'Landmarks').map((r) => Number(r[3]));
   const stage2 = rows.filter((r) => r[0] === 'Full').map((r) => Number(r[2]));
-  console.log(`landmark loss ${stage1[0]} -> ${stage1[stage1.length - 1]} over ${stage1.length} reports; stage-2 totals ${stage2.join(', ')}`);
+  // Stage 3's identity, randomised-identity and content terms (columns after total, landmarks
+  // and pixel), on faceres, which this first fit fetched.
+  const stage3 = rows.filter((r) => r[0] === 'Identity').map((r) => r.slice(5, 8).map(Number));
+  console.log(`landmark loss ${stage1[0]} -> ${stage1[stage1.length - 1]} over ${stage1.length} reports; stage-2 totals ${stage2.join(', ')}; stage-3 identity terms ${JSON.stringify(stage3)}`);
   expect(stage1.length).toBe(testSettings.landmarkIterations);
   expect(stage2.length).toBe(testSettings.iterations);
+  expect(stage3.length).toBe(testSettings.identityIterations);
+  expect(stage3.every((terms) => terms.every((v) => Number.isFinite(v) && v > 0)), log).toBe(true);
   expect(rows.every((r) => r.slice(2).every((v) => Number.isFinite(Number(v)))), log).toBe(true);
   expect(stage1[stage1.length - 1]).toBeLessThan(stage1[0]);
   // The face must fill a real part of the viewer, not a few stray pixels.
@@ -313,10 +324,9 @@ test('a photo with several faces: a click on another face fits that one', async 
   await expect(page.locator('#error')).toBeHidden();
 });
 
-test('a fit with the identity terms on fetches faceres once and runs them on WebGPU', async () => {
-  // Start-up and the fits before never fetched the identity network.
-  const faceres = () => requests.filter((url) => new URL(url).pathname.endsWith('/models/faceres.bpk'));
-  expect(faceres()).toHaveLength(0);
+test('faceres is fetched once, and the identity terms also run in stage 2 on WebGPU', async () => {
+  // Start-up did not fetch the identity network (see the first test); the first fit did, once.
+  expect(faceres()).toHaveLength(1);
   const photo = Array.from(readFileSync(facePhoto));
   const outcome = await page.evaluate(async (bytes) => {
     type Losses = { identity: number; random_identity: number; content: number };
@@ -327,7 +337,8 @@ test('a fit with the identity terms on fetches faceres once and runs them on Web
       iterations: 1,
       resolution: 112,
       reportEvery: 1,
-      engine: { weights: { identity: 0.5, random_identity: 0.25, content: 2.0 } },
+      // GANFit's way: no stage 3, the terms move everything in stage 2.
+      engine: { identity_iterations: 0 },
       onProgress: (p: { stage: string; losses?: Losses }) => {
         if (p.stage === 'Full' && p.losses) full.push(p.losses);
       },
@@ -348,9 +359,9 @@ test('a fit with the identity terms on fetches faceres once and runs them on Web
 test('cancel stops a fit mid-way and the page stays usable', async () => {
   await clearPhotos(page);
   await page.locator('#file-input').setInputFiles(facePhoto);
-  await setSettings(page, { landmarkIterations: 2000, iterations: 50, resolution: 112 });
+  await setSettings(page, { landmarkIterations: 2000, iterations: 50, resolution: 112, identityIterations: 2 });
   await page.locator('#fit').click();
-  await expect(page.locator('#fit-stage')).toContainText(/Stage 1 of 2.*iteration/, { timeout: 300_000 });
+  await expect(page.locator('#fit-stage')).toContainText(/Stage 1: .*iteration/, { timeout: 300_000 });
   await page.screenshot({ path: 'test-results/app-6-before-cancel.png', fullPage: true });
   const clicked = Date.now();
   await page.locator('#cancel').click();

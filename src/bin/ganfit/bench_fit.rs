@@ -183,7 +183,7 @@ fn whole_fit(
         &mut observer,
     ))?;
     let wall = now_ms() - start;
-    for stage in [FitStage::Landmarks, FitStage::Full] {
+    for stage in [FitStage::Landmarks, FitStage::Full, FitStage::Identity] {
         let of_stage: Vec<_> = reports.iter().filter(|r| r.0 == stage && r.1 > 0).collect();
         if let (Some(first), Some(last)) = (of_stage.first(), of_stage.last())
             && last.1 > first.1
@@ -192,8 +192,12 @@ fn whole_fit(
             println!("fit {resolution}² {stage:?} stage: {per:.1} ms/iteration");
         }
     }
+    let stage_3 = match options.weights.use_identity_network() {
+        true => options.identity_iterations,
+        false => 0,
+    };
     println!(
-        "fit {resolution}² whole fit ({landmark_iterations} + {iterations} iterations): {:.1} s",
+        "fit {resolution}² whole fit ({landmark_iterations} + {iterations} + {stage_3} iterations): {:.1} s",
         wall / 1000.0
     );
     println!(

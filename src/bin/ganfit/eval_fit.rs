@@ -31,6 +31,22 @@ fn shape_of(models: &Models, identity: &[f32], expression: &[f32]) -> Result<Vec
     Ok(values.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
 }
 
+/// The options of an evaluation that reads the fitted geometry alone (shape, landmarks): stage 3
+/// moves only the texture and the light (`tests/fit.rs` checks that the geometry is the same
+/// before and after it), so it is left out, which `say` prints.
+fn geometry_only(options: &FitOptions, say: bool) -> FitOptions {
+    let mut options = options.clone();
+    if fit::session::runs_identity_stage(&options) {
+        if say {
+            println!("# stage 3 left out: it moves the texture and the light, not the geometry");
+        }
+        options.weights.identity = 0.0;
+        options.weights.random_identity = 0.0;
+        options.weights.content = 0.0;
+    }
+    options
+}
+
 fn quiet(_: &fit::Progress) -> Control {
     Control::Continue
 }
@@ -53,6 +69,7 @@ pub fn synthetic(
     let mut failures = 0;
     let start = ganfit::util::clock::now_ms();
     let mean_shape = models.face.mean_positions().to_vec();
+    let options = &geometry_only(options, true);
     for case in 0..count {
         let person = random_person(models, &mut rng);
         let views = if same_person { 3 } else { 1 };
@@ -140,7 +157,7 @@ pub fn landmarks(
     let start = ganfit::util::clock::now_ms();
     let options = FitOptions {
         blend_photo_texture: false,
-        ..options.clone()
+        ..geometry_only(options, true)
     };
     let mut images = 0usize;
     for item in crate::eval_data::annotated_images(data, pixel_centre, limit, per_yaw_bin)? {
@@ -239,12 +256,18 @@ pub fn identity(
     let list = crate::eval_data::pairs_limited(data, limit)?;
     let resnet = models.nets.resnet()?;
     let start = ganfit::util::clock::now_ms();
-    /// One image's ResNet descriptors: the photo, the model-only render over it, and the
-    /// blended render over it (when the fit blended the photo texture in).
-    struct Embeddings {
-        photo: Vec<f32>,
+    /// One fit's ResNet descriptors: the model-only render over the photo, and the blended
+    /// render over it (when the fit blended the photo texture in).
+    struct Renders {
         model: Vec<f32>,
         blended: Option<Vec<f32>>,
+    }
+    /// One image's descriptors: the photo, its fit, and (when the fit ran stage 3) the same fit
+    /// before stage 3, which is the fit with the identity terms off.
+    struct Embeddings {
+        photo: Vec<f32>,
+        fit: Renders,
+        stage_2: Option<Renders>,
     }
     let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
     for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
@@ -253,20 +276,9 @@ pub fn identity(
         }
         let embed = || -> Result<Embeddings> {
             let image = ganfit::io::image::read(data.join("images").join(name))?;
-            let result = block_on(fit::fit(
-                models,
-                std::slice::from_ref(&image),
-                options,
-                &mut quiet,
+            let (result, stage_2) = block_on(fit::fit_with_stage_2_result(
+                models, &image, options, &mut quiet,
             ))?;
-            let photo_fit = &result.photos[0];
-            let (render, alpha) = photo_fit
-                .render
-                .as_ref()
-                .ok_or_else(|| Error::Invalid("no render".into()))?;
-            let over_photo = |render: &image::RgbImage| {
-                fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0)
-            };
             block_on(async {
                 let analysis = &models.nets.analyse(&image).await?;
                 let describe = |image: image::RgbImage| async move {
@@ -277,11 +289,35 @@ pub fn identity(
                             .0,
                     )
                 };
+                // The model-only render and the blended one, each over the photo.
+                let composed = |result: &fit::FitResult| -> Result<_> {
+                    let photo_fit = &result.photos[0];
+                    let (render, alpha) = photo_fit
+                        .render
+                        .as_ref()
+                        .ok_or_else(|| Error::Invalid("no render".into()))?;
+                    let over_photo = |render: &image::RgbImage| {
+                        fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0)
+                    };
+                    Ok((
+                        over_photo(render),
+                        photo_fit.blended_render.as_ref().map(over_photo),
+                    ))
+                };
+                let renders = |(model, blended): (image::RgbImage, Option<image::RgbImage>)| async move {
+                    Ok::<_, Error>(Renders {
+                        model: describe(model).await?,
+                        blended: match blended {
+                            Some(blended) => Some(describe(blended).await?),
+                            None => None,
+                        },
+                    })
+                };
                 Ok(Embeddings {
                     photo: describe(image.clone()).await?,
-                    model: describe(over_photo(render)).await?,
-                    blended: match &photo_fit.blended_render {
-                        Some(blended) => Some(describe(over_photo(blended)).await?),
+                    fit: renders(composed(&result)?).await?,
+                    stage_2: match &stage_2 {
+                        Some(stage_2) => Some(renders(composed(stage_2)?).await?),
                         None => None,
                     },
                 })
@@ -289,12 +325,20 @@ pub fn identity(
         };
         let entry = match embed() {
             Ok(e) => {
-                eprintln!(
-                    "{name}: photo–render cosine {:.3}, photo–blended {}",
-                    cosine(&e.photo, &e.model),
-                    e.blended
+                let blended = |r: &Renders| {
+                    r.blended
                         .as_ref()
                         .map_or("-".to_string(), |b| format!("{:.3}", cosine(&e.photo, b)))
+                };
+                eprintln!(
+                    "{name}: photo–render cosine {:.3}, photo–blended {}{}",
+                    cosine(&e.photo, &e.fit.model),
+                    blended(&e.fit),
+                    e.stage_2.as_ref().map_or(String::new(), |r| format!(
+                        "; before stage 3: {:.3}, {}",
+                        cosine(&e.photo, &r.model),
+                        blended(r)
+                    ))
                 );
                 Some(e)
             }
@@ -306,46 +350,63 @@ pub fn identity(
         cache.insert(name.clone(), entry);
     }
     let fitted: Vec<&Embeddings> = cache.values().flatten().collect();
-    let cosines = |pick: &dyn Fn(&Embeddings) -> Option<&Vec<f32>>| -> Vec<f64> {
-        fitted
-            .iter()
-            .filter_map(|e| pick(e).map(|r| cosine(&e.photo, r)))
-            .collect()
-    };
-    let (mut photo_pairs, mut render_pairs, mut blended_pairs) =
-        (Vec::new(), Vec::new(), Vec::new());
+    println!("judge: face-api's ResNet (the fit never sees it)");
+    println!("images fitted: {} of {}", fitted.len(), cache.len());
+    let mut photo_pairs = Vec::new();
     for (a, b, same) in &list {
         if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
             photo_pairs.push((cosine(&ea.photo, &eb.photo), *same));
-            // One side of the pair replaced by its render.
-            render_pairs.push((cosine(&ea.model, &eb.photo), *same));
-            if let Some(blended) = &ea.blended {
-                blended_pairs.push((cosine(blended, &eb.photo), *same));
-            }
         }
     }
-    println!("judge: face-api's ResNet (the fit never sees it)");
-    println!("images fitted: {} of {}", fitted.len(), cache.len());
-    let (m, s) = mean_std(&cosines(&|e| Some(&e.model)));
-    println!("resnet photo-render cosine: {m:.3} ± {s:.3}");
-    let blended = cosines(&|e| e.blended.as_ref());
-    if !blended.is_empty() {
-        let (m, s) = mean_std(&blended);
-        println!("resnet photo-blended cosine: {m:.3} ± {s:.3}");
-    }
     println!("pairs evaluated: {} pairs", photo_pairs.len());
-    for (name, pairs) in [
-        ("photo-photo", &photo_pairs),
-        ("render-photo", &render_pairs),
-        ("blended-photo", &blended_pairs),
-    ] {
+    let report = |name: &str, pairs: &[(f64, bool)]| -> Result<()> {
         if pairs.is_empty() {
-            continue;
+            return Ok(());
         }
         let report = verify(pairs, 0.01)?;
         println!("resnet accuracy {name}: {:.2} %", 100.0 * report.accuracy);
         println!("resnet roc auc {name}: {:.4}", report.auc);
         println!("resnet tar at far 1% {name}: {:.2} %", 100.0 * report.tar);
+        Ok(())
+    };
+    report("photo-photo", &photo_pairs)?;
+    // The fit, then (when stage 3 ran) the same fits before it: the identity terms off.
+    type Pick = fn(&Embeddings) -> Option<&Renders>;
+    let variants: [(&str, Pick); 2] = [
+        ("", |e| Some(&e.fit)),
+        (" before stage 3", |e| e.stage_2.as_ref()),
+    ];
+    for (label, pick) in variants {
+        if fitted.iter().all(|e| pick(e).is_none()) {
+            continue;
+        }
+        for (kind, pick_render) in [
+            (
+                "render",
+                (|r: &Renders| Some(&r.model)) as fn(&Renders) -> Option<&Vec<f32>>,
+            ),
+            ("blended", |r: &Renders| r.blended.as_ref()),
+        ] {
+            let cosines: Vec<f64> = fitted
+                .iter()
+                .filter_map(|e| pick(e).and_then(pick_render).map(|r| cosine(&e.photo, r)))
+                .collect();
+            if cosines.is_empty() {
+                continue;
+            }
+            let (m, s) = mean_std(&cosines);
+            println!("resnet photo-{kind} cosine{label}: {m:.3} ± {s:.3}");
+            // One side of each pair replaced by its render.
+            let mut pairs = Vec::new();
+            for (a, b, same) in &list {
+                if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b))
+                    && let Some(r) = pick(ea).and_then(pick_render)
+                {
+                    pairs.push((cosine(r, &eb.photo), *same));
+                }
+            }
+            report(&format!("{kind}-photo{label}"), &pairs)?;
+        }
     }
     println!(
         "time per image: {:.1} s",

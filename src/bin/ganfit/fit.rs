@@ -28,6 +28,14 @@ pub struct FitArgs {
     /// Stage 1 (landmark) iterations.
     #[arg(long)]
     pub landmark_iterations: Option<usize>,
+    /// Stage 3 iterations: the identity network's terms on the texture and light (0: the terms
+    /// join stage 2 and move everything, as in GANFit).
+    #[arg(long)]
+    pub identity_iterations: Option<usize>,
+    /// Leave the identity network's terms off (no stage 3; faster, and faceres.bpk is not
+    /// needed).
+    #[arg(long)]
+    pub no_identity: bool,
     /// Working resolution, pixels.
     #[arg(long)]
     pub resolution: Option<usize>,
@@ -106,6 +114,14 @@ pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
     }
     if let Some(r) = args.resolution {
         options.resolution = r;
+    }
+    if let Some(n) = args.identity_iterations {
+        options.identity_iterations = n;
+    }
+    if args.no_identity {
+        options.weights.identity = 0.0;
+        options.weights.random_identity = 0.0;
+        options.weights.content = 0.0;
     }
     options.blend_photo_texture &= !args.no_blend;
     options.seamless_blend &= !args.hard_blend;

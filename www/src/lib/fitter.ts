@@ -42,6 +42,11 @@ export interface FitOptions {
   iterations?: number;
   /** Stage-1 (landmarks) iterations. Default 300. */
   landmarkIterations?: number;
+  /** Stage-3 iterations: GANFit's identity terms (on faceres, fetched with the first fit that
+   * uses them, 6.4 MB) refine the texture and the light on the fitted geometry. Default 50;
+   * 0 leaves the terms off. (The engine's `identity_iterations` 0, through `engine`, runs them
+   * in stage 2 instead, moving everything, as GANFit does.) */
+  identityIterations?: number;
   /** Side of the working crop and of every render, pixels. Default 224. */
   resolution?: number;
   /** A progress report every this many iterations. Default 5. Each report waits on the GPU,
@@ -170,6 +175,11 @@ function engineOptions(options: FitOptions): Record<string, unknown> {
     ['seed', 'seed'],
   ];
   for (const [from, to] of map) if (options[from] !== undefined) out[to] = options[from];
+  if (options.identityIterations === 0) {
+    out.weights = { ...(out.weights as Record<string, unknown> | undefined), identity: 0, random_identity: 0, content: 0 };
+  } else if (options.identityIterations !== undefined) {
+    out.identity_iterations = options.identityIterations;
+  }
   return out;
 }
 
