@@ -107,6 +107,31 @@ fn bad_options_are_refused_naming_the_problem() {
 }
 
 #[test]
+fn a_corrupt_identity_evaluation_cache_is_refused_naming_the_file_and_line() {
+    let dir = scratch("identity-cache");
+    let cache = dir.join("identity.jsonl");
+    std::fs::write(&cache, "{\"image\": \"a.jpg\"}\nnot json\n").unwrap();
+    let data = common::data_dir().join("celeba-wild");
+    let models = common::models_dir();
+    refused(
+        &[
+            "eval",
+            "identity",
+            "--fitted",
+            "--data",
+            path(&data),
+            "--models",
+            path(&models),
+            "--limit",
+            "2",
+            "--cache",
+            path(&cache),
+        ],
+        "identity.jsonl line 1: not a cached image",
+    );
+}
+
+#[test]
 fn an_output_folder_that_cannot_be_written_is_refused_before_the_fit() {
     let dir = scratch("out");
     let photo = dir.join("photo.png");

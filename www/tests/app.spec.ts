@@ -11,7 +11,7 @@ const data = process.env.GANFIT_DATA ?? resolve(import.meta.dirname, '../../../s
 /** A photo with a face (the default shows two; the larger is fitted). */
 const facePhoto = resolve(data, 'samples', process.env.GANFIT_TEST_PHOTO ?? 'breakingbad.jpg');
 /** The test settings: small, so a fit on the CPU-emulated GPU takes minutes, not hours. */
-export const testSettings = { landmarkIterations: 10, iterations: 2, resolution: 112, identityIterations: 2 };
+export const testSettings = { landmarkIterations: 10, iterations: 2, resolution: 112, identityIterations: 1 };
 
 // One page for the fitting steps, in order, as a visitor would use it: SwiftShader compiles
 // every GPU pipeline on first use (minutes on a CPU), so later steps reuse the warm engine.
@@ -329,7 +329,7 @@ test('a photo with several faces: a click on another face fits that one', async 
 test('cancel stops a fit mid-way and the page stays usable', async () => {
   await clearPhotos(page);
   await page.locator('#file-input').setInputFiles(facePhoto);
-  await setSettings(page, { landmarkIterations: 2000, iterations: 50, resolution: 112, identityIterations: 2 });
+  await setSettings(page, { landmarkIterations: 2000, iterations: 50, resolution: 112, identityIterations: 1 });
   await page.locator('#fit').click();
   await expect(page.locator('#fit-stage')).toContainText(/Stage 1: .*iteration/, { timeout: 300_000 });
   await page.screenshot({ path: 'test-results/app-6-before-cancel.png', fullPage: true });

@@ -94,6 +94,11 @@ pub enum Eval {
         /// Evaluate only N pairs: the first N/2 same and N/2 different ones.
         #[arg(long)]
         limit: Option<usize>,
+        /// With --fitted: keep each fitted image's descriptors in this file (JSON lines, one per
+        /// image and fit options) and reuse them, so a long run resumes where it stopped and a
+        /// larger --limit fits only the new images.
+        #[arg(long, requires = "fitted")]
+        cache: Option<PathBuf>,
         #[command(flatten)]
         fitted: FittedArgs,
     },
@@ -232,12 +237,14 @@ pub fn run(what: Eval) -> Result<()> {
             models,
             device,
             limit,
+            cache,
             fitted,
         } if fitted.fitted => crate::eval_fit::identity(
             &fit_models(models, device, fitted.texture)?,
             &data,
             limit,
             &fitted.options()?,
+            cache.as_deref(),
         ),
         Eval::Landmarks {
             data,

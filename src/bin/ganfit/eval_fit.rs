@@ -250,30 +250,34 @@ pub fn identity(
     data: &Path,
     limit: Option<usize>,
     options: &FitOptions,
+    cache_file: Option<&Path>,
 ) -> Result<()> {
     use ganfit::eval::verification::{cosine, verify};
     use std::collections::BTreeMap;
     let list = crate::eval_data::pairs_limited(data, limit)?;
     let resnet = models.nets.resnet()?;
     let start = ganfit::util::clock::now_ms();
-    /// One fit's ResNet descriptors: the model-only render over the photo, and the blended
-    /// render over it (when the fit blended the photo texture in).
-    struct Renders {
-        model: Vec<f32>,
-        blended: Option<Vec<f32>>,
-    }
-    /// One image's descriptors: the photo, its fit, and (when the fit ran stage 3) the same fit
-    /// before stage 3, which is the fit with the identity terms off.
-    struct Embeddings {
-        photo: Vec<f32>,
-        fit: Renders,
-        stage_2: Option<Renders>,
-    }
+    // What makes a cached image's descriptors valid: the fit options and the texture model.
+    let key = format!(
+        "{} {}",
+        models.texture.name(),
+        serde_json::to_string(options).map_err(|e| Error::Invalid(e.to_string()))?
+    );
+    let mut stored = match cache_file {
+        Some(file) => read_identity_cache(file, &key)?,
+        None => BTreeMap::new(),
+    };
     let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
+    let mut fits = 0usize;
     for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
         if cache.contains_key(name) {
             continue;
         }
+        if let Some(e) = stored.remove(name) {
+            cache.insert(name.clone(), Some(e));
+            continue;
+        }
+        fits += 1;
         let embed = || -> Result<Embeddings> {
             let image = ganfit::io::image::read(data.join("images").join(name))?;
             let (result, stage_2) = block_on(fit::fit_with_stage_2_result(
@@ -340,6 +344,9 @@ pub fn identity(
                         blended(r)
                     ))
                 );
+                if let Some(file) = cache_file {
+                    append_identity_cache(file, &key, name, &e)?;
+                }
                 Some(e)
             }
             Err(e) => {
@@ -352,6 +359,13 @@ pub fn identity(
     let fitted: Vec<&Embeddings> = cache.values().flatten().collect();
     println!("judge: face-api's ResNet (the fit never sees it)");
     println!("images fitted: {} of {}", fitted.len(), cache.len());
+    if let Some(file) = cache_file {
+        println!(
+            "images from the cache ({}): {}",
+            file.display(),
+            cache.len() - fits
+        );
+    }
     let mut photo_pairs = Vec::new();
     for (a, b, same) in &list {
         if let (Some(Some(ea)), Some(Some(eb))) = (cache.get(a), cache.get(b)) {
@@ -409,10 +423,94 @@ pub fn identity(
         }
     }
     println!(
-        "time per image: {:.1} s",
-        (ganfit::util::clock::now_ms() - start) / 1000.0 / cache.len().max(1) as f64
+        "time per fitted image: {:.1} s",
+        (ganfit::util::clock::now_ms() - start) / 1000.0 / fits.max(1) as f64
     );
     Ok(())
+}
+
+/// One fit's ResNet descriptors: the model-only render over the photo, and the blended render
+/// over it (when the fit blended the photo texture in).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Renders {
+    model: Vec<f32>,
+    blended: Option<Vec<f32>>,
+}
+
+/// One image's descriptors: the photo, its fit, and (when the fit ran stage 3) the same fit
+/// before stage 3, which is the fit with the identity terms off.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Embeddings {
+    photo: Vec<f32>,
+    fit: Renders,
+    stage_2: Option<Renders>,
+}
+
+/// One line of `eval identity --cache`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedImage {
+    image: String,
+    key: String,
+    embeddings: Embeddings,
+}
+
+/// The cached images fitted with `key`. A last line cut short (a run stopped mid-write) is left
+/// out with a warning; any other bad line is an error naming the file and the line.
+fn read_identity_cache(
+    file: &Path,
+    key: &str,
+) -> Result<std::collections::BTreeMap<String, Embeddings>> {
+    let mut out = std::collections::BTreeMap::new();
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(file, e)),
+    };
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<CachedImage>(line) {
+            Ok(c) if c.key == key => {
+                out.insert(c.image, c.embeddings);
+            }
+            Ok(_) => {}
+            Err(_) if i + 1 == lines.len() && !complete => {
+                eprintln!(
+                    "warning: {}: its last line is cut short (a run stopped while writing it); that image is fitted again",
+                    file.display()
+                );
+                // Cut it off, so that the next line appended starts a line of its own.
+                let whole = text.rfind('\n').map_or(0, |end| end + 1);
+                std::fs::write(file, &text[..whole]).map_err(|e| Error::io(file, e))?;
+            }
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "{} line {}: not a cached image ({e})",
+                    file.display(),
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Appends one image's descriptors to the cache file (one line, written at once).
+fn append_identity_cache(file: &Path, key: &str, image: &str, e: &Embeddings) -> Result<()> {
+    use std::io::Write;
+    let mut line = serde_json::to_string(&CachedImage {
+        image: image.to_string(),
+        key: key.to_string(),
+        embeddings: e.clone(),
+    })
+    .map_err(|e| Error::Invalid(e.to_string()))?;
+    line.push('\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| Error::io(file, e))
 }
 
 /// `ganfit eval embedding`: the landmarks' vertices calibrated against the detector on

@@ -15,7 +15,7 @@ document.getElementById('photo').addEventListener('change', async (event) => {
     const fit = await fitter.fit([event.target.files[0]], {
       landmarkIterations: 10,
       iterations: 2,
-      identityIterations: 2,
+      identityIterations: 1,
       resolution: 112,
       reportEvery: 1,
       onProgress: (p) => progress.push(`${p.stage} ${p.iteration}/${p.iterations}`),
