@@ -361,7 +361,7 @@ impl FaceNets {
         self.faceres.as_ref().ok_or_else(|| {
             Error::model(
                 Network::FaceRes.file_name(),
-                "not loaded: the identity terms and the identity evaluation need it (`make models` converts it)",
+                "not loaded: the identity terms (on by default; `ganfit fit --no-identity` turns them off) and the identity evaluation need it (`make models` converts it)",
             )
         })
     }
