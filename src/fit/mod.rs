@@ -56,10 +56,6 @@ pub async fn fit(
     if photos.is_empty() {
         return Err(Error::Invalid("no photos to fit".into()));
     }
-    if options.weights.use_identity_network() {
-        // Before any work: the identity terms cannot run without their network.
-        models.nets.faceres()?;
-    }
     if options.same_person || photos.len() == 1 {
         return fit_person(models, photos, 0, options, observer).await;
     }
@@ -123,9 +119,6 @@ pub async fn fit_with_stage_2_result(
     options: &FitOptions,
     observer: &mut Observer<'_>,
 ) -> Result<(FitResult, Option<FitResult>)> {
-    if options.weights.use_identity_network() {
-        models.nets.faceres()?;
-    }
     fit_person_stages(
         models,
         std::slice::from_ref(photo),
@@ -147,6 +140,10 @@ async fn fit_person_stages(
     observer: &mut Observer<'_>,
     keep_stage_2: bool,
 ) -> Result<(FitResult, Option<FitResult>)> {
+    if options.weights.use_identity_network() {
+        // Before any work: the identity terms cannot run without their network.
+        models.nets.faceres()?;
+    }
     let mut session = Session::prepare(
         &models.face,
         &models.nets,

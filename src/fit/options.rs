@@ -26,6 +26,16 @@ impl LossWeights {
     pub fn use_identity_network(&self) -> bool {
         self.identity != 0.0 || self.random_identity != 0.0 || self.content != 0.0
     }
+
+    /// Turns off every term that needs the identity network.
+    pub fn without_identity_network(self) -> Self {
+        Self {
+            identity: 0.0,
+            random_identity: 0.0,
+            content: 0.0,
+            ..self
+        }
+    }
 }
 
 impl Default for LossWeights {

@@ -192,7 +192,7 @@ fn whole_fit(
             println!("fit {resolution}² {stage:?} stage: {per:.1} ms/iteration");
         }
     }
-    let stage_3 = match options.weights.use_identity_network() {
+    let stage_3 = match fit::session::runs_identity_stage(&options) {
         true => options.identity_iterations,
         false => 0,
     };

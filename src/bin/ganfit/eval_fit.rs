@@ -40,9 +40,7 @@ fn geometry_only(options: &FitOptions, say: bool) -> FitOptions {
         if say {
             println!("# stage 3 left out: it moves the texture and the light, not the geometry");
         }
-        options.weights.identity = 0.0;
-        options.weights.random_identity = 0.0;
-        options.weights.content = 0.0;
+        options.weights = options.weights.without_identity_network();
     }
     options
 }

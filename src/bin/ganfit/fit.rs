@@ -119,9 +119,7 @@ pub fn options_from(args: &FitArgs) -> Result<FitOptions> {
         options.identity_iterations = n;
     }
     if args.no_identity {
-        options.weights.identity = 0.0;
-        options.weights.random_identity = 0.0;
-        options.weights.content = 0.0;
+        options.weights = options.weights.without_identity_network();
     }
     options.blend_photo_texture &= !args.no_blend;
     options.seamless_blend &= !args.hard_blend;
