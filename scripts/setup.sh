@@ -31,8 +31,10 @@ fi
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
     echo "setup: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
     # Without the Makefile's clippy wrapper: it would lint (and, with warnings denied, fail)
-    # the installed tool as if it were this crate.
-    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
+    # the installed tool as if it were this crate. Without its target dir either: cargo install
+    # would then wait for the lock of a build already running there, and two installs at once
+    # (make -j2 native wasm on a fresh machine) would copy each other's half-written binary.
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS -u CARGO_TARGET_DIR \
         cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
