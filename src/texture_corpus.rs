@@ -6,7 +6,6 @@
 //! crop), or shows less than 30% of the face area.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use image::{GrayImage, RgbImage};
 
@@ -289,82 +288,59 @@ pub fn build(
         .collect();
     let start = crate::util::clock::now_ms();
     let mut processed = 0usize;
-    // Workers take the next photo from a shared counter and send back its outcome; this thread
-    // numbers, saves and indexes them (ids follow the order the photos finish in).
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let (sender, outcomes) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| -> Result<()> {
-        for _ in 0..options.jobs.clamp(1, 64) {
-            let sender = sender.clone();
-            let (next, stop, todo) = (&next, &stop, &todo);
-            let mirror = &mirror;
-            let sampler = &sampler;
-            scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = todo.get(k) else { break };
-                    let outcome = match crate::io::image::read(path) {
-                        Err(e) => Ok(Err(format!("unreadable: {e}"))),
-                        Ok(photo) => crate::device::block_on(unwrap_photo(
-                            face, nets, sampler, mirror, &photo, options,
-                        )),
-                    };
-                    if sender.send((*path, outcome)).is_err() {
-                        break;
-                    }
+    // Workers unwrap the photos; this thread numbers, saves and indexes them (ids follow the
+    // order the photos finish in). An error here stops the workers after the photo they are on.
+    crate::util::jobs::run(
+        &todo,
+        options.jobs,
+        |path| match crate::io::image::read(path) {
+            Err(e) => Ok(Err(format!("unreadable: {e}"))),
+            Ok(photo) => crate::device::block_on(unwrap_photo(
+                face, nets, &sampler, &mirror, &photo, options,
+            )),
+        },
+        |path, outcome| -> Result<()> {
+            let source = source_of(path);
+            processed += 1;
+            match outcome? {
+                Ok((texture, mask, coverage, landmark_error, yaw)) => {
+                    let id = format!("{:06}", index.entries.len() + index.rejected.len());
+                    let save_err = |e: image::ImageError| Error::Image(format!("{id}: {e}"));
+                    texture
+                        .save(out.join(format!("{id}.png")))
+                        .map_err(save_err)?;
+                    mask.save(out.join(format!("{id}_mask.png")))
+                        .map_err(save_err)?;
+                    let identity = path
+                        .file_name()
+                        .and_then(|name| identities.get(name.to_string_lossy().as_ref()))
+                        .map(|person| format!("{prefix}:{person}"));
+                    index.entries.push(Entry {
+                        id,
+                        source,
+                        coverage,
+                        landmark_error,
+                        yaw,
+                        identity,
+                    });
                 }
-            });
-        }
-        drop(sender);
-        let result = (|| -> Result<()> {
-            for (path, outcome) in outcomes.iter() {
-                let source = source_of(path);
-                processed += 1;
-                match outcome? {
-                    Ok((texture, mask, coverage, landmark_error, yaw)) => {
-                        let id = format!("{:06}", index.entries.len() + index.rejected.len());
-                        let save_err = |e: image::ImageError| Error::Image(format!("{id}: {e}"));
-                        texture
-                            .save(out.join(format!("{id}.png")))
-                            .map_err(save_err)?;
-                        mask.save(out.join(format!("{id}_mask.png")))
-                            .map_err(save_err)?;
-                        let identity = path
-                            .file_name()
-                            .and_then(|name| identities.get(name.to_string_lossy().as_ref()))
-                            .map(|person| format!("{prefix}:{person}"));
-                        index.entries.push(Entry {
-                            id,
-                            source,
-                            coverage,
-                            landmark_error,
-                            yaw,
-                            identity,
-                        });
-                    }
-                    Err(reason) => index.rejected.push((source, reason)),
-                }
-                if processed.is_multiple_of(25) || processed == todo.len() {
-                    let json =
-                        serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
-                    crate::io::write_atomic(&out.join("index.json"), &json)?;
-                    let elapsed = (crate::util::clock::now_ms() - start) / 1000.0;
-                    log(&format!(
-                        "{} photos: {} kept, {} rejected, {:.2} s/photo",
-                        index.entries.len() + index.rejected.len(),
-                        index.entries.len(),
-                        index.rejected.len(),
-                        elapsed / processed as f64
-                    ));
-                }
+                Err(reason) => index.rejected.push((source, reason)),
+            }
+            if processed.is_multiple_of(25) || processed == todo.len() {
+                let json = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
+                crate::io::write_atomic(&out.join("index.json"), &json)?;
+                let elapsed = (crate::util::clock::now_ms() - start) / 1000.0;
+                log(&format!(
+                    "{} photos: {} kept, {} rejected, {:.2} s/photo",
+                    index.entries.len() + index.rejected.len(),
+                    index.entries.len(),
+                    index.rejected.len(),
+                    elapsed / processed as f64
+                ));
             }
             Ok(())
-        })();
-        // On an error the workers stop after the photo they are on.
-        stop.store(true, Ordering::Relaxed);
-        result
-    })?;
+        },
+    )?;
     let json = serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?;
     crate::io::write_atomic(&out.join("index.json"), &json)?;
     Ok(index)

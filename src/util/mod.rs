@@ -2,5 +2,7 @@
 
 pub mod adam;
 pub mod clock;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod jobs;
 pub mod nme;
 pub mod rng;

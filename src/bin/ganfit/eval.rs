@@ -180,6 +180,10 @@ pub struct FittedArgs {
     /// Texture model of each fit (default: PCA when its file exists, else the GAN).
     #[arg(long, value_enum)]
     texture: Option<TextureChoice>,
+    /// Photos fitted at once, one thread each (`eval identity` and `eval landmarks`); the
+    /// numbers do not depend on it.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 impl FittedArgs {
@@ -231,6 +235,7 @@ pub fn run(what: Eval) -> Result<()> {
                     ..options
                 }
             },
+            fitted.jobs,
         ),
         Eval::Identity {
             data,
@@ -245,6 +250,7 @@ pub fn run(what: Eval) -> Result<()> {
             limit,
             &fitted.options()?,
             cache.as_deref(),
+            fitted.jobs,
         ),
         Eval::Landmarks {
             data,

@@ -149,6 +149,7 @@ pub fn landmarks(
     limit: Option<usize>,
     per_yaw_bin: Option<usize>,
     options: &FitOptions,
+    jobs: usize,
 ) -> Result<()> {
     use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
     let (mut fitted, mut detector) = (NmeAccumulator::default(), NmeAccumulator::default());
@@ -157,29 +158,36 @@ pub fn landmarks(
         blend_photo_texture: false,
         ..geometry_only(options, true)
     };
-    let mut images = 0usize;
-    for item in crate::eval_data::annotated_images(data, pixel_centre, limit, per_yaw_bin)? {
-        images += 1;
-        let Some((a, truth, image)) = item else {
+    let items: Vec<_> =
+        crate::eval_data::annotated_images(data, pixel_centre, limit, per_yaw_bin)?.collect();
+    let images = items.len();
+    let fit_one = |item: &Option<_>| {
+        item.as_ref().map(|(_, _, image)| {
+            block_on(fit::fit(
+                models,
+                std::slice::from_ref(image),
+                &options,
+                &mut quiet,
+            ))
+        })
+    };
+    // Fits run `jobs` at once; this thread prints and tallies them as they finish.
+    ganfit::util::jobs::run(&items, jobs, fit_one, |item, outcome| -> Result<()> {
+        let (Some((a, truth, _)), Some(outcome)) = (item, outcome) else {
             fitted.add_skipped();
             detector.add_skipped();
-            continue;
+            return Ok(());
         };
-        match block_on(fit::fit(
-            models,
-            std::slice::from_ref(&image),
-            &options,
-            &mut quiet,
-        )) {
+        match outcome {
             Ok(result) => {
                 let photo = &result.photos[0];
-                fitted.add(&photo.fitted_landmarks, &truth, a.yaw);
-                detector.add(&photo.photo.landmarks, &truth, a.yaw);
+                fitted.add(&photo.fitted_landmarks, truth, a.yaw);
+                detector.add(&photo.photo.landmarks, truth, a.yaw);
                 let n = |p: &[[f32; 2]]| {
-                    ganfit::eval::landmarks::nme(p, &truth).unwrap_or(f64::NAN) * 100.0
+                    ganfit::eval::landmarks::nme(p, truth).unwrap_or(f64::NAN) * 100.0
                 };
                 let part = |p: &[[f32; 2]], points| {
-                    ganfit::eval::landmarks::part_nme(p, &truth, points).unwrap_or(f64::NAN) * 100.0
+                    ganfit::eval::landmarks::part_nme(p, truth, points).unwrap_or(f64::NAN) * 100.0
                 };
                 eprintln!(
                     "{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} % (jaw {:.2} / {:.2}, inner {:.2} / {:.2}), residual {:.2} %, warnings {:?}",
@@ -210,7 +218,8 @@ pub fn landmarks(
                 detector.add_skipped();
             }
         }
-    }
+        Ok(())
+    })?;
     println!("images: {images} images");
     for (name, acc) in [("fitted", &fitted), ("detector", &detector)] {
         let r = acc.report();
@@ -249,6 +258,7 @@ pub fn identity(
     limit: Option<usize>,
     options: &FitOptions,
     cache_file: Option<&Path>,
+    jobs: usize,
 ) -> Result<()> {
     use ganfit::eval::verification::{cosine, verify};
     use std::collections::BTreeMap;
@@ -266,66 +276,71 @@ pub fn identity(
         None => BTreeMap::new(),
     };
     let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
-    let mut fits = 0usize;
+    let mut todo = Vec::new();
     for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
-        if cache.contains_key(name) {
+        if cache.contains_key(name) || todo.contains(name) {
             continue;
         }
-        if let Some(e) = stored.remove(name) {
-            cache.insert(name.clone(), Some(e));
-            continue;
+        match stored.remove(name) {
+            Some(e) => {
+                cache.insert(name.clone(), Some(e));
+            }
+            None => todo.push(name.clone()),
         }
-        fits += 1;
-        let embed = || -> Result<Embeddings> {
-            let image = ganfit::io::image::read(data.join("images").join(name))?;
-            let (result, stage_2) = block_on(fit::fit_with_stage_2_result(
-                models, &image, options, &mut quiet,
-            ))?;
-            block_on(async {
-                let analysis = &models.nets.analyse(&image).await?;
-                let describe = |image: image::RgbImage| async move {
-                    let input = models.nets.resnet_input(&image, analysis)?;
-                    Ok::<_, Error>(
-                        ganfit::device::read_floats(resnet.forward(input)?.embedding)
-                            .await?
-                            .0,
-                    )
+    }
+    let fits = todo.len();
+    let embed = |name: &String| -> Result<Embeddings> {
+        let image = ganfit::io::image::read(data.join("images").join(name))?;
+        let (result, stage_2) = block_on(fit::fit_with_stage_2_result(
+            models, &image, options, &mut quiet,
+        ))?;
+        block_on(async {
+            let analysis = &models.nets.analyse(&image).await?;
+            let describe = |image: image::RgbImage| async move {
+                let input = models.nets.resnet_input(&image, analysis)?;
+                Ok::<_, Error>(
+                    ganfit::device::read_floats(resnet.forward(input)?.embedding)
+                        .await?
+                        .0,
+                )
+            };
+            // The model-only render and the blended one, each over the photo.
+            let composed = |result: &fit::FitResult| -> Result<_> {
+                let photo_fit = &result.photos[0];
+                let (render, alpha) = photo_fit
+                    .render
+                    .as_ref()
+                    .ok_or_else(|| Error::Invalid("no render".into()))?;
+                let over_photo = |render: &image::RgbImage| {
+                    fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0)
                 };
-                // The model-only render and the blended one, each over the photo.
-                let composed = |result: &fit::FitResult| -> Result<_> {
-                    let photo_fit = &result.photos[0];
-                    let (render, alpha) = photo_fit
-                        .render
-                        .as_ref()
-                        .ok_or_else(|| Error::Invalid("no render".into()))?;
-                    let over_photo = |render: &image::RgbImage| {
-                        fit::overlay::compose(&image, &photo_fit.photo.crop, render, alpha, 1.0)
-                    };
-                    Ok((
-                        over_photo(render),
-                        photo_fit.blended_render.as_ref().map(over_photo),
-                    ))
-                };
-                let renders = |(model, blended): (image::RgbImage, Option<image::RgbImage>)| async move {
-                    Ok::<_, Error>(Renders {
-                        model: describe(model).await?,
-                        blended: match blended {
-                            Some(blended) => Some(describe(blended).await?),
-                            None => None,
-                        },
-                    })
-                };
-                Ok(Embeddings {
-                    photo: describe(image.clone()).await?,
-                    fit: renders(composed(&result)?).await?,
-                    stage_2: match &stage_2 {
-                        Some(stage_2) => Some(renders(composed(stage_2)?).await?),
+                Ok((
+                    over_photo(render),
+                    photo_fit.blended_render.as_ref().map(over_photo),
+                ))
+            };
+            let renders = |(model, blended): (image::RgbImage, Option<image::RgbImage>)| async move {
+                Ok::<_, Error>(Renders {
+                    model: describe(model).await?,
+                    blended: match blended {
+                        Some(blended) => Some(describe(blended).await?),
                         None => None,
                     },
                 })
+            };
+            Ok(Embeddings {
+                photo: describe(image.clone()).await?,
+                fit: renders(composed(&result)?).await?,
+                stage_2: match &stage_2 {
+                    Some(stage_2) => Some(renders(composed(stage_2)?).await?),
+                    None => None,
+                },
             })
-        };
-        let entry = match embed() {
+        })
+    };
+    // Fits run `jobs` at once; this thread prints, caches and tallies them as they finish.
+    ganfit::util::jobs::run(&todo, jobs, embed, |name, outcome| -> Result<()> {
+        let entry = match outcome {
             Ok(e) => {
                 let blended = |r: &Renders| {
                     r.blended
@@ -353,7 +368,8 @@ pub fn identity(
             }
         };
         cache.insert(name.clone(), entry);
-    }
+        Ok(())
+    })?;
     let fitted: Vec<&Embeddings> = cache.values().flatten().collect();
     println!("judge: face-api's ResNet (the fit never sees it)");
     println!("images fitted: {} of {}", fitted.len(), cache.len());
