@@ -91,7 +91,8 @@ pub enum Eval {
         models: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Backend::Cpu)]
         device: Backend,
-        /// Evaluate only N pairs: the first N/2 same and N/2 different ones.
+        /// Evaluate only N pairs: the first N/2 same and N/2 different ones. With --fitted and
+        /// a folder without pairs.tsv: the first N photos, judged by photo–render cosine only.
         #[arg(long)]
         limit: Option<usize>,
         /// With --fitted: keep each fitted image's descriptors in this file (JSON lines, one per

@@ -262,7 +262,31 @@ pub fn identity(
 ) -> Result<()> {
     use ganfit::eval::verification::{cosine, verify};
     use std::collections::BTreeMap;
-    let list = crate::eval_data::pairs_limited(data, limit)?;
+    // Without pairs.tsv (a photo set of strangers, e.g. AFLW2000-3D, which no texture model
+    // was trained on): the first --limit photos, and the photo–render cosines only.
+    let (list, names) = if data.join("pairs.tsv").exists() {
+        let list = crate::eval_data::pairs_limited(data, limit)?;
+        let names: Vec<String> = list
+            .iter()
+            .flat_map(|(a, b, _)| [a.clone(), b.clone()])
+            .collect();
+        (list, names)
+    } else {
+        let images = data.join("images");
+        let mut names = Vec::new();
+        for file in ganfit::io::image::photo_files(&images)? {
+            if let Ok(name) = file.strip_prefix(&images) {
+                names.push(name.display().to_string());
+            }
+        }
+        names.truncate(limit.unwrap_or(usize::MAX));
+        println!(
+            "no {}: {} photos, photo–render cosines only",
+            data.join("pairs.tsv").display(),
+            names.len()
+        );
+        (Vec::new(), names)
+    };
     let resnet = models.nets.resnet()?;
     let start = ganfit::util::clock::now_ms();
     // What makes a cached image's descriptors valid: the fit options and the texture model.
@@ -277,7 +301,7 @@ pub fn identity(
     };
     let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
     let mut todo = Vec::new();
-    for name in list.iter().flat_map(|(a, b, _)| [a, b]) {
+    for name in &names {
         if cache.contains_key(name) || todo.contains(name) {
             continue;
         }
