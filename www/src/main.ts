@@ -213,8 +213,8 @@ async function runFit() {
   if (!fitter || photos.length === 0 || running) return;
   const controller = new AbortController();
   running = controller;
-  // The engine takes one fit or frame at a time: the mirror stops (and its frame ends) first.
-  await mirror?.stop('The mirror stopped for the new fit.');
+  // The page shows the new fit at once, before any wait: the last fit's 'Done.' and an enabled
+  // Fit button must not stand while the mirror stops (a click then would act on the old fit).
   updateFitButton();
   showError(null);
   $('cancel').hidden = false;
@@ -223,6 +223,9 @@ async function runFit() {
   const stage = $('fit-stage');
   const preview = $<HTMLCanvasElement>('preview');
   bar.value = 0;
+  stage.textContent = mirror ? 'Stopping the mirror' : stageNames.Preparing;
+  // The engine takes one fit or frame at a time: the mirror stops (and its frame ends) first.
+  await mirror?.stop('The mirror stopped for the new fit.');
   stage.textContent = stageNames.Preparing;
   const options = settings();
   const started = performance.now();

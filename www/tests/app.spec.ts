@@ -300,6 +300,10 @@ test('a photo with several faces: a click on another face fits that one', async 
   await page.locator('#mirror-start').click();
   await expect(page.locator('#mirror')).toHaveAttribute('data-running', 'true', { timeout: 120_000 });
   await page.locator('#fit').click();
+  // At once, not after the mirror's last frame: the last fit's 'Done.', its result and an enabled
+  // Fit button no longer stand (a click on a face then went to the old fit, and this test read it).
+  expect(await page.locator('#fit-stage').textContent()).not.toBe('Done.');
+  expect(await page.locator('#fit').isDisabled()).toBe(true);
   await expect(page.locator('#mirror')).toHaveAttribute('data-running', 'false');
   await expect(page.locator('#mirror-status')).toHaveText('The mirror stopped for the new fit.');
   await expect(page.locator('#fit-stage')).toHaveText(/^(Done|Failed)\.$/, { timeout: 540_000 });
