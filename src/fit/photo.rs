@@ -33,6 +33,9 @@ pub struct PhotoTarget {
     pub image: Tensor<4>,
     /// The same crop on the host, RGB in [0, 1], row-major.
     pub pixels: Vec<f32>,
+    /// 1 where a crop pixel lies inside the photo, 0 where the crop reaches past the photo's
+    /// border (black in `pixels`, not the face's colour): `R²`, row-major.
+    pub inside: Vec<f32>,
     /// The 68 points in working-crop pixels.
     pub landmarks: Vec<[f32; 2]>,
     /// The ArcFace crop: 112² crop pixel → working-crop pixel (renders use it too).
@@ -107,6 +110,11 @@ pub async fn prepare(
         })
         .collect();
     let pixels = align::warp_image(photo, &crop, resolution);
+    let inside = align::inside_mask(
+        &crop,
+        resolution,
+        [photo.width() as usize, photo.height() as usize],
+    );
     let device = nets.device.clone();
     let image = Tensor::<4>::from_data(
         TensorData::new(pixels.clone(), [1, resolution, resolution, 3]),
@@ -195,6 +203,7 @@ pub async fn prepare(
         resolution,
         image,
         pixels,
+        inside,
         landmarks,
         arcface,
         focal,

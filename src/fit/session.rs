@@ -235,6 +235,23 @@ impl Session {
         Tensor::cat(self.targets.iter().map(|t| t.image.clone()).collect(), 0)
     }
 
+    /// Where each crop shows its photo, `[N, R, R, 1]`: 1 inside, 0 where the crop reaches past
+    /// the photo's border. The pixel loss counts only the inside: the black beyond a border
+    /// (a photo cut at the chin or the forehead) would pull the face toward black.
+    fn photo_inside(&self) -> Tensor<4> {
+        let device = self.targets[0].image.device();
+        Tensor::cat(
+            self.targets
+                .iter()
+                .map(|t| {
+                    let r = t.resolution;
+                    Tensor::from_data(TensorData::new(t.inside.clone(), [1, r, r, 1]), &device)
+                })
+                .collect(),
+            0,
+        )
+    }
+
     /// The focal-length prior: log focal lengths near each photo's initial estimate.
     fn focal_prior(&self) -> impl Fn(&Leaves) -> Tensor<1> + use<> {
         let prior = self.focal_prior.clone();
@@ -299,6 +316,7 @@ impl Session {
     ) -> Result<()> {
         let (n, r) = (self.photos(), options.resolution);
         let photo_images = self.photo_images();
+        let inside = self.photo_inside();
         let held = Rates {
             identity: 0.0,
             expression: 0.0,
@@ -336,7 +354,11 @@ impl Session {
                 photo_images.clone(),
                 r,
             )?;
-            let pixel = losses::masked_l1(rendered.image, photo_images.clone(), rendered.face_mask);
+            let pixel = losses::masked_l1(
+                rendered.image,
+                photo_images.clone(),
+                rendered.face_mask * inside.clone(),
+            );
             Ok(StepLoss {
                 terms: vec![(LossTerm::Pixel, pixel)],
                 render: None,
@@ -366,6 +388,7 @@ impl Session {
         let jaw = self.jaw.clone();
         let focal_prior = self.focal_prior();
         let photo_images = self.photo_images();
+        let inside = self.photo_inside();
         // With an identity stage after this one, the identity network's terms wait for it.
         let identity = match options.identity_iterations {
             0 => self.identity_targets(models, w, r)?,
@@ -419,7 +442,7 @@ impl Session {
             let pixel = losses::masked_l1(
                 rendered.image.clone(),
                 photo_images.clone(),
-                rendered.face_mask.clone(),
+                rendered.face_mask.clone() * inside.clone(),
             );
             let mut terms = vec![
                 (LossTerm::Landmarks, landmarks * w.landmarks),
@@ -468,6 +491,7 @@ impl Session {
             return Ok(());
         };
         let photo_images = self.photo_images();
+        let inside = self.photo_inside();
         // The geometry and the camera are constants of this stage.
         let fitted = self.params.leaves();
         let shape = models
@@ -508,7 +532,7 @@ impl Session {
             let pixel = losses::masked_l1(
                 rendered.image.clone(),
                 photo_images.clone(),
-                rendered.face_mask,
+                rendered.face_mask * inside.clone(),
             );
             let mut terms = vec![
                 (LossTerm::Pixel, pixel * w.pixel),
@@ -760,8 +784,13 @@ impl Session {
                         photo_images.clone(),
                         r,
                     )?;
+                    let inside = self.photo_inside();
                     let face_l1 = |image: Tensor<4>, mask: Tensor<4>| {
-                        losses::masked_l1(image.detach(), photo_images.clone(), mask.detach())
+                        losses::masked_l1(
+                            image.detach(),
+                            photo_images.clone(),
+                            mask.detach() * inside.clone(),
+                        )
                     };
                     blended_values =
                         Some(read_floats(final_render.image.clone().detach()).await?.0);

@@ -147,16 +147,35 @@ fn sample(image: &[f32], size: usize, x: f32, y: f32) -> [f32; 3] {
     })
 }
 
-/// Unwraps the working crop `image` (RGB in [0, 1], `resolution²`) of one fitted photo.
+/// Whether every pixel the bilinear sample at `(x, y)` reads is inside the photo.
+fn sample_inside(inside: &[f32], size: usize, x: f32, y: f32) -> bool {
+    let (x0, y0) = ((x - 0.5).floor() as i64, (y - 0.5).floor() as i64);
+    [(x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)]
+        .iter()
+        .all(|&(xi, yi)| {
+            let (xi, yi) = (
+                xi.clamp(0, size as i64 - 1) as usize,
+                yi.clamp(0, size as i64 - 1) as usize,
+            );
+            inside[yi * size + xi] > 0.5
+        })
+}
+
+/// Unwraps the working crop of one fitted photo (`target.pixels`, RGB in [0, 1],
+/// `resolution²`). Texels seen where the crop reaches past the photo's border get no
+/// confidence: the black there is not the face's colour.
 pub fn unwrap(
     face: &FaceModel,
     sampler: &UvSampler,
     shape: &[[f32; 3]],
     params: &PhotoParams,
-    image: &[f32],
-    resolution: usize,
+    target: &PhotoTarget,
 ) -> Result<Unwrapped> {
-    if shape.len() != face.num_shape_vertices() || image.len() != resolution * resolution * 3 {
+    let (image, inside, resolution) = (&target.pixels, &target.inside, target.resolution);
+    if shape.len() != face.num_shape_vertices()
+        || image.len() != resolution * resolution * 3
+        || inside.len() != resolution * resolution
+    {
         return Err(Error::Invalid(
             "unwrap: shape or image of the wrong size".into(),
         ));
@@ -232,6 +251,9 @@ pub fn unwrap(
         }
         let z_front = b / (-zw - a);
         if (p[2] - z_front).abs() > DEPTH_TOLERANCE_MM {
+            continue;
+        }
+        if !sample_inside(inside, resolution, x, y) {
             continue;
         }
         let colour = sample(image, resolution, x, y);
@@ -311,7 +333,7 @@ pub fn blend_photo_texture(
     let mut sum = vec![[0f32; 3]; texels];
     let mut weight = vec![0f32; texels];
     for ((target, p), shape) in targets.iter().zip(params).zip(shapes) {
-        let u = unwrap(face, &sampler, shape, p, &target.pixels, target.resolution)?;
+        let u = unwrap(face, &sampler, shape, p, target)?;
         for i in 0..texels {
             if !sampler.face[i] {
                 continue;
@@ -581,6 +603,21 @@ mod tests {
         assert!((soft - 1.0).abs() < 0.1, "{soft}");
         // Nothing seen: no boundary, no measure.
         assert!(seam_measure(&ramp, &vec![false; w * h], &face, w, h).is_none());
+    }
+
+    #[test]
+    fn a_sample_is_inside_only_when_all_four_of_its_pixels_are() {
+        // A 4 × 4 crop whose right column lies past the photo's border.
+        let inside: Vec<f32> = (0..16)
+            .map(|k| if k % 4 == 3 { 0.0 } else { 1.0 })
+            .collect();
+        // Pixel centres are at +0.5: a sample at x = 2.2 reads columns 1 and 2.
+        assert!(sample_inside(&inside, 4, 2.2, 1.5));
+        // Between columns 2 and 3: it reads the outside column too.
+        assert!(!sample_inside(&inside, 4, 3.0, 1.5));
+        assert!(!sample_inside(&inside, 4, 3.9, 0.2));
+        // Near the crop's own edge the clamped reads stay inside.
+        assert!(sample_inside(&inside, 4, 0.1, 0.1));
     }
 
     #[test]

@@ -429,6 +429,12 @@ fn sampling_grid(
     (uv, mask)
 }
 
+/// Which pixels of an `out_size²` crop (crop pixel → photo pixel by `transform`) fall inside a
+/// photo of `photo_size` (width, height): 1 there, 0 outside, where [`warp_image`] gives black.
+pub fn inside_mask(transform: &Affine, out_size: usize, photo_size: [usize; 2]) -> Vec<f32> {
+    sampling_grid(&[*transform], out_size, photo_size[0], photo_size[1]).1
+}
+
 /// [`warp`] of a photo on the host: NHWC `out_size² × 3` in [0, 1]. Only the region the crop
 /// covers is converted, so huge photos cost no more than small ones.
 pub fn warp_image(image: &RgbImage, transform: &Affine, out_size: usize) -> Vec<f32> {
@@ -480,7 +486,7 @@ pub fn warp_image(image: &RgbImage, transform: &Affine, out_size: usize) -> Vec<
         ..*transform
     };
     let (uv, _) = sampling_grid(&[region], out_size, rw, rh);
-    let (_, mask) = sampling_grid(&[*transform], out_size, w, h);
+    let mask = inside_mask(transform, out_size, [w, h]);
     let dims = render::texture::Dims {
         batch: 1,
         height: out_size,
@@ -759,5 +765,38 @@ mod tests {
                 out[(i * 16 + j) * 3 + 1]
             );
         }
+    }
+
+    #[test]
+    fn the_inside_mask_marks_the_crop_pixels_the_photo_covers() {
+        // A photo of bright pixels only (no black of its own); the crop reaches past its left,
+        // top and bottom borders.
+        let image = RgbImage::from_pixel(40, 30, image::Rgb([200, 150, 100]));
+        let t = Affine {
+            a: 2.0,
+            b: 0.0,
+            c: 0.0,
+            d: 2.0,
+            tx: -10.0,
+            ty: -6.0,
+        };
+        let (size, pixels) = (24, warp_image(&image, &t, 24));
+        let mask = inside_mask(&t, size, [40, 30]);
+        assert_eq!(mask.len(), size * size);
+        for (k, &m) in mask.iter().enumerate() {
+            let [x, y] = t.apply([(k % size) as f64 + 0.5, (k / size) as f64 + 0.5]);
+            let inside = (0.0..=40.0).contains(&x) && (0.0..=30.0).contains(&y);
+            assert_eq!(m, inside as u8 as f32, "pixel {k}");
+            // Black exactly where the mask says outside.
+            assert_eq!(
+                pixels[k * 3] == 0.0,
+                m == 0.0,
+                "pixel {k}: {}",
+                pixels[k * 3]
+            );
+        }
+        // Columns 0–4 are left of the photo, rows 0–2 above it and rows 18–23 below it.
+        let outside = mask.iter().filter(|&&m| m == 0.0).count();
+        assert_eq!(outside, size * size - 19 * 15);
     }
 }

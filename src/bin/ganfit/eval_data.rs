@@ -45,17 +45,16 @@ pub fn annotations(data: &Path) -> Result<Vec<Annotation>> {
 /// One annotated photo: its annotation, its landmarks in this crate's pixel convention, the image.
 pub type AnnotatedImage = (Annotation, Vec<[f32; 2]>, image::RgbImage);
 
-/// The first `limit` annotated images of `data` (with `per_yaw_bin`: the first that many of
-/// each yaw bin, a pose-balanced subset): each annotation, its landmarks in this crate's
-/// convention (pixel centres at +0.5; the data's centres are at `pixel_centre`), and the
-/// decoded image; `None` for an image that cannot be read (reported here, to be counted as
-/// skipped by the caller).
-pub fn annotated_images(
+/// The first `limit` annotations of `data` (with `per_yaw_bin`: the first that many of each yaw
+/// bin, a pose-balanced subset), each with its landmarks in this crate's convention (pixel
+/// centres at +0.5; the data's centres are at `pixel_centre`). The images are read later, one
+/// at a time, with [`read_annotated`].
+pub fn annotated_list(
     data: &Path,
     pixel_centre: f32,
     limit: Option<usize>,
     per_yaw_bin: Option<usize>,
-) -> Result<impl Iterator<Item = Option<AnnotatedImage>> + '_> {
+) -> Result<Vec<(Annotation, Vec<[f32; 2]>)>> {
     let mut list = annotations(data)?;
     if let Some(n) = per_yaw_bin {
         let mut taken = [0usize; 3];
@@ -67,21 +66,38 @@ pub fn annotated_images(
     }
     list.truncate(limit.unwrap_or(usize::MAX));
     let shift = 0.5 - pixel_centre;
-    Ok(list.into_iter().map(move |a| {
-        match ganfit::io::image::read(data.join("images").join(&a.image)) {
-            Ok(image) => {
-                let truth = a
-                    .points
-                    .iter()
-                    .map(|p| [p[0] + shift, p[1] + shift])
-                    .collect();
-                Some((a, truth, image))
-            }
-            Err(e) => {
-                eprintln!("skip {}: {e}", a.image);
-                None
-            }
-        }
+    Ok(list
+        .into_iter()
+        .map(|a| {
+            let truth = a
+                .points
+                .iter()
+                .map(|p| [p[0] + shift, p[1] + shift])
+                .collect();
+            (a, truth)
+        })
+        .collect())
+}
+
+/// The decoded image of an annotation; `None` for one that cannot be read (reported here, to be
+/// counted as skipped by the caller).
+pub fn read_annotated(data: &Path, annotation: &Annotation) -> Option<image::RgbImage> {
+    ganfit::io::image::read(data.join("images").join(&annotation.image))
+        .inspect_err(|e| eprintln!("skip {}: {e}", annotation.image))
+        .ok()
+}
+
+/// [`annotated_list`] with each image decoded as the iteration reaches it.
+pub fn annotated_images(
+    data: &Path,
+    pixel_centre: f32,
+    limit: Option<usize>,
+    per_yaw_bin: Option<usize>,
+) -> Result<impl Iterator<Item = Option<AnnotatedImage>> + '_> {
+    let list = annotated_list(data, pixel_centre, limit, per_yaw_bin)?;
+    Ok(list.into_iter().map(move |(a, truth)| {
+        let image = read_annotated(data, &a)?;
+        Some((a, truth, image))
     }))
 }
 

@@ -158,22 +158,22 @@ pub fn landmarks(
         blend_photo_texture: false,
         ..geometry_only(options, true)
     };
-    let items: Vec<_> =
-        crate::eval_data::annotated_images(data, pixel_centre, limit, per_yaw_bin)?.collect();
+    let items = crate::eval_data::annotated_list(data, pixel_centre, limit, per_yaw_bin)?;
     let images = items.len();
-    let fit_one = |item: &Option<_>| {
-        item.as_ref().map(|(_, _, image)| {
+    // Each worker reads its photo: only the `jobs` photos being fitted are in memory.
+    let fit_one = |(a, _): &(_, _)| {
+        crate::eval_data::read_annotated(data, a).map(|image| {
             block_on(fit::fit(
                 models,
-                std::slice::from_ref(image),
+                std::slice::from_ref(&image),
                 &options,
                 &mut quiet,
             ))
         })
     };
     // Fits run `jobs` at once; this thread prints and tallies them as they finish.
-    ganfit::util::jobs::run(&items, jobs, fit_one, |item, outcome| -> Result<()> {
-        let (Some((a, truth, _)), Some(outcome)) = (item, outcome) else {
+    ganfit::util::jobs::run(&items, jobs, fit_one, |(a, truth), outcome| -> Result<()> {
+        let Some(outcome) = outcome else {
             fitted.add_skipped();
             detector.add_skipped();
             return Ok(());
@@ -301,8 +301,10 @@ pub fn identity(
     };
     let mut cache: BTreeMap<String, Option<Embeddings>> = BTreeMap::new();
     let mut todo = Vec::new();
+    // Pairs name most photos twice or more: each is fitted once.
+    let mut seen = std::collections::BTreeSet::new();
     for name in &names {
-        if cache.contains_key(name) || todo.contains(name) {
+        if !seen.insert(name) {
             continue;
         }
         match stored.remove(name) {
