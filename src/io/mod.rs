@@ -56,6 +56,23 @@ pub fn read_model_file(dir: &std::path::Path, name: &str) -> crate::error::Resul
     Ok(bytes)
 }
 
+/// A digest of `dir`'s model files: SHA-256 of its [`MODEL_SUMS`] list (which names every
+/// file's own digest), or `"unlisted"` for a folder without the list. Results computed with
+/// one models folder can be told from another's (say, two PCA texture models) by it.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn models_digest(dir: &std::path::Path) -> crate::error::Result<String> {
+    use sha2::{Digest, Sha256};
+    let path = dir.join(MODEL_SUMS);
+    match std::fs::read(&path) {
+        Ok(text) => Ok(Sha256::digest(&text)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("unlisted".into()),
+        Err(e) => Err(crate::error::Error::io(&path, e)),
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -90,6 +107,21 @@ mod tests {
         // A wrong list entry is refused too.
         std::fs::write(dir.join(MODEL_SUMS), format!("{wrong}  b.bpk\n")).unwrap();
         assert!(read_model_file(&dir, "b.bpk").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_models_digest_follows_the_list_of_sums() {
+        let dir = std::env::temp_dir().join(format!("ganfit-digest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(models_digest(&dir).unwrap(), "unlisted");
+        std::fs::write(dir.join(MODEL_SUMS), "00  texture_pca.bpk\n").unwrap();
+        let one = models_digest(&dir).unwrap();
+        assert_eq!(one.len(), 64);
+        assert_eq!(models_digest(&dir).unwrap(), one);
+        // Another texture file, another digest.
+        std::fs::write(dir.join(MODEL_SUMS), "01  texture_pca.bpk\n").unwrap();
+        assert_ne!(models_digest(&dir).unwrap(), one);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -246,7 +246,8 @@ pub fn run(what: Eval) -> Result<()> {
             cache,
             fitted,
         } if fitted.fitted => crate::eval_fit::identity(
-            &fit_models(models, device, fitted.texture)?,
+            &fit_models(models.clone(), device, fitted.texture)?,
+            &ganfit::io::models_digest(&models_dir(models))?,
             &data,
             limit,
             &fitted.options()?,

@@ -254,6 +254,7 @@ pub fn landmarks(
 /// final textured mesh a user exports.
 pub fn identity(
     models: &Models,
+    models_digest: &str,
     data: &Path,
     limit: Option<usize>,
     options: &FitOptions,
@@ -289,10 +290,14 @@ pub fn identity(
     };
     let resnet = models.nets.resnet()?;
     let start = ganfit::util::clock::now_ms();
-    // What makes a cached image's descriptors valid: the fit options and the texture model.
+    // What makes a cached image's descriptors valid: the fit options, the texture model, the
+    // model files (two PCA files are both "pca") and the crate's version. The fitting code
+    // itself is not in the key: start a new cache after changing it.
     let key = format!(
-        "{} {}",
+        "{} {} {} {}",
         models.texture.name(),
+        models_digest,
+        env!("CARGO_PKG_VERSION"),
         serde_json::to_string(options).map_err(|e| Error::Invalid(e.to_string()))?
     );
     let mut stored = match cache_file {
