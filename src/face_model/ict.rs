@@ -37,6 +37,7 @@ use super::format::{
 use super::landmarks::{self, LandmarkData};
 use super::regions::{FaceArea, FaceAreaSpan, Region, RegionSpan};
 use crate::error::{Error, Result};
+use crate::io::hex;
 use crate::io::obj::{self, ObjMesh};
 
 /// The upstream repository and the commit whose files the checksums pin.
@@ -81,10 +82,6 @@ fn manifest() -> BTreeMap<&'static str, &'static str> {
         .filter_map(|l| l.split_once("  "))
         .map(|(hash, path)| (path.trim(), hash.trim()))
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A source file's bytes, checked against the manifest.

@@ -124,24 +124,30 @@ fn apply(r: &[[f32; 3]; 3], p: [f32; 3]) -> [f32; 3] {
     [0, 1, 2].map(|i| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2])
 }
 
-fn sample(image: &[f32], size: usize, x: f32, y: f32) -> [f32; 3] {
+/// The four pixels (row-major indices, clamped to the `size²` image: top-left, top-right,
+/// bottom-left, bottom-right) a bilinear sample at `(x, y)` reads, and its fractions.
+fn bilinear_taps(size: usize, x: f32, y: f32) -> ([usize; 4], [f32; 2]) {
     let (fx, fy) = (x - 0.5, y - 0.5);
     let (x0, y0) = (fx.floor(), fy.floor());
-    let (ax, ay) = (fx - x0, fy - y0);
     let at = |xi: f32, yi: f32| {
-        let (xi, yi) = (
-            (xi as i64).clamp(0, size as i64 - 1) as usize,
-            (yi as i64).clamp(0, size as i64 - 1) as usize,
-        );
-        let o = (yi * size + xi) * 3;
-        [image[o], image[o + 1], image[o + 2]]
+        let clamp = |v: f32| (v as i64).clamp(0, size as i64 - 1) as usize;
+        clamp(yi) * size + clamp(xi)
     };
-    let (p00, p01, p10, p11) = (
-        at(x0, y0),
-        at(x0 + 1.0, y0),
-        at(x0, y0 + 1.0),
-        at(x0 + 1.0, y0 + 1.0),
-    );
+    (
+        [
+            at(x0, y0),
+            at(x0 + 1.0, y0),
+            at(x0, y0 + 1.0),
+            at(x0 + 1.0, y0 + 1.0),
+        ],
+        [fx - x0, fy - y0],
+    )
+}
+
+fn sample(image: &[f32], size: usize, x: f32, y: f32) -> [f32; 3] {
+    let ([i00, i01, i10, i11], [ax, ay]) = bilinear_taps(size, x, y);
+    let at = |i: usize| [image[i * 3], image[i * 3 + 1], image[i * 3 + 2]];
+    let (p00, p01, p10, p11) = (at(i00), at(i01), at(i10), at(i11));
     [0, 1, 2].map(|k| {
         (p00[k] * (1.0 - ax) + p01[k] * ax) * (1.0 - ay) + (p10[k] * (1.0 - ax) + p11[k] * ax) * ay
     })
@@ -149,16 +155,7 @@ fn sample(image: &[f32], size: usize, x: f32, y: f32) -> [f32; 3] {
 
 /// Whether every pixel the bilinear sample at `(x, y)` reads is inside the photo.
 fn sample_inside(inside: &[f32], size: usize, x: f32, y: f32) -> bool {
-    let (x0, y0) = ((x - 0.5).floor() as i64, (y - 0.5).floor() as i64);
-    [(x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)]
-        .iter()
-        .all(|&(xi, yi)| {
-            let (xi, yi) = (
-                xi.clamp(0, size as i64 - 1) as usize,
-                yi.clamp(0, size as i64 - 1) as usize,
-            );
-            inside[yi * size + xi] > 0.5
-        })
+    bilinear_taps(size, x, y).0.iter().all(|&i| inside[i] > 0.5)
 }
 
 /// Unwraps the working crop of one fitted photo (`target.pixels`, RGB in [0, 1],

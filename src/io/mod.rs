@@ -19,6 +19,11 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> crate::error::Resul
     std::fs::rename(&tmp, path).map_err(|e| crate::error::Error::io(path, e))
 }
 
+/// Lower-case hexadecimal of `bytes` (a digest as `sha256sum` prints it).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The checksum list `make models` writes next to the model files (`sha256sum` format).
 pub const MODEL_SUMS: &str = "SHA256SUMS";
 
@@ -43,10 +48,7 @@ pub fn read_model_file(dir: &std::path::Path, name: &str) -> crate::error::Resul
         (file.trim_start().trim_start_matches('*') == name).then(|| digest.to_ascii_lowercase())
     });
     if let Some(expected) = expected {
-        let actual: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = hex(&Sha256::digest(&bytes));
         if actual != expected {
             return Err(failed(format!(
                 "SHA-256 {actual} differs from {MODEL_SUMS}'s {expected}: the file changed since `make models` wrote it (run `make models` again)"
@@ -64,10 +66,7 @@ pub fn models_digest(dir: &std::path::Path) -> crate::error::Result<String> {
     use sha2::{Digest, Sha256};
     let path = dir.join(MODEL_SUMS);
     match std::fs::read(&path) {
-        Ok(text) => Ok(Sha256::digest(&text)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()),
+        Ok(text) => Ok(hex(&Sha256::digest(&text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("unlisted".into()),
         Err(e) => Err(crate::error::Error::io(&path, e)),
     }
@@ -87,12 +86,9 @@ mod tests {
         assert_eq!(read_model_file(&dir, "a.bpk").unwrap(), b"weights");
         // A list naming a.bpk only: b.bpk stays unchecked.
         let wrong = "d5b9f1d0ce79b4ba9b5e0ff2b4f2a5ad0e5dd0a8f0e1d66e6a7e0ec2a06b0a8c";
-        let real: String = {
+        let real = {
             use sha2::{Digest, Sha256};
-            Sha256::digest(b"weights")
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
+            hex(&Sha256::digest(b"weights"))
         };
         std::fs::write(dir.join(MODEL_SUMS), format!("{real}  a.bpk\n")).unwrap();
         assert_eq!(read_model_file(&dir, "a.bpk").unwrap(), b"weights");
