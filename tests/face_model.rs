@@ -346,6 +346,32 @@ fn landmarks_sit_on_the_expected_features_of_the_mean_face() {
     assert!(at(19)[1] > at(37)[1] && at(24)[1] > at(44)[1]);
 }
 
+/// The eyes' canonical face (`nets::keypoint_pose`, posed by BlazeFace's keypoints where the
+/// face mesh refuses a face) is this model's mean face: its 68 points are the landmark
+/// vertices, its tragions the named vertices. Regenerate the table from the model when this
+/// fails after a converter change.
+#[test]
+fn the_keypoint_pose_canonical_face_is_the_mean_face() {
+    use ganfit::nets::keypoint_pose::{CANONICAL_68, CANONICAL_TRAGIONS, TRAGION_VERTICES};
+    let m = model(&cpu(), RegionSelection::default());
+    let mean = m.mean_positions();
+    let close = |a: [f32; 3], b: [f32; 3]| (0..3).all(|k| (a[k] - b[k]).abs() < 0.05 + 1e-4);
+    for (i, (&v, &p)) in m.landmark_indices().iter().zip(&CANONICAL_68).enumerate() {
+        assert!(
+            close(mean[v as usize], p),
+            "landmark {i}: vertex {v} at {:?}, table {p:?}",
+            mean[v as usize]
+        );
+    }
+    for (&v, &p) in TRAGION_VERTICES.iter().zip(&CANONICAL_TRAGIONS) {
+        assert!(
+            close(mean[v as usize], p),
+            "tragion vertex {v} at {:?}, table {p:?}",
+            mean[v as usize]
+        );
+    }
+}
+
 /// The rotation about y by `yaw` (radians; the nose turns towards +x, the subject's left).
 fn yaw_rotation(yaw: f32) -> [[f32; 3]; 3] {
     let (s, c) = yaw.sin_cos();

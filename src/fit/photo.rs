@@ -10,7 +10,7 @@ use super::options::FitOptions;
 use super::pose_init::{Pose, pose_from_landmarks};
 use crate::error::{Error, Result};
 use crate::face_model::{FaceModel, JawConvention};
-use crate::nets::{self, Affine, Eyes, FaceAnalysis, FaceNets, align};
+use crate::nets::{self, Affine, FaceAnalysis, FaceNets, LandmarkSource, align};
 
 /// Side of the working crop relative to the landmarks' bounding box: room for the forehead and
 /// the head's silhouette, which the 68 points do not reach.
@@ -149,7 +149,7 @@ pub async fn prepare(
     let mut warnings = Vec::new();
     if let Some(flag) = analysis.mesh_rejected {
         warnings.push(format!(
-            "the face mesh did not recognise the face (face flag {flag:.2}; often a profile): face-api's 68 landmarks are used"
+            "the face mesh did not recognise the face (face flag {flag:.2}; often a profile): the landmarks are a mean face posed by the detector's six keypoints, coarse"
         ));
     }
     if analysis.faces_found() > 1 {
@@ -213,12 +213,12 @@ pub async fn prepare(
 }
 
 impl PhotoTarget {
-    /// What the target's jaw landmarks mark: the face mesh's are surface points, face-api's
-    /// the visible outline.
+    /// What the target's jaw landmarks mark: the face mesh's and the keypoint-posed face's
+    /// are surface points, face-api's the visible outline.
     pub fn jaw_convention(&self) -> JawConvention {
         match self.analysis.landmarks_by {
-            Eyes::MediaPipe => JawConvention::Surface,
-            Eyes::FaceApi => JawConvention::Contour,
+            LandmarkSource::MediaPipe | LandmarkSource::Keypoints => JawConvention::Surface,
+            LandmarkSource::FaceApi => JawConvention::Contour,
         }
     }
 

@@ -52,36 +52,7 @@ fn scale(a: [f64; 3], s: f64) -> [f64; 3] {
     [a[0] * s, a[1] * s, a[2] * s]
 }
 
-/// Euler angles (pitch, yaw, roll) → rows of R = Rz(roll)·Ry(yaw)·Rx(pitch), as the renderer's
-/// `camera::euler_rotation` builds it on the device.
-pub fn euler_matrix(angles: [f32; 3]) -> [[f32; 3]; 3] {
-    let [a, b, c] = angles;
-    let rx = [
-        [1.0, 0.0, 0.0],
-        [0.0, a.cos(), -a.sin()],
-        [0.0, a.sin(), a.cos()],
-    ];
-    let ry = [
-        [b.cos(), 0.0, b.sin()],
-        [0.0, 1.0, 0.0],
-        [-b.sin(), 0.0, b.cos()],
-    ];
-    let rz = [
-        [c.cos(), -c.sin(), 0.0],
-        [c.sin(), c.cos(), 0.0],
-        [0.0, 0.0, 1.0],
-    ];
-    let mul = |x: [[f32; 3]; 3], y: [[f32; 3]; 3]| {
-        let mut o = [[0.0; 3]; 3];
-        for i in 0..3 {
-            for j in 0..3 {
-                o[i][j] = (0..3).map(|k| x[i][k] * y[k][j]).sum();
-            }
-        }
-        o
-    };
-    mul(mul(rz, ry), rx)
-}
+pub use crate::util::rotation::euler_matrix;
 
 /// Rotation matrix rows → Euler angles of R = Rz(roll)·Ry(yaw)·Rx(pitch).
 pub fn euler_from_matrix(r: [[f64; 3]; 3]) -> [f32; 3] {

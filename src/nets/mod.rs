@@ -19,6 +19,7 @@ pub mod blazeface;
 pub mod detector;
 pub mod facemesh;
 pub mod faceres;
+pub mod keypoint_pose;
 pub mod landmarks68;
 pub mod layers;
 pub mod resnet;
@@ -194,10 +195,29 @@ pub struct ModelBytes {
     pub facemesh: Option<Vec<u8>>,
 }
 
-/// BlazeFace's boxes hug the face more tightly than the SSD boxes face-api's 68-point network
-/// was trained on; enlarged by this before that network stands in for a refused mesh (at
-/// 60–90° yaw on AFLW2000-3D: NME 18.0 % unscaled, 16.6 % at 1.2, 16.4 % at 1.4).
-pub const FALLBACK_BOX_SCALE: f64 = 1.4;
+/// Where a face's 68 landmarks come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandmarkSource {
+    /// The face mesh's 468 points mapped to the 68 ([`facemesh::MESH_68`]).
+    #[serde(rename = "mediapipe")]
+    MediaPipe,
+    /// face-api's 68-point network.
+    FaceApi,
+    /// The canonical face posed by BlazeFace's six keypoints, where the mesh refused the face
+    /// ([`keypoint_pose`]).
+    Keypoints,
+}
+
+impl LandmarkSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            LandmarkSource::MediaPipe => "mediapipe",
+            LandmarkSource::FaceApi => "face-api",
+            LandmarkSource::Keypoints => "keypoints",
+        }
+    }
+}
 
 /// Which networks find a face and its landmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,10 +268,11 @@ pub struct FaceAnalysis {
     pub faces: Vec<Rect>,
     pub index: usize,
     /// Which networks found the face ([`Eyes::MediaPipe`]: BlazeFace) and its 68 landmarks
-    /// (the mesh, or face-api's network where the mesh refused the face).
+    /// (the mesh, or BlazeFace's keypoints where the mesh refused the face).
     pub detected_by: Eyes,
-    pub landmarks_by: Eyes,
-    /// The face mesh's face flag when it refused the face (face-api's landmarks are used).
+    pub landmarks_by: LandmarkSource,
+    /// The face mesh's face flag when it refused the face (the keypoint-posed face's
+    /// landmarks are used).
     pub mesh_rejected: Option<f32>,
     /// 68 points in image pixels (pixel centres at +0.5); a `Vec` for serialisation.
     pub landmarks: Vec<[f32; 2]>,
@@ -502,21 +523,33 @@ impl FaceNets {
                 )));
             }
         };
-        // A face the mesh refuses (in profile, mostly) still has BlazeFace's box: face-api's
-        // 68-point network takes over there, and the analysis says so.
+        // A face the mesh refuses (in profile, mostly) still has BlazeFace's keypoints: the
+        // canonical face posed by them stands in (see `keypoint_pose` for why not face-api's
+        // 68-point network), and the analysis says so.
         let (points, mesh, landmarks_by, mesh_rejected) = match eyes {
             Eyes::MediaPipe => match self.mesh(image, &face).await {
-                Ok(mesh) => (facemesh::to_68(&mesh.points), Some(mesh), eyes, None),
-                Err(Error::MeshRejected(flag)) => (
-                    self.landmarks68(image, &face.enlarged(FALLBACK_BOX_SCALE))
-                        .await?,
+                Ok(mesh) => (
+                    facemesh::to_68(&mesh.points),
+                    Some(mesh),
+                    LandmarkSource::MediaPipe,
                     None,
-                    Eyes::FaceApi,
-                    Some(flag),
                 ),
+                Err(Error::MeshRejected(flag)) => {
+                    let posed = face
+                        .keypoints
+                        .as_ref()
+                        .and_then(keypoint_pose::landmarks_from_keypoints)
+                        .ok_or(Error::MeshRejected(flag))?;
+                    (posed.landmarks, None, LandmarkSource::Keypoints, Some(flag))
+                }
                 Err(e) => return Err(e),
             },
-            Eyes::FaceApi => (self.landmarks68(image, &face).await?, None, eyes, None),
+            Eyes::FaceApi => (
+                self.landmarks68(image, &face).await?,
+                None,
+                LandmarkSource::FaceApi,
+                None,
+            ),
         };
         Ok(FaceAnalysis {
             face,

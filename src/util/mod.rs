@@ -6,3 +6,4 @@ pub mod clock;
 pub mod jobs;
 pub mod nme;
 pub mod rng;
+pub mod rotation;

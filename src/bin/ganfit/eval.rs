@@ -439,9 +439,9 @@ fn landmarks(
         println!("detection failures yaw {label}: {failures} images");
     }
     if eyes == Eyes::MediaPipe {
-        // Faces BlazeFace found but the mesh refused: face-api's 68 points stand in.
+        // Faces BlazeFace found but the mesh refused: the keypoint-posed face stands in.
         for ((label, _), n) in YAW_BINS.iter().zip(fallbacks) {
-            println!("mesh refused, face-api landmarks used, yaw {label}: {n} images");
+            println!("mesh refused, keypoint-posed landmarks used, yaw {label}: {n} images");
         }
     }
     let n = offset_count.max(1) as f64;

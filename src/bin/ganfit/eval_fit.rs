@@ -572,7 +572,7 @@ pub fn embedding(
     radius_mm: f64,
 ) -> Result<()> {
     use ganfit::eval::embedding::{Calibrated, EmbeddingView, INNER, JAW, calibrate};
-    use ganfit::nets::Eyes;
+    use ganfit::nets::LandmarkSource;
     let face = &models.face;
     let mut rng = SplitMix64::new(seed);
     let mut views = Vec::new();
@@ -591,7 +591,7 @@ pub fn embedding(
             continue;
         }
         match block_on(models.nets.analyse(&view.image)) {
-            Ok(a) if a.landmarks_by == Eyes::MediaPipe => views.push(EmbeddingView {
+            Ok(a) if a.landmarks_by == LandmarkSource::MediaPipe => views.push(EmbeddingView {
                 detected: a.landmarks,
                 vertices: view.vertices_2d,
             }),
