@@ -58,15 +58,15 @@ rm -f "$models/mobilefacenet.bpk" www/public/models/mobilefacenet.bpk
 # page checks its manifest.
 (cd "$models" && sha256sum -- *.gfm *.bpk > SHA256SUMS)
 echo "models: $models/SHA256SUMS"
-# The browser finds faces with BlazeFace and the face mesh (face-api's 68-point network stands
-# in where the mesh refuses a face); it never runs the SSD detector (evaluation and
-# `--eyes face-api` only) or the ResNet (the evaluation's judge). It fetches faceres only for a
-# fit that switches the identity terms on.
-for f in blazeface.bpk facemesh.bpk face_landmarks68.bpk; do
+# The browser finds faces with BlazeFace and the face mesh (a face the mesh refuses gets a
+# canonical face posed by BlazeFace's keypoints); it never runs face-api's SSD detector or 68-point
+# network (evaluation and `--eyes face-api` only) or the ResNet (the evaluation's judge). It
+# fetches faceres only for a fit that switches the identity terms on.
+for f in blazeface.bpk facemesh.bpk; do
     cp -p "$models/$f" www/public/models/
 done
 cp -p "$page_faceres" www/public/models/faceres.bpk
-rm -f www/public/models/face_detector.bpk www/public/models/face_resnet.bpk
+rm -f www/public/models/face_detector.bpk www/public/models/face_resnet.bpk www/public/models/face_landmarks68.bpk
 
 # Texture models, when trained or built: the GAN's generator and the masked PCA model.
 textures=()
@@ -95,7 +95,7 @@ preferred=$("$ganfit" texture default --models www/public/models)
     echo "  \"texture\": \"$preferred\","
     echo '  "files": {'
     entries=()
-    for pair in face_model:face_model.gfm blazeface:blazeface.bpk facemesh:facemesh.bpk landmarks68:face_landmarks68.bpk \
+    for pair in face_model:face_model.gfm blazeface:blazeface.bpk facemesh:facemesh.bpk \
         faceres:faceres.bpk texture_gan:texture_gan.bpk texture_pca:texture_pca.bpk; do
         line=$(entry "${pair%%:*}" "${pair#*:}")
         [ -n "$line" ] && entries+=("$line")

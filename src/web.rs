@@ -143,7 +143,6 @@ impl WasmFitter {
         face_model: Vec<u8>,
         blazeface: Vec<u8>,
         facemesh: Vec<u8>,
-        landmarks68: Vec<u8>,
         texture: Vec<u8>,
         texture_choice: String,
     ) -> Result<WasmFitter, JsValue> {
@@ -157,8 +156,9 @@ impl WasmFitter {
         let files = ModelFiles {
             face_model,
             nets: ModelBytes {
+                // face-api's networks: evaluation and the CLI's `--eyes face-api` only.
                 detector: None,
-                landmarks68,
+                landmarks68: None,
                 resnet: None,
                 // Fetched when a fit first asks for it (`loadIdentityNetwork`).
                 faceres: None,

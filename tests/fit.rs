@@ -132,7 +132,8 @@ fn the_identity_network_terms_run_in_stage_3_or_in_stage_2() {
             face_model: read("face_model.gfm"),
             nets: ModelBytes {
                 detector: None,
-                landmarks68: read(Network::Landmarks68.file_name()),
+                // As the page: MediaPipe's eyes only.
+                landmarks68: None,
                 resnet: None,
                 faceres: None,
                 blazeface: Some(read(Network::BlazeFace.file_name())),
@@ -153,6 +154,17 @@ fn the_identity_network_terms_run_in_stage_3_or_in_stage_2() {
     // Without the photo texture there is no blended render (nor its check).
     options.blend_photo_texture = false;
     let photo = sample("astronaut.png");
+    // face-api's networks are not loaded: asking for them names the file.
+    let detection = block_on(models.nets.detect(&photo)).unwrap();
+    let face_api = block_on(
+        models
+            .nets
+            .landmarks68(&photo, detection.largest().unwrap()),
+    );
+    assert!(
+        matches!(&face_api, Err(e @ Error::ModelFile { .. }) if e.to_string().contains("face_landmarks68.bpk")),
+        "{face_api:?}"
+    );
     let missing = fit_quietly(&models, std::slice::from_ref(&photo), &options).unwrap_err();
     assert!(
         matches!(&missing, Error::ModelFile { .. }) && missing.to_string().contains("faceres.bpk"),

@@ -109,7 +109,7 @@ impl Models {
                 face_model: read(FACE_MODEL)?,
                 nets: ModelBytes {
                     detector: read_optional(crate::nets::Network::Detector.file_name())?,
-                    landmarks68: read(crate::nets::Network::Landmarks68.file_name())?,
+                    landmarks68: read_optional(crate::nets::Network::Landmarks68.file_name())?,
                     // The evaluation's judge; the fit never uses it.
                     resnet: read_optional(crate::nets::Network::ResNet.file_name())?,
                     // The identity terms' network (a fit that switches them on needs it).

@@ -10,6 +10,11 @@
 //! | [`FaceRecognitionNet`] | `face_resnet.bpk` | face-api `face_recognition_model` | 150² face-api chip | 128-d |
 //! | [`FaceRes`] | `faceres.bpk` | human-models `faceres` | 224² ArcFace crop | 1024-d |
 //!
+//! The fit's eyes are MediaPipe's (BlazeFace, then the face mesh; [`blazeface`],
+//! [`facemesh`]); a face the mesh refuses gets a canonical face posed by BlazeFace's keypoints
+//! ([`keypoint_pose`]). face-api's detector and 68-point network remain for `--eyes face-api`
+//! and the evaluation.
+//!
 //! Weights are burnpack records (`burn-store`), loaded from bytes on every platform; the
 //! converter ([`Network::convert`], `ganfit nets convert`) writes them from the npm packages.
 //! Functions that read results back are `async` (WebGPU cannot block).
@@ -181,13 +186,14 @@ from_record!(
     FaceMesh => FaceMesh,
 );
 
-/// The record bytes of the networks (read from `models/` or fetched by the page). The ResNet and
-/// faceres are optional: the ResNet only judges fits (the browser never downloads it), faceres
-/// drives the identity terms (the page fetches it when a fit switches them on).
+/// The record bytes of the networks (read from `models/` or fetched by the page). Only
+/// MediaPipe's are needed for a fit: the ResNet only judges fits (the browser never downloads
+/// it), faceres drives the identity terms (the page fetches it when a fit switches them on).
 pub struct ModelBytes {
-    /// face-api's SSD: evaluation and the CLI's `--eyes face-api` (the page does without it).
+    /// face-api's SSD and 68-point network: evaluation and the CLI's `--eyes face-api` (the
+    /// page does without them).
     pub detector: Option<Vec<u8>>,
-    pub landmarks68: Vec<u8>,
+    pub landmarks68: Option<Vec<u8>>,
     pub resnet: Option<Vec<u8>>,
     pub faceres: Option<Vec<u8>>,
     /// BlazeFace and the face mesh: the fit's eyes when both are given ([`Eyes::MediaPipe`]).
@@ -245,7 +251,7 @@ impl Eyes {
 #[derive(Debug)]
 pub struct FaceNets {
     detector: Option<SsdMobilenetV1>,
-    pub landmarks: FaceLandmark68Net,
+    landmarks: Option<FaceLandmark68Net>,
     resnet: Option<FaceRecognitionNet>,
     faceres: Option<FaceRes>,
     mediapipe: Option<(BlazeFace, FaceMesh)>,
@@ -306,7 +312,10 @@ impl FaceNets {
                 .detector
                 .map(|b| SsdMobilenetV1::from_bytes(b, device))
                 .transpose()?,
-            landmarks: FaceLandmark68Net::from_bytes(bytes.landmarks68, device)?,
+            landmarks: bytes
+                .landmarks68
+                .map(|b| FaceLandmark68Net::from_bytes(b, device))
+                .transpose()?,
             resnet: bytes
                 .resnet
                 .map(|b| FaceRecognitionNet::from_bytes(b, device))
@@ -333,8 +342,9 @@ impl FaceNets {
     }
 
     /// Loads the networks' records from a folder (`models/` by default). The networks the fit
-    /// can do without (face-api's SSD detector and ResNet, faceres) are left out when their
-    /// file is absent, and name it when asked for; a file that is there must load.
+    /// can do without (face-api's SSD detector, 68-point network and ResNet, faceres) are left
+    /// out when their file is absent, and name it when asked for; a file that is there must
+    /// load.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self> {
         let read = |n: Network| crate::io::read_model_file(dir, n.file_name());
@@ -347,7 +357,7 @@ impl FaceNets {
         Self::from_bytes(
             ModelBytes {
                 detector: optional(Network::Detector)?,
-                landmarks68: read(Network::Landmarks68)?,
+                landmarks68: optional(Network::Landmarks68)?,
                 resnet: optional(Network::ResNet)?,
                 faceres: optional(Network::FaceRes)?,
                 blazeface: Some(read(Network::BlazeFace)?),
@@ -373,6 +383,16 @@ impl FaceNets {
             Error::model(
                 Network::Detector.file_name(),
                 "not loaded (`make models` converts it)",
+            )
+        })
+    }
+
+    /// face-api's 68-point network; [`Error::ModelFile`] when it was not loaded.
+    pub fn landmarks_net(&self) -> Result<&FaceLandmark68Net> {
+        self.landmarks.as_ref().ok_or_else(|| {
+            Error::model(
+                Network::Landmarks68.file_name(),
+                "not loaded (`--eyes face-api` and the evaluation need it; `make models` converts it)",
             )
         })
     }
@@ -484,7 +504,9 @@ impl FaceNets {
 
     /// face-api's 68 points of a detected face, in image pixels.
     pub async fn landmarks68(&self, image: &RgbImage, face: &Detection) -> Result<Points68> {
-        self.landmarks.landmarks68(image, face, &self.device).await
+        self.landmarks_net()?
+            .landmarks68(image, face, &self.device)
+            .await
     }
 
     /// Detect → largest face → landmarks → crops, with the default eyes. [`Error::NoFace`]

@@ -328,7 +328,7 @@ fn nets(devices: Vec<Backend>, repeat: usize, models: &std::path::Path) -> Resul
         println!("nets {backend:?} facemesh 192x192 forward: {mesh:.2} ms");
         let landmarks = time_ms(&device, repeat, || {
             sync(
-                nets.landmarks
+                nets.landmarks_net()?
                     .forward(input(landmarks68::INPUT_SIZE, &device))?,
             );
             Ok(())

@@ -11,7 +11,7 @@ export interface ManifestFile {
 
 /** The model files: `faceres` (the identity terms' network) is fetched only when a fit turns
  * those terms on. */
-type Role = 'face_model' | 'blazeface' | 'facemesh' | 'landmarks68' | 'faceres' | 'texture_gan' | 'texture_pca';
+type Role = 'face_model' | 'blazeface' | 'facemesh' | 'faceres' | 'texture_gan' | 'texture_pca';
 
 export interface Manifest {
   /** Which texture model to use when the caller does not say: `pca` when its file is there. */
@@ -91,7 +91,6 @@ export interface LoadedModels {
   face_model: Uint8Array;
   blazeface: Uint8Array;
   facemesh: Uint8Array;
-  landmarks68: Uint8Array;
   texture: Uint8Array;
   textureChoice: 'gan' | 'pca';
 }
@@ -175,7 +174,7 @@ export async function loadModels(
   const choice = (manifest: Manifest) => textureChoice ?? manifest.texture;
   const { manifest, files } = await loadFiles(
     modelsUrl,
-    (manifest) => ['face_model', 'blazeface', 'facemesh', 'landmarks68', choice(manifest) === 'gan' ? 'texture_gan' : 'texture_pca'] as const,
+    (manifest) => ['face_model', 'blazeface', 'facemesh', choice(manifest) === 'gan' ? 'texture_gan' : 'texture_pca'] as const,
     cacheName,
     onProgress,
   );
@@ -184,7 +183,6 @@ export async function loadModels(
     face_model: files.face_model,
     blazeface: files.blazeface,
     facemesh: files.facemesh,
-    landmarks68: files.landmarks68,
     texture: texture === 'gan' ? files.texture_gan : files.texture_pca,
     textureChoice: texture,
   };

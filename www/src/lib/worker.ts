@@ -68,7 +68,7 @@ async function create(message: Extract<ToWorker, { type: 'create' }>) {
     post({ type: 'load-progress', progress: { stage: 'init', loaded: 1, total: 1 } });
     faceModelBytes = models.face_model;
     modelSource = { modelsUrl: message.modelsUrl, cacheName: message.cacheName };
-    fitter = await WasmFitter.create(models.face_model, models.blazeface, models.facemesh, models.landmarks68, models.texture, models.textureChoice);
+    fitter = await WasmFitter.create(models.face_model, models.blazeface, models.facemesh, models.texture, models.textureChoice);
     post({
       type: 'ready',
       adapter: fitter.adapter,
