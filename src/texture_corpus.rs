@@ -133,6 +133,13 @@ pub async fn unwrap_photo(
         }
         Err(e) => return Err(e),
     };
+    // A face the mesh refused has the keypoint-posed canonical face for landmarks: its pose is
+    // coarse (several degrees off), which would smear the texture across the UV map.
+    if let Some(flag) = session.targets[0].analysis.mesh_rejected {
+        return Ok(Err(format!(
+            "face mesh refused the face (flag {flag:.2}): landmarks too coarse to unwrap"
+        )));
+    }
     session
         .landmark_stage(face, &options.fit, &mut quiet)
         .await?;

@@ -456,6 +456,13 @@ fn a_corpus_build_on_two_threads_keeps_faces_skips_the_rest_with_reasons_and_res
     image::RgbImage::from_pixel(160, 160, image::Rgb([128, 128, 128]))
         .save(photos.join("c.png"))
         .unwrap();
+    // A close-up profile the face mesh refuses (AFLW2000-3D, read from the data folder at test
+    // time): its keypoint-posed landmarks are too coarse to unwrap.
+    std::fs::copy(
+        common::data_dir().join("aflw2000-3d/images/image01662.jpg"),
+        photos.join("d.jpg"),
+    )
+    .unwrap();
     let out = dir.join("corpus");
     let unwrap = || {
         let output = Command::new(env!("CARGO_BIN_EXE_ganfit"))
@@ -477,7 +484,7 @@ fn a_corpus_build_on_two_threads_keeps_faces_skips_the_rest_with_reasons_and_res
     };
     let first = unwrap();
     assert!(
-        first.contains("corpus photos: 3") && first.contains("corpus kept: 1"),
+        first.contains("corpus photos: 4") && first.contains("corpus kept: 1"),
         "{first}"
     );
     let index = ganfit::texture::corpus::read_index(&out).unwrap();
@@ -496,12 +503,15 @@ fn a_corpus_build_on_two_threads_keeps_faces_skips_the_rest_with_reasons_and_res
             .any(|r| r.starts_with("photos/b.jpg: unreadable"))
             && reasons
                 .iter()
-                .any(|r| r.starts_with("photos/c.png: no face")),
+                .any(|r| r.starts_with("photos/c.png: no face"))
+            && reasons
+                .iter()
+                .any(|r| r.starts_with("photos/d.jpg: face mesh refused the face")),
         "{reasons:?}"
     );
     // A second run finds everything done and changes nothing.
     let second = unwrap();
-    assert!(second.contains("corpus photos: 3"), "{second}");
+    assert!(second.contains("corpus photos: 4"), "{second}");
     let again = ganfit::texture::corpus::read_index(&out).unwrap();
     assert_eq!(
         serde_json::to_string(&again).unwrap(),
