@@ -357,6 +357,7 @@ impl JawContour {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::rotation::rotate;
 
     /// A half cylinder of radius 50 around the y axis, facing +z, as a grid: columns run
     /// around the axis (angle from -90° at x = -50 to +90°), rows along y.
@@ -385,10 +386,6 @@ mod tests {
     fn yaw_rotation(yaw: f32) -> [[f32; 3]; 3] {
         let (s, c) = yaw.sin_cos();
         [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
-    }
-
-    fn apply(r: &[[f32; 3]; 3], p: [f32; 3]) -> [f32; 3] {
-        [0, 1, 2].map(|i| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2])
     }
 
     /// Landmarks on the half cylinder: the jaw at its edges (x = ∓50) on row 2, the rest (the
@@ -442,7 +439,7 @@ mod tests {
             let rotation = yaw_rotation(yaw);
             let camera: Vec<[f32; 3]> = positions
                 .iter()
-                .map(|p| apply(&rotation, p.map(|c| c as f32)))
+                .map(|p| rotate(&rotation, p.map(|c| c as f32)))
                 .map(|p| [p[0], p[1], p[2] - distance])
                 .collect();
             let picks = pick_contour(&contour, &camera, &rotation);
@@ -460,7 +457,7 @@ mod tests {
                 // of the widest point) the pick is the silhouette of the cylinder: its normal is
                 // perpendicular to the ray to the eye, within the candidates' spacing.
                 let p = positions[pick as usize];
-                let normal = apply(&rotation, [p[0] as f32 / 50.0, 0.0, p[2] as f32 / 50.0]);
+                let normal = rotate(&rotation, [p[0] as f32 / 50.0, 0.0, p[2] as f32 / 50.0]);
                 let q = camera[pick as usize];
                 let to_eye = [-q[0], -q[1], -q[2]];
                 let cosine =
@@ -491,7 +488,7 @@ mod tests {
                 .map(|r| [0, 1, 2].map(|c| (0..3).map(|i| pitch_rotation[r][i] * y[i][c]).sum()));
             let camera: Vec<[f32; 3]> = positions
                 .iter()
-                .map(|p| apply(&rotation, p.map(|c| c as f32)))
+                .map(|p| rotate(&rotation, p.map(|c| c as f32)))
                 .map(|p| [p[0], p[1], p[2] - 250.0])
                 .collect();
             let expected: Vec<[f32; 3]> = pick_contour(&lists, &camera, &rotation)

@@ -17,6 +17,7 @@ use crate::fit::photo::PhotoTarget;
 use crate::fit::pose_init::euler_matrix;
 use crate::fit::scene::DEPTH;
 use crate::render::rasterize;
+use crate::util::rotation::rotate;
 
 /// Minimum cosine between the surface normal and the direction to the camera for a texel to
 /// count as seen: grazing views smear the photo across the texture.
@@ -120,10 +121,6 @@ impl Unwrapped {
     }
 }
 
-fn apply(r: &[[f32; 3]; 3], p: [f32; 3]) -> [f32; 3] {
-    [0, 1, 2].map(|i| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2])
-}
-
 /// The four pixels (row-major indices, clamped to the `size²` image: top-left, top-right,
 /// bottom-left, bottom-right) a bilinear sample at `(x, y)` reads, and its fractions.
 fn bilinear_taps(size: usize, x: f32, y: f32) -> ([usize; 4], [f32; 2]) {
@@ -182,7 +179,7 @@ pub fn unwrap(
     let camera: Vec<[f32; 3]> = shape
         .iter()
         .map(|p| {
-            let q = apply(&r, *p);
+            let q = rotate(&r, *p);
             [q[0] + t[0], q[1] + t[1], q[2] + t[2]]
         })
         .collect();

@@ -16,7 +16,7 @@
 //! form (scaled orthography); the best grid rotation is then refined by coordinate descent.
 
 use super::Points68;
-use crate::util::rotation::euler_matrix;
+use crate::util::rotation::{euler_matrix, rotate};
 
 /// The 68 Multi-PIE landmarks of ICT-FaceKit's mean face (MIT), mm, x to the subject's left,
 /// y up, z out of the face: the converted model's `multipie68` vertices (`SURFACE_JAW` and
@@ -96,7 +96,7 @@ pub const CANONICAL_68: [[f32; 3]; 68] = [
 ];
 
 /// ICT vertices at the ear tragions (subject's right, left): where BlazeFace's ear keypoints
-/// sit, in front of the ear canal at the height of the nose's root.
+/// sit, in front of the ear canal, between the eyes' and the nose tip's height.
 pub const TRAGION_VERTICES: [u32; 2] = [7939, 7212];
 /// Their positions on the mean face (mm), as [`CANONICAL_68`].
 pub const CANONICAL_TRAGIONS: [[f32; 3]; 2] = [[-75.2, 13.1, -4.9], [75.2, 13.1, -4.9]];
@@ -148,8 +148,8 @@ const REFINE_STEPS: [f32; 5] = [2.0, 1.0, 0.5, 0.25, 0.1];
 
 /// Image-plane projection (x right, y down) of `p` rotated by `r`, before scale and shift.
 fn project(r: &[[f32; 3]; 3], p: [f32; 3]) -> [f32; 2] {
-    let row = |i: usize| r[i][0] * p[0] + r[i][1] * p[1] + r[i][2] * p[2];
-    [row(0), -row(1)]
+    let [x, y, _] = rotate(r, p);
+    [x, -y]
 }
 
 /// The best scale and shift for rotation `r` (least squares): `(squared error, scale, shift)`.

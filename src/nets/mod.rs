@@ -215,16 +215,6 @@ pub enum LandmarkSource {
     Keypoints,
 }
 
-impl LandmarkSource {
-    pub fn name(self) -> &'static str {
-        match self {
-            LandmarkSource::MediaPipe => "mediapipe",
-            LandmarkSource::FaceApi => "face-api",
-            LandmarkSource::Keypoints => "keypoints",
-        }
-    }
-}
-
 /// Which networks find a face and its landmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
