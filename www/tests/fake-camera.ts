@@ -1,8 +1,9 @@
 // Playwright's global setup: a short clip for Chromium's fake camera
 // (`--use-file-for-fake-video-capture`), made from the test photo turned -15° and then +15°,
-// 2 s each at 10 frames per second, looping. The live-mirror test checks that the fitted head's
-// roll follows. Y4M (raw 4:2:0) is what Chromium reads without a decoder; the clip lives in the
-// system's temporary folder, never in the repository.
+// 2 s each at 10 frames per second, looping: the camera of the tests that only need a running
+// mirror (the live-mirror test scripts its own, to know which turn each frame shows). Y4M
+// (raw 4:2:0) is what Chromium reads without a decoder; the clip lives in the system's
+// temporary folder, never in the repository.
 import { chromium } from '@playwright/test';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
