@@ -108,9 +108,125 @@ pub fn calibrate(
     Some(out)
 }
 
+/// A face mesh point's place on the model ([`correspond`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MeshVertex {
+    /// The shape vertex chosen for the point.
+    pub vertex: u32,
+    /// Mean distance of its projections to the detected point over the views, relative to
+    /// the detected points' box size `sqrt(w·h)`.
+    pub error: f64,
+}
+
+/// For each detected point of the views (the face mesh's 468), the vertex among `allowed`
+/// whose projections lie closest to it on average over `views`: the dense counterpart of
+/// [`calibrate`], with no listed vertex to start from (the mesh's points have no names on the
+/// model), so every allowed vertex competes. Views turned either way tell a hidden vertex
+/// that happens to project near a point from the surface point itself. `None` when there are
+/// no views, no allowed vertex, or the inputs disagree in size.
+pub fn correspond(views: &[EmbeddingView], allowed: &[bool]) -> Option<Vec<MeshVertex>> {
+    let points = views.first()?.detected.len();
+    let candidates: Vec<usize> = (0..allowed.len()).filter(|&v| allowed[v]).collect();
+    if points == 0
+        || candidates.is_empty()
+        || views
+            .iter()
+            .any(|v| v.detected.len() != points || v.vertices.len() != allowed.len())
+    {
+        return None;
+    }
+    // Summed over the views: [point][candidate].
+    let mut error = vec![0f64; points * candidates.len()];
+    for view in views {
+        let size = super::landmarks::box_size(&view.detected).max(1e-9);
+        for (k, t) in view.detected.iter().enumerate() {
+            let row = &mut error[k * candidates.len()..(k + 1) * candidates.len()];
+            for (sum, &v) in row.iter_mut().zip(&candidates) {
+                let p = view.vertices[v];
+                *sum += ((p[0] - t[0]) as f64).hypot((p[1] - t[1]) as f64) / size;
+            }
+        }
+    }
+    Some(
+        error
+            .chunks(candidates.len())
+            .map(|row| {
+                let (best, sum) = row
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(b.1))
+                    .expect("candidates are not empty");
+                MeshVertex {
+                    vertex: candidates[best] as u32,
+                    error: sum / views.len() as f64,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Mean distance over `views` and points between each detected point and its `vertices`'
+/// projection, relative to the detected points' box size (the held-out check of
+/// [`correspond`]). `None` without views or when the sizes disagree.
+pub fn correspondence_error(views: &[EmbeddingView], vertices: &[u32]) -> Option<f64> {
+    if views.is_empty()
+        || views.iter().any(|v| {
+            v.detected.len() != vertices.len()
+                || vertices.iter().any(|&i| i as usize >= v.vertices.len())
+        })
+    {
+        return None;
+    }
+    let total: f64 = views
+        .iter()
+        .map(|view| {
+            let size = super::landmarks::box_size(&view.detected).max(1e-9);
+            view.detected
+                .iter()
+                .zip(vertices)
+                .map(|(t, &i)| {
+                    let p = view.vertices[i as usize];
+                    ((p[0] - t[0]) as f64).hypot((p[1] - t[1]) as f64) / size
+                })
+                .sum::<f64>()
+        })
+        .sum();
+    Some(total / (views.len() * vertices.len()) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn correspond_finds_the_vertex_under_each_point_and_skips_disallowed_ones() {
+        // Four vertices; two detected points, each where one vertex projects in every view.
+        let views: Vec<EmbeddingView> = (0..4)
+            .map(|i| {
+                let s = i as f32;
+                let vertices = vec![[s, 0.0], [s + 5.0, 1.0], [s + 10.0, 2.0], [s + 5.2, 1.0]];
+                EmbeddingView {
+                    detected: vec![vertices[2], vertices[1]],
+                    vertices,
+                }
+            })
+            .collect();
+        let chosen = correspond(&views, &[true; 4]).unwrap();
+        assert_eq!(chosen.iter().map(|c| c.vertex).collect::<Vec<_>>(), [2, 1]);
+        assert!(chosen.iter().all(|c| c.error == 0.0));
+        assert_eq!(correspondence_error(&views, &[2, 1]), Some(0.0));
+        // Vertex 1 not allowed: its neighbour 0.2 away stands in, with that error.
+        let chosen = correspond(&views, &[true, false, true, true]).unwrap();
+        assert_eq!(chosen[1].vertex, 3);
+        assert!(chosen[1].error > 0.0);
+        assert!(correspondence_error(&views, &[2, 3]).unwrap() > 0.0);
+        // Disagreeing sizes and empty inputs are refused.
+        assert!(correspond(&views, &[true; 3]).is_none());
+        assert!(correspond(&[], &[true; 4]).is_none());
+        assert!(correspond(&views, &[false; 4]).is_none());
+        assert!(correspondence_error(&views, &[2]).is_none());
+        assert!(correspondence_error(&views, &[2, 9]).is_none());
+    }
 
     #[test]
     fn picks_the_vertex_that_lands_on_the_detected_point() {

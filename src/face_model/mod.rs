@@ -565,6 +565,22 @@ impl FaceModel {
         &self.landmarks
     }
 
+    /// The face mesh's 468 points as shape vertices ([`landmarks::MESH_VERTICES`] lists them
+    /// in ICT-FaceKit's numbering); `None` when the model lacks one of them (a model not
+    /// converted from ICT-FaceKit's face).
+    pub fn mesh_vertices(&self) -> Option<Vec<u32>> {
+        let shape_index: HashMap<u32, u32> = self
+            .ict_index
+            .iter()
+            .enumerate()
+            .map(|(s, &i)| (i, s as u32))
+            .collect();
+        landmarks::MESH_VERTICES
+            .iter()
+            .map(|i| shape_index.get(i).copied())
+            .collect()
+    }
+
     /// A mesh for export from shape positions `[Vs]` (mm); normals computed here.
     pub fn mesh_data(&self, positions: Vec<[f32; 3]>) -> Result<MeshData> {
         if positions.len() != self.num_shape_vertices() {

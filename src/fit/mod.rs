@@ -20,6 +20,7 @@
 //! blocks: reads are awaited, so the browser stays responsive and can cancel.
 
 pub mod export;
+pub mod landmark_targets;
 pub mod losses;
 pub mod models;
 pub mod options;

@@ -38,6 +38,8 @@ pub struct PhotoTarget {
     pub inside: Vec<f32>,
     /// The 68 points in working-crop pixels.
     pub landmarks: Vec<[f32; 2]>,
+    /// The face mesh's 468 points in working-crop pixels, when the mesh saw the face.
+    pub mesh_points: Option<Vec<[f32; 2]>>,
     /// The ArcFace crop: 112² crop pixel → working-crop pixel (renders use it too).
     pub arcface: Affine,
     /// Initial focal length, crop pixels, and pose.
@@ -101,14 +103,15 @@ pub async fn prepare(
     let to_crop = crop
         .inverse()
         .ok_or_else(|| Error::Invalid("degenerate face crop".into()))?;
-    let landmarks: Vec<[f32; 2]> = analysis
-        .landmarks
-        .iter()
-        .map(|p| {
-            let q = to_crop.apply([p[0] as f64, p[1] as f64]);
-            [q[0] as f32, q[1] as f32]
-        })
-        .collect();
+    let in_crop = |p: [f32; 2]| {
+        let q = to_crop.apply([p[0] as f64, p[1] as f64]);
+        [q[0] as f32, q[1] as f32]
+    };
+    let landmarks: Vec<[f32; 2]> = analysis.landmarks.iter().map(|&p| in_crop(p)).collect();
+    let mesh_points = analysis
+        .mesh
+        .as_ref()
+        .map(|m| m.points.iter().map(|p| in_crop([p[0], p[1]])).collect());
     let pixels = align::warp_image(photo, &crop, resolution);
     let inside = align::inside_mask(
         &crop,
@@ -205,6 +208,7 @@ pub async fn prepare(
         pixels,
         inside,
         landmarks,
+        mesh_points,
         arcface,
         focal,
         pose,

@@ -4,6 +4,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
+use super::landmark_targets::LandmarkTargets;
 use super::losses::{self, LossTerm};
 use super::models::Models;
 use super::options::{FitOptions, LossWeights};
@@ -71,10 +72,8 @@ pub struct Session {
     pub log: Vec<LogEntry>,
     pub warnings: Vec<String>,
     start: f64,
-    /// `[N, 68, 2]`, working-crop pixels.
-    target_landmarks: Tensor<3>,
-    /// Each photo's jaw convention, from the landmarks it is fitted to.
-    jaw: scene::JawConventions,
+    /// Each photo's 68 points and face-mesh points.
+    landmarks: LandmarkTargets,
     /// `[N, 1]`: ln of each photo's initial focal length.
     focal_prior: Tensor<2>,
     last_good: Leaves,
@@ -151,16 +150,7 @@ impl Session {
             texture_parameters,
             &device,
         );
-        let landmarks: Vec<f32> = targets
-            .iter()
-            .flat_map(|t| t.landmarks.iter().flatten().copied())
-            .collect();
-        let target_landmarks =
-            Tensor::<3>::from_data(TensorData::new(landmarks, [n, 68, 2]), &device);
-        let jaw = scene::JawConventions::new(
-            targets.iter().map(PhotoTarget::jaw_convention).collect(),
-            &device,
-        );
+        let landmarks = LandmarkTargets::new(face, &targets, options.weights.mesh_landmarks);
         let focal_logs: Vec<f32> = targets.iter().map(|t| t.focal.ln()).collect();
         let focal_prior = Tensor::<2>::from_data(TensorData::new(focal_logs, [n, 1]), &device);
         let last_good = params.values();
@@ -171,8 +161,7 @@ impl Session {
             log: Vec::new(),
             warnings,
             start,
-            target_landmarks,
-            jaw,
+            landmarks,
             focal_prior,
             last_good,
         })
@@ -270,9 +259,7 @@ impl Session {
         observer: &mut Observer<'_>,
     ) -> Result<()> {
         let (r, w) = (options.resolution, options.weights);
-        let point_weights = landmark_weights(face.device());
-        let target = self.target_landmarks.clone();
-        let jaw = self.jaw.clone();
+        let targets = self.landmarks.clone();
         let focal_prior = self.focal_prior();
         let plan = StagePlan {
             stage: FitStage::Landmarks,
@@ -283,8 +270,7 @@ impl Session {
             sphere_texture: false,
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
-            let landmarks =
-                landmark_losses(face, leaves, &jaw, target.clone(), point_weights.clone(), r)?;
+            let landmarks = landmark_losses(face, leaves, &targets, r)?;
             let terms = vec![
                 (LossTerm::Landmarks, landmarks.mean() * w.landmarks),
                 (
@@ -383,9 +369,7 @@ impl Session {
         self.params.texture.value =
             per_photo(on_device(models.texture.start()?, &device), persons).detach();
         self.last_good.texture = self.params.texture.value.clone();
-        let point_weights = landmark_weights(&device);
-        let target = self.target_landmarks.clone();
-        let jaw = self.jaw.clone();
+        let targets = self.landmarks.clone();
         let focal_prior = self.focal_prior();
         let photo_images = self.photo_images();
         let inside = self.photo_inside();
@@ -395,15 +379,7 @@ impl Session {
             _ => None,
         };
         // Each photo's landmark loss at the end of stage 1: the guard's level.
-        let level = landmark_losses(
-            &models.face,
-            &self.params.values(),
-            &jaw,
-            target.clone(),
-            point_weights.clone(),
-            r,
-        )?
-        .detach();
+        let level = landmark_losses(&models.face, &self.params.values(), &targets, r)?.detach();
         let mut rng = SplitMix64::new(options.seed);
         let plan = StagePlan {
             stage: FitStage::Full,
@@ -420,8 +396,7 @@ impl Session {
                 leaves.expression.clone(),
             )?;
             let camera = leaves.camera();
-            let predicted =
-                scene::project_landmarks(&models.face, shape.clone(), &camera, &jaw, r)?;
+            let per_photo = targets.per_photo(&models.face, shape.clone(), &camera, r)?;
             let rendered = scene::render(
                 &models.face,
                 shape.clone(),
@@ -431,12 +406,6 @@ impl Session {
                 photo_images.clone(),
                 r,
             )?;
-            let per_photo = losses::landmarks_per_photo(
-                predicted,
-                target.clone(),
-                point_weights.clone(),
-                r as f32,
-            );
             let landmarks = per_photo.clone().mean()
                 + losses::landmark_guard(per_photo, level.clone(), LANDMARK_GUARD);
             let pixel = losses::masked_l1(
@@ -726,7 +695,8 @@ impl Session {
         let (coverage_values, _) = read_floats(rendered.coverage.detach()).await?;
         let (face_values, _) = read_floats(rendered.face_mask.clone().detach()).await?;
         let (landmark_values, _) = read_floats(
-            scene::project_landmarks(&models.face, shape.clone(), &camera, &self.jaw, r)?.detach(),
+            scene::project_landmarks(&models.face, shape.clone(), &camera, &self.landmarks.jaw, r)?
+                .detach(),
         )
         .await?;
         let vs = models.face.num_shape_vertices();
@@ -905,23 +875,15 @@ fn implausible(fit: &PhotoFit, target: &PhotoTarget) -> Vec<String> {
 fn landmark_losses(
     face: &FaceModel,
     leaves: &Leaves,
-    jaw: &scene::JawConventions,
-    target: Tensor<3>,
-    point_weights: Tensor<1>,
+    targets: &LandmarkTargets,
     r: usize,
 ) -> Result<Tensor<1>> {
-    let [n, _, _] = target.dims();
+    let [n, _, _] = targets.points68.dims();
     let shape = face.vertices(
         per_photo(leaves.identity.clone(), n),
         leaves.expression.clone(),
     )?;
-    let predicted = scene::project_landmarks(face, shape, &leaves.camera(), jaw, r)?;
-    Ok(losses::landmarks_per_photo(
-        predicted,
-        target,
-        point_weights,
-        r as f32,
-    ))
+    targets.per_photo(face, shape, &leaves.camera(), r)
 }
 
 /// The warning for a photo left out of a several-photo fit.
@@ -942,12 +904,6 @@ fn notify(observer: &mut Observer<'_>, progress: Progress) -> Result<()> {
 /// How much steeper the landmark term of stage 2 gets where a photo's landmark loss rises
 /// above its stage-1 level ([`losses::landmark_guard`]).
 const LANDMARK_GUARD: f32 = 2.0;
-
-/// Per-point landmark weights: the jaw contour is the least reliable.
-fn landmark_weights(device: &Device) -> Tensor<1> {
-    let w: Vec<f32> = (0..68).map(|i| if i < 17 { 0.5 } else { 1.0 }).collect();
-    Tensor::from_data(TensorData::new(w, [68]), device)
-}
 
 /// Applies one Adam step from `grads` to every group with a non-zero rate.
 fn step(adam: &mut Adam, params: &mut Params, leaves: &Leaves, grads: &burn::tensor::Gradients) {

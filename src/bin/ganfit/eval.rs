@@ -81,6 +81,11 @@ pub enum Eval {
         /// How far from the listed vertex a landmark may move, mm.
         #[arg(long, default_value_t = 8.0)]
         radius: f64,
+        /// Instead, place every one of the face mesh's 468 points on the model (any vertex of
+        /// the face region may take a point) and print `face_model::landmarks::MESH_VERTICES`,
+        /// the dense landmark term's table.
+        #[arg(long)]
+        mesh: bool,
     },
     /// Verification with the identity networks (face-api's ResNet, faceres) on a
     /// folder with `pairs.tsv` and `images/`.
@@ -287,6 +292,7 @@ pub fn run(what: Eval) -> Result<()> {
             size,
             max_yaw,
             radius,
+            mesh,
         } => crate::eval_fit::embedding(
             &fit_models(models, device, None)?,
             count,
@@ -294,6 +300,7 @@ pub fn run(what: Eval) -> Result<()> {
             size,
             max_yaw,
             radius,
+            mesh,
         ),
         Eval::Mesh68 {
             data,

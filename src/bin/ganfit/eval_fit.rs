@@ -570,12 +570,14 @@ pub fn embedding(
     size: usize,
     max_yaw: f32,
     radius_mm: f64,
+    mesh: bool,
 ) -> Result<()> {
     use ganfit::eval::embedding::{Calibrated, EmbeddingView, INNER, JAW, calibrate};
     use ganfit::nets::LandmarkSource;
     let face = &models.face;
     let mut rng = SplitMix64::new(seed);
     let mut views = Vec::new();
+    let mut mesh_views = Vec::new();
     let (mut drawn, mut missed) = (0usize, 0usize);
     while views.len() < count {
         drawn += 1;
@@ -591,10 +593,18 @@ pub fn embedding(
             continue;
         }
         match block_on(models.nets.analyse(&view.image)) {
-            Ok(a) if a.landmarks_by == LandmarkSource::MediaPipe => views.push(EmbeddingView {
-                detected: a.landmarks,
-                vertices: view.vertices_2d,
-            }),
+            Ok(a) if a.landmarks_by == LandmarkSource::MediaPipe => {
+                if let Some(m) = &a.mesh {
+                    mesh_views.push(EmbeddingView {
+                        detected: m.points.iter().map(|p| [p[0], p[1]]).collect(),
+                        vertices: view.vertices_2d.clone(),
+                    });
+                }
+                views.push(EmbeddingView {
+                    detected: a.landmarks,
+                    vertices: view.vertices_2d,
+                });
+            }
             Ok(_) => missed += 1,
             Err(e) if e.is_no_face() => missed += 1,
             Err(e) => return Err(e),
@@ -604,6 +614,9 @@ pub fn embedding(
         "views: {} (|yaw| <= {max_yaw}°, {size}², seed {seed}); {missed} without a face or a mesh",
         views.len()
     );
+    if mesh {
+        return mesh_embedding(face, mesh_views);
+    }
     // Calibrated on the even-numbered views, checked on the odd ones, then chosen on all.
     let (even, odd): (Vec<_>, Vec<_>) =
         views.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
@@ -782,5 +795,62 @@ pub fn blend(
              seam {seam:.2} ± {seam_sd:.2}"
         );
     }
+    Ok(())
+}
+
+/// `eval embedding --mesh`: the face mesh's 468 points placed on the model's face region,
+/// chosen on the even-numbered views and checked on the odd ones, then chosen on all and
+/// printed as `MESH_VERTICES` (ICT vertex numbering).
+fn mesh_embedding(
+    face: &ganfit::face_model::FaceModel,
+    views: Vec<ganfit::eval::embedding::EmbeddingView>,
+) -> Result<()> {
+    use ganfit::eval::embedding::{correspond, correspondence_error};
+    let allowed = face.shape_face_mask(FaceArea::Full);
+    let no_views = || Error::Invalid("no usable views".into());
+    let (even, odd): (Vec<_>, Vec<_>) = views
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    let even: Vec<_> = even.into_iter().map(|(_, v)| v).collect();
+    let odd: Vec<_> = odd.into_iter().map(|(_, v)| v).collect();
+    let half = correspond(&even, &allowed).ok_or_else(no_views)?;
+    let half: Vec<u32> = half.iter().map(|c| c.vertex).collect();
+    let held_out = correspondence_error(&odd, &half).ok_or_else(no_views)?;
+    let chosen = correspond(&views, &allowed).ok_or_else(no_views)?;
+    let errors: Vec<f64> = chosen.iter().map(|c| 100.0 * c.error).collect();
+    let mut sorted = errors.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "mesh points: {}, candidate vertices: {}",
+        chosen.len(),
+        allowed.iter().filter(|&&a| a).count()
+    );
+    println!(
+        "held-out error (odd views, chosen on the even ones): {:.3} % of the face size",
+        100.0 * held_out
+    );
+    println!(
+        "error on all views: mean {:.3} %, median {:.3} %, 90th percentile {:.3} %, worst {:.3} %",
+        errors.iter().sum::<f64>() / errors.len() as f64,
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() * 9 / 10],
+        sorted[sorted.len() - 1]
+    );
+    println!("// mesh point: error on all views (% of face size)");
+    for row in errors.chunks(12).enumerate() {
+        let items: Vec<String> = row.1.iter().map(|e| format!("{e:.1}")).collect();
+        println!("// {}..: {}", 12 * row.0, items.join(" "));
+    }
+    println!("pub const MESH_VERTICES: [u32; {}] = [", chosen.len());
+    for row in chosen.chunks(12) {
+        let items: Vec<String> = row
+            .iter()
+            .map(|c| face.ict_vertex_indices()[c.vertex as usize].to_string())
+            .collect();
+        println!("    {},", items.join(", "));
+    }
+    println!("];");
     Ok(())
 }
