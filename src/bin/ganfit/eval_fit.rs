@@ -675,15 +675,8 @@ pub fn embedding(
                 c.moved_mm
             );
         }
-        println!("pub const {table}: [u32; {}] = [", part.len());
-        for row in chosen.chunks(8) {
-            let items: Vec<String> = row
-                .iter()
-                .map(|c| face.ict_vertex_indices()[c.chosen as usize].to_string())
-                .collect();
-            println!("    {},", items.join(", "));
-        }
-        println!("];");
+        let vertices: Vec<u32> = chosen.iter().map(|c| c.chosen).collect();
+        print_ict_table(face, table, &vertices, 8);
     }
     Ok(())
 }
@@ -843,14 +836,26 @@ fn mesh_embedding(
         let items: Vec<String> = row.1.iter().map(|e| format!("{e:.1}")).collect();
         println!("// {}..: {}", 12 * row.0, items.join(" "));
     }
-    println!("pub const MESH_VERTICES: [u32; {}] = [", chosen.len());
-    for row in chosen.chunks(12) {
+    let vertices: Vec<u32> = chosen.iter().map(|c| c.vertex).collect();
+    print_ict_table(face, "MESH_VERTICES", &vertices, 12);
+    Ok(())
+}
+
+/// Shape vertices printed as a Rust `u32` table in ICT-FaceKit's numbering (the converter and
+/// `face_model::landmarks` hold such tables), `per_row` to a line.
+fn print_ict_table(
+    face: &ganfit::face_model::FaceModel,
+    name: &str,
+    shape_vertices: &[u32],
+    per_row: usize,
+) {
+    println!("pub const {name}: [u32; {}] = [", shape_vertices.len());
+    for row in shape_vertices.chunks(per_row) {
         let items: Vec<String> = row
             .iter()
-            .map(|c| face.ict_vertex_indices()[c.vertex as usize].to_string())
+            .map(|&v| face.ict_vertex_indices()[v as usize].to_string())
             .collect();
         println!("    {},", items.join(", "));
     }
     println!("];");
-    Ok(())
 }
