@@ -132,6 +132,26 @@ fn a_corrupt_identity_evaluation_cache_is_refused_naming_the_file_and_line() {
 }
 
 #[test]
+fn a_corrupt_points_file_is_refused_by_the_annotated_embedding_naming_the_line() {
+    let dir = scratch("annotated-points");
+    let points = dir.join("points.jsonl");
+    let good = format!(
+        "{{\"yaw\": 10.0, \"fitted_yaw\": 12.0, \"annotated\": {:?}, \"vertices\": [[0.0, 0.0]]}}",
+        vec![[1.0f32, 2.0]; 68]
+    );
+    std::fs::write(&points, format!("{good}\n{{\"yaw\": 10.0, \"fitted_yaw\": 12.0, \"annotated\": [[1.0, 2.0]], \"vertices\": []}}\n")).unwrap();
+    refused(
+        &["eval", "embedding", "--annotated", path(&points)],
+        "points.jsonl line 2: 1 annotated points, expected 68",
+    );
+    std::fs::write(&points, "not json\n").unwrap();
+    refused(
+        &["eval", "embedding", "--annotated", path(&points)],
+        "points.jsonl line 1: not a fitted photo's points",
+    );
+}
+
+#[test]
 fn an_output_folder_that_cannot_be_written_is_refused_before_the_fit() {
     let dir = scratch("out");
     let photo = dir.join("photo.png");

@@ -474,6 +474,26 @@ fn jaw_contour_follows_the_silhouette_as_the_head_turns() {
     }
 }
 
+/// Two mean faces (neutral) and cameras half a metre away that see them turned by `yaws`
+/// (degrees).
+fn two_mean_faces(m: &FaceModel, yaws: [f32; 2]) -> (Tensor<3>, ganfit::fit::scene::Camera) {
+    let device = m.device().clone();
+    let t = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [2, c]), &device);
+    let shape = m
+        .vertices(
+            t(vec![0.0; 2 * m.num_identity()], m.num_identity()),
+            t(vec![0.0; 2 * m.num_expression()], m.num_expression()),
+        )
+        .unwrap();
+    let [a, b] = yaws.map(f32::to_radians);
+    let camera = ganfit::fit::scene::Camera {
+        angles: t(vec![0.0, a, 0.0, 0.0, b, 0.0], 3),
+        translation: t(vec![0.0, 0.0, -500.0, 0.0, 0.0, -500.0], 3),
+        focal: t(vec![500.0, 500.0], 1),
+    };
+    (shape, camera)
+}
+
 /// Each photo's jaw follows its own convention: the contour for a 2D detector's landmarks, the
 /// fixed surface points for the face mesh's; the inner 51 are the same either way.
 #[test]
@@ -482,20 +502,8 @@ fn jaw_conventions_apply_per_photo() {
     use ganfit::fit::scene::{self, JawConventions};
     let device = cpu();
     let m = model(&device, RegionSelection::default());
-    let t = |v: Vec<f32>, c: usize| Tensor::<2>::from_data(TensorData::new(v, [2, c]), &device);
-    let shape = m
-        .vertices(
-            t(vec![0.0; 2 * m.num_identity()], m.num_identity()),
-            t(vec![0.0; 2 * m.num_expression()], m.num_expression()),
-        )
-        .unwrap();
-    // Both photos turned 35° (in radians), half a metre away.
-    let yaw = 35f32.to_radians();
-    let camera = scene::Camera {
-        angles: t(vec![0.0, yaw, 0.0, 0.0, yaw, 0.0], 3),
-        translation: t(vec![0.0, 0.0, -500.0, 0.0, 0.0, -500.0], 3),
-        focal: t(vec![500.0, 500.0], 1),
-    };
+    // Both photos turned 35°.
+    let (shape, camera) = two_mean_faces(&m, [35.0, 35.0]);
     let project = |jaw: Vec<ganfit::face_model::JawConvention>| {
         let jaw = JawConventions::new(jaw, &device);
         let points = scene::project_landmarks(&m, shape.clone(), &camera, &jaw, 224).unwrap();
@@ -518,6 +526,50 @@ fn jaw_conventions_apply_per_photo() {
         gap > 2.0,
         "contour and surface jaw only {gap:.2} px apart at 35°"
     );
+}
+
+/// What a fit reports: the vertices where annotators put the 68 at each photo's yaw, except a
+/// contour-convention photo's jaw, which stays on the contour.
+#[test]
+fn reported_landmarks_take_each_photos_annotated_table_and_keep_a_contour_jaw() {
+    use ganfit::face_model::JawConvention::{Contour, Surface};
+    use ganfit::fit::scene::{self, JawConventions};
+    let device = cpu();
+    let m = model(&device, RegionSelection::default());
+    let yaws = [10f32, 70.0];
+    let (shape, camera) = two_mean_faces(&m, yaws);
+    let jaw = JawConventions::new(vec![Contour, Surface], &device);
+    let floats = |x| read_floats_blocking(x).unwrap().0;
+    let reported = floats(
+        scene::project_reported_landmarks(&m, shape.clone(), &camera, &jaw, &yaws, 224).unwrap(),
+    );
+    let fitted = floats(scene::project_landmarks(&m, shape.clone(), &camera, &jaw, 224).unwrap());
+    let vertices = floats(scene::project_vertices(shape, &camera, 224));
+    let vs = m.num_shape_vertices();
+    let at = |photo: usize, v: u32| {
+        let i = 2 * (photo * vs + v as usize);
+        [vertices[i], vertices[i + 1]]
+    };
+    let point =
+        |x: &[f32], photo: usize, k: usize| [x[2 * (68 * photo + k)], x[2 * (68 * photo + k) + 1]];
+    for (photo, &yaw) in yaws.iter().enumerate() {
+        let table = m.annotated_indices(yaw);
+        for k in 0..68 {
+            let expected = if photo == 0 && k < 17 {
+                point(&fitted, 0, k)
+            } else {
+                at(photo, table[k])
+            };
+            let got = point(&reported, photo, k);
+            assert!(
+                (got[0] - expected[0]).abs() < 1e-3 && (got[1] - expected[1]).abs() < 1e-3,
+                "photo {photo}, landmark {k}: {got:?} vs {expected:?}"
+            );
+        }
+    }
+    // A turned face's annotations differ from a frontal one's.
+    assert_ne!(m.annotated_indices(10.0), m.annotated_indices(70.0));
+    assert_eq!(m.annotated_indices(-70.0), m.annotated_indices(70.0));
 }
 
 /// The gradient of Σ w · (vertices − c)² with respect to both weight vectors, against central

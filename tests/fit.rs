@@ -76,6 +76,21 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
     let p = &result.photos[0];
     let error = nme(&p.fitted_landmarks, &p.photo.landmarks).unwrap();
     assert!(error < 0.08, "fitted vs detected landmarks: NME {error}");
+    // The reported 68 are the fitted face's vertices where annotators put them (MediaPipe's
+    // jaw is a surface convention), read from the same projection as every other vertex.
+    assert_eq!(p.vertices_2d.len(), models.face.num_shape_vertices());
+    for (k, &v) in models
+        .face
+        .annotated_indices(p.params.yaw_degrees())
+        .iter()
+        .enumerate()
+    {
+        let (a, b) = (p.fitted_landmarks[k], p.vertices_2d[v as usize]);
+        assert!(
+            (a[0] - b[0]).abs() < 1e-2 && (a[1] - b[1]).abs() < 1e-2,
+            "landmark {k}: {a:?} vs vertex {v} at {b:?}"
+        );
+    }
 
     // A plausible head: ICT's head is about 15 cm wide; identity weights stay near the prior.
     let xs: Vec<f32> = result.shape.iter().map(|v| v[0]).collect();

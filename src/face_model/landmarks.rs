@@ -105,6 +105,50 @@ pub const MESH_VERTICES: [u32; 468] = [
     5431, 5060, 5467, 5026, 5489, 5491, 3140, 3544, 3535, 2810, 2943,
 ];
 
+/// Where annotators put the 68 on a fitted face (AFLW2000-3D's points; the jaw as fixed surface
+/// points, hidden ones included), one table per bin of the face's fitted yaw
+/// ([`annotation_yaw_bin`]): what a fit reports (`FaceModel::annotated_landmarks`), while it
+/// pulls [`SURFACE_JAW`] and [`CALIBRATED_INNER`], where the detector puts them. The detector's
+/// own 68 (`nets::facemesh::MESH_68`) were mapped onto AFLW2000-3D's annotations the same way.
+/// Calibrated by `ganfit eval embedding --annotated FILE --radius 16` on the default fits of
+/// 171 development AFLW2000-3D photos disjoint from those `eval landmarks --per-yaw-bin 30`
+/// judges (`eval landmarks --fitted --per-yaw-bin 30 --skip-per-yaw-bin 30 --points FILE`,
+/// then `--skip-per-yaw-bin 60`); by fitted yaw 76, 83 and 12 photos. Each landmark took the
+/// vertex within 16 mm of the model's own whose projections lie closest to the annotations.
+pub const ANNOTATED_68_BY_YAW: [[u32; 68]; 3] = [
+    [
+        8181, 7900, 8141, 820, 1901, 833, 790, 2197, 969, 4387, 3031, 4032, 4034, 3061, 6706, 7173,
+        8456, 995, 296, 1915, 2039, 2025, 4222, 4237, 4115, 2734, 3215, 971, 1348, 4840, 4857,
+        4563, 4950, 4558, 5063, 5028, 980, 1541, 612, 628, 1518, 1552, 2870, 3787, 2850, 3759,
+        3766, 3732, 5927, 5695, 2070, 2, 4264, 6167, 6238, 6357, 6508, 5518, 5976, 5852, 5678,
+        5682, 5522, 6543, 6183, 6512, 5515, 5980,
+    ],
+    [
+        8159, 7872, 7433, 824, 1902, 1830, 812, 2195, 969, 4386, 3053, 3076, 4034, 3065, 6706,
+        7145, 7432, 269, 296, 1915, 2041, 2025, 4222, 4237, 4115, 2537, 3214, 971, 979, 4839, 4841,
+        1141, 2075, 1147, 4269, 2311, 1580, 1961, 616, 1530, 1520, 1553, 2868, 2893, 4161, 3831,
+        3768, 2836, 6660, 5631, 6043, 5525, 2594, 6136, 6696, 6357, 6508, 5518, 6004, 5862, 6660,
+        5736, 5526, 6540, 6690, 6512, 5515, 5980,
+    ],
+    [
+        8159, 7900, 7433, 820, 1902, 835, 812, 2194, 969, 4385, 3932, 3076, 4034, 3065, 7416, 6712,
+        7432, 1948, 1029, 1692, 2024, 2064, 4256, 2676, 4260, 2722, 3213, 1386, 1347, 4628, 4728,
+        1172, 2086, 2186, 1175, 1176, 1544, 1966, 1041, 616, 682, 690, 3131, 3539, 2889, 2812,
+        3596, 3545, 457, 5629, 5742, 5737, 5763, 6301, 2426, 6413, 5528, 5932, 6003, 5972, 172,
+        5954, 5979, 5979, 6699, 6005, 6005, 5956,
+    ],
+];
+
+/// Which of [`ANNOTATED_68_BY_YAW`]'s tables a face turned by `yaw_degrees` takes: 0–30°,
+/// 30–60°, 60° and more, the bins `ganfit eval landmarks` reports by.
+pub fn annotation_yaw_bin(yaw_degrees: f32) -> usize {
+    match yaw_degrees.abs() {
+        y if y <= 30.0 => 0,
+        y if y <= 60.0 => 1,
+        _ => 2,
+    }
+}
+
 /// What a detector's jaw landmarks (0–16) mark, which decides where the model's jaw points go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JawConvention {

@@ -85,6 +85,7 @@ pub struct FaceModel {
     /// Per shape vertex, bit i set when in `FaceArea::ALL[i]`.
     face_areas: Vec<u8>,
     landmarks: Vec<u32>,
+    annotated: [Vec<u32>; 3],
     device: Device,
     mean_row: Tensor<2>,
     basis: Tensor<2>,
@@ -226,6 +227,15 @@ impl FaceModel {
             .iter()
             .map(|&v| to_shape(&subset, v, "a landmark", path))
             .collect::<Result<Vec<u32>>>()?;
+        // Where annotators put the 68 on a fitted face, by the face's yaw; a model without
+        // those vertices (not converted from ICT-FaceKit's face) reports its own 68.
+        let annotated: [Vec<u32>; 3] = landmarks::ANNOTATED_68_BY_YAW.map(|table| {
+            table
+                .iter()
+                .map(|&v| subset.get(v))
+                .collect::<Option<Vec<u32>>>()
+                .unwrap_or_else(|| landmarks.clone())
+        });
         let contour_lists = header
             .landmarks
             .contour
@@ -277,6 +287,7 @@ impl FaceModel {
             basis: Tensor::from_data(TensorData::new(basis, [modes, vs * 3]), device),
             render_index: int_tensor(&render_to_shape),
             landmark_index: int_tensor(&landmarks),
+            annotated,
             uv_tensor: Tensor::from_data(
                 TensorData::new(render_uvs.as_flattened().to_vec(), [1, vr, 2]),
                 device,
@@ -451,6 +462,36 @@ impl FaceModel {
         Ok(shape.select(1, self.landmark_index.clone()))
     }
 
+    /// The 68 landmarks `[B, 68, 3]` where annotators put them on a face turned by
+    /// `yaw_degrees` (one per face; Multi-PIE's points as AFLW2000-3D marks them, the jaw as
+    /// fixed surface points, hidden ones included; [`landmarks::ANNOTATED_68_BY_YAW`]): what a
+    /// fit reports. The fit itself pulls [`Self::landmarks`], where the detector puts them.
+    pub fn annotated_landmarks(&self, shape: Tensor<3>, yaw_degrees: &[f32]) -> Result<Tensor<3>> {
+        self.check_shape("annotated landmarks", &shape)?;
+        let [b, vs, _] = shape.dims();
+        if yaw_degrees.len() != b {
+            return Err(Error::Invalid(format!(
+                "annotated landmarks: {} yaws for {b} faces",
+                yaw_degrees.len()
+            )));
+        }
+        // Each face's 68 rows of the flattened [B·Vs, 3] vertices.
+        let rows: Vec<i32> = yaw_degrees
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &yaw)| {
+                self.annotated_indices(yaw)
+                    .iter()
+                    .map(move |&v| (i * vs) as i32 + v as i32)
+            })
+            .collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b * 68]), &self.device);
+        Ok(shape
+            .reshape([b * vs, 3])
+            .select(0, rows)
+            .reshape([b, 68, 3]))
+    }
+
     /// The 68 landmarks `[B, 68, 3]` in camera space with the jaw (0–16) on the visible
     /// contour, from camera-space shape vertices `[B, Vs, 3]` (camera at the origin looking
     /// down −z) and the head rotations `[B, 3, 3]` that put them there: see [`landmarks`] for
@@ -563,6 +604,12 @@ impl FaceModel {
     /// The 68 landmarks' shape vertices.
     pub fn landmark_indices(&self) -> &[u32] {
         &self.landmarks
+    }
+
+    /// The shape vertices where annotators put the 68 on a face turned by `yaw_degrees`
+    /// ([`Self::annotated_landmarks`]).
+    pub fn annotated_indices(&self, yaw_degrees: f32) -> &[u32] {
+        &self.annotated[landmarks::annotation_yaw_bin(yaw_degrees)]
     }
 
     /// The face mesh's 468 points as shape vertices ([`landmarks::MESH_VERTICES`] lists them

@@ -108,6 +108,14 @@ pub struct PhotoParams {
     pub specular: f32,
 }
 
+impl PhotoParams {
+    /// The head's yaw (degrees; Euler angles as `util::rotation` builds them), the turn that
+    /// AFLW2000-3D's poses and `ganfit eval landmarks`' yaw bins measure.
+    pub fn yaw_degrees(&self) -> f32 {
+        self.angles[1].to_degrees()
+    }
+}
+
 /// Initial values for one photo.
 #[derive(Debug, Clone)]
 pub struct Initial {

@@ -96,9 +96,16 @@ pub struct PhotoFit {
     pub index: usize,
     pub photo: PhotoSummary,
     pub params: PhotoParams,
-    /// The fitted model's 68 landmarks (jaw on the visible contour) projected into the photo,
+    /// The fitted model's 68 landmarks where annotators put them
+    /// (`FaceModel::annotated_landmarks`; the jaw on the visible contour when the photo's
+    /// landmarks follow it) projected into the photo,
     /// pixels (centre of the top-left pixel at 0.5).
     pub fitted_landmarks: Vec<[f32; 2]>,
+    /// Every shape vertex of the fitted face projected into the photo, pixels (as
+    /// `fitted_landmarks`; hidden ones too): what calibrates where the 68 sit on the model
+    /// (`ganfit eval embedding --annotated`).
+    #[serde(skip)]
+    pub vertices_2d: Vec<[f32; 2]>,
     /// Final render over the working crop, RGB8 `resolution²`, and its coverage (0-255).
     #[serde(skip)]
     pub render: Option<(RgbImage, Vec<u8>)>,

@@ -5,6 +5,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::Result;
+use crate::face_model::landmarks::JAW;
 use crate::face_model::{FaceArea, FaceModel, JawConvention};
 use crate::nets::align::ARCFACE_TEMPLATE_112;
 use crate::render::{self, Boundary, camera, shading};
@@ -92,6 +93,32 @@ impl JawConventions {
         let surface = face.landmarks(points)?;
         Ok(surface.clone() + (contour - surface) * self.contour.clone())
     }
+
+    /// The 68 a fit reports `[N, 68, 3]` for faces turned by `yaw_degrees` (one per photo):
+    /// where annotators put them ([`FaceModel::annotated_landmarks`]), except the jaw of a
+    /// photo whose landmarks follow the contour, which stays on the contour as that photo's
+    /// annotations would.
+    fn reported(
+        &self,
+        face: &FaceModel,
+        points: Tensor<3>,
+        rotation: Tensor<3>,
+        yaw_degrees: &[f32],
+    ) -> Result<Tensor<3>> {
+        let annotated = face.annotated_landmarks(points.clone(), yaw_degrees)?;
+        if self
+            .conventions
+            .iter()
+            .all(|&k| k == JawConvention::Surface)
+        {
+            return Ok(annotated);
+        }
+        let contour = face.contour_landmarks(points, rotation)?;
+        let jaw_rows: Vec<f32> = (0..68).map(|i| (i < JAW) as u8 as f32).collect();
+        let jaw_rows =
+            Tensor::<3>::from_data(TensorData::new(jaw_rows, [1, 68, 1]), &annotated.device());
+        Ok(annotated.clone() + (contour - annotated) * (self.contour.clone() * jaw_rows))
+    }
 }
 
 /// Camera-space shape vertices and the rotations that put them there.
@@ -121,6 +148,21 @@ pub fn project_landmarks(
 fn to_pixels(points: Tensor<3>, focal: Tensor<2>, resolution: usize) -> Tensor<3> {
     let clip = camera::project(points, focal, resolution, resolution, DEPTH);
     camera::clip_to_pixels(clip, resolution, resolution)
+}
+
+/// The 68 landmarks a fit reports ([`JawConventions::reported`]) projected to pixels
+/// `[N, 68, 2]`; `yaw_degrees`: each photo's fitted yaw.
+pub fn project_reported_landmarks(
+    face: &FaceModel,
+    shape: Tensor<3>,
+    camera: &Camera,
+    jaw: &JawConventions,
+    yaw_degrees: &[f32],
+    resolution: usize,
+) -> Result<Tensor<3>> {
+    let (points, rotation) = to_camera(shape, camera);
+    let landmarks = jaw.reported(face, points, rotation, yaw_degrees)?;
+    Ok(to_pixels(landmarks, camera.focal.clone(), resolution))
 }
 
 /// Every shape vertex `[N, Vs, 3]` projected to pixels `[N, Vs, 2]` (no visibility test).

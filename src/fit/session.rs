@@ -8,7 +8,7 @@ use super::landmark_targets::LandmarkTargets;
 use super::losses::{self, LossTerm};
 use super::models::Models;
 use super::options::{FitOptions, LossWeights};
-use super::params::{Initial, Leaves, Params, Rates, on_device, per_photo};
+use super::params::{Initial, Leaves, Params, PhotoParams, Rates, on_device, per_photo};
 use super::photo::{self, PhotoTarget};
 use super::result::{
     Control, FitResult, FitStage, LogEntry, LossValues, OUTPUT_TEXTURE_HEIGHT, PhotoFit, Preview,
@@ -695,10 +695,29 @@ impl Session {
         let (coverage_values, _) = read_floats(rendered.coverage.detach()).await?;
         let (face_values, _) = read_floats(rendered.face_mask.clone().detach()).await?;
         let (landmark_values, _) = read_floats(
+            scene::project_reported_landmarks(
+                &models.face,
+                shape.clone(),
+                &camera,
+                &self.landmarks.jaw,
+                &plain
+                    .iter()
+                    .map(PhotoParams::yaw_degrees)
+                    .collect::<Vec<_>>(),
+                r,
+            )?
+            .detach(),
+        )
+        .await?;
+        // Where the fit pulled its landmarks (the detector's convention): the plausibility
+        // check compares them with the detected ones.
+        let (pulled_values, _) = read_floats(
             scene::project_landmarks(&models.face, shape.clone(), &camera, &self.landmarks.jaw, r)?
                 .detach(),
         )
         .await?;
+        let (vertex_values, _) =
+            read_floats(scene::project_vertices(shape.clone(), &camera, r).detach()).await?;
         let vs = models.face.num_shape_vertices();
         // The reconstruction: one photo's expression, or the neutral face of a shared identity.
         let mesh_shape = if n == 1 {
@@ -798,12 +817,17 @@ impl Session {
                     .map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8)
                     .collect();
                 let crop = self.targets[i].crop;
+                let to_photo = |c: &[f32]| {
+                    let [x, y] = crop.apply([c[0] as f64, c[1] as f64]);
+                    [x as f32, y as f32]
+                };
                 let fitted_landmarks = landmark_values[i * 136..(i + 1) * 136]
                     .chunks_exact(2)
-                    .map(|c| {
-                        let [x, y] = crop.apply([c[0] as f64, c[1] as f64]);
-                        [x as f32, y as f32]
-                    })
+                    .map(to_photo)
+                    .collect();
+                let vertices_2d = vertex_values[i * vs * 2..(i + 1) * vs * 2]
+                    .chunks_exact(2)
+                    .map(to_photo)
                     .collect();
                 PhotoFit {
                     overlay_alpha: super::overlay::faded_alpha(
@@ -814,14 +838,22 @@ impl Session {
                     photo: self.targets[i].summary(),
                     params: plain[i].clone(),
                     fitted_landmarks,
+                    vertices_2d,
                     render: Some((frame_rgb(&image_values, i), alpha)),
                     blended_render: blended_values.as_ref().map(|v| frame_rgb(v, i)),
                 }
             })
             .collect();
-        for (fit, target) in photos_out.iter().zip(&self.targets) {
+        for (i, (fit, target)) in photos_out.iter().zip(&self.targets).enumerate() {
+            let pulled: Vec<[f32; 2]> = pulled_values[i * 136..(i + 1) * 136]
+                .chunks_exact(2)
+                .map(|c| {
+                    let [x, y] = target.crop.apply([c[0] as f64, c[1] as f64]);
+                    [x as f32, y as f32]
+                })
+                .collect();
             self.warnings.extend(
-                implausible(fit, target)
+                implausible(fit, &pulled, target)
                     .into_iter()
                     .map(|w| format!("photo {}: {w}", fit.index)),
             );
@@ -840,21 +872,23 @@ impl Session {
     }
 }
 
-/// Fitted landmarks further than this from the detected ones (mean distance over the face's
+/// Pulled landmarks further than this from the detected ones (mean distance over the face's
 /// size, as NME) mean the fit did not follow its photo. On 60 development AFLW2000-3D fits
-/// (`eval landmarks --fitted --per-yaw-bin 20`, which prints each residual) the 53 faces the
-/// mesh accepted ended at most 4.2 % from their landmarks; the five fits over 5 % were all
-/// faces it refused, four of them 39–55 % off the annotations.
+/// (`eval landmarks --fitted --per-yaw-bin 20`, which printed each residual while the reported
+/// 68 were the pulled ones) the 53 faces the mesh accepted ended at most 4.2 % from their
+/// landmarks; the five fits over 5 % were all faces it refused, four of them 39–55 % off the
+/// annotations.
 pub const RESIDUAL_WARNING: f64 = 0.05;
 /// A fitted head turned further than this (degrees of yaw) from the pose the landmarks give in
 /// closed form was pulled by something other than the landmarks.
 pub const POSE_WARNING_DEGREES: f32 = 30.0;
 
-/// Warnings for a fit that does not agree with its own photo: fitted landmarks far from the
-/// detected ones, or a head turned far from where the landmarks put it.
-fn implausible(fit: &PhotoFit, target: &PhotoTarget) -> Vec<String> {
+/// Warnings for a fit that does not agree with its own photo: the landmarks it pulled
+/// (`pulled`, photo pixels; not the reported ones, which sit where annotators put them) far
+/// from the detected ones, or a head turned far from where the landmarks put it.
+fn implausible(fit: &PhotoFit, pulled: &[[f32; 2]], target: &PhotoTarget) -> Vec<String> {
     let mut warnings = Vec::new();
-    let residual = crate::util::nme::nme(&fit.fitted_landmarks, &target.analysis.landmarks);
+    let residual = crate::util::nme::nme(pulled, &target.analysis.landmarks);
     if let Some(residual) = residual.filter(|&r| r > RESIDUAL_WARNING) {
         warnings.push(format!(
             "the fitted face ends {:.1} % of the face size from the detected landmarks: check the overlay",

@@ -37,10 +37,19 @@ pub enum Eval {
         /// pose-balanced subset for the slow `--fitted` runs.
         #[arg(long)]
         per_yaw_bin: Option<usize>,
+        /// Skip the first N images of each yaw bin, those `--per-yaw-bin N` evaluates: a set
+        /// of photos disjoint from them (for a calibration).
+        #[arg(long, default_value_t = 0)]
+        skip_per_yaw_bin: usize,
         /// The detector and landmarks to evaluate (default: what a fit uses, MediaPipe's when
         /// its records are present).
         #[arg(long, value_enum)]
         eyes: Option<Eyes>,
+        /// With --fitted: write each photo's fitted, detected and annotated 68 points (pixels)
+        /// as JSON lines to this file, for analysis. It copies the annotations: keep it out of
+        /// the repository.
+        #[arg(long, requires = "fitted")]
+        points: Option<PathBuf>,
         #[command(flatten)]
         fitted: FittedArgs,
     },
@@ -86,6 +95,15 @@ pub enum Eval {
         /// the dense landmark term's table.
         #[arg(long)]
         mesh: bool,
+        /// Instead, place the 68 where annotators put them on fitted faces: FILE is what
+        /// `eval landmarks --fitted --points FILE` writes (fits of annotated photos). Prints
+        /// `face_model::landmarks::ANNOTATED_68`, the fitted landmarks' vertices.
+        #[arg(long, conflicts_with = "mesh")]
+        annotated: Option<PathBuf>,
+        /// With --annotated: fits of other photos (the same kind of file) to check the table
+        /// on, NME by yaw bin with the model's own 68 and with the table's.
+        #[arg(long, requires = "annotated")]
+        held_out: Option<PathBuf>,
     },
     /// Verification with the identity networks (face-api's ResNet, faceres) on a
     /// folder with `pairs.tsv` and `images/`.
@@ -205,6 +223,14 @@ impl FittedArgs {
     }
 }
 
+/// The places within each yaw bin that `--per-yaw-bin` and `--skip-per-yaw-bin` select.
+fn yaw_bin_range(take: Option<usize>, skip: usize) -> Option<std::ops::Range<usize>> {
+    match (take, skip) {
+        (None, 0) => None,
+        (take, skip) => Some(skip..take.map_or(usize::MAX, |n| skip.saturating_add(n))),
+    }
+}
+
 fn fit_models(
     models: Option<PathBuf>,
     backend: Backend,
@@ -226,14 +252,16 @@ pub fn run(what: Eval) -> Result<()> {
             annotation_pixel_centre,
             limit,
             per_yaw_bin,
+            skip_per_yaw_bin,
             eyes,
+            points,
             fitted,
         } if fitted.fitted => crate::eval_fit::landmarks(
             &fit_models(models, device, fitted.texture)?,
             &data,
             annotation_pixel_centre,
             limit,
-            per_yaw_bin,
+            yaw_bin_range(per_yaw_bin, skip_per_yaw_bin),
             &{
                 let options = fitted.options()?;
                 ganfit::fit::FitOptions {
@@ -242,6 +270,7 @@ pub fn run(what: Eval) -> Result<()> {
                 }
             },
             fitted.jobs,
+            points.as_deref(),
         ),
         Eval::Identity {
             data,
@@ -266,6 +295,7 @@ pub fn run(what: Eval) -> Result<()> {
             annotation_pixel_centre,
             limit,
             per_yaw_bin,
+            skip_per_yaw_bin,
             eyes,
             ..
         } => landmarks(
@@ -274,7 +304,7 @@ pub fn run(what: Eval) -> Result<()> {
             device,
             annotation_pixel_centre,
             limit,
-            per_yaw_bin,
+            yaw_bin_range(per_yaw_bin, skip_per_yaw_bin),
             eyes,
         ),
         Eval::Identity {
@@ -287,12 +317,33 @@ pub fn run(what: Eval) -> Result<()> {
         Eval::Embedding {
             models,
             device,
+            radius,
+            annotated: Some(file),
+            held_out,
+            ..
+        } => {
+            let fits = crate::eval_fit::read_fitted_points(&file)?;
+            let held_out = held_out
+                .map(|f| crate::eval_fit::read_fitted_points(&f))
+                .transpose()?;
+            crate::eval_fit::annotated_embedding(
+                &fit_models(models, device, None)?,
+                &fits,
+                held_out.as_deref(),
+                radius,
+            )
+        }
+        Eval::Embedding {
+            models,
+            device,
             count,
             seed,
             size,
             max_yaw,
             radius,
             mesh,
+            annotated: None,
+            ..
         } => crate::eval_fit::embedding(
             &fit_models(models, device, None)?,
             count,
@@ -378,7 +429,7 @@ fn landmarks(
     backend: Backend,
     pixel_centre: f32,
     limit: Option<usize>,
-    per_yaw_bin: Option<usize>,
+    per_yaw_bin: Option<std::ops::Range<usize>>,
     eyes: Option<Eyes>,
 ) -> Result<()> {
     let nets = load(models, backend)?;

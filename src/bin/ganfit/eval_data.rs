@@ -45,23 +45,23 @@ pub fn annotations(data: &Path) -> Result<Vec<Annotation>> {
 /// One annotated photo: its annotation, its landmarks in this crate's pixel convention, the image.
 pub type AnnotatedImage = (Annotation, Vec<[f32; 2]>, image::RgbImage);
 
-/// The first `limit` annotations of `data` (with `per_yaw_bin`: the first that many of each yaw
-/// bin, a pose-balanced subset), each with its landmarks in this crate's convention (pixel
+/// The first `limit` annotations of `data` (with `per_yaw_bin`: those of each yaw bin whose
+/// place in their bin, from 0, lies in the range, a pose-balanced subset), each with its landmarks in this crate's convention (pixel
 /// centres at +0.5; the data's centres are at `pixel_centre`). The images are read later, one
 /// at a time, with [`read_annotated`].
 pub fn annotated_list(
     data: &Path,
     pixel_centre: f32,
     limit: Option<usize>,
-    per_yaw_bin: Option<usize>,
+    per_yaw_bin: Option<std::ops::Range<usize>>,
 ) -> Result<Vec<(Annotation, Vec<[f32; 2]>)>> {
     let mut list = annotations(data)?;
-    if let Some(n) = per_yaw_bin {
-        let mut taken = [0usize; 3];
+    if let Some(range) = per_yaw_bin {
+        let mut seen = [0usize; 3];
         list.retain(|a| {
             let bin = ganfit::eval::landmarks::yaw_bin(a.yaw);
-            taken[bin] += 1;
-            taken[bin] <= n
+            seen[bin] += 1;
+            range.contains(&(seen[bin] - 1))
         });
     }
     list.truncate(limit.unwrap_or(usize::MAX));
@@ -92,7 +92,7 @@ pub fn annotated_images(
     data: &Path,
     pixel_centre: f32,
     limit: Option<usize>,
-    per_yaw_bin: Option<usize>,
+    per_yaw_bin: Option<std::ops::Range<usize>>,
 ) -> Result<impl Iterator<Item = Option<AnnotatedImage>> + '_> {
     let list = annotated_list(data, pixel_centre, limit, per_yaw_bin)?;
     Ok(list.into_iter().map(move |(a, truth)| {

@@ -147,11 +147,20 @@ pub fn landmarks(
     data: &Path,
     pixel_centre: f32,
     limit: Option<usize>,
-    per_yaw_bin: Option<usize>,
+    per_yaw_bin: Option<std::ops::Range<usize>>,
     options: &FitOptions,
     jobs: usize,
+    points_file: Option<&Path>,
 ) -> Result<()> {
     use ganfit::eval::landmarks::{NmeAccumulator, YAW_BINS};
+    use std::io::Write;
+    let mut points_out = points_file
+        .map(|path| {
+            std::fs::File::create(path)
+                .map(std::io::BufWriter::new)
+                .map_err(|e| ganfit::Error::io(path, e))
+        })
+        .transpose()?;
     let (mut fitted, mut detector) = (NmeAccumulator::default(), NmeAccumulator::default());
     let start = ganfit::util::clock::now_ms();
     let options = FitOptions {
@@ -181,6 +190,18 @@ pub fn landmarks(
         match outcome {
             Ok(result) => {
                 let photo = &result.photos[0];
+                if let (Some(out), Some(path)) = (points_out.as_mut(), points_file) {
+                    let line = serde_json::json!({
+                        "image": a.image,
+                        "yaw": a.yaw,
+                        "fitted": photo.fitted_landmarks,
+                        "detected": photo.photo.landmarks,
+                        "annotated": truth,
+                        "fitted_yaw": photo.params.yaw_degrees(),
+                        "vertices": photo.vertices_2d,
+                    });
+                    writeln!(out, "{line}").map_err(|e| ganfit::Error::io(path, e))?;
+                }
                 fitted.add(&photo.fitted_landmarks, truth, a.yaw);
                 detector.add(&photo.photo.landmarks, truth, a.yaw);
                 let n = |p: &[[f32; 2]]| {
@@ -220,6 +241,9 @@ pub fn landmarks(
         }
         Ok(())
     })?;
+    if let (Some(mut out), Some(path)) = (points_out, points_file) {
+        out.flush().map_err(|e| ganfit::Error::io(path, e))?;
+    }
     println!("images: {images} images");
     for (name, acc) in [("fitted", &fitted), ("detector", &detector)] {
         let r = acc.report();
@@ -572,7 +596,7 @@ pub fn embedding(
     radius_mm: f64,
     mesh: bool,
 ) -> Result<()> {
-    use ganfit::eval::embedding::{Calibrated, EmbeddingView, INNER, JAW, calibrate};
+    use ganfit::eval::embedding::{EmbeddingView, INNER, JAW};
     use ganfit::nets::LandmarkSource;
     let face = &models.face;
     let mut rng = SplitMix64::new(seed);
@@ -617,67 +641,229 @@ pub fn embedding(
     if mesh {
         return mesh_embedding(face, mesh_views);
     }
-    // Calibrated on the even-numbered views, checked on the odd ones, then chosen on all.
-    let (even, odd): (Vec<_>, Vec<_>) =
-        views.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let strip = |v: Vec<(usize, EmbeddingView)>| -> Vec<EmbeddingView> {
-        v.into_iter().map(|(_, v)| v).collect()
-    };
-    let (even, odd) = (strip(even), strip(odd));
-    let all: Vec<EmbeddingView> = even.iter().chain(&odd).cloned().collect();
-    // The inner points within the narrow face area, the jaw within the whole face region.
-    for (part, area, table) in [
-        (INNER, FaceArea::Narrow, "CALIBRATED_INNER"),
-        (JAW, FaceArea::Full, "SURFACE_JAW"),
-    ] {
-        let allowed = face.shape_face_mask(area);
-        let run = |views: &[EmbeddingView], listed: &[u32], radius: f64| {
-            calibrate(
-                views,
-                face.mean_positions(),
-                listed,
-                &allowed,
-                radius,
-                part.clone(),
-            )
-            .ok_or_else(|| Error::Invalid("no usable views".into()))
-        };
-        let listed = face.landmark_indices();
-        let half = run(&even, listed, radius_mm)?;
-        let mut listed_on_odd = listed.to_vec();
-        for c in &half {
-            listed_on_odd[c.landmark] = c.chosen;
-        }
-        let held_out = run(&odd, &listed_on_odd, 0.0)?;
-        let before = run(&odd, listed, 0.0)?;
-        let mean = |v: &[Calibrated]| {
-            100.0 * v.iter().map(|c| c.error_listed).sum::<f64>() / v.len().max(1) as f64
-        };
-        println!(
-            "held-out error of landmarks {}-{} (odd views): listed vertices {:.3} %, calibrated on the even views {:.3} %",
-            part.start,
-            part.end - 1,
-            mean(&before),
-            mean(&held_out)
-        );
-        let chosen = run(&all, listed, radius_mm)?;
-        println!(
-            "// landmark: listed -> chosen ICT vertex, error before -> after (% of face size), moved mm"
-        );
-        for c in &chosen {
-            println!(
-                "// {}: {} -> {}, {:.2} -> {:.2} %, {:.1} mm",
-                c.landmark,
-                face.ict_vertex_indices()[c.listed as usize],
-                face.ict_vertex_indices()[c.chosen as usize],
-                100.0 * c.error_listed,
-                100.0 * c.error_chosen,
-                c.moved_mm
-            );
-        }
-        let vertices: Vec<u32> = chosen.iter().map(|c| c.chosen).collect();
+    for (part, table) in [(INNER, "CALIBRATED_INNER"), (JAW, "SURFACE_JAW")] {
+        let vertices = calibrate_part(face, &views, face.landmark_indices(), part, radius_mm)?;
         print_ict_table(face, table, &vertices, 8);
     }
+    Ok(())
+}
+
+/// The vertices of landmarks `part` calibrated against `views`' points within `radius_mm` of
+/// `listed` (the inner points within the narrow face area, the jaw within the whole face
+/// region): chosen on the even-numbered views, the error reported on the odd ones (held out),
+/// then chosen on all views, each choice printed as a comment.
+fn calibrate_part(
+    face: &ganfit::face_model::FaceModel,
+    views: &[ganfit::eval::embedding::EmbeddingView],
+    listed: &[u32],
+    part: std::ops::Range<usize>,
+    radius_mm: f64,
+) -> Result<Vec<u32>> {
+    use ganfit::eval::embedding::{Calibrated, EmbeddingView, INNER, calibrate};
+    let (even, odd): (Vec<EmbeddingView>, Vec<EmbeddingView>) = {
+        let (even, odd): (Vec<_>, Vec<_>) = views
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 0);
+        let strip = |v: Vec<(usize, EmbeddingView)>| v.into_iter().map(|(_, v)| v).collect();
+        (strip(even), strip(odd))
+    };
+    let area = if part == INNER {
+        FaceArea::Narrow
+    } else {
+        FaceArea::Full
+    };
+    let allowed = face.shape_face_mask(area);
+    let run = |views: &[EmbeddingView], listed: &[u32], radius: f64| {
+        calibrate(
+            views,
+            face.mean_positions(),
+            listed,
+            &allowed,
+            radius,
+            part.clone(),
+        )
+        .ok_or_else(|| Error::Invalid("no usable views".into()))
+    };
+    let half = run(&even, listed, radius_mm)?;
+    let mut listed_on_odd = listed.to_vec();
+    for c in &half {
+        listed_on_odd[c.landmark] = c.chosen;
+    }
+    let held_out = run(&odd, &listed_on_odd, 0.0)?;
+    let before = run(&odd, listed, 0.0)?;
+    let mean = |v: &[Calibrated]| {
+        100.0 * v.iter().map(|c| c.error_listed).sum::<f64>() / v.len().max(1) as f64
+    };
+    println!(
+        "held-out error of landmarks {}-{} (odd views): listed vertices {:.3} %, calibrated on the even views {:.3} %",
+        part.start,
+        part.end - 1,
+        mean(&before),
+        mean(&held_out)
+    );
+    let chosen = run(views, listed, radius_mm)?;
+    println!(
+        "// landmark: listed -> chosen ICT vertex, error before -> after (% of face size), moved mm"
+    );
+    for c in &chosen {
+        println!(
+            "// {}: {} -> {}, {:.2} -> {:.2} %, {:.1} mm",
+            c.landmark,
+            face.ict_vertex_indices()[c.listed as usize],
+            face.ict_vertex_indices()[c.chosen as usize],
+            100.0 * c.error_listed,
+            100.0 * c.error_chosen,
+            c.moved_mm
+        );
+    }
+    Ok(chosen.iter().map(|c| c.chosen).collect())
+}
+
+/// One fitted annotated photo: its annotated and its fitted yaw (degrees), and its annotated
+/// 68 with every fitted vertex's projection.
+pub struct FittedPoints {
+    pub yaw: f32,
+    pub fitted_yaw: f32,
+    pub view: ganfit::eval::embedding::EmbeddingView,
+}
+
+/// The fits of annotated photos in `file` (`eval landmarks --fitted --points FILE`), as views
+/// for [`annotated_embedding`]: each photo's annotated 68 and every fitted vertex projected into
+/// it. Read before any model is loaded, so a damaged file costs nothing.
+pub fn read_fitted_points(file: &Path) -> Result<Vec<FittedPoints>> {
+    #[derive(serde::Deserialize)]
+    struct Fitted {
+        yaw: f32,
+        fitted_yaw: f32,
+        annotated: Vec<[f32; 2]>,
+        vertices: Vec<[f32; 2]>,
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let mut views = Vec::new();
+    for (k, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let fitted: Fitted = serde_json::from_str(line).map_err(|e| {
+            Error::Invalid(format!(
+                "{} line {}: not a fitted photo's points ({e})",
+                file.display(),
+                k + 1
+            ))
+        })?;
+        if fitted.annotated.len() != 68 {
+            return Err(Error::Invalid(format!(
+                "{} line {}: {} annotated points, expected 68",
+                file.display(),
+                k + 1,
+                fitted.annotated.len()
+            )));
+        }
+        views.push(FittedPoints {
+            yaw: fitted.yaw,
+            fitted_yaw: fitted.fitted_yaw,
+            view: ganfit::eval::embedding::EmbeddingView {
+                detected: fitted.annotated,
+                vertices: fitted.vertices,
+            },
+        });
+    }
+    if views.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no fitted photos",
+            file.display()
+        )));
+    }
+    Ok(views)
+}
+
+/// `ganfit eval embedding --annotated FILE`: where annotators put the 68 on fitted faces, one
+/// table per bin of the fitted yaw (`face_model::landmarks::annotation_yaw_bin`: annotators
+/// mark a turned face's hidden jaw differently from a frontal one's). In each bin, each
+/// landmark takes the vertex near the model's own (within `radius_mm`) whose projections lie
+/// closest to the annotations over the bin's `fits` ([`read_fitted_points`]), the jaw and the
+/// inner points each on their own; `held_out` fits are judged with each table and with the
+/// model's own 68. Prints `ANNOTATED_68_BY_YAW` (ICT numbering).
+pub fn annotated_embedding(
+    models: &Models,
+    fits: &[FittedPoints],
+    held_out: Option<&[FittedPoints]>,
+    radius_mm: f64,
+) -> Result<()> {
+    use ganfit::eval::embedding::{INNER, JAW};
+    use ganfit::eval::landmarks::NmeAccumulator;
+    use ganfit::face_model::landmarks::annotation_yaw_bin;
+    let face = &models.face;
+    let all = fits.iter().chain(held_out.unwrap_or_default());
+    if let Some(k) = all
+        .map(|f| f.view.vertices.len())
+        .position(|n| n != face.num_shape_vertices())
+    {
+        return Err(Error::Invalid(format!(
+            "fitted photo {}: a different vertex count from the face model's {} (fitted with another model?)",
+            k + 1,
+            face.num_shape_vertices()
+        )));
+    }
+    let listed = face.landmark_indices();
+    let mut tables = Vec::new();
+    for bin in 0..3 {
+        let views: Vec<_> = fits
+            .iter()
+            .filter(|f| annotation_yaw_bin(f.fitted_yaw) == bin)
+            .map(|f| f.view.clone())
+            .collect();
+        println!("fitted yaw bin {bin}: {} fitted photos", views.len());
+        if views.len() < 2 {
+            return Err(Error::Invalid(format!(
+                "fitted yaw bin {bin}: {} fitted photos, at least 2 needed",
+                views.len()
+            )));
+        }
+        let mut table = calibrate_part(face, &views, listed, JAW, radius_mm)?;
+        table.extend(calibrate_part(face, &views, listed, INNER, radius_mm)?);
+        tables.push(table);
+    }
+    if let Some(held_out) = held_out {
+        // The photos of another file, by annotated yaw: the model's own 68 against the tables'.
+        for name in ["listed", "calibrated"] {
+            let mut acc = NmeAccumulator::default();
+            for f in held_out {
+                let vertices = match name {
+                    "listed" => listed,
+                    _ => &tables[annotation_yaw_bin(f.fitted_yaw)][..],
+                };
+                let points: Vec<[f32; 2]> = vertices
+                    .iter()
+                    .map(|&v| f.view.vertices[v as usize])
+                    .collect();
+                acc.add(&points, &f.view.detected, f64::from(f.yaw));
+            }
+            let r = acc.report();
+            let bins: Vec<String> = r
+                .bins
+                .iter()
+                .map(|(label, mean, count, _)| format!("{label}: {:.3} % ({count})", 100.0 * mean))
+                .collect();
+            println!(
+                "held-out photos, {name} vertices: balanced {:.3} %; {}",
+                100.0 * r.balanced,
+                bins.join(", ")
+            );
+        }
+    }
+    println!("pub const ANNOTATED_68_BY_YAW: [[u32; 68]; 3] = [");
+    for table in &tables {
+        println!("    [");
+        for row in ict_rows(face, table, 8) {
+            println!("        {row},");
+        }
+        println!("    ],");
+    }
+    println!("];");
     Ok(())
 }
 
@@ -850,12 +1036,25 @@ fn print_ict_table(
     per_row: usize,
 ) {
     println!("pub const {name}: [u32; {}] = [", shape_vertices.len());
-    for row in shape_vertices.chunks(per_row) {
-        let items: Vec<String> = row
-            .iter()
-            .map(|&v| face.ict_vertex_indices()[v as usize].to_string())
-            .collect();
-        println!("    {},", items.join(", "));
+    for row in ict_rows(face, shape_vertices, per_row) {
+        println!("    {row},");
     }
     println!("];");
+}
+
+/// Shape vertices as rows of ICT vertex numbers, `per_row` to a row.
+fn ict_rows(
+    face: &ganfit::face_model::FaceModel,
+    shape_vertices: &[u32],
+    per_row: usize,
+) -> Vec<String> {
+    shape_vertices
+        .chunks(per_row)
+        .map(|row| {
+            row.iter()
+                .map(|&v| face.ict_vertex_indices()[v as usize].to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect()
 }
