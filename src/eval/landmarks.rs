@@ -5,19 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::util::nme::{box_size, nme, part_nme};
-
-/// Upper bounds (inclusive) of the yaw bins; the last bin takes everything above 60°.
-pub const YAW_BINS: [(&str, f64); 3] = [("0-30", 30.0), ("30-60", 60.0), ("60-90", f64::INFINITY)];
-
-/// The index in [`YAW_BINS`] of a yaw angle (degrees, either sign).
-pub fn yaw_bin(yaw_degrees: f64) -> usize {
-    let yaw = yaw_degrees.abs();
-    YAW_BINS
-        .iter()
-        .position(|&(_, hi)| yaw <= hi)
-        .unwrap_or(YAW_BINS.len() - 1)
-}
+pub use crate::util::nme::{YAW_BINS, box_size, nme, part_nme, yaw_bin};
 
 /// Accumulates per-image results.
 #[derive(Debug, Clone, Default)]

@@ -107,9 +107,10 @@ pub const MESH_VERTICES: [u32; 468] = [
 
 /// Where annotators put the 68 on a fitted face (AFLW2000-3D's points; the jaw as fixed surface
 /// points, hidden ones included), one table per bin of the face's fitted yaw
-/// ([`annotation_yaw_bin`]): what a fit reports (`FaceModel::annotated_landmarks`), while it
-/// pulls [`SURFACE_JAW`] and [`CALIBRATED_INNER`], where the detector puts them. The detector's
-/// own 68 (`nets::facemesh::MESH_68`) were mapped onto AFLW2000-3D's annotations the same way.
+/// (`util::nme::yaw_bin`, the bins `ganfit eval landmarks` reports by): what a fit reports
+/// (`FaceModel::annotated_landmarks`), while it pulls [`SURFACE_JAW`] and
+/// [`CALIBRATED_INNER`], where the detector puts them. The detector's own 68
+/// (`nets::facemesh::MESH_68`) were mapped onto AFLW2000-3D's annotations the same way.
 /// Calibrated by `ganfit eval embedding --annotated FILE --radius 16` on the default fits of
 /// 171 development AFLW2000-3D photos disjoint from those `eval landmarks --per-yaw-bin 30`
 /// judges (`eval landmarks --fitted --per-yaw-bin 30 --skip-per-yaw-bin 30 --points FILE`,
@@ -138,16 +139,6 @@ pub const ANNOTATED_68_BY_YAW: [[u32; 68]; 3] = [
         5954, 5979, 5979, 6699, 6005, 6005, 5956,
     ],
 ];
-
-/// Which of [`ANNOTATED_68_BY_YAW`]'s tables a face turned by `yaw_degrees` takes: 0–30°,
-/// 30–60°, 60° and more, the bins `ganfit eval landmarks` reports by.
-pub fn annotation_yaw_bin(yaw_degrees: f32) -> usize {
-    match yaw_degrees.abs() {
-        y if y <= 30.0 => 0,
-        y if y <= 60.0 => 1,
-        _ => 2,
-    }
-}
 
 /// What a detector's jaw landmarks (0–16) mark, which decides where the model's jaw points go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -609,7 +609,7 @@ impl FaceModel {
     /// The shape vertices where annotators put the 68 on a face turned by `yaw_degrees`
     /// ([`Self::annotated_landmarks`]).
     pub fn annotated_indices(&self, yaw_degrees: f32) -> &[u32] {
-        &self.annotated[landmarks::annotation_yaw_bin(yaw_degrees)]
+        &self.annotated[crate::util::nme::yaw_bin(f64::from(yaw_degrees))]
     }
 
     /// The face mesh's 468 points as shape vertices ([`landmarks::MESH_VERTICES`] lists them

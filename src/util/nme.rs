@@ -1,6 +1,19 @@
 //! Normalised mean error of 2D landmarks (NME, as AFLW2000-3D benchmarks define it): the
 //! evaluation's measure (`eval::landmarks` re-exports it) and the fit's check that it follows
-//! its own landmarks.
+//! its own landmarks. Also the benchmarks' yaw bins, which the fit's reported landmarks
+//! (`face_model::landmarks::ANNOTATED_68_BY_YAW`) are calibrated by.
+
+/// Upper bounds (inclusive) of the yaw bins; the last bin takes everything above 60°.
+pub const YAW_BINS: [(&str, f64); 3] = [("0-30", 30.0), ("30-60", 60.0), ("60-90", f64::INFINITY)];
+
+/// The index in [`YAW_BINS`] of a yaw angle (degrees, either sign).
+pub fn yaw_bin(yaw_degrees: f64) -> usize {
+    let yaw = yaw_degrees.abs();
+    YAW_BINS
+        .iter()
+        .position(|&(_, hi)| yaw <= hi)
+        .unwrap_or(YAW_BINS.len() - 1)
+}
 
 /// NME of one image: mean point distance / sqrt(w * h) of the ground truth's bounding box.
 /// `None` when the ground truth is degenerate or the point counts differ.

@@ -46,8 +46,9 @@ pub fn annotations(data: &Path) -> Result<Vec<Annotation>> {
 pub type AnnotatedImage = (Annotation, Vec<[f32; 2]>, image::RgbImage);
 
 /// The first `limit` annotations of `data` (with `per_yaw_bin`: those of each yaw bin whose
-/// place in their bin, from 0, lies in the range, a pose-balanced subset), each with its landmarks in this crate's convention (pixel
-/// centres at +0.5; the data's centres are at `pixel_centre`). The images are read later, one
+/// place in their bin, from 0, lies in the range, a pose-balanced subset), each with its
+/// landmarks in this crate's convention (pixel centres at +0.5; the data's centres are at
+/// `pixel_centre`). The images are read later, one
 /// at a time, with [`read_annotated`].
 pub fn annotated_list(
     data: &Path,

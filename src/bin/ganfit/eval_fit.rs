@@ -660,15 +660,7 @@ fn calibrate_part(
     radius_mm: f64,
 ) -> Result<Vec<u32>> {
     use ganfit::eval::embedding::{Calibrated, EmbeddingView, INNER, calibrate};
-    let (even, odd): (Vec<EmbeddingView>, Vec<EmbeddingView>) = {
-        let (even, odd): (Vec<_>, Vec<_>) = views
-            .iter()
-            .cloned()
-            .enumerate()
-            .partition(|(i, _)| i % 2 == 0);
-        let strip = |v: Vec<(usize, EmbeddingView)>| v.into_iter().map(|(_, v)| v).collect();
-        (strip(even), strip(odd))
-    };
+    let (even, odd) = even_and_odd(views);
     let area = if part == INNER {
         FaceArea::Narrow
     } else {
@@ -781,7 +773,7 @@ pub fn read_fitted_points(file: &Path) -> Result<Vec<FittedPoints>> {
 }
 
 /// `ganfit eval embedding --annotated FILE`: where annotators put the 68 on fitted faces, one
-/// table per bin of the fitted yaw (`face_model::landmarks::annotation_yaw_bin`: annotators
+/// table per bin of the fitted yaw (`eval::landmarks::yaw_bin`: annotators
 /// mark a turned face's hidden jaw differently from a frontal one's). In each bin, each
 /// landmark takes the vertex near the model's own (within `radius_mm`) whose projections lie
 /// closest to the annotations over the bin's `fits` ([`read_fitted_points`]), the jaw and the
@@ -794,8 +786,7 @@ pub fn annotated_embedding(
     radius_mm: f64,
 ) -> Result<()> {
     use ganfit::eval::embedding::{INNER, JAW};
-    use ganfit::eval::landmarks::NmeAccumulator;
-    use ganfit::face_model::landmarks::annotation_yaw_bin;
+    use ganfit::eval::landmarks::{NmeAccumulator, yaw_bin};
     let face = &models.face;
     let all = fits.iter().chain(held_out.unwrap_or_default());
     if let Some(k) = all
@@ -813,7 +804,7 @@ pub fn annotated_embedding(
     for bin in 0..3 {
         let views: Vec<_> = fits
             .iter()
-            .filter(|f| annotation_yaw_bin(f.fitted_yaw) == bin)
+            .filter(|f| yaw_bin(f64::from(f.fitted_yaw)) == bin)
             .map(|f| f.view.clone())
             .collect();
         println!("fitted yaw bin {bin}: {} fitted photos", views.len());
@@ -829,13 +820,10 @@ pub fn annotated_embedding(
     }
     if let Some(held_out) = held_out {
         // The photos of another file, by annotated yaw: the model's own 68 against the tables'.
-        for name in ["listed", "calibrated"] {
+        for (name, by_yaw) in [("listed", None), ("calibrated", Some(&tables))] {
             let mut acc = NmeAccumulator::default();
             for f in held_out {
-                let vertices = match name {
-                    "listed" => listed,
-                    _ => &tables[annotation_yaw_bin(f.fitted_yaw)][..],
-                };
+                let vertices = by_yaw.map_or(listed, |t| &t[yaw_bin(f64::from(f.fitted_yaw))][..]);
                 let points: Vec<[f32; 2]> = vertices
                     .iter()
                     .map(|&v| f.view.vertices[v as usize])
@@ -987,13 +975,7 @@ fn mesh_embedding(
     use ganfit::eval::embedding::{correspond, correspondence_error};
     let allowed = face.shape_face_mask(FaceArea::Full);
     let no_views = || Error::Invalid("no usable views".into());
-    let (even, odd): (Vec<_>, Vec<_>) = views
-        .iter()
-        .cloned()
-        .enumerate()
-        .partition(|(i, _)| i % 2 == 0);
-    let even: Vec<_> = even.into_iter().map(|(_, v)| v).collect();
-    let odd: Vec<_> = odd.into_iter().map(|(_, v)| v).collect();
+    let (even, odd) = even_and_odd(&views);
     let half = correspond(&even, &allowed).ok_or_else(no_views)?;
     let half: Vec<u32> = half.iter().map(|c| c.vertex).collect();
     let held_out = correspondence_error(&odd, &half).ok_or_else(no_views)?;
@@ -1025,6 +1007,12 @@ fn mesh_embedding(
     let vertices: Vec<u32> = chosen.iter().map(|c| c.vertex).collect();
     print_ict_table(face, "MESH_VERTICES", &vertices, 12);
     Ok(())
+}
+
+/// The even-numbered views (calibration) and the odd-numbered ones (held out).
+fn even_and_odd<T: Clone>(views: &[T]) -> (Vec<T>, Vec<T>) {
+    let every_other = |start| views.iter().skip(start).step_by(2).cloned().collect();
+    (every_other(0), every_other(1))
 }
 
 /// Shape vertices printed as a Rust `u32` table in ICT-FaceKit's numbering (the converter and
