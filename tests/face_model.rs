@@ -528,16 +528,18 @@ fn jaw_conventions_apply_per_photo() {
     );
 }
 
-/// What a fit reports: the vertices where annotators put the 68 at each photo's yaw, except a
-/// contour-convention photo's jaw, which stays on the contour.
+/// What a fit reports: the vertices where annotators put the 68 at each photo's yaw (between
+/// two calibration yaws, between two tables' vertices), except a contour-convention photo's
+/// jaw, which stays on the contour.
 #[test]
-fn reported_landmarks_take_each_photos_annotated_table_and_keep_a_contour_jaw() {
+fn reported_landmarks_take_each_photos_annotated_tables_and_keep_a_contour_jaw() {
     use ganfit::face_model::JawConvention::{Contour, Surface};
     use ganfit::fit::scene::{self, JawConventions};
     let device = cpu();
     let m = model(&device, RegionSelection::default());
     let yaws = [10f32, 70.0];
     let (shape, camera) = two_mean_faces(&m, yaws);
+    let shape_3d = shape.clone();
     let jaw = JawConventions::new(vec![Contour, Surface], &device);
     let floats = |x| read_floats_blocking(x).unwrap().0;
     let reported = floats(
@@ -553,12 +555,14 @@ fn reported_landmarks_take_each_photos_annotated_table_and_keep_a_contour_jaw() 
     let point =
         |x: &[f32], photo: usize, k: usize| [x[2 * (68 * photo + k)], x[2 * (68 * photo + k) + 1]];
     for (photo, &yaw) in yaws.iter().enumerate() {
-        let table = m.annotated_indices(yaw);
+        let blend = m.annotated_blend(yaw);
         for k in 0..68 {
             let expected = if photo == 0 && k < 17 {
                 point(&fitted, 0, k)
             } else {
-                at(photo, table[k])
+                // Blended in 3D, compared in 2D: exact while one table's weight is 1.
+                let [(a, wa), (b, wb)] = blend.map(|(table, w)| (at(photo, table[k]), w));
+                [wa * a[0] + wb * b[0], wa * a[1] + wb * b[1]]
             };
             let got = point(&reported, photo, k);
             assert!(
@@ -567,9 +571,29 @@ fn reported_landmarks_take_each_photos_annotated_table_and_keep_a_contour_jaw() 
             );
         }
     }
-    // A turned face's annotations differ from a frontal one's.
-    assert_ne!(m.annotated_indices(10.0), m.annotated_indices(70.0));
-    assert_eq!(m.annotated_indices(-70.0), m.annotated_indices(70.0));
+    // A turned face's annotations differ from a frontal one's; the sign of the yaw does not
+    // matter; a face between two calibration yaws reports from both.
+    let first = |yaw: f32| m.annotated_blend(yaw)[0];
+    assert_ne!(first(10.0).0, first(70.0).0);
+    assert_eq!(m.annotated_blend(-70.0), m.annotated_blend(70.0));
+    let [(a, wa), (b, wb)] = m.annotated_blend(30.0);
+    assert!(a != b && wa > 0.0 && wb > 0.0 && (wa + wb - 1.0).abs() < 1e-6);
+    // There each point lies on the segment between the two tables' vertices, in 3D.
+    let blended = floats(
+        m.annotated_landmarks(shape_3d.clone(), &[30.0, 30.0])
+            .unwrap(),
+    );
+    let mean = floats(shape_3d);
+    for k in 0..68 {
+        for c in 0..3 {
+            let expected = wa * mean[3 * a[k] as usize + c] + wb * mean[3 * b[k] as usize + c];
+            let got = blended[3 * k + c];
+            assert!(
+                (got - expected).abs() < 1e-3,
+                "landmark {k}: {got} vs {expected}"
+            );
+        }
+    }
 }
 
 /// The gradient of Σ w · (vertices − c)² with respect to both weight vectors, against central

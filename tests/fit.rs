@@ -77,18 +77,18 @@ fn a_photo_fit_lowers_its_losses_and_lands_on_the_face() {
     let error = nme(&p.fitted_landmarks, &p.photo.landmarks).unwrap();
     assert!(error < 0.08, "fitted vs detected landmarks: NME {error}");
     // The reported 68 are the fitted face's vertices where annotators put them (MediaPipe's
-    // jaw is a surface convention), read from the same projection as every other vertex.
+    // jaw is a surface convention), read from the same projection as every other vertex;
+    // between two tables the point lies between their vertices (blended in 3D before the
+    // projection, hence the tolerance).
     assert_eq!(p.vertices_2d.len(), models.face.num_shape_vertices());
-    for (k, &v) in models
-        .face
-        .annotated_indices(p.params.yaw_degrees())
-        .iter()
-        .enumerate()
-    {
-        let (a, b) = (p.fitted_landmarks[k], p.vertices_2d[v as usize]);
+    let blend = models.face.annotated_blend(p.params.yaw_degrees());
+    for k in 0..68 {
+        let [(a, wa), (b, wb)] = blend.map(|(table, w)| (p.vertices_2d[table[k] as usize], w));
+        let expected = [wa * a[0] + wb * b[0], wa * a[1] + wb * b[1]];
+        let got = p.fitted_landmarks[k];
         assert!(
-            (a[0] - b[0]).abs() < 1e-2 && (a[1] - b[1]).abs() < 1e-2,
-            "landmark {k}: {a:?} vs vertex {v} at {b:?}"
+            (got[0] - expected[0]).abs() < 0.5 && (got[1] - expected[1]).abs() < 0.5,
+            "landmark {k}: {got:?} vs {expected:?}"
         );
     }
 

@@ -116,6 +116,7 @@ pub const MESH_VERTICES: [u32; 468] = [
 /// judges (`eval landmarks --fitted --per-yaw-bin 30 --skip-per-yaw-bin 30 --points FILE`,
 /// then `--skip-per-yaw-bin 60`); by fitted yaw 76, 83 and 12 photos. Each landmark took the
 /// vertex within 16 mm of the model's own whose projections lie closest to the annotations.
+/// Between tables a face's 68 lie between theirs ([`annotated_table_weights`]).
 pub const ANNOTATED_68_BY_YAW: [[u32; 68]; 3] = [
     [
         8181, 7900, 8141, 820, 1901, 833, 790, 2197, 969, 4387, 3031, 4032, 4034, 3061, 6706, 7173,
@@ -139,6 +140,32 @@ pub const ANNOTATED_68_BY_YAW: [[u32; 68]; 3] = [
         5954, 5979, 5979, 6699, 6005, 6005, 5956,
     ],
 ];
+
+/// The mean fitted yaw (degrees, unsigned) of each [`ANNOTATED_68_BY_YAW`] table's calibration
+/// photos, printed with the tables by `ganfit eval embedding --annotated`.
+pub const ANNOTATED_68_YAWS: [f32; 3] = [13.7, 46.2, 69.5];
+
+/// The tables a face turned by `yaw_degrees` (either sign) reports from, with their weights
+/// (summing to 1): a table alone at or beyond its calibration yaw (`table_yaws`, rising, as
+/// [`ANNOTATED_68_YAWS`]), the two around it by linear interpolation in between. Switching
+/// tables at the bins' edges would make the reported 68 jump as a face turns through 30° or
+/// 60°; interpolating also lowered the judged photos' NME a little (README, "The reported
+/// 68").
+pub fn annotated_table_weights(yaw_degrees: f32, table_yaws: &[f32; 3]) -> [(usize, f32); 2] {
+    let yaw = yaw_degrees.abs();
+    if !(yaw > table_yaws[0]) {
+        // Also a NaN yaw: the frontal table.
+        return [(0, 1.0), (0, 0.0)];
+    }
+    for k in 1..table_yaws.len() {
+        if yaw < table_yaws[k] {
+            let t = (yaw - table_yaws[k - 1]) / (table_yaws[k] - table_yaws[k - 1]);
+            return [(k - 1, 1.0 - t), (k, t)];
+        }
+    }
+    let last = table_yaws.len() - 1;
+    [(last, 1.0), (last, 0.0)]
+}
 
 /// What a detector's jaw landmarks (0–16) mark, which decides where the model's jaw points go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -598,5 +625,24 @@ mod tests {
         assert!(d.check(1).unwrap_err().contains("67 entries"));
         d.multipie68.push(5);
         assert!(d.check(1).unwrap_err().contains("vertex 5 out of range"));
+    }
+
+    #[test]
+    fn table_weights_interpolate_between_calibration_yaws_and_clamp_outside() {
+        let yaws = [10.0, 40.0, 70.0];
+        assert_eq!(annotated_table_weights(5.0, &yaws), [(0, 1.0), (0, 0.0)]);
+        assert_eq!(annotated_table_weights(-10.0, &yaws), [(0, 1.0), (0, 0.0)]);
+        assert_eq!(annotated_table_weights(25.0, &yaws), [(0, 0.5), (1, 0.5)]);
+        assert_eq!(annotated_table_weights(-55.0, &yaws), [(1, 0.5), (2, 0.5)]);
+        assert_eq!(annotated_table_weights(40.0, &yaws), [(1, 1.0), (2, 0.0)]);
+        assert_eq!(annotated_table_weights(95.0, &yaws), [(2, 1.0), (2, 0.0)]);
+        assert_eq!(
+            annotated_table_weights(f32::NAN, &yaws),
+            [(0, 1.0), (0, 0.0)]
+        );
+        // Continuous across a calibration yaw.
+        let [(a, wa), (b, wb)] = annotated_table_weights(39.999, &yaws);
+        assert_eq!((a, b), (0, 1));
+        assert!(wa < 1e-3 && wb > 0.999);
     }
 }

@@ -464,7 +464,8 @@ impl FaceModel {
 
     /// The 68 landmarks `[B, 68, 3]` where annotators put them on a face turned by
     /// `yaw_degrees` (one per face; Multi-PIE's points as AFLW2000-3D marks them, the jaw as
-    /// fixed surface points, hidden ones included; [`landmarks::ANNOTATED_68_BY_YAW`]): what a
+    /// fixed surface points, hidden ones included; [`landmarks::ANNOTATED_68_BY_YAW`], between
+    /// two tables on the segment between their vertices, [`Self::annotated_blend`]): what a
     /// fit reports. The fit itself pulls [`Self::landmarks`], where the detector puts them.
     pub fn annotated_landmarks(&self, shape: Tensor<3>, yaw_degrees: &[f32]) -> Result<Tensor<3>> {
         self.check_shape("annotated landmarks", &shape)?;
@@ -475,21 +476,28 @@ impl FaceModel {
                 yaw_degrees.len()
             )));
         }
-        // Each face's 68 rows of the flattened [B·Vs, 3] vertices.
-        let rows: Vec<i32> = yaw_degrees
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &yaw)| {
-                self.annotated_indices(yaw)
-                    .iter()
-                    .map(move |&v| (i * vs) as i32 + v as i32)
-            })
-            .collect();
-        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b * 68]), &self.device);
-        Ok(shape
-            .reshape([b * vs, 3])
-            .select(0, rows)
-            .reshape([b, 68, 3]))
+        // Each face's 68 rows of the flattened [B·Vs, 3] vertices in its two tables, and their
+        // weights.
+        let (mut rows, mut weights) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        for (i, &yaw) in yaw_degrees.iter().enumerate() {
+            for (k, (table, weight)) in self.annotated_blend(yaw).into_iter().enumerate() {
+                rows[k].extend(table.iter().map(|&v| (i * vs) as i32 + v as i32));
+                weights[k].push(weight);
+            }
+        }
+        let flat = shape.reshape([b * vs, 3]);
+        let [a, c] = [0, 1].map(|k| {
+            let rows = Tensor::<1, Int>::from_data(
+                TensorData::new(std::mem::take(&mut rows[k]), [b * 68]),
+                &self.device,
+            );
+            let weight = Tensor::<3>::from_data(
+                TensorData::new(std::mem::take(&mut weights[k]), [b, 1, 1]),
+                &self.device,
+            );
+            flat.clone().select(0, rows).reshape([b, 68, 3]) * weight
+        });
+        Ok(a + c)
     }
 
     /// The 68 landmarks `[B, 68, 3]` in camera space with the jaw (0–16) on the visible
@@ -606,10 +614,12 @@ impl FaceModel {
         &self.landmarks
     }
 
-    /// The shape vertices where annotators put the 68 on a face turned by `yaw_degrees`
-    /// ([`Self::annotated_landmarks`]).
-    pub fn annotated_indices(&self, yaw_degrees: f32) -> &[u32] {
-        &self.annotated[crate::util::nme::yaw_bin(f64::from(yaw_degrees))]
+    /// The two tables of shape vertices where annotators put the 68 on a face turned by
+    /// `yaw_degrees`, with their weights ([`landmarks::annotated_table_weights`]): the 68 of
+    /// [`Self::annotated_landmarks`] are the weighted sums of the two tables' vertices.
+    pub fn annotated_blend(&self, yaw_degrees: f32) -> [(&[u32], f32); 2] {
+        landmarks::annotated_table_weights(yaw_degrees, &landmarks::ANNOTATED_68_YAWS)
+            .map(|(table, weight)| (&self.annotated[table][..], weight))
     }
 
     /// The face mesh's 468 points as shape vertices ([`landmarks::MESH_VERTICES`] lists them

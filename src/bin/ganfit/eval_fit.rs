@@ -777,8 +777,10 @@ pub fn read_fitted_points(file: &Path) -> Result<Vec<FittedPoints>> {
 /// mark a turned face's hidden jaw differently from a frontal one's). In each bin, each
 /// landmark takes the vertex near the model's own (within `radius_mm`) whose projections lie
 /// closest to the annotations over the bin's `fits` ([`read_fitted_points`]), the jaw and the
-/// inner points each on their own; `held_out` fits are judged with each table and with the
-/// model's own 68. Prints `ANNOTATED_68_BY_YAW` (ICT numbering).
+/// inner points each on their own; `held_out` fits are judged with the model's own 68, with
+/// their bin's table, and with the tables interpolated by yaw as a fit reports them. Prints
+/// `ANNOTATED_68_YAWS` (each table's mean fitted yaw) and `ANNOTATED_68_BY_YAW` (ICT
+/// numbering).
 pub fn annotated_embedding(
     models: &Models,
     fits: &[FittedPoints],
@@ -787,6 +789,7 @@ pub fn annotated_embedding(
 ) -> Result<()> {
     use ganfit::eval::embedding::{INNER, JAW};
     use ganfit::eval::landmarks::{NmeAccumulator, yaw_bin};
+    use ganfit::face_model::landmarks;
     let face = &models.face;
     let all = fits.iter().chain(held_out.unwrap_or_default());
     if let Some(k) = all
@@ -801,32 +804,54 @@ pub fn annotated_embedding(
     }
     let listed = face.landmark_indices();
     let mut tables = Vec::new();
-    for bin in 0..3 {
-        let views: Vec<_> = fits
+    // Each table's calibration yaw: the mean fitted yaw of its photos.
+    let mut table_yaws = [0f32; 3];
+    for (bin, table_yaw) in table_yaws.iter_mut().enumerate() {
+        let in_bin: Vec<&FittedPoints> = fits
             .iter()
             .filter(|f| yaw_bin(f64::from(f.fitted_yaw)) == bin)
-            .map(|f| f.view.clone())
             .collect();
-        println!("fitted yaw bin {bin}: {} fitted photos", views.len());
-        if views.len() < 2 {
+        println!("fitted yaw bin {bin}: {} fitted photos", in_bin.len());
+        if in_bin.len() < 2 {
             return Err(Error::Invalid(format!(
                 "fitted yaw bin {bin}: {} fitted photos, at least 2 needed",
-                views.len()
+                in_bin.len()
             )));
         }
+        *table_yaw = in_bin.iter().map(|f| f.fitted_yaw.abs()).sum::<f32>() / in_bin.len() as f32;
+        let views: Vec<_> = in_bin.iter().map(|f| f.view.clone()).collect();
         let mut table = calibrate_part(face, &views, listed, JAW, radius_mm)?;
         table.extend(calibrate_part(face, &views, listed, INNER, radius_mm)?);
         tables.push(table);
     }
     if let Some(held_out) = held_out {
-        // The photos of another file, by annotated yaw: the model's own 68 against the tables'.
-        for (name, by_yaw) in [("listed", None), ("calibrated", Some(&tables))] {
+        // The photos of another file, by annotated yaw: the model's own 68 against the tables',
+        // each photo's by its fitted yaw's bin alone and blended as a fit reports them (here
+        // between the projected vertices, the fit blends before projecting). A blend: the
+        // (table, weight) pairs a photo's 68 come from; no table: the listed vertices.
+        type Blend = [(Option<usize>, f32); 2];
+        let by_bin = |yaw: f32| -> Blend { [(Some(yaw_bin(f64::from(yaw))), 1.0), (None, 0.0)] };
+        let blended = |yaw: f32| -> Blend {
+            landmarks::annotated_table_weights(yaw, &table_yaws).map(|(t, w)| (Some(t), w))
+        };
+        let listed_only = |_: f32| -> Blend { [(None, 1.0), (None, 0.0)] };
+        let choices: [(&str, &dyn Fn(f32) -> Blend); 3] = [
+            ("listed", &listed_only),
+            ("calibrated, by bin", &by_bin),
+            ("calibrated, blended", &blended),
+        ];
+        for (name, blend_of) in choices {
             let mut acc = NmeAccumulator::default();
             for f in held_out {
-                let vertices = by_yaw.map_or(listed, |t| &t[yaw_bin(f64::from(f.fitted_yaw))][..]);
-                let points: Vec<[f32; 2]> = vertices
-                    .iter()
-                    .map(|&v| f.view.vertices[v as usize])
+                let blend = blend_of(f.fitted_yaw);
+                let points: Vec<[f32; 2]> = (0..68)
+                    .map(|k| {
+                        blend.iter().fold([0f32; 2], |sum, &(table, weight)| {
+                            let v = table.map_or(listed[k], |t| tables[t][k]);
+                            let p = f.view.vertices[v as usize];
+                            [sum[0] + weight * p[0], sum[1] + weight * p[1]]
+                        })
+                    })
                     .collect();
                 acc.add(&points, &f.view.detected, f64::from(f.yaw));
             }
@@ -843,6 +868,10 @@ pub fn annotated_embedding(
             );
         }
     }
+    println!(
+        "pub const ANNOTATED_68_YAWS: [f32; 3] = [{}];",
+        table_yaws.map(|y| format!("{y:.1}")).join(", ")
+    );
     println!("pub const ANNOTATED_68_BY_YAW: [[u32; 68]; 3] = [");
     for table in &tables {
         println!("    [");
