@@ -476,28 +476,24 @@ impl FaceModel {
                 yaw_degrees.len()
             )));
         }
-        // Each face's 68 rows of the flattened [B·Vs, 3] vertices in its two tables, and their
-        // weights.
-        let (mut rows, mut weights) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
-        for (i, &yaw) in yaw_degrees.iter().enumerate() {
-            for (k, (table, weight)) in self.annotated_blend(yaw).into_iter().enumerate() {
-                rows[k].extend(table.iter().map(|&v| (i * vs) as i32 + v as i32));
-                weights[k].push(weight);
-            }
-        }
+        let blends: Vec<_> = yaw_degrees
+            .iter()
+            .map(|&y| self.annotated_blend(y))
+            .collect();
         let flat = shape.reshape([b * vs, 3]);
-        let [a, c] = [0, 1].map(|k| {
-            let rows = Tensor::<1, Int>::from_data(
-                TensorData::new(std::mem::take(&mut rows[k]), [b * 68]),
-                &self.device,
-            );
-            let weight = Tensor::<3>::from_data(
-                TensorData::new(std::mem::take(&mut weights[k]), [b, 1, 1]),
-                &self.device,
-            );
-            flat.clone().select(0, rows).reshape([b, 68, 3]) * weight
-        });
-        Ok(a + c)
+        // Table `k` of every face: its 68 rows of the flattened [B·Vs, 3] vertices, weighted.
+        let weighted_table = |k: usize| {
+            let rows: Vec<i32> = blends
+                .iter()
+                .enumerate()
+                .flat_map(|(i, blend)| blend[k].0.iter().map(move |&v| (i * vs) as i32 + v as i32))
+                .collect();
+            let weights: Vec<f32> = blends.iter().map(|blend| blend[k].1).collect();
+            let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b * 68]), &self.device);
+            let weights = Tensor::<3>::from_data(TensorData::new(weights, [b, 1, 1]), &self.device);
+            flat.clone().select(0, rows).reshape([b, 68, 3]) * weights
+        };
+        Ok(weighted_table(0) + weighted_table(1))
     }
 
     /// The 68 landmarks `[B, 68, 3]` in camera space with the jaw (0–16) on the visible

@@ -827,34 +827,35 @@ pub fn annotated_embedding(
     if let Some(held_out) = held_out {
         // The photos of another file, by annotated yaw: the model's own 68 against the tables',
         // each photo's by its fitted yaw's bin alone and blended as a fit reports them (here
-        // between the projected vertices, the fit blends before projecting). A blend: the
-        // (table, weight) pairs a photo's 68 come from; no table: the listed vertices.
-        type Blend = [(Option<usize>, f32); 2];
-        let by_bin = |yaw: f32| -> Blend { [(Some(yaw_bin(f64::from(yaw))), 1.0), (None, 0.0)] };
-        let blended = |yaw: f32| -> Blend {
-            landmarks::annotated_table_weights(yaw, &table_yaws).map(|(t, w)| (Some(t), w))
+        // between the projected vertices, the fit blends before projecting). A blend: the two
+        // (vertex table, weight) pairs a photo's 68 come from, as `FaceModel::annotated_blend`.
+        fn alone(table: &[u32]) -> [(&[u32], f32); 2] {
+            [(table, 1.0), (table, 0.0)]
+        }
+        let names = ["listed", "calibrated, by bin", "calibrated, blended"];
+        let blends_of = |yaw: f32| {
+            [
+                alone(listed),
+                alone(&tables[yaw_bin(f64::from(yaw))]),
+                landmarks::annotated_table_weights(yaw, &table_yaws)
+                    .map(|(t, w)| (&tables[t][..], w)),
+            ]
         };
-        let listed_only = |_: f32| -> Blend { [(None, 1.0), (None, 0.0)] };
-        let choices: [(&str, &dyn Fn(f32) -> Blend); 3] = [
-            ("listed", &listed_only),
-            ("calibrated, by bin", &by_bin),
-            ("calibrated, blended", &blended),
-        ];
-        for (name, blend_of) in choices {
-            let mut acc = NmeAccumulator::default();
-            for f in held_out {
-                let blend = blend_of(f.fitted_yaw);
+        let mut accumulators: [NmeAccumulator; 3] = Default::default();
+        for f in held_out {
+            for (acc, blend) in accumulators.iter_mut().zip(blends_of(f.fitted_yaw)) {
                 let points: Vec<[f32; 2]> = (0..68)
                     .map(|k| {
                         blend.iter().fold([0f32; 2], |sum, &(table, weight)| {
-                            let v = table.map_or(listed[k], |t| tables[t][k]);
-                            let p = f.view.vertices[v as usize];
+                            let p = f.view.vertices[table[k] as usize];
                             [sum[0] + weight * p[0], sum[1] + weight * p[1]]
                         })
                     })
                     .collect();
                 acc.add(&points, &f.view.detected, f64::from(f.yaw));
             }
+        }
+        for (name, acc) in names.into_iter().zip(&accumulators) {
             let r = acc.report();
             let bins: Vec<String> = r
                 .bins
