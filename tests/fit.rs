@@ -199,16 +199,20 @@ fn the_identity_network_terms_run_in_stage_3_or_in_stage_2() {
             assert!(v.is_finite() && v > 0.0, "{name} term {v} ({what})");
         }
     };
-    // Stage 3 moves the texture and the light only: the fit before it (returned beside it) has
-    // the same shape, expression and camera, and the terms never ran in stage 2.
-    let (result, stage_2) = block_on(fit::fit_with_stage_2_result(
-        &models,
-        &photo,
-        &options,
-        &mut |_: &Progress| Control::Continue,
-    ))
-    .unwrap();
-    let stage_2 = stage_2.expect("stage 3 ran");
+    // Stage 3 moves the identity, the texture and the light: the fit before it (returned
+    // beside it) has the same expression and camera, the terms never ran in stage 2, and the
+    // landmark term holds the moving shape.
+    let with_stage_2 = |options: &FitOptions| {
+        let (result, stage_2) = block_on(fit::fit_with_stage_2_result(
+            &models,
+            &photo,
+            options,
+            &mut |_: &Progress| Control::Continue,
+        ))
+        .unwrap();
+        (result, stage_2.expect("stage 3 ran"))
+    };
+    let (result, stage_2) = with_stage_2(&options);
     assert!(result.photos[0].blended_render.is_none() && result.texture_check.is_none());
     let of = |result: &FitResult, stage: FitStage| -> Vec<fit::LogEntry> {
         result
@@ -221,8 +225,32 @@ fn the_identity_network_terms_run_in_stage_3_or_in_stage_2() {
     let stage_3 = of(&result, FitStage::Identity);
     assert_eq!(stage_3.len(), 3);
     stage_3.iter().for_each(|e| terms_are_on(e, "stage 3"));
+    for e in &stage_3 {
+        assert!(e.losses.landmarks > 0.0, "{:?}", e.losses);
+    }
     for e in of(&result, FitStage::Full) {
         assert_eq!(e.losses.identity + e.losses.content, 0.0);
+    }
+    let (before, after) = (&stage_2.photos[0].params, &result.photos[0].params);
+    assert_ne!(before.identity, after.identity);
+    assert_eq!(before.expression, after.expression);
+    assert_eq!(before.angles, after.angles);
+    assert_eq!(before.translation_mm, after.translation_mm);
+    assert_eq!(before.focal_px, after.focal_px);
+    assert_ne!(before.texture, after.texture);
+    // With the identity held too, stage 3 leaves the geometry and the landmarks exactly as
+    // stage 2 fitted them, and the landmark term is not computed.
+    let texture_only = FitOptions {
+        identity_rates: fit::Rates {
+            identity: 0.0,
+            ..options.identity_rates
+        },
+        ..options.clone()
+    };
+    let (result, stage_2) = with_stage_2(&texture_only);
+    for e in of(&result, FitStage::Identity) {
+        terms_are_on(&e, "stage 3, texture only");
+        assert_eq!(e.losses.landmarks, 0.0);
     }
     let (before, after) = (&stage_2.photos[0].params, &result.photos[0].params);
     assert_eq!(before.identity, after.identity);

@@ -9,10 +9,11 @@
 //! 4. Stage 3 ([`FitOptions::identity_iterations`]) adds GANFit's identity-network terms, on
 //!    faceres: identity (1 − cos of the embeddings of aligned crops of photo and render),
 //!    randomised identity (the same against a render with random expression, pose and light)
-//!    and content (intermediate activations). They move the texture and the light only, on the
-//!    geometry and camera of stage 2, which they made worse when they moved everything
-//!    ([`LossWeights`] says why). With `identity_iterations` 0 they join stage 2 and move
-//!    everything, as in GANFit. Each is computed only when weighted.
+//!    and content (intermediate activations). They move the texture, the light and, by a
+//!    small step, the identity ([`FitOptions::identity_rates`]), held by the landmark term,
+//!    on the expression and camera of stage 2: moving everything, they made the shape and the
+//!    landmarks worse ([`LossWeights`] says why). With `identity_iterations` 0 they join
+//!    stage 2 and move everything, as in GANFit. Each is computed only when weighted.
 //!
 //! Photos known to show one person share identity and texture rows (jointly optimised, which
 //! averages their gradients as GANFit averages p_s); expression, camera and light are per

@@ -14,7 +14,8 @@ pub enum FitStage {
     Preparing,
     Landmarks,
     Full,
-    /// Stage 3: the identity terms on the texture and light (`FitOptions::identity_iterations`).
+    /// Stage 3: the identity terms on the texture, the light and the identity
+    /// (`FitOptions::identity_iterations`, `FitOptions::identity_rates`).
     Identity,
 }
 

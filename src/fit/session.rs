@@ -443,9 +443,12 @@ impl Session {
     }
 
     /// Stage 3, when `options.identity_iterations` is not 0 and an identity-network term is on:
-    /// the identity terms refine the texture and the light on the geometry, expression and
-    /// camera stage 2 fitted, which stay as they are. The pixel term and the texture prior keep
-    /// the texture on the photo; the landmarks cannot move.
+    /// the identity terms refine what `options.identity_rates` moves: by default the texture, the
+    /// light and, by a small step, the identity, on the expression and camera stage 2 fitted.
+    /// The pixel term and the texture prior keep the texture on the photo; while any geometry
+    /// moves, the landmark term (with its guard at the level stage 2 ended on) and the identity
+    /// and expression priors hold it. With no geometry rate the shape and the camera are
+    /// constants of the stage.
     pub async fn identity_stage(
         &mut self,
         models: &Models,
@@ -461,34 +464,47 @@ impl Session {
         };
         let photo_images = self.photo_images();
         let inside = self.photo_inside();
-        // The geometry and the camera are constants of this stage.
+        let rates = options.identity_rates;
+        let moves_geometry = identity_stage_moves_geometry(&rates);
+        // Held geometry: the shape and camera are constants of the stage.
         let fitted = self.params.leaves();
-        let shape = models
+        let held_shape = models
             .face
             .vertices(
                 per_photo(fitted.identity.clone(), n),
                 fitted.expression.clone(),
             )?
             .detach();
-        let camera = fitted.camera().detach();
+        let held_camera = fitted.camera().detach();
+        let targets = self.landmarks.clone();
+        let level = match moves_geometry {
+            true => {
+                Some(landmark_losses(&models.face, &self.params.values(), &targets, r)?.detach())
+            }
+            false => None,
+        };
+        let focal_prior = self.focal_prior();
         let mut rng = SplitMix64::new(options.seed ^ IDENTITY_STAGE_SEED);
         let plan = StagePlan {
             stage: FitStage::Identity,
             iterations: options.identity_iterations,
-            rates: Rates {
-                identity: 0.0,
-                expression: 0.0,
-                angles: 0.0,
-                translation: 0.0,
-                log_focal: 0.0,
-                ..options.rates
-            },
+            rates,
             report_every: options.report_every,
             preview_every: options.preview_every,
             sphere_texture: models.texture.on_sphere(),
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
             let uv_map = models.texture.uv_map(leaves.texture.clone())?;
+            let (shape, camera) = match moves_geometry {
+                true => (
+                    models.face.vertices(
+                        per_photo(leaves.identity.clone(), n),
+                        leaves.expression.clone(),
+                    )?,
+                    leaves.camera(),
+                ),
+                false => (held_shape.clone(), held_camera.clone()),
+            };
             let rendered = scene::render(
                 &models.face,
                 shape.clone(),
@@ -510,7 +526,30 @@ impl Session {
                     texture_prior(&models.texture, leaves.texture.clone()) * w.texture_prior,
                 ),
             ];
-            terms.extend(identity.terms(leaves, rendered.image.clone(), true, &mut rng)?);
+            if let Some(level) = &level {
+                let per_photo = targets.per_photo(&models.face, shape, &camera, r)?;
+                let landmarks = per_photo.clone().mean()
+                    + losses::landmark_guard(per_photo, level.clone(), LANDMARK_GUARD);
+                terms.extend([
+                    (LossTerm::Landmarks, landmarks * w.landmarks),
+                    (
+                        LossTerm::IdentityPrior,
+                        losses::squared(leaves.identity.clone()) * w.identity_prior,
+                    ),
+                    (
+                        LossTerm::ExpressionPrior,
+                        losses::squared(leaves.expression.clone()) * w.expression_prior,
+                    ),
+                    (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
+                ]);
+            }
+            let hold_identity = rates.identity == 0.0;
+            terms.extend(identity.terms(
+                leaves,
+                rendered.image.clone(),
+                hold_identity,
+                &mut rng,
+            )?);
             Ok(StepLoss {
                 terms,
                 render: Some(rendered.image),
@@ -935,8 +974,8 @@ fn notify(observer: &mut Observer<'_>, progress: Progress) -> Result<()> {
     }
 }
 
-/// How much steeper the landmark term of stage 2 gets where a photo's landmark loss rises
-/// above its stage-1 level ([`losses::landmark_guard`]).
+/// How much steeper the landmark term of stages 2 and 3 gets where a photo's landmark loss
+/// rises above its level at the start of the stage ([`losses::landmark_guard`]).
 const LANDMARK_GUARD: f32 = 2.0;
 
 /// Applies one Adam step from `grads` to every group with a non-zero rate.
@@ -993,6 +1032,19 @@ fn texture_prior(model: &TextureModel, texture: Tensor<2>) -> Tensor<1> {
 /// Whether a fit with `options` runs stage 3 ([`Session::identity_stage`]).
 pub fn runs_identity_stage(options: &FitOptions) -> bool {
     options.identity_iterations > 0 && options.weights.use_identity_network()
+}
+
+/// Whether stage 3 with `rates` moves the shape, the expression or the camera.
+pub fn identity_stage_moves_geometry(rates: &Rates) -> bool {
+    [
+        rates.identity,
+        rates.expression,
+        rates.angles,
+        rates.translation,
+        rates.log_focal,
+    ]
+    .iter()
+    .any(|&rate| rate != 0.0)
 }
 
 /// Seeds the identity stage's random renders apart from stage 2's.

@@ -196,7 +196,7 @@ const stageNames: Record<FitProgress['stage'], string> = {
   Preparing: 'Finding the face',
   Landmarks: 'Stage 1: fitting shape to landmarks',
   Full: 'Stage 2: fitting shape, texture and light',
-  Identity: 'Stage 3: fitting the texture to the identity network',
+  Identity: 'Stage 3: fitting the face to the identity network',
 };
 
 const errorMessages: Record<string, string> = {

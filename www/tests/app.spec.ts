@@ -163,6 +163,9 @@ test('upload a photo, fit it, see the mesh in the viewer, download a GLB that re
   expect(stage2.length).toBe(testSettings.iterations);
   expect(stage3.length).toBe(withStage3.identityIterations);
   expect(stage3.every((terms) => terms.every((v) => Number.isFinite(v) && v > 0)), log).toBe(true);
+  // Stage 3 moves the identity by default, so its landmark term holds the shape.
+  const stage3Landmarks = rows.filter((r) => r[0] === 'Identity').map((r) => Number(r[3]));
+  expect(stage3Landmarks.every((v) => Number.isFinite(v) && v > 0), log).toBe(true);
   // Fetched once, by this first fit that uses it (the faceless photo's fit had stage 3 off).
   expect(faceres()).toHaveLength(1);
   expect(rows.every((r) => r.slice(2).every((v) => Number.isFinite(Number(v)))), log).toBe(true);

@@ -32,11 +32,14 @@ fn shape_of(models: &Models, identity: &[f32], expression: &[f32]) -> Result<Vec
 }
 
 /// The options of an evaluation that reads the fitted geometry alone (shape, landmarks): stage 3
-/// moves only the texture and the light (`tests/fit.rs` checks that the geometry is the same
-/// before and after it), so it is left out, which `say` prints.
+/// by default moves only the texture and the light (`tests/fit.rs` checks that the geometry is
+/// the same before and after it), so it is left out, which `say` prints. A stage 3 whose rates
+/// move the geometry is kept.
 fn geometry_only(options: &FitOptions, say: bool) -> FitOptions {
     let mut options = options.clone();
-    if fit::session::runs_identity_stage(&options) {
+    if fit::session::runs_identity_stage(&options)
+        && !fit::session::identity_stage_moves_geometry(&options.identity_rates)
+    {
         if say {
             println!("# stage 3 left out: it moves the texture and the light, not the geometry");
         }

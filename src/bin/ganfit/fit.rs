@@ -28,8 +28,8 @@ pub struct FitArgs {
     /// Stage 1 (landmark) iterations.
     #[arg(long)]
     pub landmark_iterations: Option<usize>,
-    /// Stage 3 iterations: the identity network's terms on the texture and light (0: the terms
-    /// join stage 2 and move everything, as in GANFit).
+    /// Stage 3 iterations: the identity network's terms on the texture, the light and the
+    /// identity (0: the terms join stage 2 and move everything, as in GANFit).
     #[arg(long)]
     pub identity_iterations: Option<usize>,
     /// Leave the identity network's terms off (no stage 3; faster, and faceres.bpk is not

@@ -43,7 +43,7 @@ export interface FitOptions {
   /** Stage-1 (landmarks) iterations. Default 300. */
   landmarkIterations?: number;
   /** Stage-3 iterations: GANFit's identity terms (on faceres, fetched with the first fit that
-   * uses them, 6.4 MB) refine the texture and the light on the fitted geometry. Default 50;
+   * uses them, 6.4 MB) refine the texture, the light and the identity. Default 50;
    * 0 leaves the terms off. (The engine's `identity_iterations` 0, through `engine`, runs them
    * in stage 2 instead, moving everything, as GANFit does.) */
   identityIterations?: number;

@@ -34,7 +34,7 @@ export interface RgbaImage {
 /** One progress report of a fit. */
 export interface FitProgress {
   /** `Preparing` (detection, landmarks), `Landmarks` (stage 1), `Full` (stage 2), `Identity`
-   * (stage 3: the identity terms on the texture and light, when they are on). */
+   * (stage 3: the identity terms on the texture, the light and the identity, when they are on). */
   stage: 'Preparing' | 'Landmarks' | 'Full' | 'Identity';
   iteration: number;
   iterations: number;
