@@ -9,9 +9,9 @@
 //! 4. Stage 3 ([`FitOptions::identity_iterations`]) adds GANFit's identity-network terms, on
 //!    faceres: identity (1 − cos of the embeddings of aligned crops of photo and render),
 //!    randomised identity (the same against a render with random expression, pose and light)
-//!    and content (intermediate activations). They move the texture, the light and, by a
-//!    small step, the identity ([`FitOptions::identity_rates`]), held by the landmark term,
-//!    on the expression and camera of stage 2: moving everything, they made the shape and the
+//!    and content (intermediate activations). They move the texture, the light and the
+//!    identity ([`FitOptions::identity_rates`]), held by the landmark term and an anchor on
+//!    the reported 68, on the expression and camera of stage 2: moving everything, they made the shape and the
 //!    landmarks worse ([`LossWeights`] says why). With `identity_iterations` 0 they join
 //!    stage 2 and move everything, as in GANFit. Each is computed only when weighted.
 //!
