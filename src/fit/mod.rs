@@ -11,9 +11,10 @@
 //!    randomised identity (the same against a render with random expression, pose and light)
 //!    and content (intermediate activations). They move the texture, the light and the
 //!    identity ([`FitOptions::identity_rates`]), held by the landmark term and an anchor on
-//!    the reported 68, on the expression and camera of stage 2: moving everything, they made the shape and the
-//!    landmarks worse ([`LossWeights`] says why). With `identity_iterations` 0 they join
-//!    stage 2 and move everything, as in GANFit. Each is computed only when weighted.
+//!    the reported 68, on the expression and camera of stage 2: moving everything, they made
+//!    the shape and the landmarks worse ([`LossWeights`] says why). With
+//!    `identity_iterations` 0 they join stage 2 and move everything, as in GANFit. Each is
+//!    computed only when weighted.
 //!
 //! Photos known to show one person share identity and texture rows (jointly optimised, which
 //! averages their gradients as GANFit averages p_s); expression, camera and light are per

@@ -58,10 +58,10 @@ impl Default for LossWeights {
             pixel: 0.3,
             // GANFit's identity terms on faceres, in stage 3 (`identity_iterations`): moving
             // everything in stage 2 they made renders more recognisable but the shape and the
-            // landmarks worse; after stage 2, on the texture, the light and
-            // the identity (`identity_rates`), they raise the judge's photo–render cosine
-            // within the shape budget (README, "identity terms"). Four times these weights
-            // measured the same on the texture and light alone.
+            // landmarks worse; after stage 2, on the texture, the light and the identity
+            // (`identity_rates`), they raise the judge's photo–render cosine within the shape
+            // budget (README, "identity terms"). Four times these weights measured the same on
+            // the texture and light alone.
             identity: 0.5,
             random_identity: 0.25,
             content: 2.0,
@@ -93,7 +93,7 @@ pub struct FitOptions {
     pub same_person: bool,
     pub weights: LossWeights,
     /// Iterations of stage 3, where the identity-network terms refine what `identity_rates`
-    /// moves (by default the texture, the light and, a little, the identity) on the expression
+    /// moves (by default the texture, the light and the identity) on the expression
     /// and camera stage 2 fitted without them. 0: no stage 3; the terms run in stage 2 and move
     /// everything, shape and pose included, as in GANFit.
     pub identity_iterations: usize,
@@ -101,8 +101,8 @@ pub struct FitOptions {
     pub rates: Rates,
     /// Stage 3's learning rates. A rate on the identity, the expression or the camera lets the
     /// identity terms move the geometry, held by the landmark term (with its guard at the level
-    /// stage 2 ended on) and by the priors; with all of them 0 the geometry stays as stage 2
-    /// left it.
+    /// stage 2 ended on and an anchor on the reported 68) and by the priors; with all of them 0
+    /// the geometry stays as stage 2 left it.
     pub identity_rates: Rates,
     /// Report losses every this many iterations (each report reads from the device).
     pub report_every: usize,
@@ -205,8 +205,8 @@ impl LossWeights {
 
 impl FitOptions {
     /// Options from JSON text: one object whose keys are this struct's (nested `weights`,
-    /// `landmark_rates`, `rates` and `identity_rates` objects likewise), then [`FitOptions::validate`]d. Arrays
-    /// are refused where serde would read them positionally.
+    /// `landmark_rates`, `rates` and `identity_rates` objects likewise), then
+    /// [`FitOptions::validate`]d. Arrays are refused where serde would read them positionally.
     pub fn from_json(text: &str) -> Result<Self> {
         if text.len() > MAX_OPTIONS_BYTES {
             return Err(Error::Invalid(format!(
