@@ -271,18 +271,8 @@ impl Session {
         };
         self.run_stage(plan, &mut [], r, observer, |leaves, _| {
             let landmarks = landmark_losses(face, leaves, &targets, r)?;
-            let terms = vec![
-                (LossTerm::Landmarks, landmarks.mean() * w.landmarks),
-                (
-                    LossTerm::IdentityPrior,
-                    losses::squared(leaves.identity.clone()) * w.identity_prior,
-                ),
-                (
-                    LossTerm::ExpressionPrior,
-                    losses::squared(leaves.expression.clone()) * w.expression_prior,
-                ),
-                (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
-            ];
+            let mut terms = vec![(LossTerm::Landmarks, landmarks.mean() * w.landmarks)];
+            terms.extend(geometry_priors(&w, leaves, &focal_prior));
             Ok(StepLoss {
                 terms,
                 render: None,
@@ -406,8 +396,7 @@ impl Session {
                 photo_images.clone(),
                 r,
             )?;
-            let landmarks = per_photo.clone().mean()
-                + losses::landmark_guard(per_photo, level.clone(), LANDMARK_GUARD);
+            let landmarks = guarded_landmarks(per_photo, &level);
             let pixel = losses::masked_l1(
                 rendered.image.clone(),
                 photo_images.clone(),
@@ -416,20 +405,12 @@ impl Session {
             let mut terms = vec![
                 (LossTerm::Landmarks, landmarks * w.landmarks),
                 (LossTerm::Pixel, pixel * w.pixel),
-                (
-                    LossTerm::IdentityPrior,
-                    losses::squared(leaves.identity.clone()) * w.identity_prior,
-                ),
-                (
-                    LossTerm::ExpressionPrior,
-                    losses::squared(leaves.expression.clone()) * w.expression_prior,
-                ),
-                (
-                    LossTerm::TexturePrior,
-                    texture_prior(&models.texture, leaves.texture.clone()) * w.texture_prior,
-                ),
-                (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
             ];
+            terms.extend(geometry_priors(&w, leaves, &focal_prior));
+            terms.push((
+                LossTerm::TexturePrior,
+                texture_prior(&models.texture, leaves.texture.clone()) * w.texture_prior,
+            ));
             if let Some(identity) = &identity {
                 // As in GANFit: the terms move everything.
                 terms.extend(identity.terms(leaves, rendered.image.clone(), false, &mut rng)?);
@@ -562,21 +543,9 @@ impl Session {
                     r as f32,
                 )
                 .mean();
-                let landmarks = per_photo.clone().mean()
-                    + losses::landmark_guard(per_photo, level.clone(), LANDMARK_GUARD)
-                    + anchor * REPORTED_ANCHOR;
-                terms.extend([
-                    (LossTerm::Landmarks, landmarks * w.landmarks),
-                    (
-                        LossTerm::IdentityPrior,
-                        losses::squared(leaves.identity.clone()) * w.identity_prior,
-                    ),
-                    (
-                        LossTerm::ExpressionPrior,
-                        losses::squared(leaves.expression.clone()) * w.expression_prior,
-                    ),
-                    (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
-                ]);
+                let landmarks = guarded_landmarks(per_photo, level) + anchor * REPORTED_ANCHOR;
+                terms.push((LossTerm::Landmarks, landmarks * w.landmarks));
+                terms.extend(geometry_priors(&w, leaves, &focal_prior));
             }
             let hold_identity = rates.identity == 0.0;
             terms.extend(identity.terms(
@@ -992,6 +961,33 @@ fn landmark_losses(
         leaves.expression.clone(),
     )?;
     targets.per_photo(face, shape, &leaves.camera(), r)
+}
+
+/// The landmark term of stages 2 and 3: the mean of `per_photo` `[N]`, whose slope is
+/// `1 + LANDMARK_GUARD` fold wherever a photo's loss rises above its `level` `[N]` (where the
+/// stage before left it), so the image terms pay dearly for landmark accuracy.
+fn guarded_landmarks(per_photo: Tensor<1>, level: &Tensor<1>) -> Tensor<1> {
+    per_photo.clone().mean() + losses::landmark_guard(per_photo, level.clone(), LANDMARK_GUARD)
+}
+
+/// The priors that keep the geometry plausible wherever it moves: the squared identity and
+/// expression weights, and the focal length near its initial estimate (`focal_prior`).
+fn geometry_priors(
+    w: &LossWeights,
+    leaves: &Leaves,
+    focal_prior: &impl Fn(&Leaves) -> Tensor<1>,
+) -> [(LossTerm, Tensor<1>); 3] {
+    [
+        (
+            LossTerm::IdentityPrior,
+            losses::squared(leaves.identity.clone()) * w.identity_prior,
+        ),
+        (
+            LossTerm::ExpressionPrior,
+            losses::squared(leaves.expression.clone()) * w.expression_prior,
+        ),
+        (LossTerm::FocalPrior, focal_prior(leaves) * w.focal_prior),
+    ]
 }
 
 /// The warning for a photo left out of a several-photo fit.
