@@ -165,6 +165,9 @@ pub fn landmarks(
         })
         .transpose()?;
     let (mut fitted, mut detector) = (NmeAccumulator::default(), NmeAccumulator::default());
+    // Per yaw bin of the annotations: the photos' summed |annotated yaw| and |fitted yaw|, and
+    // their count (how far the fits turn the heads against the annotations).
+    let mut turns = [(0.0, 0.0, 0usize); YAW_BINS.len()];
     let start = ganfit::util::clock::now_ms();
     let options = FitOptions {
         blend_photo_texture: false,
@@ -207,6 +210,13 @@ pub fn landmarks(
                 }
                 fitted.add(&photo.fitted_landmarks, truth, a.yaw);
                 detector.add(&photo.photo.landmarks, truth, a.yaw);
+                let fitted_yaw = photo.params.yaw_degrees();
+                let turn = &mut turns[ganfit::eval::landmarks::yaw_bin(a.yaw)];
+                *turn = (
+                    turn.0 + a.yaw.abs(),
+                    turn.1 + f64::from(fitted_yaw.abs()),
+                    turn.2 + 1,
+                );
                 let n = |p: &[[f32; 2]]| {
                     ganfit::eval::landmarks::nme(p, truth).unwrap_or(f64::NAN) * 100.0
                 };
@@ -214,9 +224,10 @@ pub fn landmarks(
                     ganfit::eval::landmarks::part_nme(p, truth, points).unwrap_or(f64::NAN) * 100.0
                 };
                 eprintln!(
-                    "{}: yaw {:.0}°, NME fitted {:.2} %, detector {:.2} % (jaw {:.2} / {:.2}, inner {:.2} / {:.2}), residual {:.2} %, warnings {:?}",
+                    "{}: yaw {:.0}° (fitted {:.0}°), NME fitted {:.2} %, detector {:.2} % (jaw {:.2} / {:.2}, inner {:.2} / {:.2}), residual {:.2} %, warnings {:?}",
                     a.image,
                     a.yaw,
+                    fitted_yaw,
                     n(&photo.fitted_landmarks),
                     n(&photo.photo.landmarks),
                     part(&photo.fitted_landmarks, 0..17),
@@ -264,6 +275,16 @@ pub fn landmarks(
             println!(
                 "{name} nme yaw {label}: {:.3} % ({count} images)",
                 100.0 * mean
+            );
+        }
+    }
+    // Annotated and fitted yaws have opposite signs (AFLW2000-3D's convention): compare sizes.
+    for ((label, _), (annotated, fitted_yaw, count)) in YAW_BINS.iter().zip(turns) {
+        if count > 0 {
+            println!(
+                "fitted |yaw| yaw {label}: {:.1}° against annotated {:.1}° ({count} images)",
+                fitted_yaw / count as f64,
+                annotated / count as f64
             );
         }
     }
