@@ -212,11 +212,9 @@ pub fn landmarks(
                 detector.add(&photo.photo.landmarks, truth, a.yaw);
                 let fitted_yaw = photo.params.yaw_degrees();
                 let turn = &mut turns[ganfit::eval::landmarks::yaw_bin(a.yaw)];
-                *turn = (
-                    turn.0 + a.yaw.abs(),
-                    turn.1 + f64::from(fitted_yaw.abs()),
-                    turn.2 + 1,
-                );
+                turn.0 += a.yaw.abs();
+                turn.1 += f64::from(fitted_yaw.abs());
+                turn.2 += 1;
                 let n = |p: &[[f32; 2]]| {
                     ganfit::eval::landmarks::nme(p, truth).unwrap_or(f64::NAN) * 100.0
                 };
